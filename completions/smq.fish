@@ -1,0 +1,95 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_smq_global_optspecs
+    string join \n help version
+end
+
+function __fish_smq_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_smq_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_smq_using_subcommand
+    set -l cmd (__fish_smq_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c smq -n "__fish_smq_needs_command" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_needs_command" -l version -d 'Print the version'
+complete -c smq -n "__fish_smq_needs_command" -f -a "pub" -d 'Publish messages, as mosquitto_pub'
+complete -c smq -n "__fish_smq_needs_command" -f -a "generate" -d 'Write shell completions and man pages'
+complete -c smq -n "__fish_smq_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smq -n "__fish_smq_using_subcommand pub" -s t -l topic -d 'Topic to publish to (no wildcards); may come from -L instead' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s m -l message -d 'Send this argument as the payload' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s f -l file -d 'Send the whole file as one payload (binary-safe)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand pub" -s q -l qos -d 'Quality of service for every message' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l repeat -d 'Publish the -m/-f/-s payload N times' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l repeat-delay -d 'Seconds (fractions allowed) to wait after each message is delivered before the next' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l line-topic-sep -d 'With -l: each line is TOPIC<SEP>PAYLOAD (SEP may be an escape such as \'\\t\')' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l rate -d 'Publish at most N messages per second' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s h -l host -d 'Broker host' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l ws-path -d 'WebSocket path' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
+complete -c smq -n "__fish_smq_using_subcommand pub" -s A -d 'Bind the outgoing socket to this local address' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+mqttv5\t''
+mqttv31\t''"
+complete -c smq -n "__fish_smq_using_subcommand pub" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s I -l id-prefix -d 'Client id prefix; the process id is appended' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s k -l keepalive -d 'Keep-alive seconds; 0 turns keep-alive off' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s x -l session-expiry -d 'MQTT 5 session expiry seconds; -1 or ∞ never expires' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s u -l username -d 'Username' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s P -l pw -d 'Password (visible in ps: prefer SMQ_PASSWORD, --pw-file or --pw-prompt)' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l pw-file -d 'Read the password from the first line of FILE' -r -F
+complete -c smq -n "__fish_smq_using_subcommand pub" -s M -l max-inflight -d 'Maximum QoS 1/2 messages in flight' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l will-topic -d 'Topic of the Will (no wildcards)' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l will-payload -d 'Will payload' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l will-qos -d 'Will QoS' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s D -l property -d 'MQTT 5 property: COMMAND NAME VALUE, or COMMAND user-property KEY VALUE (forces v5)' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
+complete -c smq -n "__fish_smq_using_subcommand pub" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
+complete -c smq -n "__fish_smq_using_subcommand pub" -l cert -d 'Client certificate (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand pub" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand pub" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l ciphers -d 'Cipher suites, by IANA name, separated by \':\'' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l keyform -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l tls-engine -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l tls-engine-kpass-sha1 -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l psk -d 'Not supported by smq (TLS-PSK is not in rustls)' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l psk-identity -d 'Not supported by smq (TLS-PSK is not in rustls)' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s s -l stdin-file -d 'Send all of stdin as one payload'
+complete -c smq -n "__fish_smq_using_subcommand pub" -s l -l stdin-line -d 'Send each line of stdin as its own message, as lines arrive'
+complete -c smq -n "__fish_smq_using_subcommand pub" -s n -l null-message -d 'Send a zero-length payload (with -r: clear the retained message)'
+complete -c smq -n "__fish_smq_using_subcommand pub" -s r -l retain -d 'Set the retain flag'
+complete -c smq -n "__fish_smq_using_subcommand pub" -l send-empty -d 'With -l: send empty lines as zero-length messages instead of skipping them'
+complete -c smq -n "__fish_smq_using_subcommand pub" -l ws -d 'Connect over WebSocket'
+complete -c smq -n "__fish_smq_using_subcommand pub" -s c -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
+complete -c smq -n "__fish_smq_using_subcommand pub" -l pw-prompt -d 'Ask for the password on the terminal'
+complete -c smq -n "__fish_smq_using_subcommand pub" -l will-retain -d 'Retain the Will'
+complete -c smq -n "__fish_smq_using_subcommand pub" -l nodelay -d 'Set TCP_NODELAY'
+complete -c smq -n "__fish_smq_using_subcommand pub" -s d -l debug -d 'Trace every packet on stderr'
+complete -c smq -n "__fish_smq_using_subcommand pub" -l quiet -d 'Print no error messages'
+complete -c smq -n "__fish_smq_using_subcommand pub" -l tls-use-os-certs -d 'Trust the operating system\'s CA store; turns TLS on'
+complete -c smq -n "__fish_smq_using_subcommand pub" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
+complete -c smq -n "__fish_smq_using_subcommand pub" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
+complete -c smq -n "__fish_smq_using_subcommand pub" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand generate" -l out-dir -d 'Directory to write completions/ and man/ into' -r -F
+complete -c smq -n "__fish_smq_using_subcommand generate" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub generate help" -f -a "pub" -d 'Publish messages, as mosquitto_pub'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub generate help" -f -a "generate" -d 'Write shell completions and man pages'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -1,0 +1,463 @@
+//! Every clap type, and nothing else: mosquitto parity is reviewed here in one place.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+use crate::exit::EXIT_CODES_HELP;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "smq",
+    version,
+    about = "MQTT publish and subscribe with mosquitto's flags",
+    long_about = "MQTT publish and subscribe with mosquitto's flags.\n\n\
+        Every flag that mosquitto_pub and mosquitto_sub have means the same here.",
+    disable_help_flag = true,
+    disable_version_flag = true,
+    after_long_help = EXIT_CODES_HELP,
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Print help (-h is --host, as in mosquitto)
+    #[arg(long, action = ArgAction::Help, global = true)]
+    help: Option<bool>,
+
+    /// Print the version
+    #[arg(long, action = ArgAction::Version)]
+    version: Option<bool>,
+}
+
+impl Cli {
+    /// Parses like `Cli::try_parse_from`, and keeps each `-D` occurrence's values together,
+    /// which clap's derive cannot express.
+    pub fn parse_from_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        if let (Command::Pub(a), Some((_, sub))) = (&mut cli.command, matches.subcommand()) {
+            a.conn.property = sub
+                .get_occurrences::<String>("property")
+                .map(|all| all.map(|one| one.cloned().collect()).collect())
+                .unwrap_or_default();
+        }
+        Ok(cli)
+    }
+
+    /// `--quiet`: no error messages at all.
+    pub fn quiet(&self) -> bool {
+        match &self.command {
+            Command::Pub(a) => a.conn.quiet,
+            Command::Generate(_) => false,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Publish messages, as mosquitto_pub
+    #[command(
+        disable_help_flag = true,
+        args_override_self = true,
+        after_long_help = EXIT_CODES_HELP
+    )]
+    Pub(Box<PubArgs>),
+    /// Write shell completions and man pages
+    #[command(disable_help_flag = true)]
+    Generate(GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).multiple(false))]
+pub struct PubArgs {
+    /// Topic to publish to (no wildcards); may come from -L instead
+    #[arg(short = 't', long)]
+    pub topic: Option<String>,
+
+    /// Send this argument as the payload
+    #[arg(
+        short = 'm',
+        long = "message",
+        group = "source",
+        value_name = "MESSAGE"
+    )]
+    pub message: Option<OsString>,
+
+    /// Send the whole file as one payload (binary-safe)
+    #[arg(short = 'f', long = "file", group = "source", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Send all of stdin as one payload
+    #[arg(short = 's', long = "stdin-file", group = "source")]
+    pub stdin_file: bool,
+
+    /// Send each line of stdin as its own message, as lines arrive
+    #[arg(short = 'l', long = "stdin-line", group = "source")]
+    pub stdin_line: bool,
+
+    /// Send a zero-length payload (with -r: clear the retained message)
+    #[arg(short = 'n', long = "null-message", group = "source")]
+    pub null_message: bool,
+
+    /// Quality of service for every message
+    #[arg(short = 'q', long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub qos: u8,
+
+    /// Set the retain flag
+    #[arg(short = 'r', long)]
+    pub retain: bool,
+
+    /// Publish the -m/-f/-s payload N times
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub repeat: Option<u64>,
+
+    /// Seconds (fractions allowed) to wait after each message is delivered before the next
+    #[arg(long, value_name = "SECS", requires = "repeat", value_parser = non_negative_secs)]
+    pub repeat_delay: Option<f64>,
+
+    /// With -l: send empty lines as zero-length messages instead of skipping them
+    #[arg(long, requires = "stdin_line")]
+    pub send_empty: bool,
+
+    /// With -l: each line is TOPIC<SEP>PAYLOAD (SEP may be an escape such as '\t')
+    #[arg(long, value_name = "SEP", requires = "stdin_line")]
+    pub line_topic_sep: Option<String>,
+
+    /// Publish at most N messages per second
+    #[arg(long, value_name = "N", value_parser = positive_rate)]
+    pub rate: Option<f64>,
+
+    // Last, so the connection flags are listed under their own heading.
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Directory to write completions/ and man/ into
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolVersion {
+    #[value(name = "mqttv311", alias = "311")]
+    V311,
+    #[value(name = "mqttv5", alias = "5")]
+    V5,
+    #[value(name = "mqttv31", alias = "31")]
+    V31,
+}
+
+/// Connection flags shared by every client subcommand.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Connection")]
+pub struct ConnectArgs {
+    /// Broker host
+    #[arg(short = 'h', long, value_name = "HOST")]
+    pub host: Option<String>,
+
+    /// Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]
+    #[arg(short = 'p', long, value_name = "PORT")]
+    pub port: Option<u16>,
+
+    /// mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic
+    #[arg(short = 'L', long, value_name = "URL")]
+    pub url: Option<String>,
+
+    /// Connect over WebSocket
+    #[arg(long)]
+    pub ws: bool,
+
+    /// WebSocket path
+    #[arg(long, value_name = "PATH", default_value = "/mqtt")]
+    pub ws_path: String,
+
+    /// Extra WebSocket handshake header 'Name: value' (repeatable)
+    #[arg(long, value_name = "HEADER", action = ArgAction::Append)]
+    pub ws_header: Vec<String>,
+
+    /// Connect through a Unix domain socket instead of TCP
+    #[arg(long, value_name = "PATH")]
+    pub unix: Option<PathBuf>,
+
+    /// Bind the outgoing socket to this local address
+    #[arg(short = 'A', value_name = "ADDR")]
+    pub bind_address: Option<String>,
+
+    /// MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]
+    #[arg(short = 'V', long, value_name = "VERSION")]
+    pub protocol_version: Option<ProtocolVersion>,
+
+    /// Client id [default: empty, the broker assigns one]
+    #[arg(short = 'i', long, value_name = "ID", conflicts_with = "id_prefix")]
+    pub id: Option<String>,
+
+    /// Client id prefix; the process id is appended
+    #[arg(short = 'I', long, value_name = "PREFIX")]
+    pub id_prefix: Option<String>,
+
+    /// Keep-alive seconds; 0 turns keep-alive off
+    #[arg(short = 'k', long, value_name = "SECS", default_value_t = 60)]
+    pub keepalive: u16,
+
+    /// Keep the session when disconnected (needs -i)
+    #[arg(short = 'c', long)]
+    pub disable_clean_session: bool,
+
+    /// MQTT 5 session expiry seconds; -1 or ∞ never expires
+    #[arg(short = 'x', long, value_name = "SECS", allow_hyphen_values = true)]
+    pub session_expiry: Option<String>,
+
+    /// Username
+    #[arg(short = 'u', long, value_name = "USER")]
+    pub username: Option<String>,
+
+    /// Password (visible in ps: prefer SMQ_PASSWORD, --pw-file or --pw-prompt)
+    #[arg(
+        short = 'P',
+        long = "pw",
+        value_name = "PASS",
+        env = "SMQ_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+
+    /// Read the password from the first line of FILE
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["password", "pw_prompt"])]
+    pub pw_file: Option<PathBuf>,
+
+    /// Ask for the password on the terminal
+    #[arg(long, conflicts_with = "password")]
+    pub pw_prompt: bool,
+
+    /// Maximum QoS 1/2 messages in flight
+    #[arg(short = 'M', long = "max-inflight", value_name = "N", default_value_t = 20,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_inflight: u16,
+
+    /// Topic of the Will (no wildcards)
+    #[arg(long, value_name = "TOPIC")]
+    pub will_topic: Option<String>,
+
+    /// Will payload
+    #[arg(long, value_name = "PAYLOAD", requires = "will_topic")]
+    pub will_payload: Option<String>,
+
+    /// Will QoS
+    #[arg(long, value_name = "QOS", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub will_qos: u8,
+
+    /// Retain the Will
+    #[arg(long, requires = "will_topic")]
+    pub will_retain: bool,
+
+    /// MQTT 5 property: COMMAND NAME VALUE, or COMMAND user-property KEY VALUE (forces v5)
+    #[arg(id = "property", short = 'D', long = "property", num_args = 3..=4,
+          action = ArgAction::Append, value_names = ["COMMAND", "NAME", "VALUE"])]
+    property_values: Vec<String>,
+
+    /// Each -D occurrence with its values; filled by `Cli::parse_from_args`.
+    #[arg(skip)]
+    pub property: Vec<Vec<String>>,
+
+    /// Set TCP_NODELAY
+    #[arg(long)]
+    pub nodelay: bool,
+
+    /// Trace every packet on stderr
+    #[arg(short = 'd', long)]
+    pub debug: bool,
+
+    /// Print no error messages
+    #[arg(long)]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "TLS")]
+pub struct TlsArgs {
+    /// Trusted CA certificates (PEM); turns TLS on
+    #[arg(long, value_name = "FILE")]
+    pub cafile: Option<PathBuf>,
+
+    /// Directory of trusted CA certificates (PEM); turns TLS on
+    #[arg(long, value_name = "DIR")]
+    pub capath: Option<PathBuf>,
+
+    /// Trust the operating system's CA store; turns TLS on
+    #[arg(long)]
+    pub tls_use_os_certs: bool,
+
+    /// Client certificate (PEM)
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// Client private key (PEM)
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic
+    #[arg(long)]
+    pub insecure: bool,
+
+    /// Lowest TLS version: tlsv1.2 or tlsv1.3
+    #[arg(long, value_name = "VERSION")]
+    pub tls_version: Option<String>,
+
+    /// ALPN protocol to offer (repeatable)
+    #[arg(long, value_name = "PROTO", action = ArgAction::Append)]
+    pub tls_alpn: Vec<String>,
+
+    /// Name to send as SNI and to verify the certificate against [default: the host]
+    #[arg(long, value_name = "NAME")]
+    pub servername: Option<String>,
+
+    /// Cipher suites, by IANA name, separated by ':'
+    #[arg(long, value_name = "LIST")]
+    pub ciphers: Option<String>,
+
+    /// Turn TLS off, even with -p 8883 or a CA option
+    #[arg(long)]
+    pub no_tls: bool,
+
+    /// Not supported by smq (OpenSSL only)
+    #[arg(long, value_name = "FORM", hide_short_help = true)]
+    pub keyform: Option<String>,
+
+    /// Not supported by smq (OpenSSL only)
+    #[arg(long, value_name = "ID", hide_short_help = true)]
+    pub tls_engine: Option<String>,
+
+    /// Not supported by smq (OpenSSL only)
+    #[arg(long, value_name = "HEX", hide_short_help = true)]
+    pub tls_engine_kpass_sha1: Option<String>,
+
+    /// Not supported by smq (TLS-PSK is not in rustls)
+    #[arg(long, value_name = "HEX", hide_short_help = true)]
+    pub psk: Option<String>,
+
+    /// Not supported by smq (TLS-PSK is not in rustls)
+    #[arg(long, value_name = "ID", hide_short_help = true)]
+    pub psk_identity: Option<String>,
+}
+
+fn non_negative_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a number of seconds (0 or more)")),
+    }
+}
+
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a positive number of messages per second"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Cli, clap::Error> {
+        Cli::parse_from_args(line.split_whitespace())
+    }
+
+    fn pub_args(line: &str) -> PubArgs {
+        match parse(line)
+            .unwrap_or_else(|e| panic!("{line}: {e}"))
+            .command
+        {
+            Command::Pub(a) => *a,
+            other => panic!("not pub: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn mosquitto_pub_line_parses_the_same() {
+        let a = pub_args("smq pub -h b -p 1884 -t a -m x -q 1 -r");
+        assert_eq!(a.conn.host.as_deref(), Some("b"));
+        assert_eq!(a.conn.port, Some(1884));
+        assert_eq!(a.topic.as_deref(), Some("a"));
+        assert_eq!(a.message.as_deref(), Some(std::ffi::OsStr::new("x")));
+        assert_eq!(a.qos, 1);
+        assert!(a.retain);
+    }
+
+    #[test]
+    fn url_and_line_mode_parse() {
+        let a = pub_args("smq pub -L mqtt://u:p@h:1/t -l -q 2 -M 100 -V 5 -k 0");
+        assert_eq!(a.conn.url.as_deref(), Some("mqtt://u:p@h:1/t"));
+        assert!(a.stdin_line);
+        assert_eq!(a.conn.max_inflight, 100);
+        assert_eq!(a.conn.protocol_version, Some(ProtocolVersion::V5));
+        assert_eq!(a.conn.keepalive, 0);
+    }
+
+    #[test]
+    fn last_flag_wins_as_in_mosquitto() {
+        let a = pub_args("smq pub -t a -t b -n -q 1 -q 2");
+        assert_eq!(a.topic.as_deref(), Some("b"));
+        assert_eq!(a.qos, 2);
+    }
+
+    #[test]
+    fn properties_take_three_or_four_values() {
+        let a = pub_args(
+            "smq pub -t a -m x -D publish content-type text/plain -D publish user-property k v -q 1",
+        );
+        assert_eq!(
+            a.conn.property,
+            vec![
+                vec!["publish", "content-type", "text/plain"],
+                vec!["publish", "user-property", "k", "v"]
+            ]
+        );
+        assert_eq!(a.qos, 1);
+    }
+
+    #[test]
+    fn only_one_message_source() {
+        let err = parse("smq pub -t a -m x -l").unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        let err = parse("smq pub -t a").unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn bad_qos_is_a_usage_error() {
+        let err = parse("smq pub -t a -m x -q 3").unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn session_expiry_accepts_minus_one() {
+        let a = pub_args("smq pub -t a -m x -x -1 -i me");
+        assert_eq!(a.conn.session_expiry.as_deref(), Some("-1"));
+    }
+
+    #[test]
+    fn h_is_host_and_help_is_long_only() {
+        let err = parse("smq pub --help").unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
+        let a = pub_args("smq pub -h ::1 -t a -n");
+        assert_eq!(a.conn.host.as_deref(), Some("::1"));
+    }
+}

@@ -1,0 +1,16 @@
+//! Dispatch only.
+
+pub mod generate;
+mod publish;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Pub(args) => publish::run(*args).await,
+        // Handled before the runtime starts; see main.
+        Command::Generate(args) => generate::run(&args),
+    }
+}

@@ -1,0 +1,392 @@
+//! One MQTT connection: CONNECT/CONNACK, packet ids, QoS 1/2 flows, keep-alive, DISCONNECT.
+//!
+//! rumqttc's event loop writes and flushes one packet per poll and leaves completion tracking
+//! to the caller; this engine batches whatever is queued into one write and reports each
+//! completed delivery, which is what `pub` needs to exit only when nothing is outstanding.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::time::Duration;
+
+use anyhow::anyhow;
+use bytes::BytesMut;
+use tokio::time::{Instant, sleep_until, timeout};
+
+use super::packet::{self, Incoming, MAX_PACKET, Message, Protocol};
+use super::transport::{self, Reader, Writer};
+use super::{ConnectOptions, reason};
+use crate::exit::Failure;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Above this much queued output, callers should let the writer catch up.
+const WRITE_HIGH_WATER: usize = 256 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Free,
+    AwaitPubAck,
+    AwaitPubRec,
+    AwaitPubComp,
+}
+
+/// What the broker allowed in CONNACK.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub receive_max: u16,
+    pub max_packet: usize,
+    pub topic_alias_max: u16,
+}
+
+pub enum Event {
+    /// A QoS 1/2 publish finished: `code` is 0 (or 0x10, no subscribers) unless refused.
+    Delivered { pkid: u16, code: u8 },
+    /// Everything queued so far has been written to the socket.
+    Written,
+}
+
+pub struct Client {
+    proto: Protocol,
+    reader: Reader,
+    writer: Writer,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    max_in: usize,
+    keepalive: Option<Duration>,
+    last_sent: Instant,
+    ping_sent: Option<Instant>,
+    trace: Option<String>,
+    slots: Vec<Slot>,
+    in_flight: usize,
+    max_in_flight: usize,
+    next_pkid: u16,
+    pub limits: Limits,
+}
+
+impl Client {
+    pub async fn connect(opts: &ConnectOptions) -> anyhow::Result<Client> {
+        let setup = &opts.transport;
+        let (reader, writer) = timeout(CONNECT_TIMEOUT, transport::open(setup))
+            .await
+            .map_err(|_| anyhow!("connecting to {} timed out", setup.describe()))??;
+        let mut client = Client {
+            proto: opts.proto,
+            reader,
+            writer,
+            rbuf: BytesMut::with_capacity(64 * 1024),
+            wbuf: BytesMut::with_capacity(64 * 1024),
+            max_in: opts
+                .props
+                .connect
+                .as_ref()
+                .and_then(|p| p.max_packet_size)
+                .map_or(MAX_PACKET, |n| n as usize),
+            keepalive: (opts.keepalive > 0).then(|| Duration::from_secs(opts.keepalive.into())),
+            last_sent: Instant::now(),
+            ping_sent: None,
+            trace: opts.debug.then(|| opts.client_id.clone()),
+            slots: vec![Slot::Free; 65536],
+            in_flight: 0,
+            max_in_flight: opts.max_inflight.into(),
+            next_pkid: 0,
+            limits: Limits {
+                receive_max: u16::MAX,
+                max_packet: MAX_PACKET,
+                topic_alias_max: 0,
+            },
+        };
+        packet::encode_connect(opts.proto, &opts.connect_packet(), &mut client.wbuf)?;
+        client.trace_out(format_args!("CONNECT"));
+        let connack = timeout(CONNECT_TIMEOUT, client.handshake())
+            .await
+            .map_err(|_| anyhow!("{} did not answer CONNECT", setup.describe()))??;
+        let Incoming::ConnAck { code, props, .. } = connack else {
+            return Err(anyhow!(
+                "the broker answered CONNECT with something other than CONNACK"
+            ));
+        };
+        if code != 0 {
+            let mut why = reason::connack(opts.proto, code).to_owned();
+            if let Some(extra) = props.as_ref().and_then(|p| p.reason_string.as_ref()) {
+                why = format!("{why}: {extra}");
+            }
+            return Err(Failure::Refused { code, reason: why }.into());
+        }
+        if let Some(p) = props {
+            if let Some(n) = p.receive_max {
+                client.limits.receive_max = n;
+            }
+            if let Some(n) = p.max_packet_size {
+                client.limits.max_packet = n as usize;
+            }
+            client.limits.topic_alias_max = p.topic_alias_max.unwrap_or(0);
+            if let Some(k) = p.server_keep_alive {
+                client.keepalive = (k > 0).then(|| Duration::from_secs(k.into()));
+            }
+        }
+        client.max_in_flight = client
+            .max_in_flight
+            .min(client.limits.receive_max.into())
+            .max(1);
+        Ok(client)
+    }
+
+    async fn handshake(&mut self) -> anyhow::Result<Incoming> {
+        while !self.wbuf.is_empty() {
+            self.writer.write(&mut self.wbuf).await?;
+        }
+        self.last_sent = Instant::now();
+        loop {
+            if let Some(p) = packet::decode(self.proto, &mut self.rbuf, self.max_in)? {
+                if let Incoming::ConnAck {
+                    code,
+                    session_present,
+                    ..
+                } = &p
+                {
+                    self.trace_in(format_args!(
+                        "CONNACK (session present {}, code {code})",
+                        u8::from(*session_present)
+                    ));
+                }
+                return Ok(p);
+            }
+            if self.reader.read(&mut self.rbuf).await? == 0 {
+                return Err(anyhow!(
+                    "the broker closed the connection before CONNACK (does it speak MQTT {}?)",
+                    match self.proto {
+                        Protocol::V311 => "3.1.1; try -V mqttv5",
+                        Protocol::V5 => "5; try -V mqttv311",
+                    }
+                ));
+            }
+        }
+    }
+
+    /// Whether another QoS 1/2 publish fits in the in-flight window.
+    pub fn has_window(&self) -> bool {
+        self.in_flight < self.max_in_flight
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Whether queued output should drain before more is queued.
+    pub fn write_backlog(&self) -> bool {
+        self.wbuf.len() >= WRITE_HIGH_WATER
+    }
+
+    pub fn unwritten(&self) -> bool {
+        !self.wbuf.is_empty()
+    }
+
+    /// Queues a PUBLISH; returns its packet id (0 at QoS 0).
+    pub fn publish(&mut self, msg: &Message) -> anyhow::Result<u16> {
+        let pkid = if msg.qos > 0 { self.take_pkid() } else { 0 };
+        let start = self.wbuf.len();
+        packet::encode_publish(self.proto, msg, pkid, false, &mut self.wbuf)?;
+        let size = self.wbuf.len() - start;
+        if size > self.limits.max_packet {
+            self.wbuf.truncate(start);
+            if pkid > 0 {
+                self.release(pkid);
+            }
+            return Err(anyhow!(
+                "a {size}-byte message is larger than the broker accepts ({} bytes)",
+                self.limits.max_packet
+            ));
+        }
+        if pkid > 0 {
+            self.slots[usize::from(pkid)] = if msg.qos == 1 {
+                Slot::AwaitPubAck
+            } else {
+                Slot::AwaitPubRec
+            };
+        }
+        if self.trace.is_some() {
+            self.trace_out(format_args!(
+                "PUBLISH (d0, q{}, r{}, m{pkid}, '{}', ... ({} bytes))",
+                msg.qos,
+                u8::from(msg.retain),
+                String::from_utf8_lossy(&msg.topic),
+                msg.payload.len()
+            ));
+        }
+        Ok(pkid)
+    }
+
+    fn take_pkid(&mut self) -> u16 {
+        // The window is far below 65535, so a free id is always near.
+        loop {
+            self.next_pkid = self.next_pkid.wrapping_add(1).max(1);
+            if self.slots[usize::from(self.next_pkid)] == Slot::Free {
+                self.in_flight += 1;
+                return self.next_pkid;
+            }
+        }
+    }
+
+    fn release(&mut self, pkid: u16) {
+        self.slots[usize::from(pkid)] = Slot::Free;
+        self.in_flight -= 1;
+    }
+
+    /// Writes what is queued, reads what arrives and keeps the connection alive until there
+    /// is something to report. Cancel-safe: nothing is lost if another branch wins a select.
+    pub async fn poll(&mut self) -> anyhow::Result<Event> {
+        loop {
+            while let Some(p) = packet::decode(self.proto, &mut self.rbuf, self.max_in)? {
+                if let Some(event) = self.handle(p)? {
+                    return Ok(event);
+                }
+            }
+            let ping_due = self
+                .keepalive
+                .map(|k| self.last_sent + k)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(86400));
+            let writing = !self.wbuf.is_empty();
+            tokio::select! {
+                r = self.writer.write(&mut self.wbuf), if writing => {
+                    r.map_err(lost)?;
+                    self.last_sent = Instant::now();
+                    if self.wbuf.is_empty() {
+                        return Ok(Event::Written);
+                    }
+                }
+                r = self.reader.read(&mut self.rbuf) => {
+                    if r.map_err(lost)? == 0 {
+                        return Err(anyhow!("the broker closed the connection"));
+                    }
+                }
+                _ = sleep_until(ping_due), if self.keepalive.is_some() => {
+                    if self.ping_sent.is_some() {
+                        return Err(anyhow!("the broker stopped answering (no PINGRESP within the keep-alive)"));
+                    }
+                    packet::encode_pingreq(&mut self.wbuf);
+                    self.trace_out(format_args!("PINGREQ"));
+                    self.ping_sent = Some(Instant::now());
+                    self.last_sent = Instant::now();
+                }
+            }
+        }
+    }
+
+    fn handle(&mut self, p: Incoming) -> anyhow::Result<Option<Event>> {
+        match p {
+            Incoming::PubAck { pkid, code } => {
+                self.trace_in(format_args!("PUBACK (Mid: {pkid}, RC:{code})"));
+                Ok(self.complete(pkid, code, Slot::AwaitPubAck))
+            }
+            Incoming::PubRec { pkid, code } => {
+                self.trace_in(format_args!("PUBREC (Mid: {pkid}, RC:{code})"));
+                if code >= 0x80 {
+                    return Ok(self.complete(pkid, code, Slot::AwaitPubRec));
+                }
+                if let Some(slot) = self.slots.get_mut(usize::from(pkid)) {
+                    if *slot == Slot::AwaitPubRec {
+                        *slot = Slot::AwaitPubComp;
+                    }
+                }
+                // PUBREL is owed even for an id we no longer track (MQTT 5 §4.3.3).
+                packet::encode_ack(6, pkid, &mut self.wbuf);
+                self.trace_out(format_args!("PUBREL (m{pkid})"));
+                Ok(None)
+            }
+            Incoming::PubComp { pkid, code } => {
+                self.trace_in(format_args!("PUBCOMP (Mid: {pkid}, RC:{code})"));
+                Ok(self.complete(pkid, code, Slot::AwaitPubComp))
+            }
+            Incoming::PingResp => {
+                self.trace_in(format_args!("PINGRESP"));
+                self.ping_sent = None;
+                Ok(None)
+            }
+            Incoming::Publish { msg, pkid, .. } => {
+                // A publisher subscribes to nothing, but a broker may still deliver (e.g. to a
+                // persistent session): acknowledge so the broker does not resend forever.
+                self.trace_in(format_args!(
+                    "PUBLISH (q{}, m{pkid}, '{}', ... ({} bytes))",
+                    msg.qos,
+                    String::from_utf8_lossy(&msg.topic),
+                    msg.payload.len()
+                ));
+                match msg.qos {
+                    1 => packet::encode_ack(4, pkid, &mut self.wbuf),
+                    2 => packet::encode_ack(5, pkid, &mut self.wbuf),
+                    _ => {}
+                }
+                Ok(None)
+            }
+            Incoming::PubRel { pkid } => {
+                self.trace_in(format_args!("PUBREL (Mid: {pkid})"));
+                packet::encode_ack(7, pkid, &mut self.wbuf);
+                Ok(None)
+            }
+            Incoming::Disconnect { code, reason: why } => {
+                self.trace_in(format_args!("DISCONNECT ({code})"));
+                let mut text = reason::disconnect(code).to_owned();
+                if let Some(w) = why {
+                    text = format!("{text}: {w}");
+                }
+                Err(anyhow!("the broker disconnected: {text} (0x{code:02X})"))
+            }
+            Incoming::ConnAck { .. } => Err(anyhow!("protocol error: a second CONNACK")),
+            Incoming::Unexpected(name) => Err(anyhow!(
+                "protocol error: the broker sent {name}, which a client never receives"
+            )),
+        }
+    }
+
+    fn complete(&mut self, pkid: u16, code: u8, expected: Slot) -> Option<Event> {
+        if self.slots.get(usize::from(pkid)) != Some(&expected) {
+            return None;
+        }
+        self.release(pkid);
+        Some(Event::Delivered { pkid, code })
+    }
+
+    /// Sends DISCONNECT, closes the stream and waits briefly for the broker to close its side,
+    /// so that nothing it still has to read is cut off by a reset.
+    pub async fn disconnect(
+        mut self,
+        props: Option<packet::DisconnectProperties>,
+    ) -> anyhow::Result<()> {
+        packet::encode_disconnect(self.proto, props, &mut self.wbuf)?;
+        self.trace_out(format_args!("DISCONNECT"));
+        let close = async {
+            while !self.wbuf.is_empty() {
+                self.writer.write(&mut self.wbuf).await.map_err(lost)?;
+            }
+            // The broker may already have closed after reading DISCONNECT.
+            let _ = self.writer.shutdown().await;
+            while self.reader.read(&mut self.rbuf).await.unwrap_or(0) > 0 {
+                self.rbuf.clear();
+            }
+            anyhow::Ok(())
+        };
+        match timeout(CLOSE_TIMEOUT, close).await {
+            Ok(r) => r,
+            Err(_) => Ok(()),
+        }
+    }
+
+    fn trace_out(&self, what: fmt::Arguments<'_>) {
+        self.trace("sending", what);
+    }
+
+    fn trace_in(&self, what: fmt::Arguments<'_>) {
+        self.trace("received", what);
+    }
+
+    fn trace(&self, dir: &str, what: fmt::Arguments<'_>) {
+        if let Some(id) = &self.trace {
+            let _ = writeln!(io::stderr().lock(), "Client {id} {dir} {what}");
+        }
+    }
+}
+
+fn lost(e: io::Error) -> anyhow::Error {
+    // Stringified on purpose: an io::Error left in the chain would read as a closed stdout.
+    anyhow!("connection lost: {e}")
+}

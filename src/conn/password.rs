@@ -1,0 +1,30 @@
+//! One password from -P, SMQ_PASSWORD (clap fills -P from it), --pw-file, --pw-prompt or the
+//! -L URL, so it need not appear in `ps`. Never logged.
+
+use std::fs;
+
+use anyhow::{Context, anyhow};
+
+use crate::cli::ConnectArgs;
+
+pub fn resolve(args: &ConnectArgs, from_url: Option<&str>) -> anyhow::Result<Option<String>> {
+    if let Some(pw) = &args.password {
+        return Ok(Some(pw.clone()));
+    }
+    if let Some(path) = &args.pw_file {
+        let text = fs::read_to_string(path)
+            .with_context(|| format!("reading password file {}", path.display()))?;
+        let line = text.lines().next().unwrap_or_default();
+        return Ok(Some(line.to_owned()));
+    }
+    if args.pw_prompt {
+        let prompt = match &args.username {
+            Some(user) => format!("Password for {user}: "),
+            None => "Password: ".to_owned(),
+        };
+        return rpassword::prompt_password(prompt).map(Some).map_err(|e| {
+            anyhow!("--pw-prompt needs a terminal ({e}): use --pw-file or SMQ_PASSWORD instead")
+        });
+    }
+    Ok(from_url.map(str::to_owned))
+}

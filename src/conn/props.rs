@@ -1,0 +1,282 @@
+//! `-D COMMAND NAME VALUE`: MQTT 5 properties, named as in mosquitto (the spec's names in
+//! lowercase with dashes).
+
+use bytes::Bytes;
+
+use super::packet::{
+    ConnectProperties, DisconnectProperties, LastWillProperties, PublishProperties,
+};
+use crate::exit::usage;
+
+/// The packets a subcommand may attach properties to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packet {
+    Connect,
+    Publish,
+    Disconnect,
+    Will,
+}
+
+impl Packet {
+    fn name(self) -> &'static str {
+        match self {
+            Packet::Connect => "connect",
+            Packet::Publish => "publish",
+            Packet::Disconnect => "disconnect",
+            Packet::Will => "will",
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Properties {
+    pub connect: Option<ConnectProperties>,
+    pub publish: Option<PublishProperties>,
+    pub disconnect: Option<DisconnectProperties>,
+    pub will: Option<LastWillProperties>,
+}
+
+impl Properties {
+    pub fn is_empty(&self) -> bool {
+        self.connect.is_none()
+            && self.publish.is_none()
+            && self.disconnect.is_none()
+            && self.will.is_none()
+    }
+}
+
+fn number<T: std::str::FromStr>(name: &str, value: &str, range: &str) -> anyhow::Result<T> {
+    value
+        .parse()
+        .map_err(|_| usage(format!("-D {name}: '{value}' is not a number in {range}")))
+}
+
+/// Parses every `-D` occurrence; `allowed` lists the packets this subcommand sends.
+pub fn parse(specs: &[Vec<String>], allowed: &[Packet]) -> anyhow::Result<Properties> {
+    let mut props = Properties::default();
+    for spec in specs {
+        let (cmd, name, values) = match spec.as_slice() {
+            [cmd, name, rest @ ..] => (cmd.as_str(), name.as_str(), rest),
+            _ => return Err(usage("-D needs COMMAND NAME VALUE")),
+        };
+        let packet = match cmd {
+            "connect" => Packet::Connect,
+            "publish" => Packet::Publish,
+            "disconnect" => Packet::Disconnect,
+            "will" => Packet::Will,
+            "subscribe" | "unsubscribe" | "auth" | "puback" | "pubrec" | "pubrel" | "pubcomp" => {
+                return Err(usage(format!(
+                    "-D {cmd}: this subcommand sends no {} packet",
+                    cmd.to_uppercase()
+                )));
+            }
+            other => {
+                return Err(usage(format!(
+                    "-D: unknown command '{other}': use connect, publish, disconnect or will"
+                )));
+            }
+        };
+        if !allowed.contains(&packet) {
+            return Err(usage(format!(
+                "-D {cmd}: this subcommand sends no {} packet",
+                cmd.to_uppercase()
+            )));
+        }
+        let (value, pair) = match (name, values) {
+            ("user-property", [k, v]) => (String::new(), Some((k.clone(), v.clone()))),
+            ("user-property", _) => return Err(usage("-D user-property needs KEY VALUE")),
+            (_, [v]) => (v.clone(), None),
+            _ => return Err(usage(format!("-D {cmd} {name} takes one value"))),
+        };
+        let not_allowed = || {
+            usage(format!(
+                "-D: property '{name}' is not allowed on {} (see the MQTT 5 spec, section 3)",
+                packet.name()
+            ))
+        };
+        let v = value.as_str();
+        match packet {
+            Packet::Connect => {
+                let p = props.connect.get_or_insert_with(ConnectProperties::new);
+                match name {
+                    "session-expiry-interval" => {
+                        p.session_expiry_interval = Some(number(name, v, "0-4294967295")?)
+                    }
+                    "receive-maximum" => {
+                        let n: u16 = number(name, v, "1-65535")?;
+                        if n == 0 {
+                            return Err(usage("-D connect receive-maximum must be at least 1"));
+                        }
+                        p.receive_maximum = Some(n)
+                    }
+                    "maximum-packet-size" => {
+                        let n: u32 = number(name, v, "1-268435460")?;
+                        if n == 0 {
+                            return Err(usage("-D connect maximum-packet-size must be at least 1"));
+                        }
+                        p.max_packet_size = Some(n)
+                    }
+                    "topic-alias-maximum" => p.topic_alias_max = Some(number(name, v, "0-65535")?),
+                    "request-response-information" => {
+                        p.request_response_info = Some(flag(name, v)?)
+                    }
+                    "request-problem-information" => p.request_problem_info = Some(flag(name, v)?),
+                    "user-property" => p.user_properties.extend(pair),
+                    "authentication-method" | "authentication-data" => {
+                        return Err(usage(format!(
+                            "-D connect {name}: enhanced authentication is not supported by smq"
+                        )));
+                    }
+                    _ => return Err(not_allowed()),
+                }
+            }
+            Packet::Publish => {
+                let p = props.publish.get_or_insert_with(PublishProperties::default);
+                match name {
+                    "payload-format-indicator" => p.payload_format_indicator = Some(flag(name, v)?),
+                    "message-expiry-interval" => {
+                        p.message_expiry_interval = Some(number(name, v, "0-4294967295")?)
+                    }
+                    "content-type" => p.content_type = Some(value),
+                    "response-topic" => p.response_topic = Some(value),
+                    "correlation-data" => p.correlation_data = Some(Bytes::from(value)),
+                    "topic-alias" => {
+                        let n: u16 = number(name, v, "1-65535")?;
+                        if n == 0 {
+                            return Err(usage("-D publish topic-alias must be at least 1"));
+                        }
+                        p.topic_alias = Some(n)
+                    }
+                    "user-property" => p.user_properties.extend(pair),
+                    _ => return Err(not_allowed()),
+                }
+            }
+            Packet::Will => {
+                let p = props.will.get_or_insert_with(empty_will);
+                match name {
+                    "will-delay-interval" => {
+                        p.delay_interval = Some(number(name, v, "0-4294967295")?)
+                    }
+                    "payload-format-indicator" => p.payload_format_indicator = Some(flag(name, v)?),
+                    "message-expiry-interval" => {
+                        p.message_expiry_interval = Some(number(name, v, "0-4294967295")?)
+                    }
+                    "content-type" => p.content_type = Some(value),
+                    "response-topic" => p.response_topic = Some(value),
+                    "correlation-data" => p.correlation_data = Some(Bytes::from(value)),
+                    "user-property" => p.user_properties.extend(pair),
+                    _ => return Err(not_allowed()),
+                }
+            }
+            Packet::Disconnect => {
+                let p = props.disconnect.get_or_insert_with(empty_disconnect);
+                match name {
+                    "session-expiry-interval" => {
+                        p.session_expiry_interval = Some(number(name, v, "0-4294967295")?)
+                    }
+                    "reason-string" => p.reason_string = Some(value),
+                    "user-property" => p.user_properties.extend(pair),
+                    _ => return Err(not_allowed()),
+                }
+            }
+        }
+    }
+    Ok(props)
+}
+
+fn flag(name: &str, value: &str) -> anyhow::Result<u8> {
+    match value {
+        "0" => Ok(0),
+        "1" => Ok(1),
+        _ => Err(usage(format!("-D {name}: '{value}' must be 0 or 1"))),
+    }
+}
+
+fn empty_will() -> LastWillProperties {
+    LastWillProperties {
+        delay_interval: None,
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        content_type: None,
+        response_topic: None,
+        correlation_data: None,
+        user_properties: Vec::new(),
+    }
+}
+
+fn empty_disconnect() -> DisconnectProperties {
+    DisconnectProperties {
+        session_expiry_interval: None,
+        reason_string: None,
+        user_properties: Vec::new(),
+        server_reference: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn specs(list: &[&[&str]]) -> Vec<Vec<String>> {
+        list.iter()
+            .map(|s| s.iter().map(|x| x.to_string()).collect())
+            .collect()
+    }
+
+    const PUB: &[Packet] = &[
+        Packet::Connect,
+        Packet::Publish,
+        Packet::Disconnect,
+        Packet::Will,
+    ];
+
+    #[test]
+    fn parses_publish_and_connect_properties() {
+        let p = parse(
+            &specs(&[
+                &["publish", "content-type", "text/plain"],
+                &["publish", "user-property", "k", "v"],
+                &["publish", "user-property", "k", "w"],
+                &["publish", "message-expiry-interval", "30"],
+                &["connect", "session-expiry-interval", "60"],
+                &["will", "will-delay-interval", "5"],
+            ]),
+            PUB,
+        )
+        .unwrap();
+        let publish = p.publish.unwrap();
+        assert_eq!(publish.content_type.as_deref(), Some("text/plain"));
+        assert_eq!(publish.user_properties.len(), 2);
+        assert_eq!(publish.message_expiry_interval, Some(30));
+        assert_eq!(p.connect.unwrap().session_expiry_interval, Some(60));
+        assert_eq!(p.will.unwrap().delay_interval, Some(5));
+    }
+
+    #[test]
+    fn rejects_what_mosquitto_rejects() {
+        for (spec, needle) in [
+            (
+                &["publish", "session-expiry-interval", "5"][..],
+                "not allowed on publish",
+            ),
+            (
+                &["subscribe", "user-property", "a", "b"][..],
+                "sends no SUBSCRIBE",
+            ),
+            (&["bogus", "x", "y"][..], "unknown command"),
+            (
+                &["publish", "message-expiry-interval", "x"][..],
+                "not a number",
+            ),
+            (
+                &["publish", "content-type", "a", "b"][..],
+                "takes one value",
+            ),
+            (&["publish", "user-property", "k"][..], "needs KEY VALUE"),
+            (&["publish", "topic-alias", "0"][..], "at least 1"),
+        ] {
+            let err = parse(&specs(&[spec]), PUB).unwrap_err().to_string();
+            assert!(err.contains(needle), "{spec:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Exit codes, and the one place a final error is printed.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+/// The table shown by `--help`, the man pages and the README.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0        success; also when the reader of stdout went away (broken pipe)
+  1        runtime error: DNS, TCP, TLS, file, protocol, connection lost
+  2        usage error: a bad flag, value or URL
+  1-5      MQTT 3.1.1 broker refused the connection: its CONNACK code
+  128-159  MQTT 5 broker refused the connection: its CONNACK reason code
+  27       timed out
+  130      interrupted (Ctrl-C) before every message was handed to the broker";
+
+pub const USAGE: u8 = 2;
+pub const INTERRUPTED: u8 = 130;
+
+/// Failures that carry their own exit code; anything else exits 1.
+#[derive(Debug)]
+pub enum Failure {
+    /// The broker answered CONNECT with a refusal; the code is the exit code.
+    Refused {
+        code: u8,
+        reason: String,
+    },
+    /// Bad input found after clap: same code as clap's usage errors.
+    Usage(String),
+    Interrupted(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Refused { code, reason } => {
+                write!(
+                    f,
+                    "the broker refused the connection: {reason} (code {code})"
+                )
+            }
+            Failure::Usage(msg) | Failure::Interrupted(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Shorthand for a usage error, as `anyhow::Error`.
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    Failure::Usage(msg.into()).into()
+}
+
+pub fn finish(result: anyhow::Result<ExitCode>, quiet: bool) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            if !quiet {
+                // Nothing useful is left to do if stderr itself is gone.
+                let _ = writeln!(io::stderr().lock(), "smq: error: {err:#}");
+            }
+            ExitCode::from(code_for(&err))
+        }
+    }
+}
+
+fn code_for(err: &anyhow::Error) -> u8 {
+    match err.chain().find_map(|e| e.downcast_ref::<Failure>()) {
+        Some(Failure::Refused { code, .. }) => *code,
+        Some(Failure::Usage(_)) => USAGE,
+        Some(Failure::Interrupted(_)) => INTERRUPTED,
+        None => 1,
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,28 @@
+mod cli;
+mod cmd;
+mod conn;
+mod exit;
+mod topic;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // Parse first: --help and usage errors never start a runtime.
+    let cli = cli::Cli::parse_from_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    let quiet = cli.quiet();
+    if let cli::Command::Generate(args) = &cli.command {
+        return exit::finish(cmd::generate::run(args), quiet);
+    }
+    // A client holds one connection: one thread is enough.
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| {
+            let result = rt.block_on(cmd::run(cli));
+            // A blocking stdin read may still be parked; do not wait for it.
+            rt.shutdown_background();
+            result
+        });
+    exit::finish(result, quiet)
+}
