@@ -181,6 +181,7 @@ fn transport_setup(
     url: Option<&url::BrokerUrl>,
     quiet: bool,
 ) -> anyhow::Result<TransportSetup> {
+    tls::reject_unsupported(&args.tls)?;
     let scheme = url.map(|u| u.scheme);
     let use_tls = tls::wanted(&args.tls, scheme.is_some_and(url::Scheme::tls), args.port);
     let use_ws = args.ws || scheme.is_some_and(url::Scheme::ws);
@@ -220,7 +221,6 @@ fn transport_setup(
         },
     };
     let tls = if use_tls {
-        tls::reject_unsupported(&args.tls)?;
         let name = args.tls.servername.clone().unwrap_or_else(|| host.clone());
         Some(TlsSetup {
             config: tls::client_config(&args.tls, &|m| warn(quiet, m))?,

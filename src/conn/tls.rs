@@ -208,7 +208,11 @@ pub fn explain(err: &rustls::Error, name: &str) -> String {
             CertificateError::UnknownIssuer => "the broker's certificate is not signed by a trusted CA: pass the CA that signed it with --cafile".into(),
             CertificateError::NotValidForNameContext { presented, .. } => format!(
                 "the broker's certificate is for {} but not for '{name}': connect by one of those names, or set --servername",
-                presented.join(", ")
+                presented
+                    .iter()
+                    .map(|n| plain_name(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             CertificateError::NotValidForName => format!(
                 "the broker's certificate is not valid for '{name}': connect by a name it lists, or set --servername"
@@ -226,6 +230,14 @@ pub fn explain(err: &rustls::Error, name: &str) -> String {
             "the broker ended the TLS handshake ({alert:?}); if it wants a client certificate, pass --cert and --key"
         ),
         other => format!("TLS failed: {other}"),
+    }
+}
+
+/// rustls lists names as `DnsName("host")`; people read `host`.
+fn plain_name(name: &str) -> &str {
+    match (name.find('"'), name.rfind('"')) {
+        (Some(a), Some(b)) if b > a => &name[a + 1..b],
+        _ => name,
     }
 }
 

@@ -1,2 +1,6 @@
+//! The one integration-test binary: the real smq against real brokers on 127.0.0.1.
+
+mod generated;
+mod publish;
 mod support;
 mod support_selftest;
