@@ -880,3 +880,189 @@ fn v5_publish_reaches_v5_and_v311_subscribers() {
     assert_eq!(text(&v5.wait(SECS).stdout), "ü ✓\n");
     assert_eq!(text(&v3.wait(SECS).stdout), "ü ✓\n");
 }
+
+#[test]
+fn tls_options_capath_version_alpn_ciphers_and_no_tls() {
+    let certs = Certs::generate();
+    let broker = Mosquitto::builder().tls(&certs).start();
+    let port = broker.tls_port();
+    let ca = certs.ca();
+    let ca = ca.to_str().unwrap();
+    let capath = tempfile::tempdir().unwrap();
+    std::fs::copy(certs.ca(), capath.path().join("ca.pem")).unwrap();
+    std::fs::write(capath.path().join("README"), "not a certificate").unwrap();
+    let sub = Sub::start(port, &["-t", "opt", "-C", "4", "--cafile", ca]);
+    let capath = capath.path().to_str().unwrap();
+    assert_ok(&publish(
+        port,
+        &["-t", "opt", "-m", "capath", "--capath", capath],
+        None,
+    ));
+    assert_ok(&publish(
+        port,
+        &[
+            "-t",
+            "opt",
+            "-m",
+            "v13",
+            "--cafile",
+            ca,
+            "--tls-version",
+            "tlsv1.3",
+        ],
+        None,
+    ));
+    assert_ok(&publish(
+        port,
+        &[
+            "-t",
+            "opt",
+            "-m",
+            "alpn",
+            "--cafile",
+            ca,
+            "--tls-alpn",
+            "mqtt",
+        ],
+        None,
+    ));
+    let suite = ["--ciphers", "TLS13_AES_256_GCM_SHA384"];
+    assert_ok(&publish(
+        port,
+        &["-t", "opt", "-m", "cipher", "--cafile", ca]
+            .iter()
+            .chain(&suite)
+            .copied()
+            .collect::<Vec<_>>(),
+        None,
+    ));
+    assert_eq!(text(&sub.wait(SECS).stdout), "capath\nv13\nalpn\ncipher\n");
+    let out = publish(
+        port,
+        &["-t", "opt", "-m", "x", "--cafile", ca, "--ciphers", "NOPE"],
+        None,
+    );
+    assert_fails(&out, 2, "unknown suite 'NOPE'");
+    // --no-tls cancels the CA option: a plain connection to the plain listener works.
+    assert_ok(&publish(
+        broker.port(),
+        &["-t", "plain", "-m", "x", "--cafile", ca, "--no-tls"],
+        None,
+    ));
+}
+
+#[test]
+fn unix_socket_bind_address_and_nodelay() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("mqtt.sock");
+    let broker = Mosquitto::builder()
+        .config(&format!("listener 0 {}", sock.display()))
+        .start();
+    let sub = Sub::start(broker.port(), &["-t", "sock", "-C", "3"]);
+    let out = run_with_timeout(
+        smq().args([
+            "pub",
+            "--unix",
+            sock.to_str().unwrap(),
+            "-t",
+            "sock",
+            "-m",
+            "unix",
+        ]),
+        None,
+        SECS,
+    );
+    assert_ok(&out);
+    assert_ok(&publish(
+        broker.port(),
+        &["-t", "sock", "-m", "bound", "-A", "127.0.0.1"],
+        None,
+    ));
+    assert_ok(&publish(
+        broker.port(),
+        &["-t", "sock", "-m", "nodelay", "--nodelay"],
+        None,
+    ));
+    assert_eq!(text(&sub.wait(SECS).stdout), "unix\nbound\nnodelay\n");
+}
+
+#[test]
+fn v5_connect_will_and_disconnect_properties_are_accepted() {
+    let broker = Mosquitto::start();
+    let sub = Sub::start(broker.port(), &["-t", "props", "-C", "1"]);
+    let out = publish(
+        broker.port(),
+        &[
+            "-t",
+            "props",
+            "-m",
+            "x",
+            "-i",
+            "propertied",
+            "-D",
+            "connect",
+            "user-property",
+            "who",
+            "test",
+            "-D",
+            "connect",
+            "receive-maximum",
+            "10",
+            "-D",
+            "disconnect",
+            "session-expiry-interval",
+            "0",
+            "--will-topic",
+            "props/will",
+            "--will-retain",
+            "-D",
+            "will",
+            "will-delay-interval",
+            "5",
+            "-D",
+            "will",
+            "content-type",
+            "text/plain",
+        ],
+        None,
+    );
+    assert_ok(&out);
+    assert_eq!(text(&sub.wait(SECS).stdout), "x\n");
+}
+
+#[test]
+fn quiet_prints_no_error_but_keeps_the_exit_code() {
+    let unused = crate::support::free_port();
+    let out = run_with_timeout(
+        smq().args([
+            "pub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &unused.to_string(),
+            "-t",
+            "a",
+            "-m",
+            "x",
+            "--quiet",
+        ]),
+        None,
+        SECS,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stderr), "");
+}
+
+#[test]
+fn pw_prompt_without_a_terminal_says_what_to_use_instead() {
+    let broker = Mosquitto::builder().password("u", "p").start();
+    // setsid: no controlling terminal, whatever runs the tests.
+    let mut cmd = Command::new("setsid");
+    cmd.arg(env!("CARGO_BIN_EXE_smq"))
+        .args(["pub", "-h", "127.0.0.1", "-p", &broker.port().to_string()])
+        .args(["-t", "a", "-m", "x", "-u", "u", "--pw-prompt"])
+        .env_remove("SMQ_PASSWORD")
+        .stdin(Stdio::null());
+    let out = run_with_timeout(&mut cmd, None, SECS);
+    assert_fails(&out, 1, "--pw-prompt needs a terminal");
+}
