@@ -27,6 +27,7 @@ end
 complete -c smq -n "__fish_smq_needs_command" -l help -d 'Print help (-h is --host, as in mosquitto)'
 complete -c smq -n "__fish_smq_needs_command" -l version -d 'Print the version'
 complete -c smq -n "__fish_smq_needs_command" -f -a "pub" -d 'Publish messages, as mosquitto_pub'
+complete -c smq -n "__fish_smq_needs_command" -f -a "sub" -d 'Subscribe and print messages, as mosquitto_sub'
 complete -c smq -n "__fish_smq_needs_command" -f -a "generate" -d 'Write shell completions and man pages'
 complete -c smq -n "__fish_smq_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smq -n "__fish_smq_using_subcommand pub" -s t -l topic -d 'Topic to publish to (no wildcards); may come from -L instead' -r
@@ -52,7 +53,7 @@ complete -c smq -n "__fish_smq_using_subcommand pub" -s I -l id-prefix -d 'Clien
 complete -c smq -n "__fish_smq_using_subcommand pub" -s k -l keepalive -d 'Keep-alive seconds; 0 turns keep-alive off' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -s x -l session-expiry -d 'MQTT 5 session expiry seconds; -1 or ∞ never expires' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -s u -l username -d 'Username' -r
-complete -c smq -n "__fish_smq_using_subcommand pub" -s P -l pw -d 'Password (visible in ps: prefer SMQ_PASSWORD, --pw-file or --pw-prompt)' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s P -l pw -d 'Password (visible in ps: prefer SMQ_PASSWORD, --pw-file or --pw-prompt, which win over it)' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l pw-file -d 'Read the password from the first line of FILE' -r -F
 complete -c smq -n "__fish_smq_using_subcommand pub" -s M -l max-inflight -d 'Maximum QoS 1/2 messages in flight' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l will-topic -d 'Topic of the Will (no wildcards)' -r
@@ -88,8 +89,81 @@ complete -c smq -n "__fish_smq_using_subcommand pub" -l tls-use-os-certs -d 'Tru
 complete -c smq -n "__fish_smq_using_subcommand pub" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
 complete -c smq -n "__fish_smq_using_subcommand pub" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
 complete -c smq -n "__fish_smq_using_subcommand pub" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand sub" -s t -l topic -d 'Topic filter to subscribe to (repeatable; + and # wildcards); may come from -L' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s T -l filter-out -d 'Don\'t print messages whose topic matches FILTER (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s U -l unsubscribe -d 'Unsubscribe from FILTER, e.g. to clean up a persistent session (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s q -l qos -d 'Requested QoS for every filter' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s C -d 'Exit after N messages' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s W -d 'Give up after SECS seconds: prints "Timed out" and exits 27' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s F -d 'Output format (see mosquitto_sub(1)); overrides -v' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l random-filter -d 'Print about PCT percent of messages (0.1-100)' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l retain-handling -d 'MQTT 5: when the broker sends retained messages' -r -f -a "always\t'Send retained messages on every subscribe (0)'
+new\t'Only on a new subscription (1)'
+never\t'Never (2)'"
+complete -c smq -n "__fish_smq_using_subcommand sub" -l idle-timeout -d 'Exit when nothing has arrived for SECS seconds' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l grep -d 'Print only messages whose payload matches REGEX' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s h -l host -d 'Broker host' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l ws-path -d 'WebSocket path' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
+complete -c smq -n "__fish_smq_using_subcommand sub" -s A -d 'Bind the outgoing socket to this local address' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+mqttv5\t''
+mqttv31\t''"
+complete -c smq -n "__fish_smq_using_subcommand sub" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s I -l id-prefix -d 'Client id prefix; the process id is appended' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s k -l keepalive -d 'Keep-alive seconds; 0 turns keep-alive off' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s x -l session-expiry -d 'MQTT 5 session expiry seconds; -1 or ∞ never expires' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s u -l username -d 'Username' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s P -l pw -d 'Password (visible in ps: prefer SMQ_PASSWORD, --pw-file or --pw-prompt, which win over it)' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l pw-file -d 'Read the password from the first line of FILE' -r -F
+complete -c smq -n "__fish_smq_using_subcommand sub" -s M -l max-inflight -d 'Maximum QoS 1/2 messages in flight' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l will-topic -d 'Topic of the Will (no wildcards)' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l will-payload -d 'Will payload' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l will-qos -d 'Will QoS' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s D -l property -d 'MQTT 5 property: COMMAND NAME VALUE, or COMMAND user-property KEY VALUE (forces v5)' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
+complete -c smq -n "__fish_smq_using_subcommand sub" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
+complete -c smq -n "__fish_smq_using_subcommand sub" -l cert -d 'Client certificate (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand sub" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand sub" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l ciphers -d 'Cipher suites, by IANA name, separated by \':\'' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l keyform -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l tls-engine -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l tls-engine-kpass-sha1 -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l psk -d 'Not supported by smq (TLS-PSK is not in rustls)' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l psk-identity -d 'Not supported by smq (TLS-PSK is not in rustls)' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s E -d 'Exit once every subscription is acknowledged'
+complete -c smq -n "__fish_smq_using_subcommand sub" -s R -d 'Don\'t print retained (stale) messages; in MQTT 5 the broker is asked not to send them'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l retained-only -d 'Print only retained messages; exit at the first message that is not retained'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l remove-retained -d 'Clear every retained message received (respects -T)'
+complete -c smq -n "__fish_smq_using_subcommand sub" -s v -l verbose -d 'Print the topic before each payload'
+complete -c smq -n "__fish_smq_using_subcommand sub" -s N -d 'No newline after each message'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l pretty -d 'Multi-line JSON for %j and %J'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l retain-as-published -d 'MQTT 5: keep the retain flag as published'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l no-local -d 'MQTT 5: don\'t receive our own publishes'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l json -d 'One JSON object per line: topic, payload (or payload_b64), qos, retain, time, properties'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l changed-only -d 'Print a message only when its payload differs from the last one on its topic'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l stats -d 'Instead of payloads: a live per-topic table on stderr, and a summary on exit'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l no-reconnect -d 'Exit when the connection drops instead of reconnecting'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l ws -d 'Connect over WebSocket'
+complete -c smq -n "__fish_smq_using_subcommand sub" -s c -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l pw-prompt -d 'Ask for the password on the terminal'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l will-retain -d 'Retain the Will'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l nodelay -d 'Set TCP_NODELAY'
+complete -c smq -n "__fish_smq_using_subcommand sub" -s d -l debug -d 'Trace every packet on stderr'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l quiet -d 'Print no error messages'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l tls-use-os-certs -d 'Trust the operating system\'s CA store; turns TLS on'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l help -d 'Print help (-h is --host, as in mosquitto)'
 complete -c smq -n "__fish_smq_using_subcommand generate" -l out-dir -d 'Directory to write completions/ and man/ into' -r -F
 complete -c smq -n "__fish_smq_using_subcommand generate" -l help -d 'Print help (-h is --host, as in mosquitto)'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub generate help" -f -a "pub" -d 'Publish messages, as mosquitto_pub'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub generate help" -f -a "generate" -d 'Write shell completions and man pages'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub generate help" -f -a "pub" -d 'Publish messages, as mosquitto_pub'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub generate help" -f -a "sub" -d 'Subscribe and print messages, as mosquitto_sub'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub generate help" -f -a "generate" -d 'Write shell completions and man pages'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -41,8 +41,13 @@ impl Cli {
     {
         let matches = Cli::command().try_get_matches_from(args)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
-        if let (Command::Pub(a), Some((_, sub))) = (&mut cli.command, matches.subcommand()) {
-            a.conn.property = sub
+        let conn = match &mut cli.command {
+            Command::Pub(a) => Some(&mut a.conn),
+            Command::Sub(a) => Some(&mut a.conn),
+            Command::Generate(_) => None,
+        };
+        if let (Some(conn), Some((_, sub))) = (conn, matches.subcommand()) {
+            conn.property = sub
                 .get_occurrences::<String>("property")
                 .map(|all| all.map(|one| one.cloned().collect()).collect())
                 .unwrap_or_default();
@@ -54,6 +59,7 @@ impl Cli {
     pub fn quiet(&self) -> bool {
         match &self.command {
             Command::Pub(a) => a.conn.quiet,
+            Command::Sub(a) => a.conn.quiet,
             Command::Generate(_) => false,
         }
     }
@@ -68,6 +74,13 @@ pub enum Command {
         after_long_help = EXIT_CODES_HELP
     )]
     Pub(Box<PubArgs>),
+    /// Subscribe and print messages, as mosquitto_sub
+    #[command(
+        disable_help_flag = true,
+        args_override_self = true,
+        after_long_help = EXIT_CODES_HELP
+    )]
+    Sub(Box<SubArgs>),
     /// Write shell completions and man pages
     #[command(disable_help_flag = true)]
     Generate(GenerateArgs),
@@ -136,6 +149,119 @@ pub struct PubArgs {
     // Last, so the connection flags are listed under their own heading.
     #[command(flatten)]
     pub conn: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SubArgs {
+    /// Topic filter to subscribe to (repeatable; + and # wildcards); may come from -L
+    #[arg(short = 't', long = "topic", value_name = "FILTER", action = ArgAction::Append)]
+    pub topics: Vec<String>,
+
+    /// Don't print messages whose topic matches FILTER (repeatable)
+    #[arg(short = 'T', long = "filter-out", value_name = "FILTER", action = ArgAction::Append)]
+    pub filter_out: Vec<String>,
+
+    /// Unsubscribe from FILTER, e.g. to clean up a persistent session (repeatable)
+    #[arg(short = 'U', long = "unsubscribe", value_name = "FILTER", action = ArgAction::Append)]
+    pub unsubscribe: Vec<String>,
+
+    /// Requested QoS for every filter
+    #[arg(short = 'q', long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub qos: u8,
+
+    /// Exit after N messages
+    #[arg(short = 'C', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+
+    /// Give up after SECS seconds: prints "Timed out" and exits 27
+    #[arg(short = 'W', value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+
+    /// Exit once every subscription is acknowledged
+    #[arg(short = 'E')]
+    pub exit_after_subscribe: bool,
+
+    /// Don't print retained (stale) messages; in MQTT 5 the broker is asked not to send them
+    #[arg(short = 'R')]
+    pub no_retained: bool,
+
+    /// Print only retained messages; exit at the first message that is not retained
+    #[arg(long)]
+    pub retained_only: bool,
+
+    /// Clear every retained message received (respects -T)
+    #[arg(long)]
+    pub remove_retained: bool,
+
+    /// Print the topic before each payload
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+
+    /// Output format (see mosquitto_sub(1)); overrides -v
+    #[arg(short = 'F', value_name = "FORMAT")]
+    pub format: Option<String>,
+
+    /// No newline after each message
+    #[arg(short = 'N')]
+    pub no_newline: bool,
+
+    /// Multi-line JSON for %j and %J
+    #[arg(long)]
+    pub pretty: bool,
+
+    /// Print about PCT percent of messages (0.1-100)
+    #[arg(long, value_name = "PCT", value_parser = percentage)]
+    pub random_filter: Option<f64>,
+
+    /// MQTT 5: keep the retain flag as published
+    #[arg(long)]
+    pub retain_as_published: bool,
+
+    /// MQTT 5: when the broker sends retained messages
+    #[arg(long, value_name = "WHEN")]
+    pub retain_handling: Option<RetainHandling>,
+
+    /// MQTT 5: don't receive our own publishes
+    #[arg(long)]
+    pub no_local: bool,
+
+    /// One JSON object per line: topic, payload (or payload_b64), qos, retain, time, properties
+    #[arg(long, conflicts_with_all = ["format", "verbose"])]
+    pub json: bool,
+
+    /// Exit when nothing has arrived for SECS seconds
+    #[arg(long, value_name = "SECS", value_parser = positive_secs)]
+    pub idle_timeout: Option<f64>,
+
+    /// Print only messages whose payload matches REGEX
+    #[arg(long, value_name = "REGEX")]
+    pub grep: Option<String>,
+
+    /// Print a message only when its payload differs from the last one on its topic
+    #[arg(long)]
+    pub changed_only: bool,
+
+    /// Instead of payloads: a live per-topic table on stderr, and a summary on exit
+    #[arg(long, conflicts_with_all = ["format", "verbose", "json"])]
+    pub stats: bool,
+
+    /// Exit when the connection drops instead of reconnecting
+    #[arg(long)]
+    pub no_reconnect: bool,
+
+    // Last, so the connection flags are listed under their own heading.
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RetainHandling {
+    /// Send retained messages on every subscribe (0)
+    Always,
+    /// Only on a new subscription (1)
+    New,
+    /// Never (2)
+    Never,
 }
 
 #[derive(Debug, Args)]
@@ -219,7 +345,7 @@ pub struct ConnectArgs {
     #[arg(short = 'u', long, value_name = "USER")]
     pub username: Option<String>,
 
-    /// Password (visible in ps: prefer SMQ_PASSWORD, --pw-file or --pw-prompt)
+    /// Password (visible in ps: prefer SMQ_PASSWORD, --pw-file or --pw-prompt, which win over it)
     #[arg(
         short = 'P',
         long = "pw",
@@ -230,11 +356,11 @@ pub struct ConnectArgs {
     pub password: Option<String>,
 
     /// Read the password from the first line of FILE
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["password", "pw_prompt"])]
+    #[arg(long, value_name = "FILE", conflicts_with = "pw_prompt")]
     pub pw_file: Option<PathBuf>,
 
     /// Ask for the password on the terminal
-    #[arg(long, conflicts_with = "password")]
+    #[arg(long)]
     pub pw_prompt: bool,
 
     /// Maximum QoS 1/2 messages in flight
@@ -358,6 +484,20 @@ fn non_negative_secs(s: &str) -> Result<f64, String> {
     }
 }
 
+fn percentage(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.1..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not a percentage from 0.1 to 100")),
+    }
+}
+
+fn positive_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a positive number of seconds")),
+    }
+}
+
 fn positive_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
@@ -382,6 +522,48 @@ mod tests {
         {
             Command::Pub(a) => *a,
             other => panic!("not pub: {other:?}"),
+        }
+    }
+
+    fn sub_args(line: &str) -> SubArgs {
+        match parse(line)
+            .unwrap_or_else(|e| panic!("{line}: {e}"))
+            .command
+        {
+            Command::Sub(a) => *a,
+            other => panic!("not sub: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn mosquitto_sub_lines_parse_the_same() {
+        let a = sub_args("smq sub -h b -p 1884 -t a/# -t b/+ -v -q 1 -C 5 -W 10 -T a/x -R");
+        assert_eq!(a.topics, ["a/#", "b/+"]);
+        assert_eq!(a.filter_out, ["a/x"]);
+        assert!(a.verbose && a.no_retained);
+        assert_eq!((a.qos, a.count, a.timeout), (1, Some(5), Some(10)));
+        let a = sub_args("smq sub -t t -F %t:%p -N --pretty -c -i me -x 60 -U old -E");
+        assert_eq!(a.format.as_deref(), Some("%t:%p"));
+        assert!(a.no_newline && a.pretty && a.conn.disable_clean_session && a.exit_after_subscribe);
+        assert_eq!(a.unsubscribe, ["old"]);
+        let a = sub_args(
+            "smq sub -t t -V 5 -D subscribe subscription-identifier 3 --retain-handling never",
+        );
+        assert_eq!(
+            a.conn.property,
+            [vec!["subscribe", "subscription-identifier", "3"]]
+        );
+        assert_eq!(a.retain_handling, Some(RetainHandling::Never));
+    }
+
+    #[test]
+    fn sub_rejects_bad_counts_and_percentages() {
+        for line in [
+            "smq sub -t a -C 0",
+            "smq sub -t a -W 0",
+            "smq sub -t a --random-filter 0",
+        ] {
+            assert!(parse(line).is_err(), "{line}");
         }
     }
 

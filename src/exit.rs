@@ -16,6 +16,7 @@ Exit codes:
   130      interrupted (Ctrl-C) before every message was handed to the broker";
 
 pub const USAGE: u8 = 2;
+pub const TIMED_OUT: u8 = 27;
 pub const INTERRUPTED: u8 = 130;
 
 /// Failures that carry their own exit code; anything else exits 1.
@@ -28,6 +29,7 @@ pub enum Failure {
     },
     /// Bad input found after clap: same code as clap's usage errors.
     Usage(String),
+    TimedOut(String),
     Interrupted(String),
 }
 
@@ -40,7 +42,9 @@ impl fmt::Display for Failure {
                     "the broker refused the connection: {reason} (code {code})"
                 )
             }
-            Failure::Usage(msg) | Failure::Interrupted(msg) => f.write_str(msg),
+            Failure::Usage(msg) | Failure::TimedOut(msg) | Failure::Interrupted(msg) => {
+                f.write_str(msg)
+            }
         }
     }
 }
@@ -70,6 +74,7 @@ fn code_for(err: &anyhow::Error) -> u8 {
     match err.chain().find_map(|e| e.downcast_ref::<Failure>()) {
         Some(Failure::Refused { code, .. }) => *code,
         Some(Failure::Usage(_)) => USAGE,
+        Some(Failure::TimedOut(_)) => TIMED_OUT,
         Some(Failure::Interrupted(_)) => INTERRUPTED,
         None => 1,
     }

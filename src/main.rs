@@ -2,6 +2,9 @@ mod cli;
 mod cmd;
 mod conn;
 mod exit;
+mod format;
+mod output;
+mod stats;
 mod topic;
 
 use std::process::ExitCode;

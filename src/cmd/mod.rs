@@ -2,6 +2,7 @@
 
 pub mod generate;
 mod publish;
+mod subscribe;
 
 use std::process::ExitCode;
 
@@ -10,6 +11,7 @@ use crate::cli::{Cli, Command};
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Pub(args) => publish::run(*args).await,
+        Command::Sub(args) => subscribe::run(*args).await,
         // Handled before the runtime starts; see main.
         Command::Generate(args) => generate::run(&args),
     }

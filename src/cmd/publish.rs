@@ -145,6 +145,7 @@ impl Publisher {
         let mut need_input = false;
         let mut hold_until: Option<Instant> = None;
         let mut interrupted_at: Option<Instant> = None;
+        let mut held: Option<(Bytes, Bytes)> = None;
         loop {
             let now = Instant::now();
             let mut wake: Option<Instant> = hold_until.filter(|t| *t > now);
@@ -157,37 +158,48 @@ impl Publisher {
                 {
                     break;
                 }
+                let (msg_topic, payload) = match held.take() {
+                    Some(m) => m,
+                    None => match source.next() {
+                        Next::Message(t, p) => (t, p),
+                        Next::NeedInput => {
+                            need_input = true;
+                            break;
+                        }
+                        Next::End => {
+                            input_done = true;
+                            break;
+                        }
+                        Next::Bad(e) => {
+                            input_err = Some(e);
+                            input_done = true;
+                            break;
+                        }
+                    },
+                };
+                // Paced: the message waits for its slot, so the end of input is seen at once.
                 if let Some(interval) = self.interval {
                     let due = start + interval.mul_f64(self.sent as f64);
                     if due > now {
                         wake = Some(due);
+                        held = Some((msg_topic, payload));
                         break;
                     }
                 }
-                match source.next() {
-                    Next::Message(msg_topic, payload) => {
-                        let msg = Message {
-                            topic: msg_topic,
-                            payload,
-                            qos: self.qos,
-                            retain: self.retain,
-                            props: self.props.clone(),
-                        };
-                        match client.publish(&msg) {
-                            Ok(pkid) => {
-                                self.sent += 1;
-                                self.numbers[usize::from(pkid)] = self.sent;
-                            }
-                            Err(e) => {
-                                input_err = Some(e.context(source.position()));
-                                input_done = true;
-                            }
-                        }
+                let msg = Message {
+                    topic: msg_topic,
+                    payload,
+                    qos: self.qos,
+                    retain: self.retain,
+                    props: self.props.clone(),
+                };
+                match client.publish(&msg) {
+                    Ok(pkid) => {
+                        self.sent += 1;
+                        self.numbers[usize::from(pkid)] = self.sent;
                     }
-                    Next::NeedInput => need_input = true,
-                    Next::End => input_done = true,
-                    Next::Bad(e) => {
-                        input_err = Some(e);
+                    Err(e) => {
+                        input_err = Some(e.context(source.position()));
                         input_done = true;
                     }
                 }
@@ -235,6 +247,8 @@ impl Publisher {
                             hold_until = Some(Instant::now() + d);
                         }
                     }
+                    // A persistent session may still deliver to a publisher: acknowledged, not shown.
+                    Ok(Event::Message { .. } | Event::SubAck { .. } | Event::UnsubAck) => {}
                     Err(e) => return Outcome::Lost(e),
                 },
                 r = source.fill(), if need_input => {

@@ -28,6 +28,8 @@ enum Slot {
     AwaitPubAck,
     AwaitPubRec,
     AwaitPubComp,
+    AwaitSubAck,
+    AwaitUnsubAck,
 }
 
 /// What the broker allowed in CONNACK.
@@ -40,9 +42,21 @@ pub struct Limits {
 
 pub enum Event {
     /// A QoS 1/2 publish finished: `code` is 0 (or 0x10, no subscribers) unless refused.
-    Delivered { pkid: u16, code: u8 },
+    Delivered {
+        pkid: u16,
+        code: u8,
+    },
     /// Everything queued so far has been written to the socket.
     Written,
+    /// An application message; QoS 2 duplicates are already dropped.
+    Message {
+        msg: Message,
+        mid: u16,
+    },
+    SubAck {
+        codes: Vec<u8>,
+    },
+    UnsubAck,
 }
 
 pub struct Client {
@@ -57,6 +71,8 @@ pub struct Client {
     ping_sent: Option<Instant>,
     trace: Option<String>,
     slots: Vec<Slot>,
+    /// Incoming QoS 2 ids between PUBREC and PUBREL: a resent PUBLISH is not delivered twice.
+    awaiting_rel: Vec<bool>,
     in_flight: usize,
     max_in_flight: usize,
     next_pkid: u16,
@@ -86,6 +102,7 @@ impl Client {
             ping_sent: None,
             trace: opts.debug.then(|| opts.client_id.clone()),
             slots: vec![Slot::Free; 65536],
+            awaiting_rel: vec![false; 65536],
             in_flight: 0,
             max_in_flight: opts.max_inflight.into(),
             next_pkid: 0,
@@ -181,9 +198,54 @@ impl Client {
         !self.wbuf.is_empty()
     }
 
+    /// Whether a whole packet is already buffered, so `poll` will not wait for the network.
+    pub fn has_buffered_packet(&self) -> bool {
+        packet::has_whole_packet(&self.rbuf)
+    }
+
+    /// Queues one SUBSCRIBE for all `subs`; its SUBACK comes back as an event.
+    pub fn subscribe(
+        &mut self,
+        subs: &[packet::Subscription],
+        props: Option<packet::SubscribeProperties>,
+    ) -> anyhow::Result<u16> {
+        let pkid = self.take_pkid();
+        self.slots[usize::from(pkid)] = Slot::AwaitSubAck;
+        packet::encode_subscribe(self.proto, pkid, subs, props, &mut self.wbuf)?;
+        if self.trace.is_some() {
+            for s in subs {
+                self.trace_out(format_args!(
+                    "SUBSCRIBE (Mid: {pkid}, Topic: {}, QoS: {})",
+                    s.filter, s.qos
+                ));
+            }
+        }
+        Ok(pkid)
+    }
+
+    pub fn unsubscribe(
+        &mut self,
+        filters: &[String],
+        props: Option<packet::UnsubscribeProperties>,
+    ) -> anyhow::Result<u16> {
+        let pkid = self.take_pkid();
+        self.slots[usize::from(pkid)] = Slot::AwaitUnsubAck;
+        packet::encode_unsubscribe(self.proto, pkid, filters, props, &mut self.wbuf)?;
+        self.trace_out(format_args!(
+            "UNSUBSCRIBE (Mid: {pkid}, {})",
+            filters.join(", ")
+        ));
+        Ok(pkid)
+    }
+
     /// Queues a PUBLISH; returns its packet id (0 at QoS 0).
     pub fn publish(&mut self, msg: &Message) -> anyhow::Result<u16> {
-        let pkid = if msg.qos > 0 { self.take_pkid() } else { 0 };
+        let pkid = if msg.qos > 0 {
+            self.in_flight += 1;
+            self.take_pkid()
+        } else {
+            0
+        };
         let start = self.wbuf.len();
         packet::encode_publish(self.proto, msg, pkid, false, &mut self.wbuf)?;
         let size = self.wbuf.len() - start;
@@ -221,7 +283,6 @@ impl Client {
         loop {
             self.next_pkid = self.next_pkid.wrapping_add(1).max(1);
             if self.slots[usize::from(self.next_pkid)] == Slot::Free {
-                self.in_flight += 1;
                 return self.next_pkid;
             }
         }
@@ -302,26 +363,51 @@ impl Client {
                 self.ping_sent = None;
                 Ok(None)
             }
-            Incoming::Publish { msg, pkid, .. } => {
-                // A publisher subscribes to nothing, but a broker may still deliver (e.g. to a
-                // persistent session): acknowledge so the broker does not resend forever.
-                self.trace_in(format_args!(
-                    "PUBLISH (q{}, m{pkid}, '{}', ... ({} bytes))",
-                    msg.qos,
-                    String::from_utf8_lossy(&msg.topic),
-                    msg.payload.len()
-                ));
+            Incoming::Publish { msg, pkid } => {
+                if self.trace.is_some() {
+                    self.trace_in(format_args!(
+                        "PUBLISH (d0, q{}, r{}, m{pkid}, '{}', ... ({} bytes))",
+                        msg.qos,
+                        u8::from(msg.retain),
+                        String::from_utf8_lossy(&msg.topic),
+                        msg.payload.len()
+                    ));
+                }
                 match msg.qos {
                     1 => packet::encode_ack(4, pkid, &mut self.wbuf),
-                    2 => packet::encode_ack(5, pkid, &mut self.wbuf),
+                    2 => {
+                        packet::encode_ack(5, pkid, &mut self.wbuf);
+                        let seen =
+                            std::mem::replace(&mut self.awaiting_rel[usize::from(pkid)], true);
+                        if seen {
+                            return Ok(None);
+                        }
+                    }
                     _ => {}
                 }
-                Ok(None)
+                Ok(Some(Event::Message { msg, mid: pkid }))
             }
             Incoming::PubRel { pkid } => {
                 self.trace_in(format_args!("PUBREL (Mid: {pkid})"));
+                self.awaiting_rel[usize::from(pkid)] = false;
                 packet::encode_ack(7, pkid, &mut self.wbuf);
                 Ok(None)
+            }
+            Incoming::SubAck { pkid, codes } => {
+                self.trace_in(format_args!("SUBACK (Mid: {pkid}, codes {codes:?})"));
+                if self.slots[usize::from(pkid)] != Slot::AwaitSubAck {
+                    return Ok(None);
+                }
+                self.slots[usize::from(pkid)] = Slot::Free;
+                Ok(Some(Event::SubAck { codes }))
+            }
+            Incoming::UnsubAck { pkid } => {
+                self.trace_in(format_args!("UNSUBACK (Mid: {pkid})"));
+                if self.slots[usize::from(pkid)] != Slot::AwaitUnsubAck {
+                    return Ok(None);
+                }
+                self.slots[usize::from(pkid)] = Slot::Free;
+                Ok(Some(Event::UnsubAck))
             }
             Incoming::Disconnect { code, reason: why } => {
                 self.trace_in(format_args!("DISCONNECT ({code})"));

@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 pub use client::{Client, Event};
 pub use packet::{Message, Protocol};
-pub use reason::delivery as delivery_reason;
+pub use reason::{delivery as delivery_reason, subscribe as subscribe_reason};
 use transport::{Endpoint, TlsSetup, TransportSetup, WsSetup};
 
 use crate::cli::{ConnectArgs, ProtocolVersion};

@@ -8,7 +8,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use rumqttc::mqttbytes::{self as v4codec, v4};
 use rumqttc::v5::mqttbytes::{self as v5codec, v5};
 
-pub use v5::{ConnectProperties, DisconnectProperties, LastWillProperties, PublishProperties};
+pub use v5::{
+    ConnectProperties, DisconnectProperties, LastWillProperties, PublishProperties,
+    SubscribeProperties, UnsubscribeProperties,
+};
 
 /// The largest packet MQTT can express (a 4-byte remaining length).
 pub const MAX_PACKET: usize = 268_435_455 + 5;
@@ -54,6 +57,13 @@ pub enum Incoming {
     PubComp {
         pkid: u16,
         code: u8,
+    },
+    SubAck {
+        pkid: u16,
+        codes: Vec<u8>,
+    },
+    UnsubAck {
+        pkid: u16,
     },
     PingResp,
     Disconnect {
@@ -133,10 +143,11 @@ pub fn decode(
         2 => {
             let flags = take_u8(&mut body)?;
             let code = take_u8(&mut body)?;
+            // A 3.1.1-only broker answers a v5 CONNECT with a 2-byte CONNACK.
             let props = match proto {
-                Protocol::V5 => v5::ConnAckProperties::read(&mut body)
+                Protocol::V5 if !body.is_empty() => v5::ConnAckProperties::read(&mut body)
                     .map_err(|e| malformed(format!("CONNACK properties: {e}")))?,
-                Protocol::V311 => None,
+                _ => None,
             };
             Incoming::ConnAck {
                 session_present: flags & 1 == 1,
@@ -175,9 +186,15 @@ pub fn decode(
         }
         1 => Incoming::Unexpected("CONNECT"),
         8 => Incoming::Unexpected("SUBSCRIBE"),
-        9 => Incoming::Unexpected("SUBACK"),
+        9 => {
+            let (pkid, codes) = sub_ack(proto, &mut body)?;
+            Incoming::SubAck { pkid, codes }
+        }
         10 => Incoming::Unexpected("UNSUBSCRIBE"),
-        11 => Incoming::Unexpected("UNSUBACK"),
+        11 => {
+            let (pkid, _codes) = sub_ack(proto, &mut body)?;
+            Incoming::UnsubAck { pkid }
+        }
         12 => Incoming::Unexpected("PINGREQ"),
         15 => Incoming::Unexpected("AUTH"),
         _ => return Err(malformed("packet type 0")),
@@ -235,18 +252,45 @@ fn ack(body: &mut Bytes) -> Result<(u16, u8), DecodeError> {
     Ok((pkid, code))
 }
 
-/// The v5 DISCONNECT reason string, if its properties carry one.
-fn reason_string(body: &mut Bytes) -> Option<String> {
-    // Property length, then (id, value) pairs; only 0x1F (reason string) is wanted.
+/// SUBACK and UNSUBACK: a packet id, v5 properties (skipped), then one code per filter
+/// (none in a 3.1.1 UNSUBACK).
+fn sub_ack(proto: Protocol, body: &mut Bytes) -> Result<(u16, Vec<u8>), DecodeError> {
+    if body.len() < 2 {
+        return Err(malformed("SUBACK/UNSUBACK without a packet id"));
+    }
+    let pkid = body.get_u16();
+    if proto == Protocol::V5 {
+        let len = varint(body).ok_or_else(|| malformed("bad property length"))?;
+        if body.len() < len {
+            return Err(malformed("properties longer than the packet"));
+        }
+        body.advance(len);
+    }
+    Ok((pkid, body.to_vec()))
+}
+
+fn varint(body: &mut Bytes) -> Option<usize> {
     let mut len = 0usize;
     for i in 0..4 {
         let b = *body.first()?;
         body.advance(1);
         len |= usize::from(b & 0x7f) << (7 * i);
         if b & 0x80 == 0 {
-            break;
+            return Some(len);
         }
     }
+    None
+}
+
+/// Whether `buf` starts with a whole packet, i.e. decoding will not wait for the network.
+pub fn has_whole_packet(buf: &[u8]) -> bool {
+    matches!(fixed_header(buf), Ok(Some((_, h, len))) if buf.len() >= h + len)
+}
+
+/// The v5 DISCONNECT reason string, if its properties carry one.
+fn reason_string(body: &mut Bytes) -> Option<String> {
+    // Property length, then (id, value) pairs; only 0x1F (reason string) is wanted.
+    let len = varint(body)?;
     let mut props = body.split_to(len.min(body.len()));
     let string = |props: &mut Bytes| -> Option<Bytes> {
         let n = usize::from(props.try_get_u16().ok()?);
@@ -388,6 +432,85 @@ pub fn encode_publish(
             };
             encoded(packet.write(buf))
         }
+    }
+}
+
+/// One `-t` filter with its subscription options (the v5 ones are ignored in 3.1.1).
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub filter: String,
+    pub qos: u8,
+    pub no_local: bool,
+    pub retain_as_published: bool,
+    /// 0 send retained on every subscribe, 1 only on a new one, 2 never.
+    pub retain_handling: u8,
+}
+
+pub fn encode_subscribe(
+    proto: Protocol,
+    pkid: u16,
+    subs: &[Subscription],
+    props: Option<SubscribeProperties>,
+    buf: &mut BytesMut,
+) -> anyhow::Result<()> {
+    match proto {
+        Protocol::V311 => {
+            let packet = v4::Subscribe {
+                pkid,
+                filters: subs
+                    .iter()
+                    .map(|s| v4::SubscribeFilter::new(s.filter.clone(), qos4(s.qos)))
+                    .collect(),
+            };
+            encoded(packet.write(buf))
+        }
+        Protocol::V5 => {
+            let packet = v5::Subscribe {
+                pkid,
+                filters: subs
+                    .iter()
+                    .map(|s| v5::Filter {
+                        path: s.filter.clone(),
+                        qos: qos5(s.qos),
+                        nolocal: s.no_local,
+                        preserve_retain: s.retain_as_published,
+                        retain_forward_rule: match s.retain_handling {
+                            0 => v5::RetainForwardRule::OnEverySubscribe,
+                            1 => v5::RetainForwardRule::OnNewSubscribe,
+                            _ => v5::RetainForwardRule::Never,
+                        },
+                    })
+                    .collect(),
+                properties: props,
+            };
+            encoded(packet.write(buf))
+        }
+    }
+}
+
+pub fn encode_unsubscribe(
+    proto: Protocol,
+    pkid: u16,
+    filters: &[String],
+    props: Option<UnsubscribeProperties>,
+    buf: &mut BytesMut,
+) -> anyhow::Result<()> {
+    match proto {
+        Protocol::V311 => encoded(
+            v4::Unsubscribe {
+                pkid,
+                topics: filters.to_vec(),
+            }
+            .write(buf),
+        ),
+        Protocol::V5 => encoded(
+            v5::Unsubscribe {
+                pkid,
+                filters: filters.to_vec(),
+                properties: props,
+            }
+            .write(buf),
+        ),
     }
 }
 

@@ -1,5 +1,6 @@
-//! One password from -P, SMQ_PASSWORD (clap fills -P from it), --pw-file, --pw-prompt or the
-//! -L URL, so it need not appear in `ps`. Never logged.
+//! One password from --pw-file, --pw-prompt, -P or SMQ_PASSWORD (clap fills -P from it), or
+//! the -L URL, in that order, so it need not appear in `ps`. Never logged. The file and the
+//! prompt win over -P because an exported SMQ_PASSWORD should not block an explicit choice.
 
 use std::fs;
 
@@ -8,9 +9,6 @@ use anyhow::{Context, anyhow};
 use crate::cli::ConnectArgs;
 
 pub fn resolve(args: &ConnectArgs, from_url: Option<&str>) -> anyhow::Result<Option<String>> {
-    if let Some(pw) = &args.password {
-        return Ok(Some(pw.clone()));
-    }
     if let Some(path) = &args.pw_file {
         let text = fs::read_to_string(path)
             .with_context(|| format!("reading password file {}", path.display()))?;
@@ -25,6 +23,9 @@ pub fn resolve(args: &ConnectArgs, from_url: Option<&str>) -> anyhow::Result<Opt
         return rpassword::prompt_password(prompt).map(Some).map_err(|e| {
             anyhow!("--pw-prompt needs a terminal ({e}): use --pw-file or SMQ_PASSWORD instead")
         });
+    }
+    if let Some(pw) = &args.password {
+        return Ok(Some(pw.clone()));
     }
     Ok(from_url.map(str::to_owned))
 }

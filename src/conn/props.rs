@@ -5,6 +5,7 @@ use bytes::Bytes;
 
 use super::packet::{
     ConnectProperties, DisconnectProperties, LastWillProperties, PublishProperties,
+    SubscribeProperties, UnsubscribeProperties,
 };
 use crate::exit::usage;
 
@@ -15,6 +16,8 @@ pub enum Packet {
     Publish,
     Disconnect,
     Will,
+    Subscribe,
+    Unsubscribe,
 }
 
 impl Packet {
@@ -24,6 +27,8 @@ impl Packet {
             Packet::Publish => "publish",
             Packet::Disconnect => "disconnect",
             Packet::Will => "will",
+            Packet::Subscribe => "subscribe",
+            Packet::Unsubscribe => "unsubscribe",
         }
     }
 }
@@ -34,6 +39,8 @@ pub struct Properties {
     pub publish: Option<PublishProperties>,
     pub disconnect: Option<DisconnectProperties>,
     pub will: Option<LastWillProperties>,
+    pub subscribe: Option<SubscribeProperties>,
+    pub unsubscribe: Option<UnsubscribeProperties>,
 }
 
 impl Properties {
@@ -42,6 +49,8 @@ impl Properties {
             && self.publish.is_none()
             && self.disconnect.is_none()
             && self.will.is_none()
+            && self.subscribe.is_none()
+            && self.unsubscribe.is_none()
     }
 }
 
@@ -64,7 +73,9 @@ pub fn parse(specs: &[Vec<String>], allowed: &[Packet]) -> anyhow::Result<Proper
             "publish" => Packet::Publish,
             "disconnect" => Packet::Disconnect,
             "will" => Packet::Will,
-            "subscribe" | "unsubscribe" | "auth" | "puback" | "pubrec" | "pubrel" | "pubcomp" => {
+            "subscribe" => Packet::Subscribe,
+            "unsubscribe" => Packet::Unsubscribe,
+            "auth" | "puback" | "pubrec" | "pubrel" | "pubcomp" => {
                 return Err(usage(format!(
                     "-D {cmd}: this subcommand sends no {} packet",
                     cmd.to_uppercase()
@@ -72,7 +83,7 @@ pub fn parse(specs: &[Vec<String>], allowed: &[Packet]) -> anyhow::Result<Proper
             }
             other => {
                 return Err(usage(format!(
-                    "-D: unknown command '{other}': use connect, publish, disconnect or will"
+                    "-D: unknown command '{other}': use connect, publish, subscribe, unsubscribe, disconnect or will"
                 )));
             }
         };
@@ -164,6 +175,36 @@ pub fn parse(specs: &[Vec<String>], allowed: &[Packet]) -> anyhow::Result<Proper
                     "content-type" => p.content_type = Some(value),
                     "response-topic" => p.response_topic = Some(value),
                     "correlation-data" => p.correlation_data = Some(Bytes::from(value)),
+                    "user-property" => p.user_properties.extend(pair),
+                    _ => return Err(not_allowed()),
+                }
+            }
+            Packet::Subscribe => {
+                let p = props.subscribe.get_or_insert_with(|| SubscribeProperties {
+                    id: None,
+                    user_properties: Vec::new(),
+                });
+                match name {
+                    "subscription-identifier" => {
+                        let n: usize = number(name, v, "1-268435455")?;
+                        if !(1..=268_435_455).contains(&n) {
+                            return Err(usage(
+                                "-D subscribe subscription-identifier must be 1-268435455",
+                            ));
+                        }
+                        p.id = Some(n)
+                    }
+                    "user-property" => p.user_properties.extend(pair),
+                    _ => return Err(not_allowed()),
+                }
+            }
+            Packet::Unsubscribe => {
+                let p = props
+                    .unsubscribe
+                    .get_or_insert_with(|| UnsubscribeProperties {
+                        user_properties: Vec::new(),
+                    });
+                match name {
                     "user-property" => p.user_properties.extend(pair),
                     _ => return Err(not_allowed()),
                 }

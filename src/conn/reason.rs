@@ -9,6 +9,10 @@ pub fn connack(proto: Protocol, code: u8) -> &'static str {
         (Protocol::V311, 3) => "server unavailable",
         (Protocol::V311, 4) => "bad username or password",
         (Protocol::V311, 5) => "not authorised",
+        // A 3.1.1 code in answer to a v5 CONNECT: the broker does not speak MQTT 5.
+        (Protocol::V5, 1) => {
+            "unacceptable protocol version: the broker speaks only MQTT 3.1.1 (use -V mqttv311)"
+        }
         (Protocol::V5, _) => v5(code),
         _ => "unknown reason",
     }
@@ -27,6 +31,14 @@ pub fn delivery(code: u8) -> &'static str {
     match code {
         0x10 => "no matching subscribers",
         0x92 => "packet identifier not found",
+        _ => v5(code),
+    }
+}
+
+/// SUBACK codes; 3.1.1 has only 0x80 for a refusal.
+pub fn subscribe(code: u8) -> &'static str {
+    match code {
+        0x80 => "refused",
         _ => v5(code),
     }
 }

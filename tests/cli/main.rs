@@ -2,5 +2,7 @@
 
 mod generated;
 mod publish;
+mod subscribe;
+mod subscribe_format;
 mod support;
 mod support_selftest;

@@ -1,0 +1,455 @@
+//! `smq sub`: mosquitto_sub, plus binary-safe JSON, payload filters, stats and reconnects.
+
+use std::collections::HashMap;
+use std::io;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use anyhow::anyhow;
+use bytes::Bytes;
+use regex::bytes::Regex;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::time::{Instant, sleep, sleep_until};
+
+use crate::cli::{ProtocolVersion, RetainHandling, SubArgs};
+use crate::conn::packet::Subscription;
+use crate::conn::{Client, ConnectOptions, Event, Message, props, subscribe_reason};
+use crate::exit::{Failure, usage};
+use crate::format::{self, Format, Received};
+use crate::output::Output;
+use crate::stats::{self, Stats};
+use crate::topic;
+
+const PACKETS: &[props::Packet] = &[
+    props::Packet::Connect,
+    props::Packet::Subscribe,
+    props::Packet::Unsubscribe,
+    props::Packet::Disconnect,
+    props::Packet::Will,
+];
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Stands in for "no deadline" in a select branch that is disabled anyway.
+const FAR: Duration = Duration::from_secs(86_400 * 365);
+
+pub async fn run(mut args: SubArgs) -> anyhow::Result<ExitCode> {
+    if args.retain_as_published || args.no_local || args.retain_handling.is_some() {
+        match args.conn.protocol_version {
+            Some(ProtocolVersion::V311) => {
+                return Err(usage(
+                    "--retain-as-published, --retain-handling and --no-local are MQTT 5 options: drop -V mqttv311",
+                ));
+            }
+            None => args.conn.protocol_version = Some(ProtocolVersion::V5),
+            Some(_) => {}
+        }
+    }
+    let opts = ConnectOptions::from_args(&args.conn, PACKETS)?;
+    let mut filters = args.topics.clone();
+    if let Some(t) = &opts.url_topic {
+        filters.insert(0, t.clone());
+    }
+    if filters.is_empty() && args.unsubscribe.is_empty() {
+        return Err(usage(
+            "a topic filter is needed: -t FILTER, a -L URL whose path is the filter, or -U FILTER",
+        ));
+    }
+    for f in filters
+        .iter()
+        .chain(&args.filter_out)
+        .chain(&args.unsubscribe)
+    {
+        if let Some(why) = topic::filter_error(f) {
+            return Err(usage(format!("bad topic filter '{f}': {why}")));
+        }
+    }
+    let printer = if args.stats {
+        Printer::Stats(Stats::new())
+    } else if args.json {
+        Printer::Json
+    } else if let Some(spec) = &args.format {
+        Printer::Format(Format::parse(spec).map_err(usage)?)
+    } else {
+        Printer::Plain
+    };
+    let grep = args
+        .grep
+        .as_deref()
+        .map(|r| Regex::new(r).map_err(|e| usage(format!("--grep: bad regular expression: {e}"))))
+        .transpose()?;
+    let retain_handling = match args.retain_handling {
+        Some(RetainHandling::Always) => 0,
+        Some(RetainHandling::New) => 1,
+        Some(RetainHandling::Never) => 2,
+        // mosquitto: -R also asks an MQTT 5 broker not to send retained messages at all.
+        None if args.no_retained => 2,
+        None => 0,
+    };
+    let subs = filters
+        .iter()
+        .map(|f| Subscription {
+            filter: f.clone(),
+            qos: args.qos,
+            no_local: args.no_local,
+            retain_as_published: args.retain_as_published,
+            retain_handling,
+        })
+        .collect();
+    let mut sub = Subscriber {
+        args,
+        opts,
+        subs,
+        printer,
+        grep,
+        out: Output::stdout(),
+        buf: Vec::with_capacity(4096),
+        count: 0,
+        last_payload: HashMap::new(),
+        pending_acks: 0,
+    };
+    let result = sub.run().await;
+    sub.finish(result)
+}
+
+enum Printer {
+    Plain,
+    Format(Format),
+    Json,
+    Stats(Stats),
+}
+
+struct Subscriber {
+    args: SubArgs,
+    opts: ConnectOptions,
+    subs: Vec<Subscription>,
+    printer: Printer,
+    grep: Option<Regex>,
+    out: Output,
+    buf: Vec<u8>,
+    count: u64,
+    last_payload: HashMap<Bytes, Bytes>,
+    /// SUBACK/UNSUBACK still to come in this connection.
+    pending_acks: usize,
+}
+
+/// Why a connection's session ended.
+enum End {
+    /// A normal end: -C, -E, --retained-only, idle timeout, Ctrl-C, or stdout closed.
+    Done,
+    TimedOut,
+    Lost(anyhow::Error),
+    Failed(anyhow::Error),
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Subscriber {
+    async fn run(&mut self) -> anyhow::Result<()> {
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let deadline = self
+            .args
+            .timeout
+            .map(|s| Instant::now() + Duration::from_secs(s));
+        let mut client = Client::connect(&self.opts).await?;
+        loop {
+            self.start(&mut client)?;
+            let end = self
+                .session(&mut client, deadline, &mut sigint, &mut sigterm)
+                .await;
+            let err = match end {
+                End::Done => return self.close(client).await,
+                End::TimedOut => {
+                    self.close(client).await?;
+                    return Err(Failure::TimedOut("Timed out".into()).into());
+                }
+                End::Failed(e) => {
+                    self.close(client).await?;
+                    return Err(e);
+                }
+                End::Lost(e) => e,
+            };
+            self.flush()?;
+            if self.args.no_reconnect {
+                return Err(err);
+            }
+            match self
+                .reconnect(err, deadline, &mut sigint, &mut sigterm)
+                .await?
+            {
+                Some(c) => client = c,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Tries again with exponential back-off until connected, interrupted or timed out.
+    async fn reconnect(
+        &mut self,
+        mut err: anyhow::Error,
+        deadline: Option<Instant>,
+        sigint: &mut Signal,
+        sigterm: &mut Signal,
+    ) -> anyhow::Result<Option<Client>> {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            self.opts
+                .warn(&format!("{err:#}; reconnecting in {}s", backoff.as_secs()));
+            let attempt = async {
+                sleep(backoff).await;
+                Client::connect(&self.opts).await
+            };
+            tokio::select! {
+                _ = sigint.recv() => return Ok(None),
+                _ = sigterm.recv() => return Ok(None),
+                _ = sleep_until(deadline.unwrap_or_else(|| Instant::now() + FAR)), if deadline.is_some() => {
+                    return Err(Failure::TimedOut("Timed out".into()).into());
+                }
+                r = attempt => match r {
+                    Ok(client) => {
+                        self.opts.warn(&format!("reconnected to {}", self.opts.transport.describe()));
+                        return Ok(Some(client));
+                    }
+                    // A refusal will not change by retrying: bad credentials stay bad.
+                    Err(e) if e.downcast_ref::<Failure>().is_some() => return Err(e),
+                    Err(e) => {
+                        err = e;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                },
+            }
+        }
+    }
+
+    /// Queues SUBSCRIBE and UNSUBSCRIBE for a new connection (mosquitto_sub resubscribes on
+    /// every reconnect, too).
+    fn start(&mut self, client: &mut Client) -> anyhow::Result<()> {
+        self.pending_acks = 0;
+        if !self.subs.is_empty() {
+            client.subscribe(&self.subs, self.opts.props.subscribe.clone())?;
+            self.pending_acks += 1;
+        }
+        if !self.args.unsubscribe.is_empty() {
+            client.unsubscribe(&self.args.unsubscribe, self.opts.props.unsubscribe.clone())?;
+            self.pending_acks += 1;
+        }
+        Ok(())
+    }
+
+    async fn session(
+        &mut self,
+        client: &mut Client,
+        deadline: Option<Instant>,
+        sigint: &mut Signal,
+        sigterm: &mut Signal,
+    ) -> End {
+        let idle = self.args.idle_timeout.map(Duration::from_secs_f64);
+        let mut idle_deadline = idle.map(|d| Instant::now() + d);
+        let live_stats = matches!(&self.printer, Printer::Stats(s) if s.live());
+        let mut redraw = tokio::time::interval(stats::REDRAW_EVERY);
+        loop {
+            let far = Instant::now() + FAR;
+            let event = tokio::select! {
+                biased;
+                _ = sigint.recv() => return End::Done,
+                _ = sigterm.recv() => return End::Done,
+                _ = sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => return End::TimedOut,
+                _ = sleep_until(idle_deadline.unwrap_or(far)), if idle_deadline.is_some() => return End::Done,
+                _ = redraw.tick(), if live_stats => {
+                    if let Printer::Stats(s) = &mut self.printer {
+                        s.redraw();
+                    }
+                    continue;
+                }
+                ev = client.poll() => ev,
+            };
+            match event {
+                Err(e) => return End::Lost(e),
+                Ok(Event::Message { msg, mid }) => {
+                    idle_deadline = idle.map(|d| Instant::now() + d);
+                    let flow = match self.on_message(client, msg, mid) {
+                        Ok(flow) => flow,
+                        Err(e) if is_broken_pipe(&e) => return End::Done,
+                        Err(e) => return End::Failed(e),
+                    };
+                    // Flush per message while live; while a backlog drains, flush per batch.
+                    if !client.has_buffered_packet() {
+                        if let Err(e) = self.out.flush() {
+                            return match e.kind() {
+                                io::ErrorKind::BrokenPipe => End::Done,
+                                _ => End::Failed(anyhow!("writing to stdout: {e}")),
+                            };
+                        }
+                    }
+                    if let Flow::Stop = flow {
+                        return End::Done;
+                    }
+                }
+                Ok(Event::SubAck { codes, .. }) => {
+                    if let Err(e) = self.check_suback(&codes) {
+                        return End::Failed(e);
+                    }
+                    if self.acked() {
+                        return End::Done;
+                    }
+                }
+                Ok(Event::UnsubAck) => {
+                    if self.acked() {
+                        return End::Done;
+                    }
+                }
+                Ok(Event::Delivered { .. } | Event::Written) => {}
+            }
+        }
+    }
+
+    /// Counts one acknowledgement; true when the command is finished once all have arrived.
+    fn acked(&mut self) -> bool {
+        self.pending_acks = self.pending_acks.saturating_sub(1);
+        self.pending_acks == 0 && (self.args.exit_after_subscribe || self.subs.is_empty())
+    }
+
+    fn check_suback(&self, codes: &[u8]) -> anyhow::Result<()> {
+        let mut refused = 0;
+        for (sub, &code) in self.subs.iter().zip(codes) {
+            if code >= 0x80 {
+                refused += 1;
+                self.opts.warn(&format!(
+                    "the broker refused the subscription to '{}': {} (0x{code:02X})",
+                    sub.filter,
+                    subscribe_reason(code)
+                ));
+            }
+        }
+        if refused == self.subs.len() {
+            return Err(anyhow!("the broker refused every subscription"));
+        }
+        Ok(())
+    }
+
+    fn on_message(&mut self, client: &mut Client, msg: Message, mid: u16) -> anyhow::Result<Flow> {
+        let time = SystemTime::now();
+        if self.args.retained_only && !msg.retain {
+            return Ok(Flow::Stop);
+        }
+        if self.args.no_retained && msg.retain {
+            return Ok(Flow::Continue);
+        }
+        if self
+            .args
+            .filter_out
+            .iter()
+            .any(|f| topic::matches(f, &msg.topic))
+        {
+            return Ok(Flow::Continue);
+        }
+        if self.args.remove_retained && msg.retain && !msg.payload.is_empty() {
+            client.publish(&Message {
+                topic: msg.topic.clone(),
+                payload: Bytes::new(),
+                qos: 0,
+                retain: true,
+                props: None,
+            })?;
+        }
+        if let Some(pct) = self.args.random_filter {
+            if fastrand::f64() * 100.0 >= pct {
+                return Ok(Flow::Continue);
+            }
+        }
+        if let Some(re) = &self.grep {
+            if !re.is_match(&msg.payload) {
+                return Ok(Flow::Continue);
+            }
+        }
+        if self.args.changed_only {
+            let previous = self
+                .last_payload
+                .insert(msg.topic.clone(), msg.payload.clone());
+            if previous.as_ref() == Some(&msg.payload) {
+                return Ok(Flow::Continue);
+            }
+        }
+        self.count += 1;
+        let received = Received {
+            topic: &msg.topic,
+            payload: &msg.payload,
+            qos: msg.qos,
+            retain: msg.retain,
+            mid,
+            props: msg.props.as_ref(),
+            time,
+        };
+        self.buf.clear();
+        let print = match &mut self.printer {
+            Printer::Stats(stats) => {
+                stats.record(&msg.topic, &msg.payload);
+                false
+            }
+            // mosquitto prints `topic (null)` only as a whole line: with -N, nothing.
+            Printer::Plain if self.args.no_newline && msg.payload.is_empty() => false,
+            Printer::Plain => format::render_plain(&received, self.args.verbose, &mut self.buf),
+            Printer::Json => {
+                format::render_json_line(&received, &mut self.buf);
+                true
+            }
+            Printer::Format(f) => {
+                if let Some(warning) = f.render(&received, self.args.pretty, &mut self.buf) {
+                    self.opts.warn(&warning.to_string());
+                }
+                true
+            }
+        };
+        if print {
+            if !self.args.no_newline {
+                self.buf.push(b'\n');
+            }
+            self.out.write(&self.buf)?;
+        }
+        Ok(match self.args.count {
+            Some(n) if self.count >= n => Flow::Stop,
+            _ => Flow::Continue,
+        })
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        match self.out.flush() {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            Err(e) => Err(anyhow!("writing to stdout: {e}")),
+        }
+    }
+
+    /// Flushes what was printed and says goodbye with a normal DISCONNECT (no will).
+    async fn close(&mut self, client: Client) -> anyhow::Result<()> {
+        self.flush()?;
+        // The connection may already be gone; what was printed is printed either way.
+        let _ = client.disconnect(self.opts.props.disconnect.clone()).await;
+        Ok(())
+    }
+
+    fn finish(&mut self, result: anyhow::Result<()>) -> anyhow::Result<ExitCode> {
+        if let Printer::Stats(stats) = &self.printer {
+            let summary = stats.summary();
+            match self
+                .out
+                .write(summary.as_bytes())
+                .and_then(|()| self.out.flush())
+            {
+                Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                    return Err(anyhow!("writing to stdout: {e}"));
+                }
+                _ => {}
+            }
+        }
+        result.map(|()| ExitCode::SUCCESS)
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<io::Error>()
+        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}
