@@ -75,6 +75,8 @@ pub struct Client {
     awaiting_rel: Vec<bool>,
     in_flight: usize,
     max_in_flight: usize,
+    /// Whether a SUBSCRIBE was sent: messages may arrive at any time.
+    subscribed: bool,
     next_pkid: u16,
     pub limits: Limits,
 }
@@ -104,6 +106,7 @@ impl Client {
             slots: vec![Slot::Free; 65536],
             awaiting_rel: vec![false; 65536],
             in_flight: 0,
+            subscribed: false,
             max_in_flight: opts.max_inflight.into(),
             next_pkid: 0,
             limits: Limits {
@@ -210,6 +213,7 @@ impl Client {
         props: Option<packet::SubscribeProperties>,
     ) -> anyhow::Result<u16> {
         let pkid = self.take_pkid();
+        self.subscribed = true;
         self.slots[usize::from(pkid)] = Slot::AwaitSubAck;
         packet::encode_subscribe(self.proto, pkid, subs, props, &mut self.wbuf)?;
         if self.trace.is_some() {
@@ -432,8 +436,10 @@ impl Client {
         Some(Event::Delivered { pkid, code })
     }
 
-    /// Sends DISCONNECT, closes the stream and waits briefly for the broker to close its side,
-    /// so that nothing it still has to read is cut off by a reset.
+    /// Sends DISCONNECT and closes the stream. If the broker may still send us something
+    /// (a subscription, an ack or PINGRESP outstanding), waits briefly for it to close its side
+    /// first: closing a socket with unread data sends a reset, which can make the broker drop
+    /// what it has not read yet, our DISCONNECT included, and publish our will.
     pub async fn disconnect(
         mut self,
         props: Option<packet::DisconnectProperties>,
@@ -446,8 +452,10 @@ impl Client {
             }
             // The broker may already have closed after reading DISCONNECT.
             let _ = self.writer.shutdown().await;
-            while self.reader.read(&mut self.rbuf).await.unwrap_or(0) > 0 {
-                self.rbuf.clear();
+            if self.may_send_more() {
+                while self.reader.read(&mut self.rbuf).await.unwrap_or(0) > 0 {
+                    self.rbuf.clear();
+                }
             }
             anyhow::Ok(())
         };
@@ -455,6 +463,10 @@ impl Client {
             Ok(r) => r,
             Err(_) => Ok(()),
         }
+    }
+
+    fn may_send_more(&self) -> bool {
+        self.subscribed || self.in_flight > 0 || self.ping_sent.is_some()
     }
 
     fn trace_out(&self, what: fmt::Arguments<'_>) {

@@ -383,3 +383,22 @@ fn sub_usage_errors_exit_2_before_connecting() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn random_filter_prints_about_that_share() {
+    let broker = Mosquitto::start();
+    let port = broker.port();
+    let s = SmqSub::start(port, &["-t", "rnd", "--random-filter", "50", "-W", "3"]);
+    let lines: String = (0..400).map(|i| format!("{i}\n")).collect();
+    let out = run_with_timeout(
+        mosquitto_pub(port).args(["-t", "rnd", "-l", "-q", "1"]),
+        Some(lines.as_bytes()),
+        SECS,
+    );
+    assert!(out.status.success());
+    let out = s.wait(SECS);
+    assert_eq!(out.status.code(), Some(27));
+    // Binomial(400, 0.5): outside 100..=300 has a probability far below 1e-20.
+    let printed = text(&out.stdout).lines().count();
+    assert!((100..=300).contains(&printed), "{printed} of 400");
+}
