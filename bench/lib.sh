@@ -109,7 +109,10 @@ bench_start_mosquitto() {
             echo "log_type subscribe"
             for line in "$@"; do echo "$line"; done
         } >"$conf"
-        "$MOSQUITTO" -c "$conf" >"$log" 2>&1 &
+        # Emptied here, not by the child's redirect: that runs after we start reading, and a
+        # previous broker's "running" line would pass for this one's.
+        : >"$log"
+        "$MOSQUITTO" -c "$conf" >>"$log" 2>&1 &
         pid=$!
         bench_track "$pid"
         if bench_wait_for "$log" ' running$' 10 "$pid"; then

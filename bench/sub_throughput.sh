@@ -160,11 +160,7 @@ for variant in $VARIANTS; do
         for ((rep = 1; rep <= REPS; rep++)); do
             if ((rep % 2)); then order=(smq mosquitto_sub); else order=(mosquitto_sub smq); fi
             for tool in "${order[@]}"; do
-                # A fresh broker per run: no leftover sessions, queues or memory growth. Remove the
-                # previous broker's log first: bench_start_mosquitto (and the subscribe readiness
-                # check) poll that file, and the new broker truncates it only once it is forked,
-                # so a stale " running" or subscribe line could otherwise match.
-                rm -f "$BENCH_TMP/mosquitto.log"
+                # A fresh broker per run: no leftover sessions, queues or memory growth.
                 bench_start_mosquitto "max_inflight_messages $BROKER_INFLIGHT"
                 run_one "$variant" "$mode" "$tool" "$rep"
                 bench_stop "$MOSQ_PID"

@@ -25,6 +25,9 @@ _smq() {
             smq,pub)
                 cmd="smq__subcmd__pub"
                 ;;
+            smq,serve-broker)
+                cmd="smq__subcmd__serve__subcmd__broker"
+                ;;
             smq,sub)
                 cmd="smq__subcmd__sub"
                 ;;
@@ -37,6 +40,9 @@ _smq() {
             smq__subcmd__help,pub)
                 cmd="smq__subcmd__help__subcmd__pub"
                 ;;
+            smq__subcmd__help,serve-broker)
+                cmd="smq__subcmd__help__subcmd__serve__subcmd__broker"
+                ;;
             smq__subcmd__help,sub)
                 cmd="smq__subcmd__help__subcmd__sub"
                 ;;
@@ -47,7 +53,7 @@ _smq() {
 
     case "${cmd}" in
         smq)
-            opts="--help --version pub sub generate help"
+            opts="--help --version pub sub serve-broker generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -79,7 +85,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__help)
-            opts="pub sub generate help"
+            opts="pub sub serve-broker generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -121,6 +127,20 @@ _smq() {
             return 0
             ;;
         smq__subcmd__help__subcmd__pub)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smq__subcmd__help__subcmd__serve__subcmd__broker)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -380,6 +400,60 @@ _smq() {
                     return 0
                     ;;
                 --psk-identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smq__subcmd__serve__subcmd__broker)
+            opts="--listen --cert --key --cafile --require-certificate --max-connections --max-packet-size --max-inflight --max-queued --max-keepalive --sys-interval --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cafile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-packet-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-inflight)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-queued)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-keepalive)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sys-interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

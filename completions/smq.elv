@@ -22,6 +22,7 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --version 'Print the version'
             cand pub 'Publish messages, as mosquitto_pub'
             cand sub 'Subscribe and print messages, as mosquitto_sub'
+            cand serve-broker 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)'
             cand generate 'Write shell completions and man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -195,6 +196,20 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --no-tls 'Turn TLS off, even with -p 8883 or a CA option'
             cand --help 'Print help (-h is --host, as in mosquitto)'
         }
+        &'smq;serve-broker'= {
+            cand --listen 'Listener URL: mqtt://ADDR:PORT, mqtts://, ws://, wss:// (repeatable; port 0 picks one) [default: mqtt://127.0.0.1:1883 and ws://127.0.0.1:8000]'
+            cand --cert 'Server certificate chain (PEM), for mqtts:// and wss://'
+            cand --key 'Server private key (PEM)'
+            cand --cafile 'CA certificates (PEM) that client certificates must chain to'
+            cand --max-connections 'Most clients connected at once'
+            cand --max-packet-size 'Largest packet accepted, in bytes'
+            cand --max-inflight 'QoS 1/2 messages in flight to each client (and the receive maximum offered)'
+            cand --max-queued 'Messages queued per session before new ones are dropped'
+            cand --max-keepalive 'Largest keep-alive granted to MQTT 5 clients, in seconds'
+            cand --sys-interval 'Seconds between $SYS/broker/... updates (0: none)'
+            cand --require-certificate 'Refuse TLS clients without a certificate signed by --cafile'
+            cand --help 'Print help (-h is --host, as in mosquitto)'
+        }
         &'smq;generate'= {
             cand --out-dir 'Directory to write completions/ and man/ into'
             cand --help 'Print help (-h is --host, as in mosquitto)'
@@ -202,12 +217,15 @@ set edit:completion:arg-completer[smq] = {|@words|
         &'smq;help'= {
             cand pub 'Publish messages, as mosquitto_pub'
             cand sub 'Subscribe and print messages, as mosquitto_sub'
+            cand serve-broker 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)'
             cand generate 'Write shell completions and man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'smq;help;pub'= {
         }
         &'smq;help;sub'= {
+        }
+        &'smq;help;serve-broker'= {
         }
         &'smq;help;generate'= {
         }

@@ -44,7 +44,7 @@ impl Cli {
         let conn = match &mut cli.command {
             Command::Pub(a) => Some(&mut a.conn),
             Command::Sub(a) => Some(&mut a.conn),
-            Command::Generate(_) => None,
+            Command::ServeBroker(_) | Command::Generate(_) => None,
         };
         if let (Some(conn), Some((_, sub))) = (conn, matches.subcommand()) {
             conn.property = sub
@@ -60,7 +60,7 @@ impl Cli {
         match &self.command {
             Command::Pub(a) => a.conn.quiet,
             Command::Sub(a) => a.conn.quiet,
-            Command::Generate(_) => false,
+            Command::ServeBroker(_) | Command::Generate(_) => false,
         }
     }
 }
@@ -81,6 +81,9 @@ pub enum Command {
         after_long_help = EXIT_CODES_HELP
     )]
     Sub(Box<SubArgs>),
+    /// Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)
+    #[command(disable_help_flag = true, after_long_help = EXIT_CODES_HELP)]
+    ServeBroker(ServeBrokerArgs),
     /// Write shell completions and man pages
     #[command(disable_help_flag = true)]
     Generate(GenerateArgs),
@@ -252,6 +255,55 @@ pub struct SubArgs {
     // Last, so the connection flags are listed under their own heading.
     #[command(flatten)]
     pub conn: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeBrokerArgs {
+    /// Listener URL: mqtt://ADDR:PORT, mqtts://, ws://, wss:// (repeatable; port 0 picks one)
+    /// [default: mqtt://127.0.0.1:1883 and ws://127.0.0.1:8000]
+    #[arg(long, value_name = "URL", action = ArgAction::Append)]
+    pub listen: Vec<String>,
+
+    /// Server certificate chain (PEM), for mqtts:// and wss://
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// Server private key (PEM)
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// CA certificates (PEM) that client certificates must chain to
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub cafile: Option<PathBuf>,
+
+    /// Refuse TLS clients without a certificate signed by --cafile
+    #[arg(long, requires = "cafile")]
+    pub require_certificate: bool,
+
+    /// Most clients connected at once
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_connections: usize,
+
+    /// Largest packet accepted, in bytes
+    #[arg(long, value_name = "BYTES", default_value_t = 268_435_455,
+          value_parser = clap::value_parser!(u32).range(64..=268_435_455))]
+    pub max_packet_size: u32,
+
+    /// QoS 1/2 messages in flight to each client (and the receive maximum offered)
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_inflight: u16,
+
+    /// Messages queued per session before new ones are dropped
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_queued: u32,
+
+    /// Largest keep-alive granted to MQTT 5 clients, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 65535, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_keepalive: u16,
+
+    /// Seconds between $SYS/broker/... updates (0: none)
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub sys_interval: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,3 +1,4 @@
+mod broker;
 mod cli;
 mod cmd;
 mod conn;
@@ -16,8 +17,12 @@ fn main() -> ExitCode {
     if let cli::Command::Generate(args) = &cli.command {
         return exit::finish(cmd::generate::run(args), quiet);
     }
-    // A client holds one connection: one thread is enough.
-    let result = tokio::runtime::Builder::new_current_thread()
+    // A client holds one connection: one thread is enough. The broker gets worker threads.
+    let mut builder = match cli.command {
+        cli::Command::ServeBroker(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let result = builder
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)

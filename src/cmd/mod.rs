@@ -2,6 +2,7 @@
 
 pub mod generate;
 mod publish;
+mod serve_broker;
 mod subscribe;
 
 use std::process::ExitCode;
@@ -12,6 +13,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Pub(args) => publish::run(*args).await,
         Command::Sub(args) => subscribe::run(*args).await,
+        Command::ServeBroker(args) => serve_broker::run(args).await,
         // Handled before the runtime starts; see main.
         Command::Generate(args) => generate::run(&args),
     }

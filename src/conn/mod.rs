@@ -7,7 +7,7 @@ mod password;
 pub mod props;
 mod reason;
 mod tls;
-mod transport;
+pub mod transport;
 mod url;
 
 use std::io::{self, Write};

@@ -26,7 +26,7 @@ use super::tls;
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 
-type Ws = WebSocketStream<Box<dyn Io>>;
+pub type Ws = WebSocketStream<Box<dyn Io>>;
 
 #[derive(Debug, Clone)]
 pub enum Endpoint {
@@ -106,15 +106,21 @@ pub async fn open(setup: &TransportSetup) -> anyhow::Result<(Reader, Writer)> {
         }
     };
     match &setup.ws {
-        None => {
-            let (r, w) = tokio::io::split(stream);
-            Ok((Reader::Stream(Box::new(r)), Writer::Stream(Box::new(w))))
-        }
-        Some(ws) => {
-            let (sink, source) = websocket(stream, ws, setup).await?.split();
-            Ok((Reader::Ws(source), Writer::Ws(sink)))
-        }
+        None => Ok(split_stream(stream)),
+        Some(ws) => Ok(split_ws(websocket(stream, ws, setup).await?)),
     }
+}
+
+/// Reader and writer halves of a byte stream (TCP, TLS, Unix).
+pub fn split_stream(stream: Box<dyn Io>) -> (Reader, Writer) {
+    let (r, w) = tokio::io::split(stream);
+    (Reader::Stream(Box::new(r)), Writer::Stream(Box::new(w)))
+}
+
+/// Reader and writer halves of a WebSocket carrying MQTT in binary frames.
+pub fn split_ws(ws: Ws) -> (Reader, Writer) {
+    let (sink, source) = ws.split();
+    (Reader::Ws(source), Writer::Ws(sink))
 }
 
 async fn tcp(host: &str, port: u16, setup: &TransportSetup) -> anyhow::Result<TcpStream> {
@@ -204,7 +210,11 @@ impl Reader {
     pub async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         match self {
             Reader::Stream(r) => {
-                buf.reserve(64 * 1024);
+                // Grow with the traffic: a busy stream reads in 64 KiB chunks, an idle broker
+                // connection keeps a small buffer.
+                if buf.capacity() - buf.len() < 1024 {
+                    buf.reserve(buf.capacity().clamp(4096, 64 * 1024));
+                }
                 r.read_buf(buf).await
             }
             Reader::Ws(source) => loop {
@@ -217,7 +227,7 @@ impl Reader {
                     Some(Ok(WsMessage::Text(_))) => {
                         return Err(io::Error::new(
                             io::ErrorKind::InvalidData,
-                            "the broker sent a WebSocket text frame; MQTT uses binary frames",
+                            "a WebSocket text frame arrived; MQTT uses binary frames",
                         ));
                     }
                     // Pings are answered by tungstenite itself.

@@ -728,6 +728,84 @@ fn websocket_to_a_third_party_broker() {
 }
 
 #[test]
+fn websocket_over_tls() {
+    let certs = Certs::generate();
+    let broker = WsBroker::start_tls(&certs);
+    let sub = Sub::start(broker.tcp_port(), &["-t", "wss/#", "-C", "2", "-v"]);
+    let ca = certs.ca();
+    let url = format!("wss://localhost:{}/wss/url", broker.wss_port());
+    let out = run_with_timeout(
+        smq().args([
+            "pub",
+            "-L",
+            &url,
+            "-m",
+            "1",
+            "-q",
+            "1",
+            "--cafile",
+            ca.to_str().unwrap(),
+        ]),
+        None,
+        SECS,
+    );
+    assert_ok(&out);
+    let port = broker.wss_port().to_string();
+    let out = run_with_timeout(
+        smq()
+            .args([
+                "pub",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "--ws",
+                "-t",
+                "wss/flag",
+                "-m",
+                "2",
+            ])
+            .args(["--cafile", ca.to_str().unwrap()]),
+        None,
+        SECS,
+    );
+    assert_ok(&out);
+    assert_eq!(text(&sub.wait(SECS).stdout), "wss/url 1\nwss/flag 2\n");
+    // The wrong CA fails the TLS handshake under the WebSocket, with the same plain words.
+    let other = certs.other_ca();
+    let out = run_with_timeout(
+        smq().args([
+            "pub",
+            "-L",
+            &url,
+            "-m",
+            "x",
+            "--cafile",
+            other.to_str().unwrap(),
+        ]),
+        None,
+        SECS,
+    );
+    assert_fails(&out, 1, "not signed by a trusted CA");
+}
+
+#[test]
+fn os_certificate_store_is_used_and_does_not_trust_the_test_ca() {
+    let certs = Certs::generate();
+    let broker = Mosquitto::builder().tls(&certs).start();
+    let out = publish(
+        broker.tls_port(),
+        &["-t", "x", "-m", "x", "--tls-use-os-certs"],
+        None,
+    );
+    assert_fails(&out, 1, "not signed by a trusted CA");
+    // -p 8883 semantics: a TLS port with no CA option also means the OS store.
+    let url = format!("mqtts://127.0.0.1:{}/x", broker.tls_port());
+    let out = run_with_timeout(smq().args(["pub", "-L", &url, "-m", "x"]), None, SECS);
+    assert_fails(&out, 1, "not signed by a trusted CA");
+}
+
+#[test]
 fn broker_going_away_mid_stream_fails_and_says_how_many_were_confirmed() {
     let mut broker = Mosquitto::start();
     let sub = Sub::start(broker.port(), &["-t", "gone", "-C", "2", "-q", "1"]);

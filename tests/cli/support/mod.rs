@@ -8,6 +8,7 @@
 
 pub mod certs;
 pub mod mosquitto;
+pub mod smq_broker;
 pub mod smq_sub;
 pub mod ws_broker;
 

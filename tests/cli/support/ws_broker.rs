@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+use super::certs::Certs;
 use super::{READY_TIMEOUT, kill_and_reap, read_log, tail_lines};
 
 /// A running aedes, killed by PID on Drop (it also exits by itself when our end of its stdin
@@ -17,11 +18,27 @@ pub struct WsBroker {
     _stdin: ChildStdin,
     port: u16,
     tcp_port: u16,
+    wss_port: Option<u16>,
     log: Arc<Mutex<String>>,
 }
 
 impl WsBroker {
     pub fn start() -> WsBroker {
+        Self::spawn(&[])
+    }
+
+    /// Also serves WebSocket over TLS (`wss_port()`) with the test CA's server certificate.
+    pub fn start_tls(certs: &Certs) -> WsBroker {
+        let (cert, key) = (certs.server_cert(), certs.server_key());
+        Self::spawn(&[
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ])
+    }
+
+    fn spawn(args: &[&str]) -> WsBroker {
         let dir = Self::package_dir();
         assert!(
             dir.join("node_modules/aedes").is_dir(),
@@ -29,6 +46,7 @@ impl WsBroker {
         );
         let mut child = Command::new("node")
             .arg("broker.mjs")
+            .args(args)
             .current_dir(&dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -40,26 +58,30 @@ impl WsBroker {
         let _ = tail_lines(child.stderr.take().expect("piped"), &log);
         let stdin = child.stdin.take().expect("piped");
 
-        // The only stdout line: "ws=PORT tcp=PORT".
-        let ports = ready.recv_timeout(READY_TIMEOUT).ok().and_then(|line| {
-            let (ws, tcp) = line.split_once(' ')?;
-            Some((
-                ws.strip_prefix("ws=")?.parse().ok()?,
-                tcp.strip_prefix("tcp=")?.parse().ok()?,
-            ))
-        });
-        let Some((port, tcp_port)) = ports else {
+        // The only stdout line: "ws=PORT tcp=PORT [wss=PORT]".
+        let line = ready.recv_timeout(READY_TIMEOUT).unwrap_or_default();
+        let port_of = |name: &str| {
+            line.split(' ').find_map(|kv| {
+                kv.strip_prefix(name)?
+                    .strip_prefix('=')?
+                    .parse::<u16>()
+                    .ok()
+            })
+        };
+        let (Some(port), Some(tcp_port)) = (port_of("ws"), port_of("tcp")) else {
             kill_and_reap(&mut child);
             panic!(
                 "tests/ws-broker did not report its ports\n--- output\n{}",
                 read_log(&log)
             );
         };
+        let wss_port = port_of("wss");
         WsBroker {
             child,
             _stdin: stdin,
             port,
             tcp_port,
+            wss_port,
             log,
         }
     }
@@ -67,6 +89,11 @@ impl WsBroker {
     /// The WebSocket port (any path works).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The WebSocket-over-TLS port, with `start_tls`.
+    pub fn wss_port(&self) -> u16 {
+        self.wss_port.expect("wss_port() needs WsBroker::start_tls")
     }
 
     /// The plain MQTT-over-TCP port of the same broker.

@@ -1,0 +1,171 @@
+//! `smq serve-broker`: an MQTT 3.1.1 and 5 broker on tokio, over TCP, TLS and WebSocket.
+
+pub mod codec;
+pub mod listener;
+mod router;
+mod session;
+
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use listener::{ListenSpec, Listener, TlsFiles};
+use router::{Published, Shared};
+
+/// How long shutdown waits for connections to say goodbye.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<ListenSpec>,
+    pub tls: Option<TlsFiles>,
+    pub max_connections: usize,
+    pub max_packet: usize,
+    pub max_inflight: u16,
+    pub max_queued: usize,
+    pub max_keepalive: u16,
+    pub sys_interval: u64,
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    // Before the listeners are announced: a signal sent as soon as they are must stop us
+    // gracefully, not kill us.
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let tls = config.tls.as_ref().map(listener::server_tls).transpose()?;
+    let listeners = listener::bind(&config.listen, tls).await?;
+    {
+        let mut err = io::stderr().lock();
+        for l in &listeners {
+            let _ = writeln!(err, "smq: listening on {}", l.url());
+            for lan in l.lan_urls() {
+                let _ = writeln!(err, "smq:   on your network: {lan}");
+            }
+        }
+    }
+    let config = Arc::new(config);
+    let shared = Arc::new(Shared::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for l in listeners {
+        tasks.spawn(accept_loop(
+            Arc::new(l),
+            shared.clone(),
+            config.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    if config.sys_interval > 0 {
+        tasks.spawn(sys_loop(
+            shared.clone(),
+            config.sys_interval,
+            stop_rx.clone(),
+        ));
+    }
+    tokio::select! {
+        _ = sigint.recv() => {}
+        _ = sigterm.recv() => {}
+    }
+    let _ = stop_tx.send(true);
+    let grace = Instant::now() + SHUTDOWN_GRACE;
+    while shared.counters.clients_connected.load(Ordering::Relaxed) > 0 && Instant::now() < grace {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tasks.abort_all();
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: Arc<Listener>,
+    shared: Arc<Shared>,
+    config: Arc<Config>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => return,
+        };
+        let (stream, _peer) = match accepted {
+            Ok(a) => a,
+            // Out of file descriptors and the like: back off instead of spinning.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let listener = listener.clone();
+        let shared = shared.clone();
+        let config = config.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if let Ok(a) = listener.upgrade(stream).await {
+                session::serve(shared, config, a.reader, a.writer, stop).await;
+            }
+        });
+    }
+}
+
+/// `$SYS/broker/...`, retained, every `interval` seconds.
+async fn sys_loop(shared: Arc<Shared>, interval: u64, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(interval));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let c = &shared.counters;
+        let retained = shared.lock().retained_count();
+        let values = [
+            ("version", format!("smq {}", env!("CARGO_PKG_VERSION"))),
+            (
+                "uptime",
+                format!("{} seconds", shared.started.elapsed().as_secs()),
+            ),
+            (
+                "clients/connected",
+                c.clients_connected.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "messages/received",
+                c.messages_received.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "messages/sent",
+                c.messages_sent.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "messages/dropped",
+                c.dropped.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "bytes/received",
+                c.bytes_received.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "bytes/sent",
+                c.bytes_sent.load(Ordering::Relaxed).to_string(),
+            ),
+            ("retained messages/count", retained.to_string()),
+        ];
+        let mut router = shared.lock();
+        for (name, value) in values {
+            let msg = Arc::new(Published {
+                topic: Bytes::from(format!("$SYS/broker/{name}")),
+                payload: Bytes::from(value),
+                qos: 0,
+                retain: true,
+                props: None,
+                received: std::time::Instant::now(),
+                from: None,
+            });
+            router.retain(&msg);
+            router.route(&msg);
+        }
+    }
+}

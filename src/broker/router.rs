@@ -1,0 +1,473 @@
+//! Who gets which message: sessions by client id, subscriptions (plain and `$share`d), the
+//! retained store, and the counters `$SYS` reports. One mutex guards it all; the work done
+//! under it is matching and non-blocking channel sends, never I/O.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::{Notify, mpsc};
+
+use crate::conn::packet::PublishProperties;
+use crate::topic;
+
+/// A message as the broker holds it: shared by every subscriber it goes to.
+#[derive(Debug)]
+pub struct Published {
+    pub topic: Bytes,
+    pub payload: Bytes,
+    pub qos: u8,
+    pub retain: bool,
+    pub props: Option<PublishProperties>,
+    pub received: Instant,
+    /// The publishing client, for no-local.
+    pub from: Option<Arc<str>>,
+}
+
+impl Published {
+    /// Whether the v5 message expiry interval has passed.
+    pub fn expired(&self) -> bool {
+        self.remaining_expiry() == Some(0)
+    }
+
+    /// Seconds of message expiry left, if the message expires.
+    pub fn remaining_expiry(&self) -> Option<u32> {
+        let interval = self.props.as_ref()?.message_expiry_interval?;
+        let spent = u32::try_from(self.received.elapsed().as_secs()).unwrap_or(u32::MAX);
+        Some(interval.saturating_sub(spent))
+    }
+}
+
+/// One message on its way to one session.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub msg: Arc<Published>,
+    pub qos: u8,
+    pub retain: bool,
+    pub sub_ids: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubOptions {
+    pub qos: u8,
+    pub no_local: bool,
+    pub retain_as_published: bool,
+    pub sub_id: Option<u32>,
+}
+
+/// The router's handle on a session: where its messages go, whether someone is connected.
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    pub client_id: Arc<str>,
+    pub tx: mpsc::Sender<Delivery>,
+    pub online: Arc<AtomicBool>,
+}
+
+struct Subscriber {
+    mailbox: Mailbox,
+    opts: SubOptions,
+}
+
+struct SharedGroup {
+    members: Vec<Subscriber>,
+    next: usize,
+}
+
+/// A session known to the broker, connected or not.
+pub struct SessionEntry {
+    pub mailbox: Mailbox,
+    /// Wakes the connection that currently serves the session, to hand it over.
+    pub kick: Arc<Notify>,
+    /// Bumped on every connection, so a late expiry or will timer can tell it is stale.
+    pub generation: u64,
+    pub state: Arc<tokio::sync::Mutex<super::session::State>>,
+}
+
+#[derive(Default)]
+pub struct Counters {
+    pub messages_received: AtomicU64,
+    pub messages_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub dropped: AtomicU64,
+    pub clients_connected: AtomicU64,
+}
+
+#[derive(Default)]
+pub struct Router {
+    pub sessions: HashMap<Arc<str>, SessionEntry>,
+    exact: HashMap<String, Vec<Subscriber>>,
+    wildcard: Vec<(String, Subscriber)>,
+    shared: HashMap<(String, String), SharedGroup>,
+    retained: HashMap<Bytes, Arc<Published>>,
+    next_generation: u64,
+}
+
+pub struct Shared {
+    router: Mutex<Router>,
+    pub counters: Counters,
+    pub started: Instant,
+}
+
+impl Shared {
+    pub fn new() -> Shared {
+        Shared {
+            router: Mutex::new(Router::default()),
+            counters: Counters::default(),
+            started: Instant::now(),
+        }
+    }
+
+    /// The router, even if a panicking thread poisoned the lock: its data stays consistent
+    /// because no code under the lock leaves it half-updated across a panic point.
+    pub fn lock(&self) -> MutexGuard<'_, Router> {
+        self.router.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Router {
+    pub fn next_generation(&mut self) -> u64 {
+        self.next_generation += 1;
+        self.next_generation
+    }
+
+    /// Adds or replaces one subscription; returns whether it existed before (for retain
+    /// handling 1).
+    pub fn subscribe(&mut self, filter: &str, mailbox: &Mailbox, opts: SubOptions) -> bool {
+        if let Some((group, inner)) = shared_parts(filter) {
+            let g = self
+                .shared
+                .entry((group.to_owned(), inner.to_owned()))
+                .or_insert_with(|| SharedGroup {
+                    members: Vec::new(),
+                    next: 0,
+                });
+            return upsert(&mut g.members, mailbox, opts);
+        }
+        if is_wildcard(filter) {
+            if let Some((_, s)) = self
+                .wildcard
+                .iter_mut()
+                .find(|(f, s)| f == filter && s.mailbox.client_id == mailbox.client_id)
+            {
+                s.opts = opts;
+                s.mailbox = mailbox.clone();
+                return true;
+            }
+            self.wildcard.push((
+                filter.to_owned(),
+                Subscriber {
+                    mailbox: mailbox.clone(),
+                    opts,
+                },
+            ));
+            false
+        } else {
+            upsert(
+                self.exact.entry(filter.to_owned()).or_default(),
+                mailbox,
+                opts,
+            )
+        }
+    }
+
+    /// Removes one subscription; returns whether it existed.
+    pub fn unsubscribe(&mut self, filter: &str, client_id: &str) -> bool {
+        if let Some((group, inner)) = shared_parts(filter) {
+            let key = (group.to_owned(), inner.to_owned());
+            let Some(g) = self.shared.get_mut(&key) else {
+                return false;
+            };
+            let before = g.members.len();
+            g.members.retain(|s| &*s.mailbox.client_id != client_id);
+            let removed = g.members.len() != before;
+            if g.members.is_empty() {
+                self.shared.remove(&key);
+            }
+            return removed;
+        }
+        if is_wildcard(filter) {
+            let before = self.wildcard.len();
+            self.wildcard
+                .retain(|(f, s)| !(f == filter && &*s.mailbox.client_id == client_id));
+            before != self.wildcard.len()
+        } else {
+            let Some(list) = self.exact.get_mut(filter) else {
+                return false;
+            };
+            let before = list.len();
+            list.retain(|s| &*s.mailbox.client_id != client_id);
+            let removed = before != list.len();
+            if list.is_empty() {
+                self.exact.remove(filter);
+            }
+            removed
+        }
+    }
+
+    /// Every subscription of a client id, wherever it is: for a clean start, whose old
+    /// session state may still be held by the connection being taken over.
+    pub fn remove_client(&mut self, client_id: &str) {
+        self.exact.retain(|_, list| {
+            list.retain(|s| &*s.mailbox.client_id != client_id);
+            !list.is_empty()
+        });
+        self.wildcard
+            .retain(|(_, s)| &*s.mailbox.client_id != client_id);
+        self.shared.retain(|_, g| {
+            g.members.retain(|s| &*s.mailbox.client_id != client_id);
+            !g.members.is_empty()
+        });
+    }
+
+    /// Every subscription of a session that ends for good.
+    pub fn unsubscribe_all(&mut self, client_id: &str, filters: impl Iterator<Item = String>) {
+        for f in filters {
+            self.unsubscribe(&f, client_id);
+        }
+    }
+
+    /// Stores (or with an empty payload, clears) a retained message.
+    pub fn retain(&mut self, msg: &Arc<Published>) {
+        if msg.payload.is_empty() {
+            self.retained.remove(&msg.topic);
+        } else {
+            self.retained.insert(msg.topic.clone(), msg.clone());
+        }
+    }
+
+    pub fn retained_count(&self) -> usize {
+        self.retained.len()
+    }
+
+    /// Retained messages matching a (non-shared) filter, for delivery on subscribe.
+    pub fn retained_matching(&self, filter: &str) -> Vec<Arc<Published>> {
+        self.retained
+            .values()
+            .filter(|m| topic::matches(filter, &m.topic) && !m.expired())
+            .cloned()
+            .collect()
+    }
+
+    /// Hands `msg` to every matching session: once per session, at the highest granted QoS
+    /// of its matching subscriptions, with all their subscription identifiers; one member of
+    /// each matching shared group. Returns (delivered, dropped).
+    pub fn route(&mut self, msg: &Arc<Published>) -> (u64, u64) {
+        let mut targets: Vec<(Mailbox, SubOptions, Vec<u32>)> = Vec::new();
+        let mut add = |s: &Subscriber| {
+            if s.opts.no_local && msg.from.as_deref() == Some(&*s.mailbox.client_id) {
+                return;
+            }
+            match targets
+                .iter_mut()
+                .find(|(m, _, _)| m.client_id == s.mailbox.client_id)
+            {
+                Some((_, o, ids)) => {
+                    o.qos = o.qos.max(s.opts.qos);
+                    o.retain_as_published |= s.opts.retain_as_published;
+                    ids.extend(s.opts.sub_id);
+                }
+                None => targets.push((
+                    s.mailbox.clone(),
+                    s.opts,
+                    s.opts.sub_id.into_iter().collect(),
+                )),
+            }
+        };
+        if let Ok(t) = std::str::from_utf8(&msg.topic) {
+            if let Some(list) = self.exact.get(t) {
+                list.iter().for_each(&mut add);
+            }
+        }
+        for (f, s) in &self.wildcard {
+            if topic::matches(f, &msg.topic) {
+                add(s);
+            }
+        }
+        let mut shared_picks: Vec<(Mailbox, SubOptions)> = Vec::new();
+        for ((_, filter), g) in &mut self.shared {
+            if g.members.is_empty() || !topic::matches(filter, &msg.topic) {
+                continue;
+            }
+            // Round robin, preferring a member that is connected.
+            let n = g.members.len();
+            let pick = (0..n)
+                .map(|i| (g.next + i) % n)
+                .find(|&i| g.members[i].mailbox.online.load(Ordering::Relaxed))
+                .unwrap_or(g.next % n);
+            g.next = (pick + 1) % n;
+            let m = &g.members[pick];
+            shared_picks.push((m.mailbox.clone(), m.opts));
+        }
+        let mut delivered = 0;
+        let mut dropped = 0;
+        let all = targets.into_iter().chain(
+            shared_picks
+                .into_iter()
+                .map(|(m, o)| (m, o, o.sub_id.into_iter().collect())),
+        );
+        for (mailbox, opts, sub_ids) in all {
+            let qos = msg.qos.min(opts.qos);
+            // QoS 0 is not queued for a session nobody is connected to (as mosquitto).
+            if qos == 0 && !mailbox.online.load(Ordering::Relaxed) {
+                continue;
+            }
+            let d = Delivery {
+                msg: msg.clone(),
+                qos,
+                retain: msg.retain && opts.retain_as_published,
+                sub_ids,
+            };
+            match mailbox.tx.try_send(d) {
+                Ok(()) => delivered += 1,
+                // Full queue (max queued messages) or a session on its way out.
+                Err(_) => dropped += 1,
+            }
+        }
+        (delivered, dropped)
+    }
+}
+
+fn upsert(list: &mut Vec<Subscriber>, mailbox: &Mailbox, opts: SubOptions) -> bool {
+    match list
+        .iter_mut()
+        .find(|s| s.mailbox.client_id == mailbox.client_id)
+    {
+        Some(s) => {
+            s.opts = opts;
+            s.mailbox = mailbox.clone();
+            true
+        }
+        None => {
+            list.push(Subscriber {
+                mailbox: mailbox.clone(),
+                opts,
+            });
+            false
+        }
+    }
+}
+
+fn is_wildcard(filter: &str) -> bool {
+    filter.contains(['+', '#'])
+}
+
+/// `$share/group/filter` → (group, filter).
+pub fn shared_parts(filter: &str) -> Option<(&str, &str)> {
+    let rest = filter.strip_prefix("$share/")?;
+    rest.split_once('/')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mailbox(id: &str) -> (Mailbox, mpsc::Receiver<Delivery>) {
+        let (tx, rx) = mpsc::channel(16);
+        (
+            Mailbox {
+                client_id: Arc::from(id),
+                tx,
+                online: Arc::new(AtomicBool::new(true)),
+            },
+            rx,
+        )
+    }
+
+    fn msg(topic: &str, qos: u8) -> Arc<Published> {
+        Arc::new(Published {
+            topic: Bytes::copy_from_slice(topic.as_bytes()),
+            payload: Bytes::from_static(b"x"),
+            qos,
+            retain: true,
+            props: None,
+            received: Instant::now(),
+            from: Some(Arc::from("pub")),
+        })
+    }
+
+    fn opts(qos: u8, sub_id: Option<u32>) -> SubOptions {
+        SubOptions {
+            qos,
+            no_local: false,
+            retain_as_published: false,
+            sub_id,
+        }
+    }
+
+    #[test]
+    fn overlapping_subscriptions_deliver_once_at_the_highest_qos() {
+        let mut r = Router::default();
+        let (a, mut rx) = mailbox("a");
+        r.subscribe("t/+", &a, opts(1, Some(1)));
+        r.subscribe("t/#", &a, opts(2, Some(2)));
+        r.subscribe("t/x", &a, opts(0, None));
+        assert_eq!(r.route(&msg("t/x", 2)), (1, 0));
+        let d = rx.try_recv().unwrap();
+        assert_eq!(d.qos, 2);
+        assert!(!d.retain, "retain is cleared without retain-as-published");
+        let mut ids = d.sub_ids.clone();
+        ids.sort();
+        assert_eq!(ids, [1, 2]);
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn delivered_qos_is_the_minimum_of_published_and_granted() {
+        for published in 0..=2 {
+            for granted in 0..=2 {
+                let mut r = Router::default();
+                let (a, mut rx) = mailbox("a");
+                r.subscribe("q", &a, opts(granted, None));
+                r.route(&msg("q", published));
+                assert_eq!(rx.try_recv().unwrap().qos, published.min(granted));
+            }
+        }
+    }
+
+    #[test]
+    fn no_local_dollar_topics_and_shared_groups() {
+        let mut r = Router::default();
+        let (p, mut prx) = mailbox("pub");
+        let mut o = opts(0, None);
+        o.no_local = true;
+        r.subscribe("#", &p, o);
+        assert_eq!(r.route(&msg("a", 0)), (0, 0));
+        assert!(prx.try_recv().is_err());
+        assert_eq!(r.route(&msg("$SYS/x", 0)), (0, 0));
+        let (a, mut arx) = mailbox("a");
+        let (b, mut brx) = mailbox("b");
+        r.subscribe("$share/g/s/+", &a, opts(1, None));
+        r.subscribe("$share/g/s/+", &b, opts(1, None));
+        for _ in 0..4 {
+            r.route(&msg("s/1", 1));
+        }
+        let count =
+            |rx: &mut mpsc::Receiver<Delivery>| std::iter::from_fn(|| rx.try_recv().ok()).count();
+        assert_eq!((count(&mut arx), count(&mut brx)), (2, 2));
+        assert!(r.unsubscribe("$share/g/s/+", "a"));
+        r.route(&msg("s/1", 1));
+        assert_eq!((count(&mut arx), count(&mut brx)), (0, 1));
+    }
+
+    #[test]
+    fn retained_store_replaces_and_clears() {
+        let mut r = Router::default();
+        r.retain(&msg("r/1", 0));
+        r.retain(&msg("r/2", 0));
+        assert_eq!(r.retained_matching("r/+").len(), 2);
+        let empty = Published {
+            topic: Bytes::from_static(b"r/1"),
+            payload: Bytes::new(),
+            qos: 0,
+            retain: true,
+            props: None,
+            received: Instant::now(),
+            from: None,
+        };
+        r.retain(&Arc::new(empty));
+        assert_eq!(r.retained_count(), 1);
+    }
+}

@@ -1,0 +1,782 @@
+//! One client connection: CONNECT, the QoS flows in both directions, keep-alive, topic
+//! aliases, flow control, wills and the end of the session.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::time::{Instant, sleep_until, timeout};
+
+use super::Config;
+use super::codec::{self, ConnAck, Connect, Packet, Violation};
+use super::router::{Delivery, Mailbox, Published, SessionEntry, Shared, SubOptions, shared_parts};
+use crate::conn::packet::{self as wire, Message, Protocol};
+use crate::conn::transport::{Reader, Writer};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new connection waits for the one it takes over to hand the session back.
+const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Topic aliases a client may set up with us (v5 CONNACK Topic Alias Maximum).
+pub const TOPIC_ALIAS_MAX: u16 = 10;
+const NEVER: u32 = u32::MAX;
+
+/// What a session keeps between connections.
+pub struct State {
+    rx: mpsc::Receiver<Delivery>,
+    subscriptions: HashMap<String, SubOptions>,
+    /// Deliveries the client has not acknowledged yet, by packet id.
+    outgoing: BTreeMap<u16, (Delivery, Stage)>,
+    /// Incoming QoS 2 packet ids between PUBREC and PUBREL.
+    incoming_qos2: HashSet<u16>,
+    next_pkid: u16,
+}
+
+/// Which acknowledgement an outgoing QoS 1/2 message waits for: PUBACK, PUBREC or PUBCOMP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Ack,
+    Rec,
+    Comp,
+}
+
+/// Why a connection ended, which decides the will.
+enum End {
+    /// DISCONNECT 0x00: no will. 0x04 asks for the will.
+    Disconnect { with_will: bool },
+    /// Keep-alive timeout, protocol violation, network error, takeover: the will is published.
+    Abnormal,
+    /// The broker is shutting down.
+    Shutdown,
+}
+
+pub async fn serve(
+    shared: Arc<Shared>,
+    config: Arc<Config>,
+    mut reader: Reader,
+    mut writer: Writer,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // Small to start with: most connections are idle most of the time.
+    let mut rbuf = BytesMut::with_capacity(1024);
+    let mut wbuf = BytesMut::with_capacity(1024);
+    let connect = match timeout(
+        CONNECT_TIMEOUT,
+        read_connect(&mut reader, &mut rbuf, config.max_packet),
+    )
+    .await
+    {
+        Ok(Ok(Some(c))) => c,
+        Ok(Err(v)) => {
+            refuse_connect(&mut writer, &v).await;
+            return;
+        }
+        // Closed before or while sending CONNECT, or too slow: nothing to answer.
+        Ok(Ok(None)) | Err(_) => return,
+    };
+    let mut conn = match Connection::open(shared, config, connect, &mut writer, &mut wbuf).await {
+        Some(c) => c,
+        None => return,
+    };
+    let mut state_guard =
+        match timeout(TAKEOVER_TIMEOUT, conn.entry_state.clone().lock_owned()).await {
+            Ok(g) => g,
+            Err(_) => return,
+        };
+    conn.online.store(true, Ordering::Relaxed);
+    conn.shared
+        .counters
+        .clients_connected
+        .fetch_add(1, Ordering::Relaxed);
+    let end = conn
+        .run(
+            &mut state_guard,
+            &mut reader,
+            &mut writer,
+            rbuf,
+            wbuf,
+            &mut shutdown,
+        )
+        .await;
+    conn.online.store(false, Ordering::Relaxed);
+    let _ = writer.shutdown().await;
+    conn.finish(end, &state_guard);
+}
+
+async fn read_connect(
+    reader: &mut Reader,
+    rbuf: &mut BytesMut,
+    max: usize,
+) -> Result<Option<Connect>, Violation> {
+    loop {
+        if let Some(c) = codec::decode_connect(rbuf, max)? {
+            return Ok(Some(c));
+        }
+        match reader.read(rbuf).await {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(_) => {}
+        }
+    }
+}
+
+async fn refuse_connect(writer: &mut Writer, v: &Violation) {
+    if let (Some(proto), Some(code)) = (v.answer, v.connack_code()) {
+        send_connack(writer, proto, code).await;
+    }
+}
+
+async fn send_connack(writer: &mut Writer, proto: Protocol, code: u8) {
+    let mut buf = BytesMut::new();
+    codec::encode_connack(
+        proto,
+        &ConnAck {
+            code,
+            ..ConnAck::default()
+        },
+        &mut buf,
+    );
+    while !buf.is_empty() {
+        if writer.write(&mut buf).await.is_err() {
+            return;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    config: Arc<Config>,
+    proto: Protocol,
+    client_id: Arc<str>,
+    mailbox: Mailbox,
+    online: Arc<AtomicBool>,
+    kick: Arc<Notify>,
+    generation: u64,
+    entry_state: Arc<tokio::sync::Mutex<State>>,
+    keepalive: Option<Duration>,
+    will: Option<codec::Will>,
+    session_expiry: u32,
+    /// The client's limits on what we send it.
+    receive_max: usize,
+    max_packet: usize,
+    aliases: HashMap<u16, Bytes>,
+    /// Retained messages owed to new subscriptions, sent ahead of the mailbox.
+    backlog: VecDeque<Delivery>,
+    problem_info: bool,
+}
+
+impl Connection {
+    /// Registers the session (taking over or resuming one with the same client id) and sends
+    /// CONNACK. None when the connection was refused.
+    async fn open(
+        shared: Arc<Shared>,
+        config: Arc<Config>,
+        c: Connect,
+        writer: &mut Writer,
+        wbuf: &mut BytesMut,
+    ) -> Option<Connection> {
+        let proto = c.proto;
+        if c.auth_method.is_some() {
+            send_connack(writer, proto, 0x8C).await;
+            return None;
+        }
+        let connected = shared.counters.clients_connected.load(Ordering::Relaxed);
+        if connected >= config.max_connections as u64 {
+            send_connack(writer, proto, if proto == Protocol::V5 { 0x97 } else { 3 }).await;
+            return None;
+        }
+        let assigned = c.client_id.is_empty();
+        let client_id: Arc<str> = if assigned {
+            Arc::from(format!("smq-{:016x}", fastrand::u64(..)))
+        } else {
+            Arc::from(c.client_id.as_str())
+        };
+        // 3.1.1: clean session 0 keeps the session forever; v5: the expiry interval decides.
+        let session_expiry = match proto {
+            Protocol::V311 if c.clean => 0,
+            Protocol::V311 => NEVER,
+            Protocol::V5 => c.session_expiry,
+        };
+        // v5 lets the server impose its keep-alive (Server Keep Alive); a 3.1.1 client keeps
+        // its own, 0 included.
+        let too_long = c.keepalive > config.max_keepalive
+            || (c.keepalive == 0 && config.max_keepalive < u16::MAX);
+        let (keepalive, server_keepalive) = if too_long && proto == Protocol::V5 {
+            (config.max_keepalive, Some(config.max_keepalive))
+        } else {
+            (c.keepalive, None)
+        };
+
+        let (mailbox, kick, generation, entry_state, session_present) = {
+            let mut router = shared.lock();
+            let generation = router.next_generation();
+            let old = router.sessions.remove(&client_id);
+            if let Some(old) = &old {
+                // Takeover: the old connection gets DISCONNECT 0x8E and closes [MQTT-3.1.4-3].
+                old.kick.notify_one();
+            }
+            let resume = old.filter(|_| !c.clean);
+            let (mailbox, state, present) = match resume {
+                Some(old) => (old.mailbox, old.state, true),
+                None => {
+                    // A clean start drops what the old session subscribed to [MQTT-3.1.2-4].
+                    router.remove_client(&client_id);
+                    let (tx, rx) = mpsc::channel(config.max_queued.max(1));
+                    let mailbox = Mailbox {
+                        client_id: client_id.clone(),
+                        tx,
+                        online: Arc::new(AtomicBool::new(false)),
+                    };
+                    let state = State {
+                        rx,
+                        subscriptions: HashMap::new(),
+                        outgoing: BTreeMap::new(),
+                        incoming_qos2: HashSet::new(),
+                        next_pkid: 0,
+                    };
+                    (mailbox, Arc::new(tokio::sync::Mutex::new(state)), false)
+                }
+            };
+            let kick = Arc::new(Notify::new());
+            router.sessions.insert(
+                client_id.clone(),
+                SessionEntry {
+                    mailbox: mailbox.clone(),
+                    kick: kick.clone(),
+                    generation,
+                    state: state.clone(),
+                },
+            );
+            (mailbox, kick, generation, state, present)
+        };
+        let ack = ConnAck {
+            session_present,
+            code: 0,
+            assigned_client_id: (assigned && proto == Protocol::V5).then(|| client_id.to_string()),
+            receive_max: Some(config.max_inflight),
+            max_packet: u32::try_from(config.max_packet).ok(),
+            topic_alias_max: Some(TOPIC_ALIAS_MAX),
+            retain_available: Some(true),
+            wildcard_available: Some(true),
+            sub_ids_available: Some(true),
+            shared_available: Some(true),
+            server_keepalive,
+            ..ConnAck::default()
+        };
+        codec::encode_connack(proto, &ack, wbuf);
+        let online = mailbox.online.clone();
+        Some(Connection {
+            shared,
+            config,
+            proto,
+            client_id,
+            mailbox,
+            online,
+            kick,
+            generation,
+            entry_state,
+            keepalive: (keepalive > 0).then(|| Duration::from_millis(u64::from(keepalive) * 1500)),
+            will: c.will,
+            session_expiry,
+            receive_max: usize::from(c.receive_max.max(1)),
+            max_packet: c.max_packet.map_or(wire::MAX_PACKET, |m| m as usize),
+            aliases: HashMap::new(),
+            backlog: VecDeque::new(),
+            problem_info: c.request_problem_info,
+        })
+    }
+
+    async fn run(
+        &mut self,
+        state: &mut State,
+        reader: &mut Reader,
+        writer: &mut Writer,
+        mut rbuf: BytesMut,
+        mut wbuf: BytesMut,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> End {
+        // Unacknowledged messages of a resumed session go out again, PUBLISH with DUP set
+        // [MQTT-4.4.0-1].
+        for (&pkid, (d, stage)) in &state.outgoing {
+            match stage {
+                Stage::Comp => codec::encode_ack(6, pkid, 0, &mut wbuf),
+                _ => {
+                    self.encode_delivery(d, pkid, true, &mut wbuf);
+                }
+            }
+        }
+        let window = self.receive_max.min(usize::from(self.config.max_inflight));
+        let mut deadline = self.keepalive.map(|k| Instant::now() + k);
+        loop {
+            // Decode everything already read.
+            loop {
+                match codec::decode(self.proto, &mut rbuf, self.config.max_packet) {
+                    Ok(Some(p)) => {
+                        if let Some(k) = self.keepalive {
+                            deadline = Some(Instant::now() + k);
+                        }
+                        match self.handle(p, state, &mut wbuf) {
+                            Ok(None) => {}
+                            Ok(Some(end)) => {
+                                flush(writer, &mut wbuf).await;
+                                return end;
+                            }
+                            Err(v) => return self.violation(v, writer, &mut wbuf).await,
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(v) => return self.violation(v, writer, &mut wbuf).await,
+                }
+            }
+            // Fill the client's receive window from the backlog, then the mailbox.
+            while state.outgoing.len() < window && wbuf.len() < 256 * 1024 {
+                let Some(d) = self
+                    .backlog
+                    .pop_front()
+                    .or_else(|| state.rx.try_recv().ok())
+                else {
+                    break;
+                };
+                self.deliver(d, state, &mut wbuf);
+            }
+            let can_take = state.outgoing.len() < window && wbuf.len() < 256 * 1024;
+            let far = Instant::now() + Duration::from_secs(86_400);
+            tokio::select! {
+                r = writer.write(&mut wbuf), if !wbuf.is_empty() => {
+                    if r.is_err() {
+                        return End::Abnormal;
+                    }
+                }
+                r = reader.read(&mut rbuf) => match r {
+                    Ok(0) | Err(_) => return End::Abnormal,
+                    Ok(n) => {
+                        self.shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                },
+                d = state.rx.recv(), if can_take => {
+                    if let Some(d) = d {
+                        self.deliver(d, state, &mut wbuf);
+                    }
+                }
+                _ = sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
+                    // [MQTT-3.1.2-22]: 1.5 times the keep alive without a packet.
+                    return self.server_disconnect(0x8D, writer, &mut wbuf).await;
+                }
+                _ = self.kick.notified() => {
+                    return self.server_disconnect(0x8E, writer, &mut wbuf).await;
+                }
+                _ = shutdown.changed() => {
+                    if self.proto == Protocol::V5 {
+                        codec::encode_disconnect(0x8B, None, &mut wbuf);
+                    }
+                    flush(writer, &mut wbuf).await;
+                    return End::Shutdown;
+                }
+            }
+        }
+    }
+
+    /// Sends a v5 DISCONNECT with `code` (3.1.1 has none: the connection just closes).
+    async fn server_disconnect(&self, code: u8, writer: &mut Writer, wbuf: &mut BytesMut) -> End {
+        if self.proto == Protocol::V5 {
+            codec::encode_disconnect(code, None, wbuf);
+        }
+        flush(writer, wbuf).await;
+        End::Abnormal
+    }
+
+    async fn violation(&self, v: Violation, writer: &mut Writer, wbuf: &mut BytesMut) -> End {
+        if self.proto == Protocol::V5 {
+            let reason = self.problem_info.then_some(v.why.as_str());
+            codec::encode_disconnect(v.code, reason, wbuf);
+        }
+        flush(writer, wbuf).await;
+        End::Abnormal
+    }
+
+    fn handle(
+        &mut self,
+        p: Packet,
+        state: &mut State,
+        wbuf: &mut BytesMut,
+    ) -> Result<Option<End>, Violation> {
+        match p {
+            Packet::Publish { msg, pkid, dup: _ } => self.on_publish(msg, pkid, state, wbuf)?,
+            Packet::PubAck { pkid, .. } => {
+                if matches!(state.outgoing.get(&pkid), Some((_, Stage::Ack))) {
+                    state.outgoing.remove(&pkid);
+                }
+            }
+            Packet::PubRec { pkid, code } => match state.outgoing.get_mut(&pkid) {
+                Some((_, stage @ Stage::Rec)) if code < 0x80 => {
+                    *stage = Stage::Comp;
+                    codec::encode_ack(6, pkid, 0, wbuf);
+                }
+                Some((_, Stage::Rec)) => {
+                    state.outgoing.remove(&pkid);
+                }
+                // Not ours: a v5 client still gets its PUBREL, saying so.
+                _ => codec::encode_ack(6, pkid, self.v5_code(0x92), wbuf),
+            },
+            Packet::PubComp { pkid, .. } => {
+                if matches!(state.outgoing.get(&pkid), Some((_, Stage::Comp))) {
+                    state.outgoing.remove(&pkid);
+                }
+            }
+            Packet::PubRel { pkid, .. } => {
+                let known = state.incoming_qos2.remove(&pkid);
+                codec::encode_ack(7, pkid, if known { 0 } else { self.v5_code(0x92) }, wbuf);
+            }
+            Packet::Subscribe {
+                pkid,
+                filters,
+                sub_id,
+            } => self.on_subscribe(pkid, filters, sub_id, state, wbuf)?,
+            Packet::Unsubscribe { pkid, filters } => {
+                let mut codes = Vec::with_capacity(filters.len());
+                let mut router = self.shared.lock();
+                for f in &filters {
+                    let existed = router.unsubscribe(f, &self.client_id);
+                    state.subscriptions.remove(f);
+                    codes.push(if existed { 0 } else { 0x11 });
+                }
+                drop(router);
+                codec::encode_unsuback(self.proto, pkid, &codes, wbuf);
+            }
+            Packet::PingReq => codec::encode_pingresp(wbuf),
+            Packet::Disconnect {
+                code,
+                session_expiry,
+            } => {
+                if let Some(e) = session_expiry {
+                    // Setting an expiry on a session that had none is a protocol error
+                    // [MQTT-3.14.2-2].
+                    if self.session_expiry == 0 && e != 0 {
+                        return Err(Violation {
+                            code: 0x82,
+                            why: "session expiry set in DISCONNECT after 0 in CONNECT".into(),
+                            answer: None,
+                        });
+                    }
+                    self.session_expiry = e;
+                }
+                return Ok(Some(End::Disconnect {
+                    with_will: code == 0x04,
+                }));
+            }
+            Packet::Auth => {
+                return Err(Violation {
+                    code: 0x82,
+                    why: "AUTH without an authentication method".into(),
+                    answer: None,
+                });
+            }
+            Packet::Connect => {
+                // [MQTT-3.1.0-2]: a second CONNECT is a protocol violation.
+                return Err(Violation {
+                    code: 0x82,
+                    why: "a second CONNECT".into(),
+                    answer: None,
+                });
+            }
+        }
+        Ok(None)
+    }
+
+    fn v5_code(&self, code: u8) -> u8 {
+        if self.proto == Protocol::V5 { code } else { 0 }
+    }
+
+    fn on_publish(
+        &mut self,
+        mut msg: Message,
+        pkid: u16,
+        state: &mut State,
+        wbuf: &mut BytesMut,
+    ) -> Result<(), Violation> {
+        if let Some(alias) = msg.props.as_mut().and_then(|p| p.topic_alias.take()) {
+            if alias == 0 || alias > TOPIC_ALIAS_MAX {
+                return Err(Violation {
+                    code: 0x94,
+                    why: format!("topic alias {alias} is not between 1 and {TOPIC_ALIAS_MAX}"),
+                    answer: None,
+                });
+            }
+            if msg.topic.is_empty() {
+                msg.topic = self.aliases.get(&alias).cloned().ok_or_else(|| Violation {
+                    code: 0x82,
+                    why: format!("topic alias {alias} was never set"),
+                    answer: None,
+                })?;
+            } else {
+                self.aliases.insert(alias, msg.topic.clone());
+            }
+        }
+        let counters = &self.shared.counters;
+        counters.messages_received.fetch_add(1, Ordering::Relaxed);
+        if msg.qos == 2 && state.incoming_qos2.contains(&pkid) {
+            // A resent QoS 2 PUBLISH: acknowledged again, not delivered twice [MQTT-4.3.3-9].
+            codec::encode_ack(5, pkid, 0, wbuf);
+            return Ok(());
+        }
+        if msg.qos == 2 && state.incoming_qos2.len() >= usize::from(self.config.max_inflight) {
+            return Err(Violation {
+                code: 0x93,
+                why: "more QoS 2 messages in flight than the receive maximum".into(),
+                answer: None,
+            });
+        }
+        let published = Arc::new(Published {
+            topic: msg.topic,
+            payload: msg.payload,
+            qos: msg.qos,
+            retain: msg.retain,
+            props: msg.props,
+            received: std::time::Instant::now(),
+            from: Some(self.client_id.clone()),
+        });
+        let (delivered, dropped) = {
+            let mut router = self.shared.lock();
+            if published.retain {
+                router.retain(&published);
+            }
+            router.route(&published)
+        };
+        counters.dropped.fetch_add(dropped, Ordering::Relaxed);
+        // v5: "no matching subscribers" is worth telling a publisher [MQTT-3.4.2.1].
+        let code = if delivered == 0 && dropped == 0 {
+            self.v5_code(0x10)
+        } else {
+            0
+        };
+        match published.qos {
+            1 => codec::encode_ack(4, pkid, code, wbuf),
+            2 => {
+                state.incoming_qos2.insert(pkid);
+                codec::encode_ack(5, pkid, code, wbuf);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_subscribe(
+        &mut self,
+        pkid: u16,
+        filters: Vec<codec::Filter>,
+        sub_id: Option<u32>,
+        state: &mut State,
+        wbuf: &mut BytesMut,
+    ) -> Result<(), Violation> {
+        let mut codes = Vec::with_capacity(filters.len());
+        let mut router = self.shared.lock();
+        for f in filters {
+            if !f.valid {
+                codes.push(if self.proto == Protocol::V5 {
+                    0x8F
+                } else {
+                    0x80
+                });
+                continue;
+            }
+            let shared = shared_parts(&f.filter);
+            if shared.is_some() && f.no_local {
+                // [MQTT-3.8.3-4]
+                return Err(Violation {
+                    code: 0x82,
+                    why: "no local on a shared subscription".into(),
+                    answer: None,
+                });
+            }
+            let opts = SubOptions {
+                qos: f.qos,
+                no_local: f.no_local,
+                retain_as_published: f.retain_as_published,
+                sub_id,
+            };
+            let existed = router.subscribe(&f.filter, &self.mailbox, opts);
+            state.subscriptions.insert(f.filter.clone(), opts);
+            codes.push(f.qos);
+            // Retained messages: never for shared subscriptions; per retain handling otherwise.
+            let send_retained = shared.is_none()
+                && match f.retain_handling {
+                    0 => true,
+                    1 => !existed,
+                    _ => false,
+                };
+            if send_retained {
+                for m in router.retained_matching(&f.filter) {
+                    let qos = m.qos.min(f.qos);
+                    self.backlog.push_back(Delivery {
+                        msg: m,
+                        qos,
+                        // Retained messages sent because of a subscription keep the flag
+                        // [MQTT-3.3.1-9].
+                        retain: true,
+                        sub_ids: sub_id.into_iter().collect(),
+                    });
+                }
+            }
+        }
+        drop(router);
+        codec::encode_suback(self.proto, pkid, &codes, wbuf);
+        Ok(())
+    }
+
+    /// Queues one delivery for the client, taking a packet id for QoS 1/2.
+    fn deliver(&self, d: Delivery, state: &mut State, wbuf: &mut BytesMut) {
+        if d.msg.expired() {
+            return;
+        }
+        let pkid = if d.qos > 0 {
+            loop {
+                state.next_pkid = state.next_pkid.wrapping_add(1).max(1);
+                if !state.outgoing.contains_key(&state.next_pkid) {
+                    break state.next_pkid;
+                }
+            }
+        } else {
+            0
+        };
+        if !self.encode_delivery(&d, pkid, false, wbuf) {
+            return;
+        }
+        if d.qos > 0 {
+            let stage = if d.qos == 1 { Stage::Ack } else { Stage::Rec };
+            state.outgoing.insert(pkid, (d, stage));
+        }
+    }
+
+    /// Encodes a PUBLISH for this client; false if the client's maximum packet size forbids
+    /// it (the message is then dropped for this client [MQTT-3.1.2-25]).
+    fn encode_delivery(&self, d: &Delivery, pkid: u16, dup: bool, wbuf: &mut BytesMut) -> bool {
+        let props = match self.proto {
+            Protocol::V311 => None,
+            Protocol::V5 => {
+                let mut p = d.msg.props.clone().unwrap_or_default();
+                p.topic_alias = None;
+                p.message_expiry_interval = d.msg.remaining_expiry();
+                p.subscription_identifiers = d.sub_ids.iter().map(|&i| i as usize).collect();
+                (p != wire::PublishProperties::default()).then_some(p)
+            }
+        };
+        let msg = Message {
+            topic: d.msg.topic.clone(),
+            payload: d.msg.payload.clone(),
+            qos: d.qos,
+            retain: d.retain,
+            props,
+        };
+        let start = wbuf.len();
+        if wire::encode_publish(self.proto, &msg, pkid, dup, wbuf).is_err()
+            || wbuf.len() - start > self.max_packet
+        {
+            wbuf.truncate(start);
+            return false;
+        }
+        let counters = &self.shared.counters;
+        counters.messages_sent.fetch_add(1, Ordering::Relaxed);
+        counters
+            .bytes_sent
+            .fetch_add((wbuf.len() - start) as u64, Ordering::Relaxed);
+        true
+    }
+
+    /// Publishes the will if owed, and ends or parks the session.
+    fn finish(self, end: End, state: &State) {
+        self.shared
+            .counters
+            .clients_connected
+            .fetch_sub(1, Ordering::Relaxed);
+        let will = match end {
+            End::Disconnect { with_will: false } | End::Shutdown => None,
+            End::Disconnect { with_will: true } | End::Abnormal => self.will,
+        };
+        let still_ours = |router: &super::router::Router| {
+            router
+                .sessions
+                .get(&self.client_id)
+                .is_some_and(|e| e.generation == self.generation)
+        };
+        if let Some(w) = will {
+            // The will waits for its delay, but no longer than the session lives
+            // [MQTT-3.1.3-9].
+            let delay = w.delay.min(self.session_expiry);
+            let msg = Arc::new(Published {
+                topic: Bytes::from(w.topic.into_bytes()),
+                payload: w.payload,
+                qos: w.qos,
+                retain: w.retain,
+                props: w.props,
+                received: std::time::Instant::now(),
+                from: Some(self.client_id.clone()),
+            });
+            if delay == 0 {
+                publish_will(&self.shared, &msg);
+            } else {
+                let shared = self.shared.clone();
+                let client_id = self.client_id.clone();
+                let generation = self.generation;
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(delay.into())).await;
+                    let reconnected = shared
+                        .lock()
+                        .sessions
+                        .get(&client_id)
+                        .is_some_and(|e| e.generation != generation);
+                    if !reconnected {
+                        publish_will(&shared, &msg);
+                    }
+                });
+            }
+        }
+        let mut router = self.shared.lock();
+        if !still_ours(&router) {
+            return;
+        }
+        if self.session_expiry == 0 {
+            router.sessions.remove(&self.client_id);
+            router.unsubscribe_all(&self.client_id, state.subscriptions.keys().cloned());
+        } else if self.session_expiry != NEVER {
+            let shared = self.shared.clone();
+            let client_id = self.client_id.clone();
+            let generation = self.generation;
+            let expiry = Duration::from_secs(self.session_expiry.into());
+            let filters: Vec<String> = state.subscriptions.keys().cloned().collect();
+            tokio::spawn(async move {
+                tokio::time::sleep(expiry).await;
+                let mut router = shared.lock();
+                let expired = router
+                    .sessions
+                    .get(&client_id)
+                    .is_some_and(|e| e.generation == generation);
+                if expired {
+                    router.sessions.remove(&client_id);
+                    router.unsubscribe_all(&client_id, filters.into_iter());
+                }
+            });
+        }
+    }
+}
+
+fn publish_will(shared: &Shared, msg: &Arc<Published>) {
+    let mut router = shared.lock();
+    if msg.retain {
+        router.retain(msg);
+    }
+    let (_, dropped) = router.route(msg);
+    shared
+        .counters
+        .dropped
+        .fetch_add(dropped, Ordering::Relaxed);
+}
+
+async fn flush(writer: &mut Writer, wbuf: &mut BytesMut) {
+    while !wbuf.is_empty() {
+        if writer.write(wbuf).await.is_err() {
+            return;
+        }
+    }
+}
