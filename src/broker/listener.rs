@@ -8,18 +8,15 @@
 
 // Nothing calls this module until the broker is wired to it.
 
-use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use rustls::RootCertStore;
 use rustls::ServerConfig;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -28,7 +25,9 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
+use crate::conn::tls::{read_certs, read_key};
 use crate::conn::transport::{Io, Reader, Writer, Ws, split_stream, split_ws};
+pub use crate::conn::url::Scheme;
 use crate::exit::usage;
 
 /// How long a client may take between TCP accept and a usable MQTT byte stream (TLS handshake
@@ -49,45 +48,6 @@ const MAX_HTTP_HEAD: usize = 16 * 1024;
 /// The WebSocket subprotocols MQTT clients offer: `mqtt` (MQTT 3.1.1 and 5) and `mqttv3.1`
 /// (MQTT 3.1, still sent by older Paho clients).
 const SUBPROTOCOLS: [&str; 2] = ["mqtt", "mqttv3.1"];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    Mqtt,
-    Mqtts,
-    Ws,
-    Wss,
-}
-
-impl Scheme {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scheme::Mqtt => "mqtt",
-            Scheme::Mqtts => "mqtts",
-            Scheme::Ws => "ws",
-            Scheme::Wss => "wss",
-        }
-    }
-
-    pub fn is_tls(self) -> bool {
-        matches!(self, Scheme::Mqtts | Scheme::Wss)
-    }
-
-    pub fn is_websocket(self) -> bool {
-        matches!(self, Scheme::Ws | Scheme::Wss)
-    }
-
-    fn parse(name: &str) -> Option<Scheme> {
-        [Scheme::Mqtt, Scheme::Mqtts, Scheme::Ws, Scheme::Wss]
-            .into_iter()
-            .find(|s| s.as_str().eq_ignore_ascii_case(name))
-    }
-}
-
-impl fmt::Display for Scheme {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct ListenSpec {
@@ -264,8 +224,7 @@ pub fn server_tls(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
         }
     };
     let chain = read_certs(&files.cert, "certificate")?;
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .map_err(|e| anyhow!("reading key {}: {}", files.key.display(), pem_error(&e)))?;
+    let key = read_key(&files.key, "key")?;
     let config = builder.with_single_cert(chain, key).map_err(|e| {
         anyhow!(
             "the certificate {} and key {} do not belong together ({e})",
@@ -274,26 +233,6 @@ pub fn server_tls(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
         )
     })?;
     Ok(Arc::new(config))
-}
-
-fn read_certs(path: &Path, what: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow!("reading {what} {}: {}", path.display(), pem_error(&e)))?;
-    if certs.is_empty() {
-        bail!("{what} {} holds no PEM certificate", path.display());
-    }
-    Ok(certs)
-}
-
-fn pem_error(err: &rustls::pki_types::pem::Error) -> String {
-    match err {
-        rustls::pki_types::pem::Error::Io(e) => e.to_string(),
-        rustls::pki_types::pem::Error::NoItemsFound => "no PEM private key found".into(),
-        other => format!("not valid PEM ({other:?})"),
-    }
 }
 
 /// One bound socket. `accept` takes connections; `upgrade` (or an `Upgrader` moved into the
@@ -976,6 +915,8 @@ mod tests {
     };
     use rustls::ClientConfig;
     use rustls::pki_types::ServerName;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use tokio::io::{AsyncRead, AsyncWrite};
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;

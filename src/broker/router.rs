@@ -229,13 +229,25 @@ impl Router {
         }
     }
 
-    /// Stores (or with an empty payload, clears) a retained message.
+    /// Stores (or with an empty payload, clears) a retained message. The stored copy owns
+    /// its bytes: a decoded message is a slice of a whole receive buffer, which a retained
+    /// message would otherwise keep alive for as long as it is retained.
     pub fn retain(&mut self, msg: &Arc<Published>) {
         if msg.payload.is_empty() {
             self.retained.remove(&msg.topic);
-        } else {
-            self.retained.insert(msg.topic.clone(), msg.clone());
+            return;
         }
+        let topic = Bytes::copy_from_slice(&msg.topic);
+        let owned = Published {
+            topic: topic.clone(),
+            payload: Bytes::copy_from_slice(&msg.payload),
+            qos: msg.qos,
+            retain: msg.retain,
+            props: msg.props.clone(),
+            received: msg.received,
+            from: msg.from.clone(),
+        };
+        self.retained.insert(topic, Arc::new(owned));
     }
 
     pub fn retained_count(&self) -> usize {

@@ -60,8 +60,8 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     // Small to start with: most connections are idle most of the time.
-    let mut rbuf = BytesMut::with_capacity(1024);
-    let mut wbuf = BytesMut::with_capacity(1024);
+    let mut rbuf = BytesMut::with_capacity(512);
+    let mut wbuf = BytesMut::with_capacity(256);
     let connect = match timeout(
         CONNECT_TIMEOUT,
         read_connect(&mut reader, &mut rbuf, config.max_packet),

@@ -6,9 +6,9 @@ pub mod packet;
 mod password;
 pub mod props;
 mod reason;
-mod tls;
+pub mod tls;
 pub mod transport;
-mod url;
+pub mod url;
 
 use std::io::{self, Write};
 
@@ -183,8 +183,12 @@ fn transport_setup(
 ) -> anyhow::Result<TransportSetup> {
     tls::reject_unsupported(&args.tls)?;
     let scheme = url.map(|u| u.scheme);
-    let use_tls = tls::wanted(&args.tls, scheme.is_some_and(url::Scheme::tls), args.port);
-    let use_ws = args.ws || scheme.is_some_and(url::Scheme::ws);
+    let use_tls = tls::wanted(
+        &args.tls,
+        scheme.is_some_and(url::Scheme::is_tls),
+        args.port,
+    );
+    let use_ws = args.ws || scheme.is_some_and(url::Scheme::is_websocket);
     if !use_tls && args.tls.cert.is_some() {
         return Err(usage(
             "--cert needs TLS: add --cafile, --capath or --tls-use-os-certs, or use mqtts://",

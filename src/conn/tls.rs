@@ -107,8 +107,7 @@ pub fn client_config(args: &TlsArgs, warn: &dyn Fn(&str)) -> anyhow::Result<Arc<
     let mut config = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => {
             let chain = read_certs(cert, "client certificate")?;
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| anyhow!("reading client key {}: {}", key.display(), pem_error(&e)))?;
+            let key = read_key(key, "client key")?;
             builder
                 .with_client_auth_cert(chain, key)
                 .context("the client certificate and key do not belong together")?
@@ -169,7 +168,8 @@ fn root_store(args: &TlsArgs, warn: &dyn Fn(&str)) -> anyhow::Result<RootCertSto
     Ok(roots)
 }
 
-fn read_certs(path: &Path, what: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+/// Every certificate in a PEM file; errors name the file. Shared with the broker.
+pub fn read_certs(path: &Path, what: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let bytes = fs::read(path).with_context(|| format!("reading {what} {}", path.display()))?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
@@ -181,6 +181,12 @@ fn read_certs(path: &Path, what: &str) -> anyhow::Result<Vec<CertificateDer<'sta
         ));
     }
     Ok(certs)
+}
+
+/// The private key in a PEM file; errors name the file. Shared with the broker.
+pub fn read_key(path: &Path, what: &str) -> anyhow::Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| anyhow!("reading {what} {}: {}", path.display(), pem_error(&e)))
 }
 
 fn pem_error(err: &rustls::pki_types::pem::Error) -> String {

@@ -212,8 +212,8 @@ impl Reader {
             Reader::Stream(r) => {
                 // Grow with the traffic: a busy stream reads in 64 KiB chunks, an idle broker
                 // connection keeps a small buffer.
-                if buf.capacity() - buf.len() < 1024 {
-                    buf.reserve(buf.capacity().clamp(4096, 64 * 1024));
+                if buf.capacity() - buf.len() < 512 {
+                    buf.reserve(buf.capacity().clamp(1024, 64 * 1024));
                 }
                 r.read_buf(buf).await
             }

@@ -4,10 +4,13 @@
 //! in brackets work. The path is the topic, as in mosquitto, so the WebSocket path never comes
 //! from here (see `--ws-path`).
 
+use std::fmt;
+
 use percent_encoding::percent_decode_str;
 
 use crate::exit::usage;
 
+/// The transport a URL names; shared by `-L` and the broker's `--listen`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
     Mqtt,
@@ -17,12 +20,34 @@ pub enum Scheme {
 }
 
 impl Scheme {
-    pub fn tls(self) -> bool {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Mqtt => "mqtt",
+            Scheme::Mqtts => "mqtts",
+            Scheme::Ws => "ws",
+            Scheme::Wss => "wss",
+        }
+    }
+
+    pub fn is_tls(self) -> bool {
         matches!(self, Scheme::Mqtts | Scheme::Wss)
     }
 
-    pub fn ws(self) -> bool {
+    pub fn is_websocket(self) -> bool {
         matches!(self, Scheme::Ws | Scheme::Wss)
+    }
+
+    /// The four names, exactly (`-L` also takes `tcp` and `ssl`).
+    pub fn parse(name: &str) -> Option<Scheme> {
+        [Scheme::Mqtt, Scheme::Mqtts, Scheme::Ws, Scheme::Wss]
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(name))
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
