@@ -104,7 +104,10 @@ async fn accept_loop(
         let config = config.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
-            if let Ok(a) = listener.upgrade(stream).await {
+            // Boxed: the TLS and WebSocket handshakes are large futures, and a task is as big
+            // as its largest state for as long as the connection lives.
+            let upgraded = Box::pin(listener.upgrade(stream)).await;
+            if let Ok(a) = upgraded {
                 session::serve(shared, config, a.reader, a.writer, stop).await;
             }
         });

@@ -7,12 +7,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Config;
 use super::codec::{self, ConnAck, Connect, Packet, Violation};
-use super::router::{Delivery, Mailbox, Published, SessionEntry, Shared, SubOptions, shared_parts};
+use super::router::{
+    Delivery, Inbox, Mailbox, Published, SessionEntry, Shared, SubOptions, shared_parts,
+};
 use crate::conn::packet::{self as wire, Message, Protocol};
 use crate::conn::transport::{Reader, Writer};
 
@@ -25,7 +27,7 @@ const NEVER: u32 = u32::MAX;
 
 /// What a session keeps between connections.
 pub struct State {
-    rx: mpsc::Receiver<Delivery>,
+    inbox: Arc<Inbox>,
     subscriptions: HashMap<String, SubOptions>,
     /// Deliveries the client has not acknowledged yet, by packet id.
     outgoing: BTreeMap<u16, (Delivery, Stage)>,
@@ -223,14 +225,14 @@ impl Connection {
                 None => {
                     // A clean start drops what the old session subscribed to [MQTT-3.1.2-4].
                     router.remove_client(&client_id);
-                    let (tx, rx) = mpsc::channel(config.max_queued.max(1));
+                    let inbox = Inbox::new(config.max_queued);
                     let mailbox = Mailbox {
                         client_id: client_id.clone(),
-                        tx,
+                        inbox: inbox.clone(),
                         online: Arc::new(AtomicBool::new(false)),
                     };
                     let state = State {
-                        rx,
+                        inbox,
                         subscriptions: HashMap::new(),
                         outgoing: BTreeMap::new(),
                         incoming_qos2: HashSet::new(),
@@ -332,11 +334,7 @@ impl Connection {
             }
             // Fill the client's receive window from the backlog, then the mailbox.
             while state.outgoing.len() < window && wbuf.len() < 256 * 1024 {
-                let Some(d) = self
-                    .backlog
-                    .pop_front()
-                    .or_else(|| state.rx.try_recv().ok())
-                else {
+                let Some(d) = self.backlog.pop_front().or_else(|| state.inbox.pop()) else {
                     break;
                 };
                 self.deliver(d, state, &mut wbuf);
@@ -355,10 +353,8 @@ impl Connection {
                         self.shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
                     }
                 },
-                d = state.rx.recv(), if can_take => {
-                    if let Some(d) = d {
-                        self.deliver(d, state, &mut wbuf);
-                    }
+                d = state.inbox.recv(), if can_take => {
+                    self.deliver(d, state, &mut wbuf);
                 }
                 _ = sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
                     // [MQTT-3.1.2-22]: 1.5 times the keep alive without a packet.
