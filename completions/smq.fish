@@ -28,6 +28,8 @@ complete -c smq -n "__fish_smq_needs_command" -l help -d 'Print help (-h is --ho
 complete -c smq -n "__fish_smq_needs_command" -l version -d 'Print the version'
 complete -c smq -n "__fish_smq_needs_command" -f -a "pub" -d 'Publish messages, as mosquitto_pub'
 complete -c smq -n "__fish_smq_needs_command" -f -a "sub" -d 'Subscribe and print messages, as mosquitto_sub'
+complete -c smq -n "__fish_smq_needs_command" -f -a "record" -d 'Record messages to a CSV or JSONL file'
+complete -c smq -n "__fish_smq_needs_command" -f -a "replay" -d 'Publish a recorded file again, with its original timing'
 complete -c smq -n "__fish_smq_needs_command" -f -a "serve-broker" -d 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)'
 complete -c smq -n "__fish_smq_needs_command" -f -a "generate" -d 'Write shell completions and man pages'
 complete -c smq -n "__fish_smq_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -162,6 +164,124 @@ complete -c smq -n "__fish_smq_using_subcommand sub" -l tls-use-os-certs -d 'Tru
 complete -c smq -n "__fish_smq_using_subcommand sub" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
 complete -c smq -n "__fish_smq_using_subcommand sub" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
 complete -c smq -n "__fish_smq_using_subcommand sub" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand record" -s t -l topic -d 'Topic filter to record (repeatable); may come from -L' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s o -l output -d 'Output file; - is stdout' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l layout -d 'What a row is: readings (one per reading field) or messages (lossless, what replay reads)' -r -f -a "readings\t'One row per reading field (long, tidy)'
+messages\t'One row per MQTT message, lossless: what replay reads'"
+complete -c smq -n "__fish_smq_using_subcommand record" -l format -d 'File format of the messages layout' -r -f -a "csv\t''
+jsonl\t''"
+complete -c smq -n "__fish_smq_using_subcommand record" -l raw -d 'Also write a lossless messages log (CSV) to FILE' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l decode -d 'Payload decoder: auto, sensorlogger, thingflow, thingspeak, istsos, number, json, raw' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s q -l qos -d 'Requested QoS (2 records what was published, as published)' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s C -d 'Stop after N messages' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s W -d 'Give up after SECS seconds: exits 27' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l duration -d 'Stop (exit 0) after SECS seconds' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s h -l host -d 'Broker host' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l ws-path -d 'WebSocket path' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
+complete -c smq -n "__fish_smq_using_subcommand record" -s A -d 'Bind the outgoing socket to this local address' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+mqttv5\t''
+mqttv31\t''"
+complete -c smq -n "__fish_smq_using_subcommand record" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s I -l id-prefix -d 'Client id prefix; the process id is appended' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s k -l keepalive -d 'Keep-alive seconds; 0 turns keep-alive off' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s x -l session-expiry -d 'MQTT 5 session expiry seconds; -1 or ∞ never expires' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s u -l username -d 'Username' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s P -l pw -d 'Password (visible in ps: prefer SMQ_PASSWORD, --pw-file or --pw-prompt, which win over it)' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l pw-file -d 'Read the password from the first line of FILE' -r -F
+complete -c smq -n "__fish_smq_using_subcommand record" -s M -l max-inflight -d 'Maximum QoS 1/2 messages in flight' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l will-topic -d 'Topic of the Will (no wildcards)' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l will-payload -d 'Will payload' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l will-qos -d 'Will QoS' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s D -l property -d 'MQTT 5 property: COMMAND NAME VALUE, or COMMAND user-property KEY VALUE (forces v5)' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
+complete -c smq -n "__fish_smq_using_subcommand record" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
+complete -c smq -n "__fish_smq_using_subcommand record" -l cert -d 'Client certificate (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand record" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand record" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l ciphers -d 'Cipher suites, by IANA name, separated by \':\'' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l keyform -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l tls-engine -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l tls-engine-kpass-sha1 -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l psk -d 'Not supported by smq (TLS-PSK is not in rustls)' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l psk-identity -d 'Not supported by smq (TLS-PSK is not in rustls)' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l keep-test -d 'Keep readings named `test` (Sensor Logger\'s "Tap to Test")'
+complete -c smq -n "__fish_smq_using_subcommand record" -l keep-blobs -d 'Keep camera images instead of their byte count'
+complete -c smq -n "__fish_smq_using_subcommand record" -l no-accuracy -d 'Drop the accuracy rows'
+complete -c smq -n "__fish_smq_using_subcommand record" -l no-reconnect -d 'Exit when the connection drops instead of reconnecting'
+complete -c smq -n "__fish_smq_using_subcommand record" -l ws -d 'Connect over WebSocket'
+complete -c smq -n "__fish_smq_using_subcommand record" -s c -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
+complete -c smq -n "__fish_smq_using_subcommand record" -l pw-prompt -d 'Ask for the password on the terminal'
+complete -c smq -n "__fish_smq_using_subcommand record" -l will-retain -d 'Retain the Will'
+complete -c smq -n "__fish_smq_using_subcommand record" -l nodelay -d 'Set TCP_NODELAY'
+complete -c smq -n "__fish_smq_using_subcommand record" -s d -l debug -d 'Trace every packet on stderr'
+complete -c smq -n "__fish_smq_using_subcommand record" -l quiet -d 'Print no error messages'
+complete -c smq -n "__fish_smq_using_subcommand record" -l tls-use-os-certs -d 'Trust the operating system\'s CA store; turns TLS on'
+complete -c smq -n "__fish_smq_using_subcommand record" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
+complete -c smq -n "__fish_smq_using_subcommand record" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
+complete -c smq -n "__fish_smq_using_subcommand record" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand replay" -l speed -d 'Play F times as fast (2 = twice as fast)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l loop -d 'Play the file N times (no N: forever)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l from -d 'Start at this offset from the first message (seconds, e.g. 90 or 1.5)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l to -d 'Stop at this offset from the first message (seconds)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l topic-prefix -d 'Put PREFIX before every topic' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l topic-map -d 'Publish messages recorded on topic FROM to topic TO instead (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l filter -d 'Replay only messages whose topic matches FILTER (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -s h -l host -d 'Broker host' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l ws-path -d 'WebSocket path' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
+complete -c smq -n "__fish_smq_using_subcommand replay" -s A -d 'Bind the outgoing socket to this local address' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+mqttv5\t''
+mqttv31\t''"
+complete -c smq -n "__fish_smq_using_subcommand replay" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -s I -l id-prefix -d 'Client id prefix; the process id is appended' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -s k -l keepalive -d 'Keep-alive seconds; 0 turns keep-alive off' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -s x -l session-expiry -d 'MQTT 5 session expiry seconds; -1 or ∞ never expires' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -s u -l username -d 'Username' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -s P -l pw -d 'Password (visible in ps: prefer SMQ_PASSWORD, --pw-file or --pw-prompt, which win over it)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l pw-file -d 'Read the password from the first line of FILE' -r -F
+complete -c smq -n "__fish_smq_using_subcommand replay" -s M -l max-inflight -d 'Maximum QoS 1/2 messages in flight' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l will-topic -d 'Topic of the Will (no wildcards)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l will-payload -d 'Will payload' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l will-qos -d 'Will QoS' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -s D -l property -d 'MQTT 5 property: COMMAND NAME VALUE, or COMMAND user-property KEY VALUE (forces v5)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
+complete -c smq -n "__fish_smq_using_subcommand replay" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
+complete -c smq -n "__fish_smq_using_subcommand replay" -l cert -d 'Client certificate (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand replay" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand replay" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l ciphers -d 'Cipher suites, by IANA name, separated by \':\'' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l keyform -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l tls-engine -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l tls-engine-kpass-sha1 -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l psk -d 'Not supported by smq (TLS-PSK is not in rustls)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l psk-identity -d 'Not supported by smq (TLS-PSK is not in rustls)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l no-wait -d 'Publish as fast as the broker takes them, ignoring the recorded timing'
+complete -c smq -n "__fish_smq_using_subcommand replay" -l dry-run -d 'Print the messages (as sub -v) instead of publishing them'
+complete -c smq -n "__fish_smq_using_subcommand replay" -l skip-bad -d 'Skip malformed lines (with a count) instead of stopping before anything is published'
+complete -c smq -n "__fish_smq_using_subcommand replay" -l ws -d 'Connect over WebSocket'
+complete -c smq -n "__fish_smq_using_subcommand replay" -s c -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
+complete -c smq -n "__fish_smq_using_subcommand replay" -l pw-prompt -d 'Ask for the password on the terminal'
+complete -c smq -n "__fish_smq_using_subcommand replay" -l will-retain -d 'Retain the Will'
+complete -c smq -n "__fish_smq_using_subcommand replay" -l nodelay -d 'Set TCP_NODELAY'
+complete -c smq -n "__fish_smq_using_subcommand replay" -s d -l debug -d 'Trace every packet on stderr'
+complete -c smq -n "__fish_smq_using_subcommand replay" -l quiet -d 'Print no error messages'
+complete -c smq -n "__fish_smq_using_subcommand replay" -l tls-use-os-certs -d 'Trust the operating system\'s CA store; turns TLS on'
+complete -c smq -n "__fish_smq_using_subcommand replay" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
+complete -c smq -n "__fish_smq_using_subcommand replay" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
+complete -c smq -n "__fish_smq_using_subcommand replay" -l help -d 'Print help (-h is --host, as in mosquitto)'
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l listen -d 'Listener URL: mqtt://ADDR:PORT, mqtts://, ws://, wss:// (repeatable; port 0 picks one) [default: mqtt://127.0.0.1:1883 and ws://127.0.0.1:8000]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l cert -d 'Server certificate chain (PEM), for mqtts:// and wss://' -r -F
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l key -d 'Server private key (PEM)' -r -F
@@ -176,8 +296,10 @@ complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l require-certifi
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l help -d 'Print help (-h is --host, as in mosquitto)'
 complete -c smq -n "__fish_smq_using_subcommand generate" -l out-dir -d 'Directory to write completions/ and man/ into' -r -F
 complete -c smq -n "__fish_smq_using_subcommand generate" -l help -d 'Print help (-h is --host, as in mosquitto)'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub serve-broker generate help" -f -a "pub" -d 'Publish messages, as mosquitto_pub'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub serve-broker generate help" -f -a "sub" -d 'Subscribe and print messages, as mosquitto_sub'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub serve-broker generate help" -f -a "serve-broker" -d 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub serve-broker generate help" -f -a "generate" -d 'Write shell completions and man pages'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub serve-broker generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker generate help" -f -a "pub" -d 'Publish messages, as mosquitto_pub'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker generate help" -f -a "sub" -d 'Subscribe and print messages, as mosquitto_sub'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker generate help" -f -a "record" -d 'Record messages to a CSV or JSONL file'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker generate help" -f -a "replay" -d 'Publish a recorded file again, with its original timing'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker generate help" -f -a "serve-broker" -d 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker generate help" -f -a "generate" -d 'Write shell completions and man pages'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

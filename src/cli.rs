@@ -44,6 +44,8 @@ impl Cli {
         let conn = match &mut cli.command {
             Command::Pub(a) => Some(&mut a.conn),
             Command::Sub(a) => Some(&mut a.conn),
+            Command::Record(a) => Some(&mut a.conn),
+            Command::Replay(a) => Some(&mut a.conn),
             Command::ServeBroker(_) | Command::Generate(_) => None,
         };
         if let (Some(conn), Some((_, sub))) = (conn, matches.subcommand()) {
@@ -60,6 +62,8 @@ impl Cli {
         match &self.command {
             Command::Pub(a) => a.conn.quiet,
             Command::Sub(a) => a.conn.quiet,
+            Command::Record(a) => a.conn.quiet,
+            Command::Replay(a) => a.conn.quiet,
             Command::ServeBroker(_) | Command::Generate(_) => false,
         }
     }
@@ -81,6 +85,20 @@ pub enum Command {
         after_long_help = EXIT_CODES_HELP
     )]
     Sub(Box<SubArgs>),
+    /// Record messages to a CSV or JSONL file
+    #[command(
+        disable_help_flag = true,
+        args_override_self = true,
+        after_long_help = EXIT_CODES_HELP
+    )]
+    Record(Box<RecordArgs>),
+    /// Publish a recorded file again, with its original timing
+    #[command(
+        disable_help_flag = true,
+        args_override_self = true,
+        after_long_help = EXIT_CODES_HELP
+    )]
+    Replay(Box<ReplayArgs>),
     /// Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)
     #[command(disable_help_flag = true, after_long_help = EXIT_CODES_HELP)]
     ServeBroker(ServeBrokerArgs),
@@ -251,6 +269,138 @@ pub struct SubArgs {
     /// Exit when the connection drops instead of reconnecting
     #[arg(long)]
     pub no_reconnect: bool,
+
+    /// Stop (exit 0) after this long; set by `record --duration`
+    #[arg(skip)]
+    pub duration: Option<std::time::Duration>,
+
+    // Last, so the connection flags are listed under their own heading.
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Topic filter to record (repeatable); may come from -L
+    #[arg(short = 't', long = "topic", value_name = "FILTER", action = ArgAction::Append)]
+    pub topics: Vec<String>,
+
+    /// Output file; - is stdout
+    #[arg(short = 'o', long, value_name = "FILE", default_value = "-")]
+    pub output: String,
+
+    /// What a row is: readings (one per reading field) or messages (lossless, what replay reads)
+    #[arg(long, value_name = "LAYOUT", default_value = "readings")]
+    pub layout: Layout,
+
+    /// File format of the messages layout
+    #[arg(long, value_name = "FORMAT", default_value = "csv")]
+    pub format: CaptureFormat,
+
+    /// Also write a lossless messages log (CSV) to FILE
+    #[arg(long, value_name = "FILE")]
+    pub raw: Option<String>,
+
+    /// Payload decoder: auto, sensorlogger, thingflow, thingspeak, istsos, number, json, raw
+    #[arg(long, value_name = "DECODER", default_value = "auto")]
+    pub decode: String,
+
+    /// Keep readings named `test` (Sensor Logger's "Tap to Test")
+    #[arg(long)]
+    pub keep_test: bool,
+
+    /// Keep camera images instead of their byte count
+    #[arg(long)]
+    pub keep_blobs: bool,
+
+    /// Drop the accuracy rows
+    #[arg(long)]
+    pub no_accuracy: bool,
+
+    /// Requested QoS (2 records what was published, as published)
+    #[arg(short = 'q', long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub qos: u8,
+
+    /// Stop after N messages
+    #[arg(short = 'C', value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+
+    /// Give up after SECS seconds: exits 27
+    #[arg(short = 'W', value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: Option<u64>,
+
+    /// Stop (exit 0) after SECS seconds
+    #[arg(long, value_name = "SECS", value_parser = positive_secs)]
+    pub duration: Option<f64>,
+
+    /// Exit when the connection drops instead of reconnecting
+    #[arg(long)]
+    pub no_reconnect: bool,
+
+    // Last, so the connection flags are listed under their own heading.
+    #[command(flatten)]
+    pub conn: ConnectArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Layout {
+    /// One row per reading field (long, tidy)
+    Readings,
+    /// One row per MQTT message, lossless: what replay reads
+    Messages,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaptureFormat {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A messages file from record (CSV or JSONL), or smq/mosquitto_sub -F %j or --json lines
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Play F times as fast (2 = twice as fast)
+    #[arg(long, value_name = "F", default_value_t = 1.0, value_parser = positive_rate)]
+    pub speed: f64,
+
+    /// Publish as fast as the broker takes them, ignoring the recorded timing
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// Play the file N times (no N: forever)
+    #[arg(long = "loop", value_name = "N", num_args = 0..=1, default_missing_value = "0")]
+    pub repeat: Option<u64>,
+
+    /// Start at this offset from the first message (seconds, e.g. 90 or 1.5)
+    #[arg(long, value_name = "SECS", value_parser = non_negative_secs)]
+    pub from: Option<f64>,
+
+    /// Stop at this offset from the first message (seconds)
+    #[arg(long, value_name = "SECS", value_parser = non_negative_secs)]
+    pub to: Option<f64>,
+
+    /// Put PREFIX before every topic
+    #[arg(long, value_name = "PREFIX")]
+    pub topic_prefix: Option<String>,
+
+    /// Publish messages recorded on topic FROM to topic TO instead (repeatable)
+    #[arg(long, value_name = "FROM=TO", action = ArgAction::Append)]
+    pub topic_map: Vec<String>,
+
+    /// Replay only messages whose topic matches FILTER (repeatable)
+    #[arg(long, value_name = "FILTER", action = ArgAction::Append)]
+    pub filter: Vec<String>,
+
+    /// Print the messages (as sub -v) instead of publishing them
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Skip malformed lines (with a count) instead of stopping before anything is published
+    #[arg(long)]
+    pub skip_bad: bool,
 
     // Last, so the connection flags are listed under their own heading.
     #[command(flatten)]

@@ -1,10 +1,13 @@
 mod broker;
+mod capture;
 mod cli;
 mod cmd;
 mod conn;
 mod exit;
 mod format;
+mod layout;
 mod output;
+mod sensors;
 mod stats;
 mod topic;
 

@@ -2,6 +2,8 @@
 
 pub mod generate;
 mod publish;
+mod record;
+mod replay;
 mod serve_broker;
 mod subscribe;
 
@@ -13,6 +15,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Pub(args) => publish::run(*args).await,
         Command::Sub(args) => subscribe::run(*args).await,
+        Command::Record(args) => record::run(*args).await,
+        Command::Replay(args) => replay::run(*args).await,
         Command::ServeBroker(args) => serve_broker::run(args).await,
         // Handled before the runtime starts; see main.
         Command::Generate(args) => generate::run(&args),

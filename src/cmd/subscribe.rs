@@ -32,7 +32,33 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Stands in for "no deadline" in a select branch that is disabled anyway.
 const FAR: Duration = Duration::from_secs(86_400 * 365);
 
-pub async fn run(mut args: SubArgs) -> anyhow::Result<ExitCode> {
+pub async fn run(args: SubArgs) -> anyhow::Result<ExitCode> {
+    // Parsed before connecting: a bad -F is a usage error, as in mosquitto.
+    let printer = if args.stats {
+        Printer::Stats(Stats::new())
+    } else if args.json {
+        Printer::Json
+    } else if let Some(spec) = &args.format {
+        Printer::Format(Format::parse(spec).map_err(usage)?)
+    } else {
+        Printer::Plain
+    };
+    run_with(args, printer).await
+}
+
+/// Where `record` sends messages instead of printing them.
+pub trait Sink {
+    fn message(&mut self, msg: &Message, time: SystemTime) -> anyhow::Result<()>;
+    /// After the last message: flush, and say what was written.
+    fn finish(&mut self) -> anyhow::Result<()>;
+}
+
+/// `smq sub`'s engine (subscribing, reconnecting, -C/-W, signals) feeding a `Sink`.
+pub async fn run_sink(args: SubArgs, sink: Box<dyn Sink>) -> anyhow::Result<ExitCode> {
+    run_with(args, Printer::Sink(sink)).await
+}
+
+async fn run_with(mut args: SubArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     if args.retain_as_published || args.no_local || args.retain_handling.is_some() {
         match args.conn.protocol_version {
             Some(ProtocolVersion::V311) => {
@@ -63,15 +89,6 @@ pub async fn run(mut args: SubArgs) -> anyhow::Result<ExitCode> {
             return Err(usage(format!("bad topic filter '{f}': {why}")));
         }
     }
-    let printer = if args.stats {
-        Printer::Stats(Stats::new())
-    } else if args.json {
-        Printer::Json
-    } else if let Some(spec) = &args.format {
-        Printer::Format(Format::parse(spec).map_err(usage)?)
-    } else {
-        Printer::Plain
-    };
     let grep = args
         .grep
         .as_deref()
@@ -106,6 +123,7 @@ pub async fn run(mut args: SubArgs) -> anyhow::Result<ExitCode> {
         count: 0,
         last_payload: HashMap::new(),
         pending_acks: 0,
+        started: Instant::now(),
     };
     let result = sub.run().await;
     sub.finish(result)
@@ -116,6 +134,7 @@ enum Printer {
     Format(Format),
     Json,
     Stats(Stats),
+    Sink(Box<dyn Sink>),
 }
 
 struct Subscriber {
@@ -130,6 +149,8 @@ struct Subscriber {
     last_payload: HashMap<Bytes, Bytes>,
     /// SUBACK/UNSUBACK still to come in this connection.
     pending_acks: usize,
+    /// For `--duration`, which spans reconnects.
+    started: Instant,
 }
 
 /// Why a connection's session ended.
@@ -247,6 +268,7 @@ impl Subscriber {
         sigterm: &mut Signal,
     ) -> End {
         let idle = self.args.idle_timeout.map(Duration::from_secs_f64);
+        let stop_at = self.args.duration.map(|d| self.started + d);
         let mut idle_deadline = idle.map(|d| Instant::now() + d);
         let live_stats = matches!(&self.printer, Printer::Stats(s) if s.live());
         let mut redraw = tokio::time::interval(stats::REDRAW_EVERY);
@@ -258,6 +280,7 @@ impl Subscriber {
                 _ = sigterm.recv() => return End::Done,
                 _ = sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => return End::TimedOut,
                 _ = sleep_until(idle_deadline.unwrap_or(far)), if idle_deadline.is_some() => return End::Done,
+                _ = sleep_until(stop_at.unwrap_or(far)), if stop_at.is_some() => return End::Done,
                 _ = redraw.tick(), if live_stats => {
                     if let Printer::Stats(s) = &mut self.printer {
                         s.redraw();
@@ -389,6 +412,10 @@ impl Subscriber {
                 stats.record(&msg.topic, &msg.payload);
                 false
             }
+            Printer::Sink(sink) => {
+                sink.message(&msg, time)?;
+                false
+            }
             // mosquitto prints `topic (null)` only as a whole line: with -N, nothing.
             Printer::Plain if self.args.no_newline && msg.payload.is_empty() => false,
             Printer::Plain => format::render_plain(&received, self.args.verbose, &mut self.buf),
@@ -432,6 +459,10 @@ impl Subscriber {
     }
 
     fn finish(&mut self, result: anyhow::Result<()>) -> anyhow::Result<ExitCode> {
+        if let Printer::Sink(sink) = &mut self.printer {
+            // Whatever ended the run, what was recorded is flushed and summed up.
+            sink.finish()?;
+        }
         if let Printer::Stats(stats) = &self.printer {
             let summary = stats.summary();
             match self

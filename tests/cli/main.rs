@@ -3,6 +3,7 @@
 mod broker;
 mod generated;
 mod publish;
+mod record_replay;
 mod subscribe;
 mod subscribe_format;
 mod support;

@@ -1,0 +1,219 @@
+//! `smq record`: `smq sub`'s engine writing CSV or JSONL files instead of printing.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime};
+
+use anyhow::{Context, anyhow};
+
+use super::subscribe::{self, Sink};
+use crate::capture;
+use crate::cli::{CaptureFormat, Layout, ProtocolVersion, RecordArgs, SubArgs};
+use crate::conn::Message;
+use crate::exit::usage;
+use crate::layout::readings::{self, ReadingsWriter};
+use crate::sensors::{self, Decoder};
+
+pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
+    let decoder: Decoder = args
+        .decode
+        .parse()
+        .map_err(|_| usage(format!("--decode '{}': use auto, sensorlogger, thingflow, thingspeak, istsos, number, json or raw", args.decode)))?;
+    let format = match args.format {
+        CaptureFormat::Csv => capture::Format::Csv,
+        CaptureFormat::Jsonl => capture::Format::Jsonl,
+    };
+    if args.layout == Layout::Readings && args.format == CaptureFormat::Jsonl {
+        return Err(usage(
+            "--format jsonl is for --layout messages; the readings layout is CSV",
+        ));
+    }
+    // Files are opened before connecting, so a bad path or header fails fast.
+    let main = match args.layout {
+        Layout::Readings => {
+            let (out, fresh) = open(&args.output, |line| line == readings::HEADER)?;
+            Main::Readings(
+                ReadingsWriter::new(out, fresh).map_err(|e| write_error(&args.output, e))?,
+            )
+        }
+        Layout::Messages => {
+            let (out, fresh) = open(&args.output, |line| capture::header_matches(line, format))?;
+            Main::Messages(
+                capture::Writer::new(out, format, fresh, false)
+                    .map_err(|e| write_error(&args.output, e))?,
+            )
+        }
+    };
+    let raw = match &args.raw {
+        Some(path) => {
+            let (out, fresh) = open(path, |line| {
+                capture::header_matches(line, capture::Format::Csv)
+            })?;
+            Some(
+                capture::Writer::new(out, capture::Format::Csv, fresh, false)
+                    .map_err(|e| write_error(path, e))?,
+            )
+        }
+        None => None,
+    };
+    let recorder = Recorder {
+        main,
+        raw,
+        decoder,
+        opts: sensors::Options {
+            keep_test: args.keep_test,
+            keep_blobs: args.keep_blobs,
+            no_accuracy: args.no_accuracy,
+        },
+        output: args.output.clone(),
+        first: None,
+        started: Instant::now(),
+        messages: 0,
+        rows: 0,
+        bytes: 0,
+        quiet: args.conn.quiet,
+    };
+    let mut conn = args.conn;
+    // Retain-As-Published needs MQTT 5; without it a live message's retain flag is lost.
+    let v5 = conn.protocol_version != Some(ProtocolVersion::V311);
+    if v5 {
+        conn.protocol_version = Some(ProtocolVersion::V5);
+    }
+    let sub = SubArgs {
+        topics: args.topics,
+        filter_out: Vec::new(),
+        unsubscribe: Vec::new(),
+        qos: args.qos,
+        count: args.count,
+        timeout: args.timeout,
+        exit_after_subscribe: false,
+        no_retained: false,
+        retained_only: false,
+        remove_retained: false,
+        verbose: false,
+        format: None,
+        no_newline: false,
+        pretty: false,
+        random_filter: None,
+        retain_as_published: v5,
+        retain_handling: None,
+        no_local: false,
+        json: false,
+        idle_timeout: None,
+        grep: None,
+        changed_only: false,
+        stats: false,
+        no_reconnect: args.no_reconnect,
+        duration: args.duration.map(std::time::Duration::from_secs_f64),
+        conn,
+    };
+    subscribe::run_sink(sub, Box::new(recorder)).await
+}
+
+/// Opens `-` (stdout) or a file for appending. A file that already has rows must start with
+/// the header this layout writes; returns whether a header is still to be written.
+fn open(path: &str, same_header: impl Fn(&str) -> bool) -> anyhow::Result<(Box<dyn Write>, bool)> {
+    if path == "-" {
+        return Ok((Box::new(io::stdout()), true));
+    }
+    let existing = File::open(path)
+        .ok()
+        .and_then(|f| BufReader::new(f).lines().next())
+        .transpose()
+        .with_context(|| format!("reading {path}"))?;
+    let fresh = match existing.as_deref() {
+        None | Some("") => true,
+        Some(line) if same_header(line) => false,
+        Some(_) => {
+            return Err(anyhow!(
+                "{path} already holds rows with a different header: record to a new file, or use the layout it was written with"
+            ));
+        }
+    };
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {path} for writing"))?;
+    Ok((Box::new(file), fresh))
+}
+
+fn write_error(path: &str, e: io::Error) -> anyhow::Error {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        return e.into();
+    }
+    anyhow!("writing {path}: {e}")
+}
+
+enum Main {
+    Readings(ReadingsWriter<Box<dyn Write>>),
+    Messages(capture::Writer<Box<dyn Write>>),
+}
+
+struct Recorder {
+    main: Main,
+    raw: Option<capture::Writer<Box<dyn Write>>>,
+    decoder: Decoder,
+    opts: sensors::Options,
+    output: String,
+    first: Option<Instant>,
+    started: Instant,
+    messages: u64,
+    rows: u64,
+    bytes: u64,
+    quiet: bool,
+}
+
+impl Sink for Recorder {
+    fn message(&mut self, msg: &Message, time: SystemTime) -> anyhow::Result<()> {
+        let now = Instant::now();
+        let first = *self.first.get_or_insert(now);
+        let recv_time = chrono::DateTime::<chrono::Utc>::from(time);
+        let record = capture::Record {
+            t_rel_ns: u64::try_from(now.duration_since(first).as_nanos()).unwrap_or(u64::MAX),
+            recv_time,
+            msg: msg.clone(),
+        };
+        if let Some(raw) = &mut self.raw {
+            raw.write(&record)?;
+        }
+        let rows = match &mut self.main {
+            Main::Messages(w) => {
+                w.write(&record)?;
+                1
+            }
+            Main::Readings(w) => {
+                let topic = String::from_utf8_lossy(&msg.topic);
+                let rows =
+                    sensors::decode(self.decoder, &topic, &msg.payload, recv_time, &self.opts);
+                // A ThingSpeak API key in the topic never reaches the file.
+                let shown = sensors::thingspeak::redact_topic(&topic);
+                w.write_message(recv_time, &shown, &rows)?
+            }
+        };
+        self.messages += 1;
+        self.rows += rows as u64;
+        self.bytes += msg.payload.len() as u64;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> anyhow::Result<()> {
+        if !self.quiet {
+            let target = if self.output == "-" {
+                "stdout"
+            } else {
+                &self.output
+            };
+            let _ = writeln!(
+                io::stderr().lock(),
+                "smq: recorded {} messages ({} rows, {} payload bytes) to {target} in {:.1} s",
+                self.messages,
+                self.rows,
+                self.bytes,
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+        Ok(())
+    }
+}

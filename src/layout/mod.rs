@@ -1,0 +1,3 @@
+//! Output layouts of `smq record` (SENSORS.md §5).
+
+pub mod readings;

@@ -1,0 +1,483 @@
+//! `smq record` and `smq replay` against a real broker: files, round trips, timing, crashes.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::mosquitto::Mosquitto;
+use crate::support::{Sub, mosquitto_pub, run_with_timeout, smq, text};
+
+const SECS: u64 = 30;
+
+fn send(port: u16, args: &[&str]) {
+    let out = run_with_timeout(mosquitto_pub(port).args(args), None, SECS);
+    assert!(
+        out.status.success(),
+        "mosquitto_pub {args:?}: {}",
+        text(&out.stderr)
+    );
+}
+
+/// `smq record` running until it has subscribed (its -d trace says SUBACK on stderr).
+fn start_record(port: u16, args: &[&str]) -> Child {
+    let mut child = smq()
+        .args([
+            "record",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-d",
+            "-i",
+        ])
+        .arg(format!("rec-{}-{}", std::process::id(), fastrand_id()))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning smq record");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(Instant::now() < deadline, "smq record never subscribed");
+        match lines.next() {
+            Some(Ok(l)) if l.contains("received SUBACK") => break,
+            Some(Ok(_)) => {}
+            _ => panic!("smq record exited before subscribing"),
+        }
+    }
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
+fn fastrand_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn wait(child: Child) -> Output {
+    crate::support::wait_with_deadline(child, Duration::from_secs(SECS)).expect("smq exits")
+}
+
+fn replay(port: u16, file: &Path, args: &[&str]) -> Output {
+    run_with_timeout(
+        smq()
+            .args(["replay", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .arg(file)
+            .args(args),
+        None,
+        SECS,
+    )
+}
+
+#[test]
+fn messages_layout_round_trips_through_replay() {
+    let broker = Mosquitto::start();
+    let port = broker.port();
+    let dir = tempfile::tempdir().unwrap();
+    for format in ["csv", "jsonl"] {
+        let file = dir.path().join(format!("cap.{format}"));
+        let rec = start_record(
+            port,
+            &[
+                "-t",
+                "rt/#",
+                "--layout",
+                "messages",
+                "--format",
+                format,
+                "-C",
+                "4",
+                "-o",
+                file.to_str().unwrap(),
+            ],
+        );
+        let bin = dir.path().join("bin");
+        fs::write(&bin, b"a\0b\xff,\"\n").unwrap();
+        send(
+            port,
+            &["-t", "rt/text", "-m", "hello, \"world\"", "-q", "1"],
+        );
+        send(
+            port,
+            &["-t", "rt/bin", "-f", bin.to_str().unwrap(), "-q", "2"],
+        );
+        send(port, &["-t", "rt/empty", "-n"]);
+        send(
+            port,
+            &[
+                "-t",
+                "rt/ü",
+                "-m",
+                "x",
+                "-V",
+                "5",
+                "-D",
+                "publish",
+                "content-type",
+                "text/plain",
+                "-q",
+                "1",
+            ],
+        );
+        let out = wait(rec);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        if format == "csv" {
+            let body = fs::read_to_string(&file).unwrap();
+            assert!(
+                body.starts_with("t_rel_ns,recv_time,topic,qos,retain,payload_enc,payload,props\n"),
+                "{body}"
+            );
+            assert_eq!(body.lines().count(), 5, "{body}");
+        }
+        // record -> replay -> record: the second capture holds the same messages in order.
+        let again = dir.path().join(format!("again-{format}.jsonl"));
+        let rec = start_record(
+            port,
+            &[
+                "-t",
+                "rt/#",
+                "--layout",
+                "messages",
+                "--format",
+                "jsonl",
+                "-C",
+                "4",
+                "-o",
+                again.to_str().unwrap(),
+            ],
+        );
+        let out = replay(port, &file, &["--no-wait"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(wait(rec).status.success());
+        let first = messages(&file);
+        assert_eq!(first.len(), 4, "{first:?}");
+        assert_eq!(messages(&again), first, "{format}");
+    }
+}
+
+/// (topic, payload bytes, qos, retain) of every message in a capture, via `replay --dry-run`
+/// for the topics and the JSONL/CSV text for the rest.
+fn messages(file: &Path) -> Vec<(String, Vec<u8>, u64, bool)> {
+    use base64::Engine;
+    let body = fs::read_to_string(file).unwrap();
+    if file.extension().is_some_and(|e| e == "jsonl") {
+        return body
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let payload = match (&v["payload"], &v["payload_b64"]) {
+                    (serde_json::Value::String(s), _) => s.as_bytes().to_vec(),
+                    (_, serde_json::Value::String(b)) => {
+                        base64::engine::general_purpose::STANDARD.decode(b).unwrap()
+                    }
+                    _ => Vec::new(),
+                };
+                let retain = v["retain"].as_bool().unwrap_or(v["retain"] == 1);
+                (
+                    v["topic"].as_str().unwrap().to_owned(),
+                    payload,
+                    v["qos"].as_u64().unwrap(),
+                    retain,
+                )
+            })
+            .collect();
+    }
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            let payload = match &r[5] {
+                "base64" => base64::engine::general_purpose::STANDARD
+                    .decode(&r[6])
+                    .unwrap(),
+                _ => r[6].as_bytes().to_vec(),
+            };
+            (
+                r[2].to_owned(),
+                payload,
+                r[3].parse().unwrap(),
+                &r[4] == "1",
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn replay_keeps_the_recorded_timing() {
+    let broker = Mosquitto::start();
+    let port = broker.port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("timed.jsonl");
+    let lines: String = [0u64, 400, 800]
+        .iter()
+        .map(|ms| {
+            format!(
+                "{{\"t_rel_ns\":{},\"recv_time\":\"2026-01-01T00:00:00.000000000Z\",\"topic\":\"tm\",\"qos\":0,\"retain\":false,\"payload\":\"{ms}\"}}\n",
+                ms * 1_000_000
+            )
+        })
+        .collect();
+    fs::write(&file, lines).unwrap();
+    let sub = Sub::start(port, &["-t", "tm", "-C", "3", "-F", "%U %p"]);
+    let out = replay(port, &file, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("replayed 3 messages"),
+        "{}",
+        text(&out.stderr)
+    );
+    let got = text(&sub.wait(SECS).stdout);
+    let times: Vec<f64> = got
+        .lines()
+        .map(|l| l.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    // Stated tolerance: each gap is the recorded 400 ms, within -50/+250 ms.
+    for gap in times.windows(2).map(|w| (w[1] - w[0]) * 1000.0) {
+        assert!((350.0..650.0).contains(&gap), "gap {gap} ms in {got}");
+    }
+    // --speed 4 plays the same file four times as fast.
+    let sub = Sub::start(port, &["-t", "tm", "-C", "3", "-F", "%U"]);
+    assert!(replay(port, &file, &["--speed", "4"]).status.success());
+    let times: Vec<f64> = text(&sub.wait(SECS).stdout)
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    // Stated tolerance: 200 ms scheduled; the first message's own delay shortens what the
+    // subscriber sees, so 100-500 ms.
+    let span = (times[2] - times[0]) * 1000.0;
+    assert!(
+        (100.0..500.0).contains(&span),
+        "span {span} ms at --speed 4"
+    );
+}
+
+#[test]
+fn a_malformed_line_stops_replay_before_anything_is_published() {
+    let broker = Mosquitto::start();
+    let port = broker.port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.csv");
+    fs::write(
+        &file,
+        "t_rel_ns,recv_time,topic,qos,retain,payload_enc,payload,props\n\
+         0,2026-01-01T00:00:00.000000000Z,bad/a,0,0,utf8,one,\n\
+         5,2026-01-01T00:00:00.000000005Z,bad/b,3,0,utf8,two,\n",
+    )
+    .unwrap();
+    let sub = Sub::start(port, &["-t", "bad/#", "-W", "2"]);
+    let out = replay(port, &file, &[]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    assert!(err.contains("bad.csv") && err.contains("line 3"), "{err}");
+    assert_eq!(sub.wait(SECS).stdout, b"", "nothing was published");
+    // --skip-bad plays the good lines and says how many were skipped.
+    let sub = Sub::start(port, &["-t", "bad/#", "-C", "1"]);
+    let out = replay(port, &file, &["--skip-bad", "--no-wait"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("skipped 1"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(text(&sub.wait(SECS).stdout), "one\n");
+}
+
+#[test]
+fn replay_selects_and_rewrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sel.jsonl");
+    let line = |ms: u64, topic: &str, p: &str| {
+        format!(
+            "{{\"t_rel_ns\":{},\"recv_time\":\"2026-01-01T00:00:00Z\",\"topic\":\"{topic}\",\"qos\":0,\"retain\":0,\"payload\":\"{p}\"}}\n",
+            ms * 1_000_000
+        )
+    };
+    fs::write(
+        &file,
+        [
+            line(0, "a/x", "1"),
+            line(1000, "a/y", "2"),
+            line(2000, "b/z", "3"),
+            line(3000, "a/x", "4"),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let dry = |args: &[&str]| {
+        let out = run_with_timeout(
+            smq()
+                .args(["replay"])
+                .arg(&file)
+                .arg("--dry-run")
+                .args(args),
+            None,
+            SECS,
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    assert_eq!(dry(&[]), "a/x 1\na/y 2\nb/z 3\na/x 4\n");
+    assert_eq!(dry(&["--filter", "a/+"]), "a/x 1\na/y 2\na/x 4\n");
+    assert_eq!(dry(&["--from", "1", "--to", "2"]), "a/y 2\nb/z 3\n");
+    assert_eq!(
+        dry(&["--topic-map", "a/x=c/x", "--topic-prefix", "lab/"]),
+        "lab/c/x 1\nlab/a/y 2\nlab/b/z 3\nlab/c/x 4\n"
+    );
+}
+
+#[test]
+fn replays_mosquitto_sub_json_lines_and_loops() {
+    let broker = Mosquitto::start();
+    let port = broker.port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("j.txt");
+    // What mosquitto_sub -F %j printed for two messages.
+    let sub = Sub::start(port, &["-t", "j/#", "-C", "2", "-F", "%j", "-q", "1"]);
+    send(port, &["-t", "j/1", "-m", "first", "-q", "1"]);
+    send(port, &["-t", "j/2", "-m", "second", "-r"]);
+    fs::write(&file, sub.wait(SECS).stdout).unwrap();
+    let sub = Sub::start(port, &["-t", "j/#", "-C", "4", "-v", "-R"]);
+    let out = replay(port, &file, &["--no-wait", "--loop", "2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&sub.wait(SECS).stdout),
+        "j/1 first\nj/2 second\nj/1 first\nj/2 second\n"
+    );
+}
+
+#[test]
+fn readings_layout_keeps_sensor_logger_times_to_the_digit() {
+    let broker = Mosquitto::start();
+    let port = broker.port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("phone.csv");
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/sensorlogger-ios-motion.json"
+    );
+    let body = fs::read_to_string(fixture).unwrap();
+    let rec = start_record(
+        port,
+        &[
+            "-t",
+            "sensor-logger",
+            "-C",
+            "1",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    send(port, &["-t", "sensor-logger", "-f", fixture, "-q", "1"]);
+    let out = wait(rec);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let csv = fs::read_to_string(&file).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "recv_time,topic,device_id,session_id,message_id,sensor,time,time_ns,time_src,field,value,value_text"
+        )
+    );
+    // Every `time` in the payload appears as time_ns with exactly the digits sent.
+    let sent: serde_json::Value = serde_json::from_str(&body).unwrap();
+    for reading in sent["payload"].as_array().unwrap() {
+        let digits = reading["time"].to_string();
+        assert!(
+            csv.contains(&format!(",{digits},device,")),
+            "time {digits} missing:\n{csv}"
+        );
+    }
+    assert!(lines.count() >= 4, "{csv}");
+    // Appending with the same header writes no second header.
+    let rec = start_record(
+        port,
+        &[
+            "-t",
+            "sensor-logger",
+            "-C",
+            "1",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    send(port, &["-t", "sensor-logger", "-m", "21.5"]);
+    assert!(wait(rec).status.success());
+    let csv = fs::read_to_string(&file).unwrap();
+    assert_eq!(csv.matches("recv_time,topic").count(), 1, "{csv}");
+    assert!(
+        csv.lines().last().unwrap().contains(",value,21.5,"),
+        "{csv}"
+    );
+    // A different layout's header is refused before connecting.
+    let out = run_with_timeout(
+        smq().args([
+            "record",
+            "-p",
+            "9",
+            "-t",
+            "x",
+            "--layout",
+            "messages",
+            "-o",
+            file.to_str().unwrap(),
+        ]),
+        None,
+        SECS,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("different header"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_killed_recorder_leaves_every_flushed_row_readable() {
+    let broker = Mosquitto::start();
+    let port = broker.port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("crash.csv");
+    let mut rec = start_record(
+        port,
+        &[
+            "-t",
+            "crash",
+            "--layout",
+            "messages",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    for i in 0..20 {
+        send(port, &["-t", "crash", "-m", &i.to_string(), "-q", "1"]);
+    }
+    // Every row is flushed as it arrives: wait until all 20 are on disk, then kill -9.
+    let deadline = Instant::now() + Duration::from_secs(SECS);
+    while fs::read_to_string(&file)
+        .unwrap_or_default()
+        .lines()
+        .count()
+        < 21
+    {
+        assert!(Instant::now() < deadline, "rows were not flushed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-KILL", &rec.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let _ = rec.wait();
+    let out = run_with_timeout(smq().args(["replay", "--dry-run"]).arg(&file), None, SECS);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let want: String = (0..20).map(|i| format!("crash {i}\n")).collect();
+    assert_eq!(text(&out.stdout), want);
+}
