@@ -451,7 +451,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__record)
-            opts="-t -o -q -C -W -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --output --layout --format --raw --decode --keep-test --keep-blobs --no-accuracy --qos --duration --no-reconnect --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
+            opts="-t -o -q -C -W -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --output --layout --format --raw --out-dir --flat --with-recv-time --decode --keep-test --keep-blobs --no-accuracy --qos --duration --no-reconnect --serve --listen --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -474,7 +474,7 @@ _smq() {
                     return 0
                     ;;
                 --layout)
-                    COMPREPLY=($(compgen -W "readings messages" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "readings messages wide" -- "${cur}"))
                     return 0
                     ;;
                 --format)
@@ -482,6 +482,10 @@ _smq() {
                     return 0
                     ;;
                 --raw)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --out-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -506,6 +510,10 @@ _smq() {
                     return 0
                     ;;
                 --duration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --listen)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -973,7 +981,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__sub)
-            opts="-t -T -U -q -C -W -E -R -v -F -N -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --filter-out --unsubscribe --qos --retained-only --remove-retained --verbose --pretty --random-filter --retain-as-published --retain-handling --no-local --json --idle-timeout --grep --changed-only --stats --no-reconnect --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
+            opts="-t -T -U -q -C -W -E -R -v -F -N -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --filter-out --unsubscribe --qos --retained-only --remove-retained --verbose --pretty --random-filter --retain-as-published --retain-handling --no-local --json --idle-timeout --grep --changed-only --stats --no-reconnect --serve --listen --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1036,6 +1044,10 @@ _smq() {
                     return 0
                     ;;
                 --grep)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --listen)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

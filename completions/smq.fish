@@ -105,6 +105,7 @@ new\t'Only on a new subscription (1)'
 never\t'Never (2)'"
 complete -c smq -n "__fish_smq_using_subcommand sub" -l idle-timeout -d 'Exit when nothing has arrived for SECS seconds' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l grep -d 'Print only messages whose payload matches REGEX' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l listen -d 'With --serve: the broker\'s listener URL (repeatable) [default: mqtt://127.0.0.1:1883 and ws://127.0.0.1:8000]' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s h -l host -d 'Broker host' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
@@ -153,6 +154,7 @@ complete -c smq -n "__fish_smq_using_subcommand sub" -l json -d 'One JSON object
 complete -c smq -n "__fish_smq_using_subcommand sub" -l changed-only -d 'Print a message only when its payload differs from the last one on its topic'
 complete -c smq -n "__fish_smq_using_subcommand sub" -l stats -d 'Instead of payloads: a live per-topic table on stderr, and a summary on exit'
 complete -c smq -n "__fish_smq_using_subcommand sub" -l no-reconnect -d 'Exit when the connection drops instead of reconnecting'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l serve -d 'Also run the embedded broker in this process, and connect to it'
 complete -c smq -n "__fish_smq_using_subcommand sub" -l ws -d 'Connect over WebSocket'
 complete -c smq -n "__fish_smq_using_subcommand sub" -s c -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
 complete -c smq -n "__fish_smq_using_subcommand sub" -l pw-prompt -d 'Ask for the password on the terminal'
@@ -167,15 +169,18 @@ complete -c smq -n "__fish_smq_using_subcommand sub" -l help -d 'Print help (-h 
 complete -c smq -n "__fish_smq_using_subcommand record" -s t -l topic -d 'Topic filter to record (repeatable); may come from -L' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s o -l output -d 'Output file; - is stdout' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l layout -d 'What a row is: readings (one per reading field) or messages (lossless, what replay reads)' -r -f -a "readings\t'One row per reading field (long, tidy)'
-messages\t'One row per MQTT message, lossless: what replay reads'"
+messages\t'One row per MQTT message, lossless: what replay reads'
+wide\t'One CSV per device, session and sensor, in Sensor Logger\'s export columns (--out-dir)'"
 complete -c smq -n "__fish_smq_using_subcommand record" -l format -d 'File format of the messages layout' -r -f -a "csv\t''
 jsonl\t''"
 complete -c smq -n "__fish_smq_using_subcommand record" -l raw -d 'Also write a lossless messages log (CSV) to FILE' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l out-dir -d 'With --layout wide: the directory for DEVICE/SESSION/Sensor.csv files' -r -F
 complete -c smq -n "__fish_smq_using_subcommand record" -l decode -d 'Payload decoder: auto, sensorlogger, thingflow, thingspeak, istsos, number, json, raw' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s q -l qos -d 'Requested QoS (2 records what was published, as published)' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s C -d 'Stop after N messages' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s W -d 'Give up after SECS seconds: exits 27' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l duration -d 'Stop (exit 0) after SECS seconds' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l listen -d 'With --serve: the broker\'s listener URL (repeatable) [default: mqtt://127.0.0.1:1883 and ws://127.0.0.1:8000]' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s h -l host -d 'Broker host' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
@@ -211,10 +216,13 @@ complete -c smq -n "__fish_smq_using_subcommand record" -l tls-engine -d 'Not su
 complete -c smq -n "__fish_smq_using_subcommand record" -l tls-engine-kpass-sha1 -d 'Not supported by smq (OpenSSL only)' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l psk -d 'Not supported by smq (TLS-PSK is not in rustls)' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l psk-identity -d 'Not supported by smq (TLS-PSK is not in rustls)' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l flat -d 'With --layout wide: DIR/DEVICE_SESSION_Sensor.csv instead of subdirectories'
+complete -c smq -n "__fish_smq_using_subcommand record" -l with-recv-time -d 'With --layout wide: append smq\'s receive time as a last column'
 complete -c smq -n "__fish_smq_using_subcommand record" -l keep-test -d 'Keep readings named `test` (Sensor Logger\'s "Tap to Test")'
 complete -c smq -n "__fish_smq_using_subcommand record" -l keep-blobs -d 'Keep camera images instead of their byte count'
 complete -c smq -n "__fish_smq_using_subcommand record" -l no-accuracy -d 'Drop the accuracy rows'
 complete -c smq -n "__fish_smq_using_subcommand record" -l no-reconnect -d 'Exit when the connection drops instead of reconnecting'
+complete -c smq -n "__fish_smq_using_subcommand record" -l serve -d 'Also run the embedded broker in this process, and connect to it'
 complete -c smq -n "__fish_smq_using_subcommand record" -l ws -d 'Connect over WebSocket'
 complete -c smq -n "__fish_smq_using_subcommand record" -s c -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
 complete -c smq -n "__fish_smq_using_subcommand record" -l pw-prompt -d 'Ask for the password on the terminal'

@@ -57,6 +57,16 @@ impl Cli {
         Ok(cli)
     }
 
+    /// Whether this run hosts the broker, which wants worker threads.
+    pub fn serves(&self) -> bool {
+        match &self.command {
+            Command::ServeBroker(_) => true,
+            Command::Sub(a) => a.serve,
+            Command::Record(a) => a.serve,
+            _ => false,
+        }
+    }
+
     /// `--quiet`: no error messages at all.
     pub fn quiet(&self) -> bool {
         match &self.command {
@@ -274,6 +284,15 @@ pub struct SubArgs {
     #[arg(skip)]
     pub duration: Option<std::time::Duration>,
 
+    /// Also run the embedded broker in this process, and connect to it
+    #[arg(long)]
+    pub serve: bool,
+
+    /// With --serve: the broker's listener URL (repeatable)
+    /// [default: mqtt://127.0.0.1:1883 and ws://127.0.0.1:8000]
+    #[arg(long, value_name = "URL", action = ArgAction::Append, requires = "serve")]
+    pub listen: Vec<String>,
+
     // Last, so the connection flags are listed under their own heading.
     #[command(flatten)]
     pub conn: ConnectArgs,
@@ -300,6 +319,18 @@ pub struct RecordArgs {
     /// Also write a lossless messages log (CSV) to FILE
     #[arg(long, value_name = "FILE")]
     pub raw: Option<String>,
+
+    /// With --layout wide: the directory for DEVICE/SESSION/Sensor.csv files
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+
+    /// With --layout wide: DIR/DEVICE_SESSION_Sensor.csv instead of subdirectories
+    #[arg(long, requires = "out_dir")]
+    pub flat: bool,
+
+    /// With --layout wide: append smq's receive time as a last column
+    #[arg(long, requires = "out_dir")]
+    pub with_recv_time: bool,
 
     /// Payload decoder: auto, sensorlogger, thingflow, thingspeak, istsos, number, json, raw
     #[arg(long, value_name = "DECODER", default_value = "auto")]
@@ -337,6 +368,15 @@ pub struct RecordArgs {
     #[arg(long)]
     pub no_reconnect: bool,
 
+    /// Also run the embedded broker in this process, and connect to it
+    #[arg(long)]
+    pub serve: bool,
+
+    /// With --serve: the broker's listener URL (repeatable)
+    /// [default: mqtt://127.0.0.1:1883 and ws://127.0.0.1:8000]
+    #[arg(long, value_name = "URL", action = ArgAction::Append, requires = "serve")]
+    pub listen: Vec<String>,
+
     // Last, so the connection flags are listed under their own heading.
     #[command(flatten)]
     pub conn: ConnectArgs,
@@ -348,6 +388,8 @@ pub enum Layout {
     Readings,
     /// One row per MQTT message, lossless: what replay reads
     Messages,
+    /// One CSV per device, session and sensor, in Sensor Logger's export columns (--out-dir)
+    Wide,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -21,9 +21,10 @@ fn main() -> ExitCode {
         return exit::finish(cmd::generate::run(args), quiet);
     }
     // A client holds one connection: one thread is enough. The broker gets worker threads.
-    let mut builder = match cli.command {
-        cli::Command::ServeBroker(_) => tokio::runtime::Builder::new_multi_thread(),
-        _ => tokio::runtime::Builder::new_current_thread(),
+    let mut builder = if cli.serves() {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
     };
     let result = builder
         .enable_all()

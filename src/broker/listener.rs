@@ -304,7 +304,6 @@ impl Listener {
     }
 
     /// The address actually bound (the real port when the spec said 0).
-    #[cfg(test)]
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }

@@ -32,11 +32,48 @@ pub struct Config {
     pub sys_interval: u64,
 }
 
+impl Config {
+    /// serve-broker's defaults, for `record --serve` and `sub --serve`.
+    pub fn with_listeners(listen: Vec<ListenSpec>) -> Config {
+        Config {
+            listen,
+            tls: None,
+            max_connections: 100_000,
+            max_packet: 268_435_455,
+            max_inflight: 100,
+            max_queued: 1000,
+            max_keepalive: u16::MAX,
+            sys_interval: 10,
+        }
+    }
+}
+
+/// `smq serve-broker`: runs until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     // Before the listeners are announced: a signal sent as soon as they are must stop us
     // gracefully, not kill us.
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    let running = start(config).await?;
+    tokio::select! {
+        _ = sigint.recv() => {}
+        _ = sigterm.recv() => {}
+    }
+    running.stop().await;
+    Ok(())
+}
+
+/// A broker serving in this process's runtime.
+pub struct Running {
+    stop: watch::Sender<bool>,
+    tasks: tokio::task::JoinSet<()>,
+    shared: Arc<Shared>,
+    /// Where the first plain mqtt:// listener is, for a client in the same process.
+    pub mqtt_addr: Option<std::net::SocketAddr>,
+}
+
+/// Binds every listener, announces it on stderr and starts serving.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
     let tls = config.tls.as_ref().map(listener::server_tls).transpose()?;
     let listeners = listener::bind(&config.listen, tls).await?;
     {
@@ -48,9 +85,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     }
+    let mqtt_addr = listeners
+        .iter()
+        .find(|l| l.scheme() == listener::Scheme::Mqtt)
+        .map(Listener::local_addr);
     let config = Arc::new(config);
     let shared = Arc::new(Shared::new());
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     for l in listeners {
         tasks.spawn(accept_loop(
@@ -67,17 +108,31 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             stop_rx.clone(),
         ));
     }
-    tokio::select! {
-        _ = sigint.recv() => {}
-        _ = sigterm.recv() => {}
+    Ok(Running {
+        stop,
+        tasks,
+        shared,
+        mqtt_addr,
+    })
+}
+
+impl Running {
+    /// Tells every connection the broker is going away, waits briefly for them to close.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        let grace = Instant::now() + SHUTDOWN_GRACE;
+        while self
+            .shared
+            .counters
+            .clients_connected
+            .load(Ordering::Relaxed)
+            > 0
+            && Instant::now() < grace
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.tasks.abort_all();
     }
-    let _ = stop_tx.send(true);
-    let grace = Instant::now() + SHUTDOWN_GRACE;
-    while shared.counters.clients_connected.load(Ordering::Relaxed) > 0 && Instant::now() < grace {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    tasks.abort_all();
-    Ok(())
 }
 
 async fn accept_loop(

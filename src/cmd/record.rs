@@ -13,6 +13,7 @@ use crate::cli::{CaptureFormat, Layout, ProtocolVersion, RecordArgs, SubArgs};
 use crate::conn::Message;
 use crate::exit::usage;
 use crate::layout::readings::{self, ReadingsWriter};
+use crate::layout::wide::WideWriter;
 use crate::sensors::{self, Decoder};
 
 pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
@@ -24,9 +25,14 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         CaptureFormat::Csv => capture::Format::Csv,
         CaptureFormat::Jsonl => capture::Format::Jsonl,
     };
-    if args.layout == Layout::Readings && args.format == CaptureFormat::Jsonl {
+    if args.layout != Layout::Messages && args.format == CaptureFormat::Jsonl {
         return Err(usage(
-            "--format jsonl is for --layout messages; the readings layout is CSV",
+            "--format jsonl is for --layout messages; the readings and wide layouts are CSV",
+        ));
+    }
+    if (args.layout == Layout::Wide) != args.out_dir.is_some() {
+        return Err(usage(
+            "--layout wide writes many files: give it --out-dir DIR (and only it)",
         ));
     }
     // Files are opened before connecting, so a bad path or header fails fast.
@@ -36,6 +42,10 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             Main::Readings(
                 ReadingsWriter::new(out, fresh).map_err(|e| write_error(&args.output, e))?,
             )
+        }
+        Layout::Wide => {
+            let dir = args.out_dir.clone().unwrap_or_default();
+            Main::Wide(WideWriter::new(dir, args.flat, args.with_recv_time)?)
         }
         Layout::Messages => {
             let (out, fresh) = open(&args.output, |line| capture::header_matches(line, format))?;
@@ -66,7 +76,10 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             keep_blobs: args.keep_blobs,
             no_accuracy: args.no_accuracy,
         },
-        output: args.output.clone(),
+        output: match &args.out_dir {
+            Some(dir) => dir.display().to_string(),
+            None => args.output.clone(),
+        },
         first: None,
         started: Instant::now(),
         messages: 0,
@@ -106,6 +119,8 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         stats: false,
         no_reconnect: args.no_reconnect,
         duration: args.duration.map(std::time::Duration::from_secs_f64),
+        serve: args.serve,
+        listen: args.listen,
         conn,
     };
     subscribe::run_sink(sub, Box::new(recorder)).await
@@ -149,6 +164,7 @@ fn write_error(path: &str, e: io::Error) -> anyhow::Error {
 enum Main {
     Readings(ReadingsWriter<Box<dyn Write>>),
     Messages(capture::Writer<Box<dyn Write>>),
+    Wide(WideWriter),
 }
 
 struct Recorder {
@@ -191,6 +207,20 @@ impl Sink for Recorder {
                 let shown = sensors::thingspeak::redact_topic(&topic);
                 w.write_message(recv_time, &shown, &rows)?
             }
+            Main::Wide(w) => {
+                let topic = String::from_utf8_lossy(&msg.topic);
+                let rows =
+                    sensors::decode(self.decoder, &topic, &msg.payload, recv_time, &self.opts);
+                let before = w.late_fields();
+                let n = w.write_message(recv_time, &rows)?;
+                if w.late_fields() > before && !self.quiet {
+                    let _ = writeln!(
+                        io::stderr().lock(),
+                        "smq: warning: a field appeared after its file's header was fixed; it is not written to the wide files"
+                    );
+                }
+                n
+            }
         };
         self.messages += 1;
         self.rows += rows as u64;
@@ -199,6 +229,15 @@ impl Sink for Recorder {
     }
 
     fn finish(&mut self) -> anyhow::Result<()> {
+        if let (Main::Wide(w), false) = (&self.main, self.quiet) {
+            if w.late_fields() > 0 {
+                let _ = writeln!(
+                    io::stderr().lock(),
+                    "smq: {} field(s) appeared after their file's header was fixed and were not written",
+                    w.late_fields()
+                );
+            }
+        }
         if !self.quiet {
             let target = if self.output == "-" {
                 "stdout"

@@ -11,6 +11,7 @@ use regex::bytes::Regex;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::time::{Instant, sleep, sleep_until};
 
+use crate::broker::{self, listener};
 use crate::cli::{ProtocolVersion, RetainHandling, SubArgs};
 use crate::conn::packet::Subscription;
 use crate::conn::{Client, ConnectOptions, Event, Message, props, subscribe_reason};
@@ -59,6 +60,46 @@ pub async fn run_sink(args: SubArgs, sink: Box<dyn Sink>) -> anyhow::Result<Exit
 }
 
 async fn run_with(mut args: SubArgs, printer: Printer) -> anyhow::Result<ExitCode> {
+    let broker = if args.serve {
+        Some(serve(&mut args).await?)
+    } else {
+        None
+    };
+    let result = subscribe(args, printer).await;
+    if let Some(b) = broker {
+        b.stop().await;
+    }
+    result
+}
+
+/// `--serve`: the embedded broker in this process; the subscription connects to it unless
+/// -h/-p/-L say otherwise.
+async fn serve(args: &mut SubArgs) -> anyhow::Result<broker::Running> {
+    let specs = if args.listen.is_empty() {
+        listener::default_specs()
+    } else {
+        args.listen
+            .iter()
+            .map(|u| listener::parse_listen(u))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let running = broker::start(broker::Config::with_listeners(specs)).await?;
+    let addr = running
+        .mqtt_addr
+        .ok_or_else(|| usage("--serve needs an mqtt:// --listen for smq itself to connect to"))?;
+    if args.conn.host.is_none() && args.conn.url.is_none() {
+        let ip = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            addr.ip().to_string()
+        };
+        args.conn.host = Some(ip);
+        args.conn.port = Some(addr.port());
+    }
+    Ok(running)
+}
+
+async fn subscribe(mut args: SubArgs, printer: Printer) -> anyhow::Result<ExitCode> {
     if args.retain_as_published || args.no_local || args.retain_handling.is_some() {
         match args.conn.protocol_version {
             Some(ProtocolVersion::V311) => {

@@ -1,3 +1,4 @@
 //! Output layouts of `smq record` (SENSORS.md §5).
 
 pub mod readings;
+pub mod wide;

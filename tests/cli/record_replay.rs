@@ -481,3 +481,145 @@ fn a_killed_recorder_leaves_every_flushed_row_readable() {
     let want: String = (0..20).map(|i| format!("crash {i}\n")).collect();
     assert_eq!(text(&out.stdout), want);
 }
+
+#[test]
+fn record_serve_runs_the_broker_in_the_same_process() {
+    let mut child = smq()
+        .args([
+            "record",
+            "--serve",
+            "--listen",
+            "mqtt://127.0.0.1:0",
+            "--listen",
+            "ws://127.0.0.1:0",
+        ])
+        .args([
+            "-t",
+            "sensor-logger",
+            "-o",
+            "-",
+            "-C",
+            "2",
+            "-d",
+            "-i",
+            "serving-recorder",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut mqtt, mut ws, mut subscribed) = (None, None, false);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !(subscribed && mqtt.is_some() && ws.is_some()) {
+        assert!(
+            Instant::now() < deadline,
+            "record --serve did not get ready"
+        );
+        let Some(Ok(l)) = lines.next() else {
+            panic!("record --serve exited before it was ready");
+        };
+        if let Some(p) = l.strip_prefix("smq: listening on mqtt://127.0.0.1:") {
+            mqtt = p.parse::<u16>().ok();
+        }
+        if let Some(p) = l.strip_prefix("smq: listening on ws://127.0.0.1:") {
+            ws = p.parse::<u16>().ok();
+        }
+        subscribed |= l.contains("received SUBACK");
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/sensorlogger-android-mixed.json"
+    );
+    send(
+        mqtt.unwrap(),
+        &["-t", "sensor-logger", "-f", fixture, "-q", "1"],
+    );
+    // A phone would use the WebSocket listener: smq pub over ws stands in for it.
+    let out = run_with_timeout(
+        smq().args([
+            "pub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &ws.unwrap().to_string(),
+            "--ws",
+            "-t",
+            "sensor-logger",
+            "-m",
+            "21.5",
+        ]),
+        None,
+        SECS,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = wait(child);
+    assert!(out.status.success());
+    let csv = text(&out.stdout);
+    assert!(csv.starts_with("recv_time,topic,device_id"), "{csv}");
+    assert!(
+        csv.contains(",totalacceleration,") && csv.contains(",value,21.5,"),
+        "{csv}"
+    );
+}
+
+#[test]
+fn wide_layout_writes_one_file_per_sensor_in_export_columns() {
+    let broker = Mosquitto::start();
+    let port = broker.port();
+    let dir = tempfile::tempdir().unwrap();
+    let rec = start_record(
+        port,
+        &[
+            "-t",
+            "sensor-logger",
+            "--layout",
+            "wide",
+            "--out-dir",
+            dir.path().to_str().unwrap(),
+            "-C",
+            "1",
+        ],
+    );
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/sensorlogger-ios-motion.json"
+    );
+    send(port, &["-t", "sensor-logger", "-f", fixture, "-q", "1"]);
+    let out = wait(rec);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let body: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(fixture).unwrap()).unwrap();
+    let session = dir
+        .path()
+        .join(body["deviceId"].as_str().unwrap())
+        .join(body["sessionId"].as_str().unwrap());
+    let accel = fs::read_to_string(session.join("Accelerometer.csv")).unwrap();
+    let reading = body["payload"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "accelerometer")
+        .unwrap();
+    // The export's columns: time (digits as sent), seconds_elapsed, then the fields in the
+    // order the phone sent them.
+    let keys: Vec<&str> = reading["values"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        accel.lines().next().unwrap(),
+        format!("time,seconds_elapsed,{}", keys.join(","))
+    );
+    assert!(
+        accel
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with(&format!("{},", reading["time"])),
+        "{accel}"
+    );
+}
