@@ -595,11 +595,12 @@ fn parse_connect(body: &[u8]) -> Result<Connect, Violation> {
     let name = r.binary()?;
     let level = r.u8()?;
     let proto = match (name, level) {
-        (b"MQTT", 4) => Protocol::V311,
+        // MQTT 3.1 ("MQIsdp", level 3) has 3.1.1's packets; older phone and board libraries
+        // still send it, and mosquitto serves it, so it is served as 3.1.1.
+        (b"MQTT", 4) | (b"MQIsdp", 3) => Protocol::V311,
         (b"MQTT", 5) => Protocol::V5,
-        // MQTT 3.1 ("MQIsdp", level 3), lower levels, and mosquitto's bridge levels 0x83 and
-        // 0x84 (level | 0x80): a 3.1.1-style refusal, the shape those clients read
-        // [MQTT-3.1.2-2].
+        // Other levels, and mosquitto's bridge levels 0x83 and 0x84 (level | 0x80): a
+        // 3.1.1-style refusal, the shape those clients read [MQTT-3.1.2-2].
         (b"MQIsdp", _) | (b"MQTT", 0..=3 | 0x80..=0x84) => {
             return Err(Violation {
                 answer: Some(Protocol::V311),
@@ -2124,8 +2125,13 @@ mod tests {
         assert_eq!(refused(&[0x30]), (PROTOCOL_ERROR, None));
         assert_eq!(refused(&[0xC0, 0]), (PROTOCOL_ERROR, None));
         assert_eq!(refused(&[0x12]), (MALFORMED, None));
-        // MQTT 3.1 and other levels: CONNACK "unacceptable protocol version" [MQTT-3.1.2-2].
-        let v = conn(&connect_raw(b"MQIsdp", 3, 0x02, &s(b"id"))).unwrap_err();
+        // MQTT 3.1 is served as 3.1.1; other levels get CONNACK "unacceptable protocol
+        // version" [MQTT-3.1.2-2].
+        let c = conn(&connect_raw(b"MQIsdp", 3, 0x02, &s(b"id")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.proto, Protocol::V311);
+        let v = conn(&connect_raw(b"MQIsdp", 4, 0x02, &s(b"id"))).unwrap_err();
         assert_eq!(
             (v.code, v.answer, v.connack_code()),
             (UNSUPPORTED_VERSION, Some(Protocol::V311), Some(1))

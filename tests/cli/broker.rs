@@ -2000,3 +2000,19 @@ fn garbage_from_many_connections_does_not_disturb_other_clients() {
     let status = broker.stop();
     assert_eq!(status.code(), Some(0), "{}", broker.log());
 }
+
+/// MQTT 3.1 ("MQIsdp", level 3), which older phone and board libraries still send, is served
+/// as 3.1.1 (Sensor Logger's protocol level is undocumented; SENSORS.md §1.4).
+#[test]
+fn mqtt_3_1_clients_are_served() {
+    let broker = SmqBroker::start(&[]);
+    let port = broker.port();
+    let sub = Sub::start(port, &["-V", "mqttv31", "-t", "old/#", "-C", "1", "-v"]);
+    let out = run_with_timeout(
+        mosquitto_pub(port).args(["-V", "mqttv31", "-t", "old/board", "-m", "hi", "-q", "1"]),
+        None,
+        30,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&sub.wait(30).stdout), "old/board hi\n");
+}
