@@ -215,7 +215,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'File format of the messages layout')
             [CompletionResult]::new('--raw', '--raw', [CompletionResultType]::ParameterName, 'Also write a lossless messages log (CSV) to FILE')
             [CompletionResult]::new('--out-dir', '--out-dir', [CompletionResultType]::ParameterName, 'With --layout wide: the directory for DEVICE/SESSION/Sensor.csv files')
-            [CompletionResult]::new('--decode', '--decode', [CompletionResultType]::ParameterName, 'Payload decoder: auto, sensorlogger, thingflow, thingspeak, istsos, number, json, raw')
+            [CompletionResult]::new('--decode', '--decode', [CompletionResultType]::ParameterName, 'Payload decoder: auto, sensorlogger, thingflow, thingspeak, istsos, number, json, raw; FILTER=DECODER sets it for the topics FILTER matches (repeatable) [default: auto]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Requested QoS (2 records what was published, as published)')
             [CompletionResult]::new('--qos', '--qos', [CompletionResultType]::ParameterName, 'Requested QoS (2 records what was published, as published)')
             [CompletionResult]::new('-C', '-C ', [CompletionResultType]::ParameterName, 'Stop after N messages')

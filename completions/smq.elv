@@ -209,7 +209,7 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --format 'File format of the messages layout'
             cand --raw 'Also write a lossless messages log (CSV) to FILE'
             cand --out-dir 'With --layout wide: the directory for DEVICE/SESSION/Sensor.csv files'
-            cand --decode 'Payload decoder: auto, sensorlogger, thingflow, thingspeak, istsos, number, json, raw'
+            cand --decode 'Payload decoder: auto, sensorlogger, thingflow, thingspeak, istsos, number, json, raw; FILTER=DECODER sets it for the topics FILTER matches (repeatable) [default: auto]'
             cand -q 'Requested QoS (2 records what was published, as published)'
             cand --qos 'Requested QoS (2 records what was published, as published)'
             cand -C 'Stop after N messages'

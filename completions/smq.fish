@@ -175,7 +175,7 @@ complete -c smq -n "__fish_smq_using_subcommand record" -l format -d 'File forma
 jsonl\t''"
 complete -c smq -n "__fish_smq_using_subcommand record" -l raw -d 'Also write a lossless messages log (CSV) to FILE' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l out-dir -d 'With --layout wide: the directory for DEVICE/SESSION/Sensor.csv files' -r -F
-complete -c smq -n "__fish_smq_using_subcommand record" -l decode -d 'Payload decoder: auto, sensorlogger, thingflow, thingspeak, istsos, number, json, raw' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l decode -d 'Payload decoder: auto, sensorlogger, thingflow, thingspeak, istsos, number, json, raw; FILTER=DECODER sets it for the topics FILTER matches (repeatable) [default: auto]' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s q -l qos -d 'Requested QoS (2 records what was published, as published)' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s C -d 'Stop after N messages' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s W -d 'Give up after SECS seconds: exits 27' -r

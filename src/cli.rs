@@ -332,9 +332,10 @@ pub struct RecordArgs {
     #[arg(long, requires = "out_dir")]
     pub with_recv_time: bool,
 
-    /// Payload decoder: auto, sensorlogger, thingflow, thingspeak, istsos, number, json, raw
-    #[arg(long, value_name = "DECODER", default_value = "auto")]
-    pub decode: String,
+    /// Payload decoder: auto, sensorlogger, thingflow, thingspeak, istsos, number, json, raw;
+    /// FILTER=DECODER sets it for the topics FILTER matches (repeatable) [default: auto]
+    #[arg(long, value_name = "DECODER", action = ArgAction::Append)]
+    pub decode: Vec<String>,
 
     /// Keep readings named `test` (Sensor Logger's "Tap to Test")
     #[arg(long)]

@@ -7,6 +7,7 @@ mod exit;
 mod format;
 mod layout;
 mod output;
+mod progress;
 mod sensors;
 mod stats;
 mod topic;

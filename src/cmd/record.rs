@@ -14,13 +14,12 @@ use crate::conn::Message;
 use crate::exit::usage;
 use crate::layout::readings::{self, ReadingsWriter};
 use crate::layout::wide::WideWriter;
+use crate::progress;
 use crate::sensors::{self, Decoder};
+use crate::topic;
 
 pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
-    let decoder: Decoder = args
-        .decode
-        .parse()
-        .map_err(|_| usage(format!("--decode '{}': use auto, sensorlogger, thingflow, thingspeak, istsos, number, json or raw", args.decode)))?;
+    let decoders = Decoders::parse(&args.decode)?;
     let format = match args.format {
         CaptureFormat::Csv => capture::Format::Csv,
         CaptureFormat::Jsonl => capture::Format::Jsonl,
@@ -70,7 +69,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let recorder = Recorder {
         main,
         raw,
-        decoder,
+        decoders,
         opts: sensors::Options {
             keep_test: args.keep_test,
             keep_blobs: args.keep_blobs,
@@ -86,6 +85,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         rows: 0,
         bytes: 0,
         quiet: args.conn.quiet,
+        progress: progress::spinner(),
     };
     let mut conn = args.conn;
     // Retain-As-Published needs MQTT 5; without it a live message's retain flag is lost.
@@ -161,6 +161,49 @@ fn write_error(path: &str, e: io::Error) -> anyhow::Error {
     anyhow!("writing {path}: {e}")
 }
 
+/// `--decode`: a default decoder, and decoders for the topics some filters match.
+struct Decoders {
+    default: Decoder,
+    by_filter: Vec<(String, Decoder)>,
+}
+
+impl Decoders {
+    fn parse(specs: &[String]) -> anyhow::Result<Decoders> {
+        let mut d = Decoders {
+            default: Decoder::Auto,
+            by_filter: Vec::new(),
+        };
+        for spec in specs {
+            let (filter, name) = match spec.split_once('=') {
+                Some((f, n)) => (Some(f), n),
+                None => (None, spec.as_str()),
+            };
+            let decoder: Decoder = name.parse().map_err(|_| {
+                usage(format!(
+                    "--decode '{spec}': use auto, sensorlogger, thingflow, thingspeak, istsos, number, json or raw, optionally after FILTER="
+                ))
+            })?;
+            match filter {
+                None => d.default = decoder,
+                Some(f) => {
+                    if let Some(why) = topic::filter_error(f) {
+                        return Err(usage(format!("--decode '{spec}': bad topic filter: {why}")));
+                    }
+                    d.by_filter.push((f.to_owned(), decoder));
+                }
+            }
+        }
+        Ok(d)
+    }
+
+    fn pick(&self, topic: &str) -> Decoder {
+        self.by_filter
+            .iter()
+            .find(|(f, _)| topic::matches(f, topic.as_bytes()))
+            .map_or(self.default, |(_, d)| *d)
+    }
+}
+
 enum Main {
     Readings(ReadingsWriter<Box<dyn Write>>),
     Messages(capture::Writer<Box<dyn Write>>),
@@ -170,7 +213,7 @@ enum Main {
 struct Recorder {
     main: Main,
     raw: Option<capture::Writer<Box<dyn Write>>>,
-    decoder: Decoder,
+    decoders: Decoders,
     opts: sensors::Options,
     output: String,
     first: Option<Instant>,
@@ -179,6 +222,7 @@ struct Recorder {
     rows: u64,
     bytes: u64,
     quiet: bool,
+    progress: indicatif::ProgressBar,
 }
 
 impl Sink for Recorder {
@@ -201,16 +245,26 @@ impl Sink for Recorder {
             }
             Main::Readings(w) => {
                 let topic = String::from_utf8_lossy(&msg.topic);
-                let rows =
-                    sensors::decode(self.decoder, &topic, &msg.payload, recv_time, &self.opts);
+                let rows = sensors::decode(
+                    self.decoders.pick(&topic),
+                    &topic,
+                    &msg.payload,
+                    recv_time,
+                    &self.opts,
+                );
                 // A ThingSpeak API key in the topic never reaches the file.
                 let shown = sensors::thingspeak::redact_topic(&topic);
                 w.write_message(recv_time, &shown, &rows)?
             }
             Main::Wide(w) => {
                 let topic = String::from_utf8_lossy(&msg.topic);
-                let rows =
-                    sensors::decode(self.decoder, &topic, &msg.payload, recv_time, &self.opts);
+                let rows = sensors::decode(
+                    self.decoders.pick(&topic),
+                    &topic,
+                    &msg.payload,
+                    recv_time,
+                    &self.opts,
+                );
                 let before = w.late_fields();
                 let n = w.write_message(recv_time, &rows)?;
                 if w.late_fields() > before && !self.quiet {
@@ -225,10 +279,17 @@ impl Sink for Recorder {
         self.messages += 1;
         self.rows += rows as u64;
         self.bytes += msg.payload.len() as u64;
+        if self.messages == 1 {
+            progress::show(&self.progress);
+        }
+        self.progress.inc(1);
+        self.progress
+            .set_message(format!("{} rows, {} payload bytes", self.rows, self.bytes));
         Ok(())
     }
 
     fn finish(&mut self) -> anyhow::Result<()> {
+        self.progress.finish_and_clear();
         if let (Main::Wide(w), false) = (&self.main, self.quiet) {
             if w.late_fields() > 0 {
                 let _ = writeln!(

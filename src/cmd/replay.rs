@@ -17,6 +17,7 @@ use crate::cli::ReplayArgs;
 use crate::conn::{Client, ConnectOptions, Event, Message, Protocol, delivery_reason, props};
 use crate::exit::{Failure, usage};
 use crate::output::Output;
+use crate::progress;
 use crate::topic;
 
 const PACKETS: &[props::Packet] = &[
@@ -93,7 +94,10 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         worst_late: Duration::ZERO,
         total_late: Duration::ZERO,
     };
-    let result = player.play(&mut client, &opts).await;
+    let total = player.passes.map(|p| p * player.records.len() as u64);
+    let bar = progress::bar(total);
+    let result = player.play(&mut client, &opts, &bar).await;
+    bar.finish_and_clear();
     let summary = player.summary();
     match result {
         Err(e) => Err(e.context(summary)),
@@ -180,7 +184,12 @@ impl Player {
     }
 
     /// Plays every pass; Ok(true) when interrupted by a signal (what is in flight is abandoned).
-    async fn play(&mut self, client: &mut Client, opts: &ConnectOptions) -> anyhow::Result<bool> {
+    async fn play(
+        &mut self,
+        client: &mut Client,
+        opts: &ConnectOptions,
+        bar: &indicatif::ProgressBar,
+    ) -> anyhow::Result<bool> {
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
         let t0 = self.records[0].t_rel_ns;
@@ -227,6 +236,7 @@ impl Player {
                 }
                 self.sent += 1;
                 next += 1;
+                bar.inc(1);
             }
             if next == self.records.len() && self.passes.is_none_or(|p| pass < p) {
                 // The next pass starts where this one's schedule ends.

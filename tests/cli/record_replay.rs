@@ -623,3 +623,48 @@ fn wide_layout_writes_one_file_per_sensor_in_export_columns() {
         "{accel}"
     );
 }
+
+#[test]
+fn decode_can_be_chosen_per_topic() {
+    let broker = Mosquitto::start();
+    let port = broker.port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dec.csv");
+    let rec = start_record(
+        port,
+        &[
+            "-t",
+            "d/#",
+            "--decode",
+            "d/raw/#=raw",
+            "-C",
+            "2",
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    send(port, &["-t", "d/num", "-m", "21.5"]);
+    send(port, &["-t", "d/raw/x", "-m", "21.5"]);
+    assert!(wait(rec).status.success());
+    let csv = fs::read_to_string(&file).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert!(
+        rows[0].contains(",d/num,") && rows[0].ends_with(",value,21.5,"),
+        "{csv}"
+    );
+    assert!(
+        rows[1].contains(",d/raw/x,") && rows[1].ends_with(",payload,,21.5"),
+        "{csv}"
+    );
+    let out = run_with_timeout(
+        smq().args(["record", "-p", "9", "-t", "x", "--decode", "a/#=nope"]),
+        None,
+        SECS,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--decode 'a/#=nope'"),
+        "{}",
+        text(&out.stderr)
+    );
+}
