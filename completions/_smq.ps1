@@ -292,8 +292,8 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
         'smq;replay' {
             [CompletionResult]::new('--speed', '--speed', [CompletionResultType]::ParameterName, 'Play F times as fast (2 = twice as fast)')
             [CompletionResult]::new('--loop', '--loop', [CompletionResultType]::ParameterName, 'Play the file N times (no N: forever)')
-            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Start at this offset from the first message (seconds, e.g. 90 or 1.5)')
-            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Stop at this offset from the first message (seconds)')
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Start at an offset from the first message (90, 90s, 1.5) or at a recorded time (RFC 3339)')
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Stop at an offset from the first message, or at a recorded time (RFC 3339)')
             [CompletionResult]::new('--topic-prefix', '--topic-prefix', [CompletionResultType]::ParameterName, 'Put PREFIX before every topic')
             [CompletionResult]::new('--topic-map', '--topic-map', [CompletionResultType]::ParameterName, 'Publish messages recorded on topic FROM to topic TO instead (repeatable)')
             [CompletionResult]::new('--filter', '--filter', [CompletionResultType]::ParameterName, 'Replay only messages whose topic matches FILTER (repeatable)')

@@ -285,8 +285,8 @@ set edit:completion:arg-completer[smq] = {|@words|
         &'smq;replay'= {
             cand --speed 'Play F times as fast (2 = twice as fast)'
             cand --loop 'Play the file N times (no N: forever)'
-            cand --from 'Start at this offset from the first message (seconds, e.g. 90 or 1.5)'
-            cand --to 'Stop at this offset from the first message (seconds)'
+            cand --from 'Start at an offset from the first message (90, 90s, 1.5) or at a recorded time (RFC 3339)'
+            cand --to 'Stop at an offset from the first message, or at a recorded time (RFC 3339)'
             cand --topic-prefix 'Put PREFIX before every topic'
             cand --topic-map 'Publish messages recorded on topic FROM to topic TO instead (repeatable)'
             cand --filter 'Replay only messages whose topic matches FILTER (repeatable)'

@@ -236,8 +236,8 @@ complete -c smq -n "__fish_smq_using_subcommand record" -l no-tls -d 'Turn TLS o
 complete -c smq -n "__fish_smq_using_subcommand record" -l help -d 'Print help (-h is --host, as in mosquitto)'
 complete -c smq -n "__fish_smq_using_subcommand replay" -l speed -d 'Play F times as fast (2 = twice as fast)' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -l loop -d 'Play the file N times (no N: forever)' -r
-complete -c smq -n "__fish_smq_using_subcommand replay" -l from -d 'Start at this offset from the first message (seconds, e.g. 90 or 1.5)' -r
-complete -c smq -n "__fish_smq_using_subcommand replay" -l to -d 'Stop at this offset from the first message (seconds)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l from -d 'Start at an offset from the first message (90, 90s, 1.5) or at a recorded time (RFC 3339)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l to -d 'Stop at an offset from the first message, or at a recorded time (RFC 3339)' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -l topic-prefix -d 'Put PREFIX before every topic' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -l topic-map -d 'Publish messages recorded on topic FROM to topic TO instead (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -l filter -d 'Replay only messages whose topic matches FILTER (repeatable)' -r

@@ -417,13 +417,13 @@ pub struct ReplayArgs {
     #[arg(long = "loop", value_name = "N", num_args = 0..=1, default_missing_value = "0")]
     pub repeat: Option<u64>,
 
-    /// Start at this offset from the first message (seconds, e.g. 90 or 1.5)
-    #[arg(long, value_name = "SECS", value_parser = non_negative_secs)]
-    pub from: Option<f64>,
+    /// Start at an offset from the first message (90, 90s, 1.5) or at a recorded time (RFC 3339)
+    #[arg(long, value_name = "WHEN")]
+    pub from: Option<String>,
 
-    /// Stop at this offset from the first message (seconds)
-    #[arg(long, value_name = "SECS", value_parser = non_negative_secs)]
-    pub to: Option<f64>,
+    /// Stop at an offset from the first message, or at a recorded time (RFC 3339)
+    #[arg(long, value_name = "WHEN")]
+    pub to: Option<String>,
 
     /// Put PREFIX before every topic
     #[arg(long, value_name = "PREFIX")]

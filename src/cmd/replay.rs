@@ -53,6 +53,16 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             )));
         }
     }
+    let from = args
+        .from
+        .as_deref()
+        .map(|t| When::parse("--from", t))
+        .transpose()?;
+    let to = args
+        .to
+        .as_deref()
+        .map(|t| When::parse("--to", t))
+        .transpose()?;
     // The whole file is read and checked before anything is published.
     let (records, skipped) = capture::read_all(&args.file, args.skip_bad)?;
     let opts = ConnectOptions::from_args(&args.conn, PACKETS)?;
@@ -62,7 +72,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             args.file.display()
         ));
     }
-    let selected = select(records, &args, &maps);
+    let selected = select(records, &args, &maps, from, to);
     if args.dry_run {
         let mut out = Output::stdout();
         for r in &selected {
@@ -121,20 +131,63 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `--from`/`--to`: an offset from the first message, or a recorded wall time.
+#[derive(Debug, Clone, Copy)]
+enum When {
+    Offset(u64),
+    Time(chrono::DateTime<chrono::Utc>),
+}
+
+impl When {
+    fn parse(flag: &str, text: &str) -> anyhow::Result<When> {
+        let secs = text.strip_suffix('s').unwrap_or(text);
+        if let Ok(s) = secs.parse::<f64>() {
+            if s.is_finite() && s >= 0.0 {
+                return Ok(When::Offset((s * 1e9) as u64));
+            }
+        }
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| When::Time(t.to_utc()))
+            .map_err(|_| {
+                usage(format!(
+                    "{flag} '{text}': give seconds from the first message (90, 90s) or an RFC 3339 time"
+                ))
+            })
+    }
+
+    /// Whether `r` (at `at` ns from the first message) is at or after this point.
+    fn reached(self, r: &Record, at: u64) -> bool {
+        match self {
+            When::Offset(ns) => at >= ns,
+            When::Time(t) => r.recv_time >= t,
+        }
+    }
+
+    fn passed(self, r: &Record, at: u64) -> bool {
+        match self {
+            When::Offset(ns) => at > ns,
+            When::Time(t) => r.recv_time > t,
+        }
+    }
+}
+
 /// --filter, --from/--to and the topic rewrites, in file order.
-fn select(records: Vec<Record>, args: &ReplayArgs, maps: &[(String, String)]) -> Vec<Record> {
+fn select(
+    records: Vec<Record>,
+    args: &ReplayArgs,
+    maps: &[(String, String)],
+    from: Option<When>,
+    to: Option<When>,
+) -> Vec<Record> {
     let Some(t0) = records.first().map(|r| r.t_rel_ns) else {
         return records;
     };
-    let ns = |s: f64| (s * 1e9) as u64;
-    let from = args.from.map(ns);
-    let to = args.to.map(ns);
     records
         .into_iter()
         .filter(|r| {
             let at = r.t_rel_ns.saturating_sub(t0);
-            from.is_none_or(|f| at >= f)
-                && to.is_none_or(|t| at <= t)
+            from.is_none_or(|f| f.reached(r, at))
+                && to.is_none_or(|t| !t.passed(r, at))
                 && (args.filter.is_empty()
                     || args.filter.iter().any(|f| topic::matches(f, &r.msg.topic)))
         })

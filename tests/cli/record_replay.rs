@@ -295,8 +295,9 @@ fn replay_selects_and_rewrites() {
     let file = dir.path().join("sel.jsonl");
     let line = |ms: u64, topic: &str, p: &str| {
         format!(
-            "{{\"t_rel_ns\":{},\"recv_time\":\"2026-01-01T00:00:00Z\",\"topic\":\"{topic}\",\"qos\":0,\"retain\":0,\"payload\":\"{p}\"}}\n",
-            ms * 1_000_000
+            "{{\"t_rel_ns\":{},\"recv_time\":\"2026-01-01T00:00:0{}Z\",\"topic\":\"{topic}\",\"qos\":0,\"retain\":0,\"payload\":\"{p}\"}}\n",
+            ms * 1_000_000,
+            ms / 1000
         )
     };
     fs::write(
@@ -325,7 +326,8 @@ fn replay_selects_and_rewrites() {
     };
     assert_eq!(dry(&[]), "a/x 1\na/y 2\nb/z 3\na/x 4\n");
     assert_eq!(dry(&["--filter", "a/+"]), "a/x 1\na/y 2\na/x 4\n");
-    assert_eq!(dry(&["--from", "1", "--to", "2"]), "a/y 2\nb/z 3\n");
+    assert_eq!(dry(&["--from", "1", "--to", "2s"]), "a/y 2\nb/z 3\n");
+    assert_eq!(dry(&["--from", "2026-01-01T00:00:02Z"]), "b/z 3\na/x 4\n");
     assert_eq!(
         dry(&["--topic-map", "a/x=c/x", "--topic-prefix", "lab/"]),
         "lab/c/x 1\nlab/a/y 2\nlab/b/z 3\nlab/c/x 4\n"
