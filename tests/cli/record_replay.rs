@@ -7,18 +7,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::mosquitto::Mosquitto;
-use crate::support::{Sub, mosquitto_pub, run_with_timeout, smq, text};
+use crate::support::{Sub, run_with_timeout, send, smq, text};
 
 const SECS: u64 = 30;
-
-fn send(port: u16, args: &[&str]) {
-    let out = run_with_timeout(mosquitto_pub(port).args(args), None, SECS);
-    assert!(
-        out.status.success(),
-        "mosquitto_pub {args:?}: {}",
-        text(&out.stderr)
-    );
-}
 
 /// `smq record` running until it has subscribed (its -d trace says SUBACK on stderr).
 fn start_record(port: u16, args: &[&str]) -> Child {

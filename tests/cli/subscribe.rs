@@ -5,19 +5,9 @@ use std::process::{Command, Output};
 
 use crate::support::mosquitto::Mosquitto;
 use crate::support::smq_sub::SmqSub;
-use crate::support::{Sub, mosquitto_pub, run_with_timeout, smq, text};
+use crate::support::{Sub, mosquitto_pub, run_with_timeout, send, smq, text};
 
 const SECS: u64 = 30;
-
-/// mosquitto_pub, so that what smq receives was not sent by smq.
-fn send(port: u16, args: &[&str]) {
-    let out = run_with_timeout(mosquitto_pub(port).args(args), None, SECS);
-    assert!(
-        out.status.success(),
-        "mosquitto_pub {args:?}: {}",
-        text(&out.stderr)
-    );
-}
 
 fn sub(port: u16, args: &[&str]) -> Output {
     run_with_timeout(

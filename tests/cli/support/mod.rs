@@ -52,6 +52,17 @@ pub fn mosquitto_pub(port: u16) -> Command {
     cmd
 }
 
+/// Publishes with mosquitto_pub (so what smq receives was not sent by smq); fails the test if
+/// mosquitto_pub fails.
+pub fn send(port: u16, args: &[&str]) {
+    let out = run_with_timeout(mosquitto_pub(port).args(args), None, 30);
+    assert!(
+        out.status.success(),
+        "mosquitto_pub {args:?}: {}",
+        text(&out.stderr)
+    );
+}
+
 fn hermetic_mosquitto_client(cmd: &mut Command) {
     // The clients read $XDG_CONFIG_HOME/mosquitto_{pub,sub} (else ~/.config/…) as extra flags.
     cmd.env("XDG_CONFIG_HOME", "/nonexistent/smq-tests")
