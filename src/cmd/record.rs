@@ -93,6 +93,22 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     if v5 {
         conn.protocol_version = Some(ProtocolVersion::V5);
     }
+    // The messages files get a sidecar saying how they were made (SENSORS.md §5.3).
+    let meta = sidecar(&conn, &args.topics, args.qos, v5, args.serve);
+    for path in [
+        (args.layout == Layout::Messages).then_some(args.output.as_str()),
+        args.raw.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|p| *p != "-")
+    {
+        // Appending keeps the sidecar of the recording that started the file.
+        let meta_path = format!("{path}.meta.json");
+        if !std::path::Path::new(&meta_path).exists() {
+            std::fs::write(&meta_path, &meta).with_context(|| format!("writing {meta_path}"))?;
+        }
+    }
     let sub = SubArgs {
         topics: args.topics,
         filter_out: Vec::new(),
@@ -124,6 +140,57 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         conn,
     };
     subscribe::run_sink(sub, Box::new(recorder)).await
+}
+
+/// `<file>.meta.json`: smq and MQTT versions, the broker without credentials, client id,
+/// subscriptions, Retain-As-Published, start time and host name.
+fn sidecar(
+    conn: &crate::cli::ConnectArgs,
+    topics: &[String],
+    qos: u8,
+    v5: bool,
+    serve: bool,
+) -> String {
+    let broker = match &conn.url {
+        // Everything before '@' in the authority is credentials: never written.
+        Some(url) => match url.split_once("://") {
+            Some((scheme, rest)) => {
+                let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+                let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+                let slash = if rest.contains('/') { "/" } else { "" };
+                format!("{scheme}://{authority}{slash}{path}")
+            }
+            None => url.clone(),
+        },
+        None => format!(
+            "{}://{}:{}",
+            if conn.ws { "ws" } else { "mqtt" },
+            conn.host
+                .as_deref()
+                .unwrap_or(if serve { "127.0.0.1" } else { "localhost" }),
+            conn.port
+                .map_or_else(|| "default".to_owned(), |p| p.to_string())
+        ),
+    };
+    let url_topic = conn
+        .url
+        .as_deref()
+        .and_then(|u| crate::conn::url::parse(u).ok())
+        .and_then(|u| u.topic);
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let meta = serde_json::json!({
+        "smq_version": env!("CARGO_PKG_VERSION"),
+        "mqtt_version": if v5 { "5" } else { "3.1.1" },
+        "broker": broker,
+        "client_id": conn.id.clone().unwrap_or_default(),
+        "subscriptions": url_topic.iter().chain(topics).map(|t| serde_json::json!({"filter": t, "qos": qos})).collect::<Vec<_>>(),
+        "retain_as_published": v5,
+        "started": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        "host": host,
+    });
+    format!("{meta:#}\n")
 }
 
 /// Opens `-` (stdout) or a file for appending. A file that already has rows must start with

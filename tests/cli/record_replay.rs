@@ -661,3 +661,47 @@ fn decode_can_be_chosen_per_topic() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn messages_files_get_a_sidecar_without_the_password() {
+    let broker = Mosquitto::start();
+    let port = broker.port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.csv");
+    let url = format!("mqtt://someone:s3cret@127.0.0.1:{port}/meta");
+    let mut child = smq()
+        .args([
+            "record",
+            "-L",
+            &url,
+            "--layout",
+            "messages",
+            "-o",
+            file.to_str().unwrap(),
+            "-C",
+            "1",
+            "-d",
+            "-i",
+            "meta-rec",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    while !lines
+        .next()
+        .and_then(Result::ok)
+        .is_some_and(|l| l.contains("received SUBACK"))
+    {}
+    std::thread::spawn(move || for _ in lines {});
+    send(port, &["-t", "meta", "-m", "x"]);
+    assert!(wait(child).status.success());
+    let meta = fs::read_to_string(dir.path().join("m.csv.meta.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    assert_eq!(v["broker"], format!("mqtt://127.0.0.1:{port}/meta"));
+    assert_eq!(v["client_id"], "meta-rec");
+    assert_eq!(v["subscriptions"][0]["qos"], 2);
+    assert_eq!(v["retain_as_published"], true);
+    assert!(!meta.contains("s3cret"), "{meta}");
+}
