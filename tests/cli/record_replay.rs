@@ -12,7 +12,25 @@ use crate::support::{Sub, run_with_timeout, send, smq, text};
 const SECS: u64 = 30;
 
 /// `smq record` running until it has subscribed (its -d trace says SUBACK on stderr).
-fn start_record(port: u16, args: &[&str]) -> Child {
+/// A child process killed by PID if the test fails before waiting for it.
+struct Running(Option<Child>);
+
+impl Running {
+    fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn start_record(port: u16, args: &[&str]) -> Running {
     let mut child = smq()
         .args([
             "record",
@@ -28,8 +46,9 @@ fn start_record(port: u16, args: &[&str]) -> Child {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
+        .map(|c| Running(Some(c)))
         .expect("spawning smq record");
-    let stderr = child.stderr.take().unwrap();
+    let stderr = child.0.as_mut().and_then(|c| c.stderr.take()).unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -51,7 +70,8 @@ fn fastrand_id() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
-fn wait(child: Child) -> Output {
+fn wait(mut running: Running) -> Output {
+    let child = running.0.take().expect("waited once");
     crate::support::wait_with_deadline(child, Duration::from_secs(SECS)).expect("smq exits")
 }
 
@@ -438,7 +458,7 @@ fn a_killed_recorder_leaves_every_flushed_row_readable() {
     let port = broker.port();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("crash.csv");
-    let mut rec = start_record(
+    let rec = start_record(
         port,
         &[
             "-t",
@@ -468,7 +488,7 @@ fn a_killed_recorder_leaves_every_flushed_row_readable() {
         .status()
         .unwrap();
     assert!(status.success());
-    let _ = rec.wait();
+    drop(rec);
     let out = run_with_timeout(smq().args(["replay", "--dry-run"]).arg(&file), None, SECS);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let want: String = (0..20).map(|i| format!("crash {i}\n")).collect();
@@ -500,8 +520,9 @@ fn record_serve_runs_the_broker_in_the_same_process() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
+        .map(|c| Running(Some(c)))
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut lines = BufReader::new(child.0.as_mut().and_then(|c| c.stderr.take()).unwrap()).lines();
     let (mut mqtt, mut ws, mut subscribed) = (None, None, false);
     let deadline = Instant::now() + Duration::from_secs(15);
     while !(subscribed && mqtt.is_some() && ws.is_some()) {
@@ -687,8 +708,9 @@ fn messages_files_get_a_sidecar_without_the_password() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
+        .map(|c| Running(Some(c)))
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut lines = BufReader::new(child.0.as_mut().and_then(|c| c.stderr.take()).unwrap()).lines();
     while !lines
         .next()
         .and_then(Result::ok)
