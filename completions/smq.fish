@@ -241,6 +241,11 @@ complete -c smq -n "__fish_smq_using_subcommand replay" -l to -d 'Stop at an off
 complete -c smq -n "__fish_smq_using_subcommand replay" -l topic-prefix -d 'Put PREFIX before every topic' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -l topic-map -d 'Publish messages recorded on topic FROM to topic TO instead (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -l filter -d 'Replay only messages whose topic matches FILTER (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -s q -l qos -d 'Publish every message at this QoS instead of the recorded one' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l retain -d 'The retain flag: keep the recorded one, strip it, or force it on' -r -f -a "keep\t''
+strip\t''
+force\t''"
+complete -c smq -n "__fish_smq_using_subcommand replay" -l limit -d 'Replay at most N messages (per pass)' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -s h -l host -d 'Broker host' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r

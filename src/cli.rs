@@ -399,6 +399,13 @@ pub enum CaptureFormat {
     Jsonl,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RetainMode {
+    Keep,
+    Strip,
+    Force,
+}
+
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// A messages file from record (CSV or JSONL), or smq/mosquitto_sub -F %j or --json lines
@@ -436,6 +443,18 @@ pub struct ReplayArgs {
     /// Replay only messages whose topic matches FILTER (repeatable)
     #[arg(long, value_name = "FILTER", action = ArgAction::Append)]
     pub filter: Vec<String>,
+
+    /// Publish every message at this QoS instead of the recorded one
+    #[arg(short = 'q', long, value_name = "QOS", value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub qos: Option<u8>,
+
+    /// The retain flag: keep the recorded one, strip it, or force it on
+    #[arg(long, value_name = "HOW", default_value = "keep")]
+    pub retain: RetainMode,
+
+    /// Replay at most N messages (per pass)
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
 
     /// Print the messages (as sub -v) instead of publishing them
     #[arg(long)]

@@ -13,7 +13,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::{Instant, sleep_until};
 
 use crate::capture::{self, Record};
-use crate::cli::ReplayArgs;
+use crate::cli::{ReplayArgs, RetainMode};
 use crate::conn::{Client, ConnectOptions, Event, Message, Protocol, delivery_reason, props};
 use crate::exit::{Failure, usage};
 use crate::output::Output;
@@ -191,7 +191,16 @@ fn select(
                 && (args.filter.is_empty()
                     || args.filter.iter().any(|f| topic::matches(f, &r.msg.topic)))
         })
+        .take(args.limit.unwrap_or(usize::MAX))
         .map(|mut r| {
+            if let Some(q) = args.qos {
+                r.msg.qos = q;
+            }
+            r.msg.retain = match args.retain {
+                RetainMode::Keep => r.msg.retain,
+                RetainMode::Strip => false,
+                RetainMode::Force => true,
+            };
             if let Some((_, to)) = maps
                 .iter()
                 .find(|(from, _)| from.as_bytes() == &r.msg.topic[..])

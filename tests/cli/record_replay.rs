@@ -339,6 +339,7 @@ fn replay_selects_and_rewrites() {
     assert_eq!(dry(&["--filter", "a/+"]), "a/x 1\na/y 2\na/x 4\n");
     assert_eq!(dry(&["--from", "1", "--to", "2s"]), "a/y 2\nb/z 3\n");
     assert_eq!(dry(&["--from", "2026-01-01T00:00:02Z"]), "b/z 3\na/x 4\n");
+    assert_eq!(dry(&["--filter", "a/#", "--limit", "2"]), "a/x 1\na/y 2\n");
     assert_eq!(
         dry(&["--topic-map", "a/x=c/x", "--topic-prefix", "lab/"]),
         "lab/c/x 1\nlab/a/y 2\nlab/b/z 3\nlab/c/x 4\n"
@@ -726,4 +727,22 @@ fn messages_files_get_a_sidecar_without_the_password() {
     assert_eq!(v["subscriptions"][0]["qos"], 2);
     assert_eq!(v["retain_as_published"], true);
     assert!(!meta.contains("s3cret"), "{meta}");
+}
+
+#[test]
+fn replay_can_override_qos_and_retain() {
+    let broker = Mosquitto::start();
+    let port = broker.port();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("o.jsonl");
+    fs::write(
+        &file,
+        "{\"t_rel_ns\":0,\"recv_time\":\"2026-01-01T00:00:00Z\",\"topic\":\"ov\",\"qos\":0,\"retain\":false,\"payload\":\"kept\"}\n",
+    )
+    .unwrap();
+    let out = replay(port, &file, &["-q", "1", "--retain", "force", "--no-wait"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Retained at QoS 1: a later subscriber at QoS 1 gets it with both flags.
+    let sub = Sub::start(port, &["-t", "ov", "-q", "1", "-C", "1", "-F", "%q %r %p"]);
+    assert_eq!(text(&sub.wait(SECS).stdout), "1 1 kept\n");
 }
