@@ -31,16 +31,17 @@ impl Drop for Running {
 }
 
 fn start_record(port: u16, args: &[&str]) -> Running {
+    let port = port.to_string();
+    let mut all = vec!["-h", "127.0.0.1", "-p", &port];
+    all.extend_from_slice(args);
+    spawn_record(&all).0
+}
+
+/// `smq record -d -i ID <args>`, returned once its -d trace says SUBACK on stderr, with the
+/// stderr lines seen until then (the listener lines of `--serve` among them).
+fn spawn_record(args: &[&str]) -> (Running, Vec<String>) {
     let mut child = smq()
-        .args([
-            "record",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-d",
-            "-i",
-        ])
+        .args(["record", "-d", "-i"])
         .arg(format!("rec-{}-{}", std::process::id(), fastrand_id()))
         .args(args)
         .stdout(Stdio::piped())
@@ -51,17 +52,18 @@ fn start_record(port: u16, args: &[&str]) -> Running {
     let stderr = child.0.as_mut().and_then(|c| c.stderr.take()).unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let deadline = Instant::now() + Duration::from_secs(15);
+    let mut seen = Vec::new();
     loop {
         assert!(Instant::now() < deadline, "smq record never subscribed");
         match lines.next() {
             Some(Ok(l)) if l.contains("received SUBACK") => break,
-            Some(Ok(_)) => {}
-            _ => panic!("smq record exited before subscribing"),
+            Some(Ok(l)) => seen.push(l),
+            _ => panic!("smq record exited before subscribing:\n{}", seen.join("\n")),
         }
     }
     // Keep draining stderr so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    child
+    (child, seen)
 }
 
 fn fastrand_id() -> u64 {
@@ -498,59 +500,31 @@ fn a_killed_recorder_leaves_every_flushed_row_readable() {
 
 #[test]
 fn record_serve_runs_the_broker_in_the_same_process() {
-    let mut child = smq()
-        .args([
-            "record",
-            "--serve",
-            "--listen",
-            "mqtt://127.0.0.1:0",
-            "--listen",
-            "ws://127.0.0.1:0",
-        ])
-        .args([
-            "-t",
-            "sensor-logger",
-            "-o",
-            "-",
-            "-C",
-            "2",
-            "-d",
-            "-i",
-            "serving-recorder",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map(|c| Running(Some(c)))
-        .unwrap();
-    let mut lines = BufReader::new(child.0.as_mut().and_then(|c| c.stderr.take()).unwrap()).lines();
-    let (mut mqtt, mut ws, mut subscribed) = (None, None, false);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !(subscribed && mqtt.is_some() && ws.is_some()) {
-        assert!(
-            Instant::now() < deadline,
-            "record --serve did not get ready"
-        );
-        let Some(Ok(l)) = lines.next() else {
-            panic!("record --serve exited before it was ready");
-        };
-        if let Some(p) = l.strip_prefix("smq: listening on mqtt://127.0.0.1:") {
-            mqtt = p.parse::<u16>().ok();
-        }
-        if let Some(p) = l.strip_prefix("smq: listening on ws://127.0.0.1:") {
-            ws = p.parse::<u16>().ok();
-        }
-        subscribed |= l.contains("received SUBACK");
-    }
-    std::thread::spawn(move || for _ in lines {});
+    let (child, seen) = spawn_record(&[
+        "--serve",
+        "--listen",
+        "mqtt://127.0.0.1:0",
+        "--listen",
+        "ws://127.0.0.1:0",
+        "-t",
+        "sensor-logger",
+        "-o",
+        "-",
+        "-C",
+        "2",
+    ]);
+    let port_of = |prefix: &str| {
+        seen.iter()
+            .find_map(|l| l.strip_prefix(prefix)?.parse::<u16>().ok())
+            .unwrap_or_else(|| panic!("no {prefix} line in {seen:?}"))
+    };
+    let mqtt = port_of("smq: listening on mqtt://127.0.0.1:");
+    let ws = port_of("smq: listening on ws://127.0.0.1:");
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/sensorlogger-android-mixed.json"
     );
-    send(
-        mqtt.unwrap(),
-        &["-t", "sensor-logger", "-f", fixture, "-q", "1"],
-    );
+    send(mqtt, &["-t", "sensor-logger", "-f", fixture, "-q", "1"]);
     // A phone would use the WebSocket listener: smq pub over ws stands in for it.
     let out = run_with_timeout(
         smq().args([
@@ -558,7 +532,7 @@ fn record_serve_runs_the_broker_in_the_same_process() {
             "-h",
             "127.0.0.1",
             "-p",
-            &ws.unwrap().to_string(),
+            &ws.to_string(),
             "--ws",
             "-t",
             "sensor-logger",
@@ -691,33 +665,19 @@ fn messages_files_get_a_sidecar_without_the_password() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("m.csv");
     let url = format!("mqtt://someone:s3cret@127.0.0.1:{port}/meta");
-    let mut child = smq()
-        .args([
-            "record",
-            "-L",
-            &url,
-            "--layout",
-            "messages",
-            "-o",
-            file.to_str().unwrap(),
-            "-C",
-            "1",
-            "-d",
-            "-i",
-            "meta-rec",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map(|c| Running(Some(c)))
-        .unwrap();
-    let mut lines = BufReader::new(child.0.as_mut().and_then(|c| c.stderr.take()).unwrap()).lines();
-    while !lines
-        .next()
-        .and_then(Result::ok)
-        .is_some_and(|l| l.contains("received SUBACK"))
-    {}
-    std::thread::spawn(move || for _ in lines {});
+    let (child, _) = spawn_record(&[
+        "-L",
+        &url,
+        "--layout",
+        "messages",
+        "-o",
+        file.to_str().unwrap(),
+        "-C",
+        "1",
+        // The last -i wins, as in mosquitto.
+        "-i",
+        "meta-rec",
+    ]);
     send(port, &["-t", "meta", "-m", "x"]);
     assert!(wait(child).status.success());
     let meta = fs::read_to_string(dir.path().join("m.csv.meta.json")).unwrap();
