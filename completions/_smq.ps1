@@ -214,6 +214,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--layout', '--layout', [CompletionResultType]::ParameterName, 'What a row is: readings (one per reading field) or messages (lossless, what replay reads)')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'File format of the messages layout')
             [CompletionResult]::new('--raw', '--raw', [CompletionResultType]::ParameterName, 'Also write a lossless messages log (CSV) to FILE')
+            [CompletionResult]::new('--rotate', '--rotate', [CompletionResultType]::ParameterName, 'Start a new -o/--raw file each UTC hour or day, or after N rows or N bytes (size:10M): FILE-2026-11-22T03.csv, FILE-0001.csv, ...')
             [CompletionResult]::new('--out-dir', '--out-dir', [CompletionResultType]::ParameterName, 'With --layout wide: the directory for DEVICE/SESSION/Sensor.csv files')
             [CompletionResult]::new('--decode', '--decode', [CompletionResultType]::ParameterName, 'Payload decoder: auto, sensorlogger, thingflow, thingspeak, istsos, number, json, raw; FILTER=DECODER sets it for the topics FILTER matches (repeatable) [default: auto]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Requested QoS (2 records what was published, as published)')

@@ -208,6 +208,7 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --layout 'What a row is: readings (one per reading field) or messages (lossless, what replay reads)'
             cand --format 'File format of the messages layout'
             cand --raw 'Also write a lossless messages log (CSV) to FILE'
+            cand --rotate 'Start a new -o/--raw file each UTC hour or day, or after N rows or N bytes (size:10M): FILE-2026-11-22T03.csv, FILE-0001.csv, ...'
             cand --out-dir 'With --layout wide: the directory for DEVICE/SESSION/Sensor.csv files'
             cand --decode 'Payload decoder: auto, sensorlogger, thingflow, thingspeak, istsos, number, json, raw; FILTER=DECODER sets it for the topics FILTER matches (repeatable) [default: auto]'
             cand -q 'Requested QoS (2 records what was published, as published)'

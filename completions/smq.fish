@@ -174,6 +174,7 @@ wide\t'One CSV per device, session and sensor, in Sensor Logger\'s export column
 complete -c smq -n "__fish_smq_using_subcommand record" -l format -d 'File format of the messages layout' -r -f -a "csv\t''
 jsonl\t''"
 complete -c smq -n "__fish_smq_using_subcommand record" -l raw -d 'Also write a lossless messages log (CSV) to FILE' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l rotate -d 'Start a new -o/--raw file each UTC hour or day, or after N rows or N bytes (size:10M): FILE-2026-11-22T03.csv, FILE-0001.csv, ...' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l out-dir -d 'With --layout wide: the directory for DEVICE/SESSION/Sensor.csv files' -r -F
 complete -c smq -n "__fish_smq_using_subcommand record" -l decode -d 'Payload decoder: auto, sensorlogger, thingflow, thingspeak, istsos, number, json, raw; FILTER=DECODER sets it for the topics FILTER matches (repeatable) [default: auto]' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s q -l qos -d 'Requested QoS (2 records what was published, as published)' -r

@@ -320,6 +320,11 @@ pub struct RecordArgs {
     #[arg(long, value_name = "FILE")]
     pub raw: Option<String>,
 
+    /// Start a new -o/--raw file each UTC hour or day, or after N rows or N bytes
+    /// (size:10M): FILE-2026-11-22T03.csv, FILE-0001.csv, ...
+    #[arg(long, value_name = "WHEN", value_parser = clap::value_parser!(crate::layout::rotate::Rotate))]
+    pub rotate: Option<crate::layout::rotate::Rotate>,
+
     /// With --layout wide: the directory for DEVICE/SESSION/Sensor.csv files
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, anyhow};
+use chrono::{DateTime, Utc};
 
 use super::subscribe::{self, Sink};
 use crate::capture;
@@ -13,6 +14,7 @@ use crate::cli::{CaptureFormat, Layout, ProtocolVersion, RecordArgs, SubArgs};
 use crate::conn::Message;
 use crate::exit::usage;
 use crate::layout::readings::{self, ReadingsWriter};
+use crate::layout::rotate::Files;
 use crate::layout::wide::WideWriter;
 use crate::progress;
 use crate::sensors::{self, Decoder};
@@ -34,36 +36,53 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             "--layout wide writes many files: give it --out-dir DIR (and only it)",
         ));
     }
+    let mut conn = args.conn;
+    // Retain-As-Published needs MQTT 5; without it a live message's retain flag is lost.
+    let v5 = conn.protocol_version != Some(ProtocolVersion::V311);
+    if v5 {
+        conn.protocol_version = Some(ProtocolVersion::V5);
+    }
+    // The messages files get a sidecar saying how they were made (SENSORS.md §5.3).
+    let meta = sidecar(&conn, &args.topics, args.qos, v5, args.serve);
+    let rotatable = |path: &str| path != "-";
+    if args.rotate.is_some()
+        && !(args.layout != Layout::Wide && rotatable(&args.output))
+        && !args.raw.as_deref().is_some_and(rotatable)
+    {
+        return Err(usage(
+            "--rotate rotates -o FILE (readings or messages layout) and --raw FILE: give it one",
+        ));
+    }
+    let files = |path: &str| Files::new(path, args.rotate.filter(|_| rotatable(path)));
     // Files are opened before connecting, so a bad path or header fails fast.
     let main = match args.layout {
-        Layout::Readings => {
-            let (out, fresh) = open(&args.output, |line| line == readings::HEADER)?;
-            Main::Readings(
-                ReadingsWriter::new(out, fresh).map_err(|e| write_error(&args.output, e))?,
-            )
-        }
+        Layout::Readings => Main::Readings(Rotating::open(
+            files(&args.output),
+            |line| line == readings::HEADER,
+            Box::new(ReadingsWriter::new),
+            None,
+        )?),
         Layout::Wide => {
             let dir = args.out_dir.clone().unwrap_or_default();
             Main::Wide(WideWriter::new(dir, args.flat, args.with_recv_time)?)
         }
-        Layout::Messages => {
-            let (out, fresh) = open(&args.output, |line| capture::header_matches(line, format))?;
-            Main::Messages(
-                capture::Writer::new(out, format, fresh, false)
-                    .map_err(|e| write_error(&args.output, e))?,
-            )
-        }
+        Layout::Messages => Main::Messages(Rotating::open(
+            files(&args.output),
+            match format {
+                capture::Format::Csv => |line| capture::header_matches(line, capture::Format::Csv),
+                capture::Format::Jsonl => |_| true,
+            },
+            Box::new(move |out, fresh| capture::Writer::new(out, format, fresh, false)),
+            Some(meta.clone()),
+        )?),
     };
     let raw = match &args.raw {
-        Some(path) => {
-            let (out, fresh) = open(path, |line| {
-                capture::header_matches(line, capture::Format::Csv)
-            })?;
-            Some(
-                capture::Writer::new(out, capture::Format::Csv, fresh, false)
-                    .map_err(|e| write_error(path, e))?,
-            )
-        }
+        Some(path) => Some(Rotating::open(
+            files(path),
+            |line| capture::header_matches(line, capture::Format::Csv),
+            Box::new(|out, fresh| capture::Writer::new(out, capture::Format::Csv, fresh, false)),
+            Some(meta),
+        )?),
         None => None,
     };
     let recorder = Recorder {
@@ -75,40 +94,15 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             keep_blobs: args.keep_blobs,
             no_accuracy: args.no_accuracy,
         },
-        output: match &args.out_dir {
-            Some(dir) => dir.display().to_string(),
-            None => args.output.clone(),
-        },
+        out_dir: args.out_dir.as_ref().map(|dir| dir.display().to_string()),
         first: None,
         started: Instant::now(),
         messages: 0,
         rows: 0,
         bytes: 0,
-        quiet: args.conn.quiet,
+        quiet: conn.quiet,
         progress: progress::spinner(),
     };
-    let mut conn = args.conn;
-    // Retain-As-Published needs MQTT 5; without it a live message's retain flag is lost.
-    let v5 = conn.protocol_version != Some(ProtocolVersion::V311);
-    if v5 {
-        conn.protocol_version = Some(ProtocolVersion::V5);
-    }
-    // The messages files get a sidecar saying how they were made (SENSORS.md §5.3).
-    let meta = sidecar(&conn, &args.topics, args.qos, v5, args.serve);
-    for path in [
-        (args.layout == Layout::Messages).then_some(args.output.as_str()),
-        args.raw.as_deref(),
-    ]
-    .into_iter()
-    .flatten()
-    .filter(|p| *p != "-")
-    {
-        // Appending keeps the sidecar of the recording that started the file.
-        let meta_path = format!("{path}.meta.json");
-        if !std::path::Path::new(&meta_path).exists() {
-            std::fs::write(&meta_path, &meta).with_context(|| format!("writing {meta_path}"))?;
-        }
-    }
     let sub = SubArgs {
         topics: args.topics,
         filter_out: Vec::new(),
@@ -272,17 +266,79 @@ impl Decoders {
 }
 
 enum Main {
-    Readings(ReadingsWriter<Box<dyn Write>>),
-    Messages(capture::Writer<Box<dyn Write>>),
+    Readings(Rotating<ReadingsWriter<Box<dyn Write>>>),
+    Messages(Rotating<capture::Writer<Box<dyn Write>>>),
     Wide(WideWriter),
+}
+
+type Make<W> = Box<dyn Fn(Box<dyn Write>, bool) -> io::Result<W>>;
+
+/// A layout's writer on [`Files`]: a new file, with its header (and sidecar), when they rotate.
+struct Rotating<W> {
+    files: Files,
+    writer: W,
+    same_header: fn(&str) -> bool,
+    make: Make<W>,
+    sidecar: Option<String>,
+}
+
+impl<W> Rotating<W> {
+    fn open(
+        mut files: Files,
+        same_header: fn(&str) -> bool,
+        make: Make<W>,
+        sidecar: Option<String>,
+    ) -> anyhow::Result<Rotating<W>> {
+        let path = files.next(chrono::Utc::now(), 0).unwrap_or_default();
+        let writer = open_with(&path, &files, same_header, &make, sidecar.as_deref())?;
+        Ok(Rotating {
+            files,
+            writer,
+            same_header,
+            make,
+            sidecar,
+        })
+    }
+
+    /// The writer for a message of `rows` rows received at `recv_time`.
+    fn writer(&mut self, recv_time: DateTime<Utc>, rows: u64) -> anyhow::Result<&mut W> {
+        if let Some(path) = self.files.next(recv_time, rows) {
+            self.writer = open_with(
+                &path,
+                &self.files,
+                self.same_header,
+                &self.make,
+                self.sidecar.as_deref(),
+            )?;
+        }
+        Ok(&mut self.writer)
+    }
+}
+
+fn open_with<W>(
+    path: &str,
+    files: &Files,
+    same_header: fn(&str) -> bool,
+    make: &Make<W>,
+    sidecar: Option<&str>,
+) -> anyhow::Result<W> {
+    let (out, fresh) = open(path, same_header)?;
+    if let Some(meta) = sidecar.filter(|_| path != "-") {
+        // Appending keeps the sidecar of the recording that started the file.
+        let meta_path = format!("{path}.meta.json");
+        if !std::path::Path::new(&meta_path).exists() {
+            std::fs::write(&meta_path, meta).with_context(|| format!("writing {meta_path}"))?;
+        }
+    }
+    make(Box::new(files.counted(out)), fresh).map_err(|e| write_error(path, e))
 }
 
 struct Recorder {
     main: Main,
-    raw: Option<capture::Writer<Box<dyn Write>>>,
+    raw: Option<Rotating<capture::Writer<Box<dyn Write>>>>,
     decoders: Decoders,
     opts: sensors::Options,
-    output: String,
+    out_dir: Option<String>,
     first: Option<Instant>,
     started: Instant,
     messages: u64,
@@ -303,11 +359,11 @@ impl Sink for Recorder {
             msg: msg.clone(),
         };
         if let Some(raw) = &mut self.raw {
-            raw.write(&record)?;
+            raw.writer(recv_time, 1)?.write(&record)?;
         }
         let rows = match &mut self.main {
             Main::Messages(w) => {
-                w.write(&record)?;
+                w.writer(recv_time, 1)?.write(&record)?;
                 1
             }
             Main::Readings(w) => {
@@ -321,7 +377,8 @@ impl Sink for Recorder {
                 );
                 // A ThingSpeak API key in the topic never reaches the file.
                 let shown = sensors::thingspeak::redact_topic(&topic);
-                w.write_message(recv_time, &shown, &rows)?
+                w.writer(recv_time, rows.len() as u64)?
+                    .write_message(recv_time, &shown, &rows)?
             }
             Main::Wide(w) => {
                 let topic = String::from_utf8_lossy(&msg.topic);
@@ -367,11 +424,13 @@ impl Sink for Recorder {
             }
         }
         if !self.quiet {
-            let target = if self.output == "-" {
-                "stdout"
-            } else {
-                &self.output
+            let target = match (&self.out_dir, &self.main) {
+                (Some(dir), _) => dir.clone(),
+                (None, Main::Readings(w)) => w.files.describe(),
+                (None, Main::Messages(w)) => w.files.describe(),
+                (None, Main::Wide(_)) => String::new(),
             };
+            let target = if target == "-" { "stdout" } else { &target };
             let _ = writeln!(
                 io::stderr().lock(),
                 "smq: recorded {} messages ({} rows, {} payload bytes) to {target} in {:.1} s",

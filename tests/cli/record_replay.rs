@@ -706,3 +706,89 @@ fn replay_can_override_qos_and_retain() {
     let sub = Sub::start(port, &["-t", "ov", "-q", "1", "-C", "1", "-F", "%q %r %p"]);
     assert_eq!(text(&sub.wait(SECS).stdout), "1 1 kept\n");
 }
+
+#[test]
+fn rotate_starts_numbered_files_with_their_own_header_and_sidecar() {
+    let broker = Mosquitto::start();
+    let port = broker.port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.csv");
+    let raw = dir.path().join("raw.csv");
+    let record = |count: &str| {
+        start_record(
+            port,
+            &[
+                "-t",
+                "rot/#",
+                "--layout",
+                "messages",
+                "-o",
+                out.to_str().unwrap(),
+                "--raw",
+                raw.to_str().unwrap(),
+                "--rotate",
+                "rows:2",
+                "-C",
+                count,
+            ],
+        )
+    };
+    let child = record("5");
+    for i in 1..=5 {
+        send(
+            port,
+            &["-t", &format!("rot/{i}"), "-m", &format!("p{i}"), "-q", "1"],
+        );
+    }
+    let done = wait(child);
+    assert!(done.status.success());
+    assert!(!out.exists(), "rotation never writes the unnumbered name");
+    for stem in ["m", "raw"] {
+        let topics: Vec<Vec<String>> = ["0001", "0002", "0003"]
+            .iter()
+            .map(|n| {
+                let file = dir.path().join(format!("{stem}-{n}.csv"));
+                assert!(
+                    dir.path()
+                        .join(format!("{stem}-{n}.csv.meta.json"))
+                        .exists(),
+                    "{file:?} has a sidecar"
+                );
+                messages(&file).into_iter().map(|m| m.0).collect()
+            })
+            .collect();
+        assert_eq!(
+            topics,
+            [
+                vec!["rot/1", "rot/2"],
+                vec!["rot/3", "rot/4"],
+                vec!["rot/5"]
+            ],
+            "{stem}: two rows a file, in order"
+        );
+    }
+    // A second recording never appends to the first one's numbered files.
+    let child = record("1");
+    send(port, &["-t", "rot/6", "-m", "p6"]);
+    assert!(wait(child).status.success());
+    let topics: Vec<String> = messages(&dir.path().join("m-0004.csv"))
+        .into_iter()
+        .map(|m| m.0)
+        .collect();
+    assert_eq!(topics, ["rot/6"]);
+    assert_eq!(messages(&dir.path().join("m-0003.csv")).len(), 1);
+}
+
+#[test]
+fn rotate_needs_a_file_to_rotate() {
+    let out = smq()
+        .args(["record", "-t", "x", "--rotate", "hourly"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--rotate rotates -o FILE"),
+        "{}",
+        text(&out.stderr)
+    );
+}
