@@ -66,7 +66,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             let dir = args.out_dir.clone().unwrap_or_default();
             Main::Wide(WideWriter::new(dir, args.flat, args.with_recv_time)?)
         }
-        Layout::Messages => Main::Messages(Rotating::open(
+        Layout::Messages => Main::Messages(Box::new(Rotating::open(
             files(&args.output),
             match format {
                 capture::Format::Csv => |line| capture::header_matches(line, capture::Format::Csv),
@@ -74,7 +74,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             },
             Box::new(move |out, fresh| capture::Writer::new(out, format, fresh, false)),
             Some(meta.clone()),
-        )?),
+        )?)),
     };
     let raw = match &args.raw {
         Some(path) => Some(Rotating::open(
@@ -267,7 +267,8 @@ impl Decoders {
 
 enum Main {
     Readings(Rotating<ReadingsWriter<Box<dyn Write>>>),
-    Messages(Rotating<capture::Writer<Box<dyn Write>>>),
+    // Boxed: the csv crate's writer builder makes it several times the others' size.
+    Messages(Box<Rotating<capture::Writer<Box<dyn Write>>>>),
     Wide(WideWriter),
 }
 

@@ -22,6 +22,10 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// (device_id, session_id, sensor) as received.
+type FileKey = (Rc<str>, Rc<str>, Rc<str>);
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -86,11 +90,11 @@ pub struct WideWriter {
     with_recv_time: bool,
     files: Vec<WideFile>,
     /// (device_id, session_id, sensor) as received → index in `files`.
-    by_key: HashMap<(String, String, String), usize>,
+    by_key: HashMap<FileKey, usize>,
     /// Different ids can sanitise to the same path; they then share the file.
     by_path: HashMap<PathBuf, usize>,
     /// (device_id, session_id) → Unix ns of the first reading seen.
-    session_start: HashMap<(String, String), i128>,
+    session_start: HashMap<(Rc<str>, Rc<str>), i128>,
     /// (file index, field) pairs dropped by a frozen header.
     late: HashSet<(usize, String)>,
     open: usize,

@@ -12,7 +12,7 @@ pub(super) fn number(topic: &str, text: &str) -> Option<Vec<Reading>> {
     let t = text.trim();
     is_number_text(t).then(|| {
         vec![Reading {
-            sensor: last_level(topic).to_string(),
+            sensor: last_level(topic).into(),
             field: "value".into(),
             value: t.to_string(),
             ..Reading::default()
@@ -23,7 +23,7 @@ pub(super) fn number(topic: &str, text: &str) -> Option<Vec<Reading>> {
 /// #6 (object: one row per key, nested keys as `a.b`) and #7 (any other JSON: one row).
 pub(super) fn json(topic: &str, v: &Value, now_ns: i128) -> Vec<Reading> {
     let mut base = Reading {
-        sensor: last_level(topic).to_string(),
+        sensor: last_level(topic).into(),
         ..Reading::default()
     };
     let obj = match v {
@@ -128,7 +128,7 @@ pub(super) fn raw(topic: &str, payload: &[u8]) -> Reading {
         ),
     };
     Reading {
-        sensor: last_level(topic).to_string(),
+        sensor: last_level(topic).into(),
         field: "payload".into(),
         value_text,
         ..Reading::default()

@@ -16,9 +16,9 @@ pub(super) fn decode(topic: &str, text: &str) -> Option<Vec<Reading>> {
             .iter()
             .enumerate()
             .map(|(i, v)| Reading {
-                device_id: procedure.to_string(),
+                device_id: procedure.into(),
                 // The procedure is also the last topic level, the generic `sensor` rule.
-                sensor: procedure.to_string(),
+                sensor: procedure.into(),
                 time: Some(EventTime::from_ns(ns)),
                 field: format!("v{}", i + 1),
                 value: (*v).to_string(),

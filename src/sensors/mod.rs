@@ -9,6 +9,7 @@ mod sensorlogger;
 mod thingflow;
 pub mod thingspeak;
 
+use std::rc::Rc;
 use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
@@ -56,7 +57,7 @@ pub struct EventTime {
     pub ns: i128,
     /// The integer digits exactly as the device sent them, when they are already Unix ns
     /// (Sensor Logger). Written to `time_ns` instead of `ns` so nothing is reformatted.
-    pub text: Option<String>,
+    pub text: Option<Rc<str>>,
 }
 
 impl EventTime {
@@ -69,10 +70,11 @@ impl EventTime {
 /// which the writer adds. `time: None` means `time_src=recv`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reading {
-    pub device_id: String,
-    pub session_id: String,
-    pub message_id: String,
-    pub sensor: String,
+    // Shared by every row of a message or reading: a batch is hundreds of rows.
+    pub device_id: Rc<str>,
+    pub session_id: Rc<str>,
+    pub message_id: Rc<str>,
+    pub sensor: Rc<str>,
     pub time: Option<EventTime>,
     pub field: String,
     /// Number text exactly as received; empty for non-numbers.
@@ -301,10 +303,13 @@ mod tests {
         rows.iter()
             .map(|r| {
                 let t = r.time.as_ref().map_or("recv".to_string(), |t| {
-                    t.text.clone().unwrap_or_else(|| t.ns.to_string())
+                    t.text
+                        .as_deref()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| t.ns.to_string())
                 });
                 (
-                    r.sensor.clone(),
+                    r.sensor.to_string(),
                     r.field.clone(),
                     r.value.clone(),
                     r.value_text.clone(),
@@ -396,7 +401,7 @@ mod tests {
             rows[2].time.as_ref().unwrap().text.as_deref(),
             Some("1741944600130482300")
         );
-        assert_eq!(rows[0].message_id, "1");
+        assert_eq!(&*rows[0].message_id, "1");
     }
 
     #[test]
@@ -428,7 +433,7 @@ mod tests {
                 row("", "reading", "7", "", "recv"),
             ]
         );
-        assert!(rows.iter().all(|r| r.device_id == "d"));
+        assert!(rows.iter().all(|r| &*r.device_id == "d"));
 
         let opts = Options {
             keep_test: true,
@@ -438,7 +443,7 @@ mod tests {
         let rows = decode(Decoder::SensorLogger, "sl", msg.as_bytes(), now(), &opts);
         let fields: Vec<_> = rows
             .iter()
-            .map(|r| (r.sensor.as_str(), r.field.as_str()))
+            .map(|r| (&*r.sensor, r.field.as_str()))
             .collect();
         assert_eq!(
             &fields[..4],
@@ -531,7 +536,7 @@ mod tests {
                 row("PROC", "v2", "2e3", "", "1741941000000000000"),
             ]
         );
-        assert_eq!(rows[0].device_id, "PROC");
+        assert_eq!(&*rows[0].device_id, "PROC");
         // A non-number token or no values at all: not istSOS (→ raw).
         for p in [
             "2025-03-14T08:30:00Z,1,x",
@@ -592,7 +597,7 @@ mod tests {
         );
         assert!(
             rows.iter()
-                .all(|r| r.device_id == "9" && !r.sensor.contains("SECRET"))
+                .all(|r| &*r.device_id == "9" && !r.sensor.contains("SECRET"))
         );
         // Auto needs the topic; forced accepts any.
         assert_eq!(auto("other", "field1=5")[0].field, "payload");

@@ -23,9 +23,9 @@ pub(super) fn decode(v: &Value, opts: &Options) -> Option<Vec<Reading>> {
     let readings = obj.get("payload")?.as_array()?;
     let id = |k: &str| obj.get(k).map(id_text).unwrap_or_default();
     let base = Reading {
-        device_id: id("deviceId"),
-        session_id: id("sessionId"),
-        message_id: id("messageId"),
+        device_id: id("deviceId").into(),
+        session_id: id("sessionId").into(),
+        message_id: id("messageId").into(),
         ..Reading::default()
     };
     let mut rows = Vec::with_capacity(readings.len() * 4);
@@ -71,7 +71,7 @@ fn reading_rows(base: &Reading, r: &Value, opts: &Options, rows: &mut Vec<Readin
         },
     };
     let base = Reading {
-        sensor,
+        sensor: sensor.into(),
         time,
         ..base.clone()
     };
@@ -103,7 +103,7 @@ fn reading_rows(base: &Reading, r: &Value, opts: &Options, rows: &mut Vec<Readin
         }
     };
     for (k, v) in fields {
-        if base.sensor == "camera" && k == "image" && !opts.keep_blobs {
+        if &*base.sensor == "camera" && k == "image" && !opts.keep_blobs {
             // Frames are hundreds of KB of base64; record only their size.
             push("image_bytes", &image_len(v));
         } else {
@@ -135,7 +135,7 @@ fn event_time(t: &Value) -> Option<EventTime> {
     let exact = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
     Some(EventTime {
         ns,
-        text: exact.then_some(text),
+        text: exact.then(|| text.into()),
     })
 }
 

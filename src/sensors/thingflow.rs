@@ -45,7 +45,7 @@ fn triple(v: &Value, now_ns: i128) -> Option<Vec<Reading>> {
     let time = device_time(&ts_text, now_ns);
     let (value, value_text) = value_columns(value);
     let mut rows = vec![Reading {
-        sensor: sensor.clone(),
+        sensor: sensor.as_str().into(),
         time: time.clone(),
         field: "value".into(),
         value,
@@ -55,7 +55,7 @@ fn triple(v: &Value, now_ns: i128) -> Option<Vec<Reading>> {
     if time.is_none() {
         // Seconds since boot (or a clock we can't place): keep the raw value.
         rows.push(Reading {
-            sensor,
+            sensor: sensor.into(),
             field: "device_ts".into(),
             value: ts_text,
             ..Reading::default()

@@ -97,7 +97,7 @@ pub(super) fn decode(
     }
     let channel = t.as_ref().map_or("", |t| t.channel).to_string();
     let base = Reading {
-        device_id: channel,
+        device_id: channel.into(),
         ..Reading::default()
     };
     if let Some(field) = t.as_ref().and_then(|t| t.field) {
