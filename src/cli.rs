@@ -542,7 +542,12 @@ pub struct HttpArgs {
     pub http_path: Option<String>,
 
     /// Topic for pushed messages; {deviceId}, {sessionId} and {path} are filled in per request
-    #[arg(long, value_name = "TOPIC", default_value = "sensor-logger", requires = "http")]
+    #[arg(
+        long,
+        value_name = "TOPIC",
+        default_value = "sensor-logger",
+        requires = "http"
+    )]
     pub http_topic: String,
 
     /// QoS of the published messages
@@ -811,7 +816,11 @@ fn byte_size(s: &str) -> Result<u64, String> {
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("'{s}' is not a size: use bytes, or a number with k, M or G")),
+        _ => {
+            return Err(format!(
+                "'{s}' is not a size: use bytes, or a number with k, M or G"
+            ));
+        }
     };
     digits
         .parse::<u64>()

@@ -507,7 +507,10 @@ fn framing(head: &HttpHead, max_body: usize) -> Result<Framing, Refusal> {
     let too_large = || {
         Refusal::new(
             413,
-            format!("smq: body exceeds {} (--http-max-body)", size_text(max_body)),
+            format!(
+                "smq: body exceeds {} (--http-max-body)",
+                size_text(max_body)
+            ),
         )
     };
     let lengths: Vec<&str> = head.tokens("Content-Length").collect();
@@ -561,7 +564,9 @@ fn size_text(n: usize) -> String {
 /// gigabytes).
 fn gunzip(body: &[u8], max_body: usize) -> Result<Vec<u8>, Refusal> {
     let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max_body));
-    let limit = u64::try_from(max_body).unwrap_or(u64::MAX).saturating_add(1);
+    let limit = u64::try_from(max_body)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
     flate2::read::MultiGzDecoder::new(body)
         .take(limit)
         .read_to_end(&mut out)
@@ -775,12 +780,17 @@ mod tests {
         assert_eq!(t.render(&body, "/sl/x").as_deref(), Ok("phones/d1/s1/sl/x"));
         assert_eq!(t.display(), "phones/{deviceId}/{sessionId}/{path}");
 
-        let missing = t.render(&json(r#"{"sessionId":"s1"}"#), "/").expect_err("no deviceId");
+        let missing = t
+            .render(&json(r#"{"sessionId":"s1"}"#), "/")
+            .expect_err("no deviceId");
         assert_eq!(missing, "smq: the body has no deviceId for the topic");
         let wild = t
             .render(&json(r#"{"deviceId":"a+b","sessionId":"s"}"#), "/")
             .expect_err("wildcard");
-        assert!(wild.starts_with("smq: the topic 'phones/a+b/s/' is not valid"), "{wild}");
+        assert!(
+            wild.starts_with("smq: the topic 'phones/a+b/s/' is not valid"),
+            "{wild}"
+        );
 
         assert_eq!(
             TopicTemplate::parse("sensor-logger")
@@ -824,7 +834,9 @@ mod tests {
                 {"name":"wrist motion","values":{"z":1,"x":2},"time":1741944600130482200},
                 {"name":"light","values":{"lux":342}}]}"#,
         );
-        let out = split(&body, "sensor-logger").expect("splits").expect("a batch");
+        let out = split(&body, "sensor-logger")
+            .expect("splits")
+            .expect("a batch");
         let topics: Vec<&str> = out.iter().map(|(t, _)| t.as_str()).collect();
         assert_eq!(
             topics,
@@ -835,7 +847,11 @@ mod tests {
             std::str::from_utf8(&out[0].1).expect("utf-8"),
             r#"{"messageId":7,"sessionId":"s","deviceId":"d/1","payload":[{"name":"wrist motion","values":{"z":1,"x":2},"time":1741944600130482200}]}"#
         );
-        assert!(split(&json(r#"{"a":1}"#), "t").expect("not a batch").is_none());
+        assert!(
+            split(&json(r#"{"a":1}"#), "t")
+                .expect("not a batch")
+                .is_none()
+        );
         assert!(split(&json(r#"{"payload":[]}"#), "t").is_err());
     }
 

@@ -28,7 +28,10 @@ pub fn setup_lines(
     if hosts.is_empty() {
         return lines;
     }
-    lines.push("Sensor Logger settings (Settings > Data Streaming), for the phone on the same network:".to_owned());
+    lines.push(
+        "Sensor Logger settings (Settings > Data Streaming), for the phone on the same network:"
+            .to_owned(),
+    );
     for host in hosts {
         // IPv6 hosts go in brackets in URLs, bare in the app's host field.
         let url_host = SocketAddr::new(host, 0).to_string();

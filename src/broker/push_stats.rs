@@ -159,7 +159,13 @@ mod tests {
             ]
         );
         // Rates count only what arrived since the previous line.
-        stats.record("phone-b", Some("r2"), Some(2), 3, t0 + Duration::from_secs(3));
+        stats.record(
+            "phone-b",
+            Some("r2"),
+            Some(2),
+            3,
+            t0 + Duration::from_secs(3),
+        );
         let lines = stats.lines(t0 + Duration::from_secs(4));
         assert_eq!(
             lines[0].1,

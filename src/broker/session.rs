@@ -750,7 +750,6 @@ impl Connection {
     }
 }
 
-
 async fn flush(writer: &mut Writer, wbuf: &mut BytesMut) {
     while !wbuf.is_empty() {
         if writer.write(wbuf).await.is_err() {
