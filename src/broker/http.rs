@@ -31,6 +31,11 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// this, a client that stopped sending (slowloris) loses its connection.
 const BODY_STALL_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// The longest a whole request body may take: a 16 MiB camera frame over a poor phone link
+/// takes well under this, and a client trickling bytes just fast enough to beat
+/// [`BODY_STALL_TIMEOUT`] still loses its connection.
+const BODY_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// A chunk-size line (hex digits and extensions) longer than this is not a real client.
 const MAX_CHUNK_LINE: usize = 1024;
 
@@ -390,10 +395,23 @@ async fn answer(
             return Err(End::Gone);
         }
     }
-    let body = match framing {
-        Framing::Length(n) => conn.read_exact(io, n).await?,
-        Framing::Chunked => conn.read_chunked(io).await?,
+    let read = async {
+        match framing {
+            Framing::Length(n) => conn.read_exact(io, n).await,
+            Framing::Chunked => conn.read_chunked(io).await,
+        }
     };
+    let body = tokio::time::timeout(BODY_TIMEOUT, read)
+        .await
+        .map_err(|_| {
+            End::Refuse(Refusal::new(
+                408,
+                format!(
+                    "smq: the request body took longer than {} s",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            ))
+        })??;
     let body = if gzip {
         gunzip(&body, config.max_body).map_err(End::Refuse)?
     } else {
@@ -634,7 +652,8 @@ impl Conn {
     }
 
     async fn read_exact(&mut self, io: &mut Box<dyn Io>, n: usize) -> Result<Vec<u8>, End> {
-        let mut body = Vec::with_capacity(n);
+        // Grown as bytes arrive: a declared length alone must not reserve memory.
+        let mut body = Vec::with_capacity(n.min(64 * 1024));
         loop {
             let take = (n - body.len()).min(self.available().len());
             body.extend_from_slice(&self.available()[..take]);
@@ -672,9 +691,9 @@ impl Conn {
         loop {
             let line = self.read_line(io).await?;
             let size = line.split(';').next().unwrap_or_default().trim();
-            let size = usize::from_str_radix(size, 16)
-                .ok()
-                .filter(|_| !size.is_empty() && size.len() <= 16)
+            let size = Some(size)
+                .filter(|s| (1..=15).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit()))
+                .and_then(|s| usize::from_str_radix(s, 16).ok())
                 .ok_or_else(|| bad("a chunk size is not a hexadecimal number"))?;
             if size == 0 {
                 // Trailer fields, up to the empty line: read and ignored.
