@@ -875,6 +875,16 @@ mod tests {
     }
 
     #[test]
+    fn byte_sizes_are_binary() {
+        assert_eq!(byte_size("16MiB"), Ok(16 << 20));
+        assert_eq!(byte_size("64k"), Ok(64 << 10));
+        assert_eq!(byte_size("1000"), Ok(1000));
+        assert!(byte_size("0").is_err());
+        assert!(byte_size("1.5M").is_err());
+        assert!(byte_size("99999999999G").is_err());
+    }
+
+    #[test]
     fn mosquitto_sub_lines_parse_the_same() {
         let a = sub_args("smq sub -h b -p 1884 -t a/# -t b/+ -v -q 1 -C 5 -W 10 -T a/x -R");
         assert_eq!(a.topics, ["a/#", "b/+"]);

@@ -4,7 +4,8 @@
 //!
 //! The WebSocket handshake is done here rather than by tungstenite's `accept_hdr_async`:
 //! tungstenite closes a non-upgrade request without any HTTP answer, and the WebSocket port
-//! must answer plain HTTP (a clean 4xx today; Sensor Logger's HTTP push later, issue 7).
+//! must answer plain HTTP: a clean 4xx, or with `--http` Sensor Logger's HTTP Push
+//! (`Upgraded::Http`, served by `broker::http`).
 
 // Nothing calls this module until the broker is wired to it.
 
@@ -1503,6 +1504,42 @@ garbage
         let mut got = BytesMut::new();
         server.reader.read(&mut got).await.expect("server read");
         assert_eq!(&got[..], b"\x10hello");
+    }
+
+    #[tokio::test]
+    async fn with_http_other_requests_are_handed_over_and_upgrades_still_work() {
+        let mut listener = bind_one("ws://127.0.0.1:0", None).await;
+        listener.serve_http();
+        let post = b"POST /data HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}";
+        let client = async {
+            let mut tcp = TcpStream::connect(listener.local_addr()).await?;
+            tcp.write_all(post).await?;
+            io::Result::Ok(tcp)
+        };
+        let (server, _client) = tokio::join!(
+            async {
+                let (stream, _) = listener.accept().await?;
+                listener.upgrade(stream).await
+            },
+            client
+        );
+        match server.expect("handed over") {
+            Upgraded::Http(start) => {
+                assert_eq!(
+                    (start.head.method.as_str(), start.head.target.as_str()),
+                    ("POST", "/data")
+                );
+                assert_eq!(start.tail, b"{}");
+            }
+            Upgraded::Mqtt(_) => panic!("a POST became an MQTT connection"),
+        }
+        let client = async {
+            let mut tcp = TcpStream::connect(listener.local_addr()).await?;
+            tcp.write_all(format!("{UPGRADE}\r\n").as_bytes()).await?;
+            io::Result::Ok(tcp)
+        };
+        let (server, _client) = tokio::join!(serve_one(&listener), client);
+        server.expect("the upgrade still works");
     }
 
     #[tokio::test]
