@@ -87,8 +87,10 @@ impl PushStats {
             .iter_mut()
             .map(|(id, d)| {
                 let (messages, readings, since) = d.shown;
-                let secs = now.saturating_duration_since(since).as_secs_f64();
-                let rate = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+                // At least a second: a device first heard a moment ago has no rate yet, and
+                // one message in a millisecond is not 1,000 msg/s.
+                let secs = now.saturating_duration_since(since).as_secs_f64().max(1.0);
+                let rate = |n: u64| n as f64 / secs;
                 let lost: u64 = d.sessions.values().map(Session::lost).sum();
                 let line = format!(
                     "{}: {:.1} msg/s, {:.1} readings/s, last seen {:.1} s ago, {lost} lost ({} session{})",
@@ -174,6 +176,18 @@ mod tests {
         assert_eq!(
             lines[1].1,
             "phone: 0.5 msg/s, 1.5 readings/s, last seen 1.0 s ago, 0 lost (2 sessions)"
+        );
+    }
+
+    #[test]
+    fn a_device_just_heard_has_no_inflated_rate() {
+        let t0 = Instant::now();
+        let mut stats = PushStats::default();
+        stats.record("d", None, None, 5, t0);
+        let lines = stats.lines(t0 + Duration::from_millis(1));
+        assert!(
+            lines[0].1.starts_with("d: 1.0 msg/s, 5.0 readings/s"),
+            "{lines:?}"
         );
     }
 
