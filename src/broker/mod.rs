@@ -82,13 +82,13 @@ pub struct Running {
 /// Binds every listener, announces it on stderr and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let tls = config.tls.as_ref().map(listener::server_tls).transpose()?;
+    if config.http.is_some() && !config.listen.iter().any(|s| s.scheme.is_websocket()) {
+        return Err(crate::exit::usage(
+            "--http needs a ws:// listener (HTTP Push shares the WebSocket port), e.g. --listen ws://0.0.0.0:8000",
+        ));
+    }
     let mut listeners = listener::bind(&config.listen, tls).await?;
     if config.http.is_some() {
-        if !listeners.iter().any(|l| l.scheme().is_websocket()) {
-            return Err(crate::exit::usage(
-                "--http needs a ws:// listener (HTTP Push shares the WebSocket port), e.g. --listen ws://0.0.0.0:8000",
-            ));
-        }
         listeners.iter_mut().for_each(Listener::serve_http);
     }
     {

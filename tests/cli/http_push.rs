@@ -670,37 +670,38 @@ for p in got:
 
 #[test]
 fn http_flags_need_http_and_a_websocket_listener() {
-    let out = run_with_timeout(
-        smq().args(["serve-broker", "--listen", "mqtt://127.0.0.1:0", "--http"]),
-        None,
-        SECS,
+    let usage_error = |args: &[&str], want: &str| {
+        let out = run_with_timeout(smq().args(args), None, SECS);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(want),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    };
+    usage_error(
+        &["serve-broker", "--listen", "mqtt://127.0.0.1:0", "--http"],
+        "--http needs a ws:// listener",
     );
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("--http needs a ws:// listener"),
-        "{}",
-        text(&out.stderr)
+    usage_error(
+        &["sub", "-t", "x", "--http"],
+        "--http runs on the embedded broker: add --serve",
     );
-    let out = run_with_timeout(smq().args(["sub", "-t", "x", "--http"]), None, SECS);
-    assert!(
-        text(&out.stderr).contains("--http runs on the embedded broker: add --serve"),
-        "{}",
-        text(&out.stderr)
+    usage_error(
+        &["serve-broker", "--http", "--http-topic", "a/{nope}"],
+        "unknown placeholder {nope}",
     );
-    let out = run_with_timeout(
-        smq().args(["serve-broker", "--http", "--http-topic", "a/{nope}"]),
-        None,
-        SECS,
+    usage_error(
+        &["serve-broker", "--http", "--http-path", "data"],
+        "--http-path 'data': give a path starting with '/'",
     );
-    assert!(
-        text(&out.stderr).contains("unknown placeholder {nope}"),
-        "{}",
-        text(&out.stderr)
-    );
-    let out = run_with_timeout(smq().args(["serve-broker", "--split"]), None, SECS);
-    assert!(
-        text(&out.stderr).contains("--http"),
-        "{}",
-        text(&out.stderr)
+    usage_error(
+        &["serve-broker", "--split"],
+        "the following required arguments were not provided:\n  --http\n",
     );
 }
