@@ -705,3 +705,33 @@ fn http_flags_need_http_and_a_websocket_listener() {
         "the following required arguments were not provided:\n  --http\n",
     );
 }
+
+#[test]
+fn https_push_on_a_wss_listener() {
+    let certs = crate::support::certs::Certs::generate();
+    let cert = certs.server_cert();
+    let key = certs.server_key();
+    let broker = SmqBroker::start_with_listeners(
+        &["mqtt://127.0.0.1:0", "wss://127.0.0.1:0"],
+        &[
+            "--cert",
+            cert.to_str().expect("utf-8"),
+            "--key",
+            key.to_str().expect("utf-8"),
+            "--http",
+        ],
+    );
+    let sub = Sub::start(broker.port(), &["-t", "sensor-logger", "-C", "1"]);
+    let answer = curl(&[
+        "--cacert",
+        certs.ca().to_str().expect("utf-8"),
+        "--data-binary",
+        &format!("@{}", fixture(FIXTURES[1]).display()),
+        &format!("https://127.0.0.1:{}/data", broker.wss_port()),
+    ]);
+    assert_eq!((answer.status, answer.body.as_str()), (200, "ok\n"));
+    assert_eq!(
+        text(&sub.wait(SECS).stdout),
+        expected_stream(&[FIXTURES[1]])
+    );
+}
