@@ -451,7 +451,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__record)
-            opts="-t -o -q -C -W -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --output --layout --format --raw --rotate --out-dir --flat --with-recv-time --decode --keep-test --keep-blobs --no-accuracy --qos --duration --no-reconnect --serve --listen --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
+            opts="-t -o -q -C -W -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --output --layout --format --raw --rotate --out-dir --flat --with-recv-time --decode --keep-test --keep-blobs --no-accuracy --qos --duration --no-reconnect --serve --listen --http --http-path --http-topic --http-qos --http-token --http-max-body --split --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -518,6 +518,26 @@ _smq() {
                     return 0
                     ;;
                 --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --http-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --http-topic)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --http-qos)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --http-token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --http-max-body)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -947,7 +967,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__serve__subcmd__broker)
-            opts="--listen --cert --key --cafile --require-certificate --max-connections --max-packet-size --max-inflight --max-queued --max-keepalive --sys-interval --help"
+            opts="--listen --cert --key --cafile --require-certificate --max-connections --max-packet-size --max-inflight --max-queued --max-keepalive --sys-interval --http --http-path --http-topic --http-qos --http-token --http-max-body --split --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -993,6 +1013,26 @@ _smq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --http-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --http-topic)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --http-qos)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --http-token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --http-max-body)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -1001,7 +1041,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__sub)
-            opts="-t -T -U -q -C -W -E -R -v -F -N -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --filter-out --unsubscribe --qos --retained-only --remove-retained --verbose --pretty --random-filter --retain-as-published --retain-handling --no-local --json --idle-timeout --grep --changed-only --stats --no-reconnect --serve --listen --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
+            opts="-t -T -U -q -C -W -E -R -v -F -N -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --filter-out --unsubscribe --qos --retained-only --remove-retained --verbose --pretty --random-filter --retain-as-published --retain-handling --no-local --json --idle-timeout --grep --changed-only --stats --no-reconnect --serve --listen --http --http-path --http-topic --http-qos --http-token --http-max-body --split --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1068,6 +1108,26 @@ _smq() {
                     return 0
                     ;;
                 --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --http-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --http-topic)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --http-qos)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --http-token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --http-max-body)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

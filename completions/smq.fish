@@ -106,6 +106,11 @@ never\t'Never (2)'"
 complete -c smq -n "__fish_smq_using_subcommand sub" -l idle-timeout -d 'Exit when nothing has arrived for SECS seconds' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l grep -d 'Print only messages whose payload matches REGEX' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l listen -d 'With --serve: the broker\'s listener URL (repeatable) [default: mqtt://127.0.0.1:1883 and ws://127.0.0.1:8000]' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l http-path -d 'Only this request path takes pushes, e.g. /data [default: any path]' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l http-topic -d 'Topic for pushed messages; {deviceId}, {sessionId} and {path} are filled in per request' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l http-qos -d 'QoS of the published messages' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l http-token -d 'Require `Authorization: TOKEN` or `Authorization: Bearer TOKEN` on every push' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l http-max-body -d 'Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s h -l host -d 'Broker host' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
@@ -155,6 +160,8 @@ complete -c smq -n "__fish_smq_using_subcommand sub" -l changed-only -d 'Print a
 complete -c smq -n "__fish_smq_using_subcommand sub" -l stats -d 'Instead of payloads: a live per-topic table on stderr, and a summary on exit'
 complete -c smq -n "__fish_smq_using_subcommand sub" -l no-reconnect -d 'Exit when the connection drops instead of reconnecting'
 complete -c smq -n "__fish_smq_using_subcommand sub" -l serve -d 'Also run the embedded broker in this process, and connect to it'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l http -d 'Also accept HTTP on the ws:// port: a POSTed JSON body is published into the broker'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l split -d 'Publish each Sensor Logger reading on TOPIC/{deviceId}/{sensor} instead of the whole batch'
 complete -c smq -n "__fish_smq_using_subcommand sub" -l ws -d 'Connect over WebSocket'
 complete -c smq -n "__fish_smq_using_subcommand sub" -s c -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
 complete -c smq -n "__fish_smq_using_subcommand sub" -l pw-prompt -d 'Ask for the password on the terminal'
@@ -182,6 +189,11 @@ complete -c smq -n "__fish_smq_using_subcommand record" -s C -d 'Stop after N me
 complete -c smq -n "__fish_smq_using_subcommand record" -s W -d 'Give up after SECS seconds: exits 27' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l duration -d 'Stop (exit 0) after SECS seconds' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l listen -d 'With --serve: the broker\'s listener URL (repeatable) [default: mqtt://127.0.0.1:1883 and ws://127.0.0.1:8000]' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l http-path -d 'Only this request path takes pushes, e.g. /data [default: any path]' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l http-topic -d 'Topic for pushed messages; {deviceId}, {sessionId} and {path} are filled in per request' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l http-qos -d 'QoS of the published messages' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l http-token -d 'Require `Authorization: TOKEN` or `Authorization: Bearer TOKEN` on every push' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l http-max-body -d 'Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s h -l host -d 'Broker host' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
@@ -224,6 +236,8 @@ complete -c smq -n "__fish_smq_using_subcommand record" -l keep-blobs -d 'Keep c
 complete -c smq -n "__fish_smq_using_subcommand record" -l no-accuracy -d 'Drop the accuracy rows'
 complete -c smq -n "__fish_smq_using_subcommand record" -l no-reconnect -d 'Exit when the connection drops instead of reconnecting'
 complete -c smq -n "__fish_smq_using_subcommand record" -l serve -d 'Also run the embedded broker in this process, and connect to it'
+complete -c smq -n "__fish_smq_using_subcommand record" -l http -d 'Also accept HTTP on the ws:// port: a POSTed JSON body is published into the broker'
+complete -c smq -n "__fish_smq_using_subcommand record" -l split -d 'Publish each Sensor Logger reading on TOPIC/{deviceId}/{sensor} instead of the whole batch'
 complete -c smq -n "__fish_smq_using_subcommand record" -l ws -d 'Connect over WebSocket'
 complete -c smq -n "__fish_smq_using_subcommand record" -s c -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
 complete -c smq -n "__fish_smq_using_subcommand record" -l pw-prompt -d 'Ask for the password on the terminal'
@@ -306,7 +320,14 @@ complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-inflight -d
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-queued -d 'Messages queued per session before new ones are dropped' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-keepalive -d 'Largest keep-alive granted to MQTT 5 clients, in seconds' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l sys-interval -d 'Seconds between $SYS/broker/... updates (0: none)' -r
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http-path -d 'Only this request path takes pushes, e.g. /data [default: any path]' -r
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http-topic -d 'Topic for pushed messages; {deviceId}, {sessionId} and {path} are filled in per request' -r
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http-qos -d 'QoS of the published messages' -r
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http-token -d 'Require `Authorization: TOKEN` or `Authorization: Bearer TOKEN` on every push' -r
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http-max-body -d 'Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l require-certificate -d 'Refuse TLS clients without a certificate signed by --cafile'
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http -d 'Also accept HTTP on the ws:// port: a POSTed JSON body is published into the broker'
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l split -d 'Publish each Sensor Logger reading on TOPIC/{deviceId}/{sensor} instead of the whole batch'
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l help -d 'Print help (-h is --host, as in mosquitto)'
 complete -c smq -n "__fish_smq_using_subcommand generate" -l out-dir -d 'Directory to write completions/ and man/ into' -r -F
 complete -c smq -n "__fish_smq_using_subcommand generate" -l help -d 'Print help (-h is --host, as in mosquitto)'

@@ -293,6 +293,10 @@ pub struct SubArgs {
     #[arg(long, value_name = "URL", action = ArgAction::Append, requires = "serve")]
     pub listen: Vec<String>,
 
+    // HTTP Push needs the embedded broker: checked when the broker starts.
+    #[command(flatten)]
+    pub http: HttpArgs,
+
     // Last, so the connection flags are listed under their own heading.
     #[command(flatten)]
     pub conn: ConnectArgs,
@@ -382,6 +386,10 @@ pub struct RecordArgs {
     /// [default: mqtt://127.0.0.1:1883 and ws://127.0.0.1:8000]
     #[arg(long, value_name = "URL", action = ArgAction::Append, requires = "serve")]
     pub listen: Vec<String>,
+
+    // HTTP Push needs the embedded broker: checked when the broker starts.
+    #[command(flatten)]
+    pub http: HttpArgs,
 
     // Last, so the connection flags are listed under their own heading.
     #[command(flatten)]
@@ -521,6 +529,49 @@ pub struct ServeBrokerArgs {
     /// Seconds between $SYS/broker/... updates (0: none)
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub sys_interval: u64,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// HTTP Push ingest (Sensor Logger and other apps POSTing JSON) on the WebSocket port.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "HTTP Push")]
+pub struct HttpArgs {
+    /// Also accept HTTP on the ws:// port: a POSTed JSON body is published into the broker
+    #[arg(long)]
+    pub http: bool,
+
+    /// Only this request path takes pushes, e.g. /data [default: any path]
+    #[arg(long, value_name = "PATH", requires = "http")]
+    pub http_path: Option<String>,
+
+    /// Topic for pushed messages; {deviceId}, {sessionId} and {path} are filled in per request
+    #[arg(
+        long,
+        value_name = "TOPIC",
+        default_value = "sensor-logger",
+        requires = "http"
+    )]
+    pub http_topic: String,
+
+    /// QoS of the published messages
+    #[arg(long, value_name = "QOS", default_value_t = 0, requires = "http",
+          value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub http_qos: u8,
+
+    /// Require `Authorization: TOKEN` or `Authorization: Bearer TOKEN` on every push
+    #[arg(long, value_name = "TOKEN", requires = "http")]
+    pub http_token: Option<String>,
+
+    /// Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)
+    #[arg(long, value_name = "BYTES", default_value = "16MiB", requires = "http",
+          value_parser = byte_size)]
+    pub http_max_body: u64,
+
+    /// Publish each Sensor Logger reading on TOPIC/{deviceId}/{sensor} instead of the whole batch
+    #[arg(long, requires = "http")]
+    pub split: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -760,6 +811,30 @@ fn percentage(s: &str) -> Result<f64, String> {
     }
 }
 
+/// `16777216`, `64k`, `16M`, `16MiB`: sizes are binary (k = KiB, M = MiB).
+fn byte_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let scale: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "'{s}' is not a size: use bytes, or a number with k, M or G"
+            ));
+        }
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("'{s}' is not a positive size, e.g. 16MiB"))
+}
+
 fn positive_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
@@ -802,6 +877,16 @@ mod tests {
             Command::Sub(a) => *a,
             other => panic!("not sub: {other:?}"),
         }
+    }
+
+    #[test]
+    fn byte_sizes_are_binary() {
+        assert_eq!(byte_size("16MiB"), Ok(16 << 20));
+        assert_eq!(byte_size("64k"), Ok(64 << 10));
+        assert_eq!(byte_size("1000"), Ok(1000));
+        assert!(byte_size("0").is_err());
+        assert!(byte_size("1.5M").is_err());
+        assert!(byte_size("99999999999G").is_err());
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //!
 //! The WebSocket handshake is done here rather than by tungstenite's `accept_hdr_async`:
 //! tungstenite closes a non-upgrade request without any HTTP answer, and the WebSocket port
-//! must answer plain HTTP (a clean 4xx today; Sensor Logger's HTTP push later, issue 7).
+//! must answer plain HTTP: a clean 4xx, or with `--http` Sensor Logger's HTTP Push
+//! (`Upgraded::Http`, served by `broker::http`).
 
 // Nothing calls this module until the broker is wired to it.
 
@@ -276,6 +277,7 @@ pub async fn bind(
                 scheme: spec.scheme,
                 tls,
                 timeout: HANDSHAKE_TIMEOUT,
+                http: false,
             },
         });
     }
@@ -317,6 +319,14 @@ impl Listener {
     /// one per non-loopback address of this machine; empty otherwise, or when the addresses
     /// cannot be found (this is advice, so it never fails).
     pub fn lan_urls(&self) -> Vec<String> {
+        self.lan_addrs()
+            .into_iter()
+            .map(|a| url(self.scheme(), a))
+            .collect()
+    }
+
+    /// The addresses behind [`Listener::lan_urls`].
+    pub fn lan_addrs(&self) -> Vec<SocketAddr> {
         let ip = self.local_addr.ip();
         if !ip.is_unspecified() {
             return Vec::new();
@@ -326,8 +336,14 @@ impl Listener {
         interface_addrs()
             .into_iter()
             .filter(|a| a.is_ipv4() || want_v6)
-            .map(|a| url(self.scheme(), SocketAddr::new(a, self.local_addr.port())))
+            .map(|a| SocketAddr::new(a, self.local_addr.port()))
             .collect()
+    }
+
+    /// On a ws:// or wss:// listener, hand requests that are not WebSocket upgrades to the
+    /// HTTP Push receiver instead of refusing them.
+    pub fn serve_http(&mut self) {
+        self.upgrader.http = self.scheme().is_websocket();
     }
 
     /// Overrides [`HANDSHAKE_TIMEOUT`] for connections upgraded after this call.
@@ -362,7 +378,7 @@ impl Listener {
     }
 
     /// Same as `self.upgrader().upgrade(stream)`.
-    pub async fn upgrade(&self, stream: TcpStream) -> anyhow::Result<Accepted> {
+    pub async fn upgrade(&self, stream: TcpStream) -> anyhow::Result<Upgraded> {
         self.upgrader.upgrade(stream).await
     }
 }
@@ -388,18 +404,33 @@ pub struct Accepted {
     pub cert_cn: Option<String>,
 }
 
+/// What an accepted connection turned out to be.
+pub enum Upgraded {
+    Mqtt(Accepted),
+    /// A plain HTTP request on a WebSocket port that serves HTTP Push.
+    Http(HttpStart),
+}
+
+/// The first request of an HTTP connection: its head, the bytes read past it, and the stream.
+pub struct HttpStart {
+    pub io: Box<dyn Io>,
+    pub head: HttpHead,
+    pub tail: Vec<u8>,
+}
+
 /// Finishes connections for one listener: TLS handshake and/or WebSocket upgrade.
 #[derive(Clone)]
 pub struct Upgrader {
     scheme: Scheme,
     tls: Option<TlsAcceptor>,
     timeout: Duration,
+    http: bool,
 }
 
 impl Upgrader {
     /// TLS handshake (mqtts, wss) and WebSocket upgrade (ws, wss) within the handshake timeout.
     /// An error means the connection is already closed; it says why, for a log line.
-    pub async fn upgrade(&self, stream: TcpStream) -> anyhow::Result<Accepted> {
+    pub async fn upgrade(&self, stream: TcpStream) -> anyhow::Result<Upgraded> {
         match tokio::time::timeout(self.timeout, self.handshake(stream)).await {
             Ok(result) => result,
             Err(_) => {
@@ -417,7 +448,7 @@ impl Upgrader {
         }
     }
 
-    async fn handshake(&self, stream: TcpStream) -> anyhow::Result<Accepted> {
+    async fn handshake(&self, stream: TcpStream) -> anyhow::Result<Upgraded> {
         let (io, cert_cn): (Box<dyn Io>, Option<String>) = match &self.tls {
             None => (Box::new(stream), None),
             Some(acceptor) => {
@@ -432,15 +463,18 @@ impl Upgrader {
             }
         };
         let (reader, writer) = if self.scheme.is_websocket() {
-            split_ws(accept_websocket(io).await?)
+            match accept_websocket(io, self.http).await? {
+                Handshake::Ws(ws) => split_ws(ws),
+                Handshake::Http(start) => return Ok(Upgraded::Http(start)),
+            }
         } else {
             split_stream(io)
         };
-        Ok(Accepted {
+        Ok(Upgraded::Mqtt(Accepted {
             reader,
             writer,
             cert_cn,
-        })
+        }))
     }
 }
 
@@ -457,10 +491,15 @@ fn tls_error(err: io::Error) -> anyhow::Error {
     }
 }
 
-/// Reads the HTTP request and answers it: 101 for a WebSocket upgrade on any path, a 4xx with
-/// a one-line reason otherwise.
-async fn accept_websocket(mut io: Box<dyn Io>) -> anyhow::Result<Ws> {
-    let (head, tail) = match read_head(&mut io).await {
+enum Handshake {
+    Ws(Ws),
+    Http(HttpStart),
+}
+
+/// Reads the HTTP request and answers it: 101 for a WebSocket upgrade on any path; with `http`,
+/// any other request goes to the HTTP Push receiver; a 4xx with a one-line reason otherwise.
+async fn accept_websocket(mut io: Box<dyn Io>, http: bool) -> anyhow::Result<Handshake> {
+    let (head, tail) = match read_head(&mut io, Vec::new()).await {
         Ok(read) => read,
         Err(HeadError::Closed) => {
             bail!("the client closed the connection before a WebSocket request")
@@ -472,8 +511,13 @@ async fn accept_websocket(mut io: Box<dyn Io>) -> anyhow::Result<Ws> {
         Ok(request) => request,
         Err(refusal) => return Err(refuse(&mut io, refusal).await),
     };
-    // Issue 7 hooks in here: a POST (Sensor Logger's HTTP push) will go to http_ingest with
-    // `request`, `tail` and `io` instead of being refused by `websocket_response`.
+    if http && !request.has_token("Upgrade", "websocket") {
+        return Ok(Handshake::Http(HttpStart {
+            io,
+            head: request,
+            tail,
+        }));
+    }
     let response = match websocket_response(&request) {
         Ok(response) => response,
         Err(refusal) => return Err(refuse(&mut io, refusal).await),
@@ -486,7 +530,9 @@ async fn accept_websocket(mut io: Box<dyn Io>) -> anyhow::Result<Ws> {
         .context("answering the WebSocket upgrade")?;
     // Bytes already read past the head are the client's first frames; tungstenite starts with
     // them.
-    Ok(WebSocketStream::from_partially_read(io, tail, Role::Server, Some(ws_config())).await)
+    Ok(Handshake::Ws(
+        WebSocketStream::from_partially_read(io, tail, Role::Server, Some(ws_config())).await,
+    ))
 }
 
 fn ws_config() -> WebSocketConfig {
@@ -500,16 +546,16 @@ fn ws_config() -> WebSocketConfig {
 
 /// An HTTP answer that ends the connection.
 #[derive(Debug)]
-struct Refusal {
-    status: u16,
+pub(super) struct Refusal {
+    pub status: u16,
     /// Extra header lines, each ending in CRLF.
-    headers: &'static str,
+    pub headers: &'static str,
     /// Shown to the client as the body and in the broker's error.
-    why: String,
+    pub why: String,
 }
 
 impl Refusal {
-    fn new(status: u16, why: impl Into<String>) -> Refusal {
+    pub fn new(status: u16, why: impl Into<String>) -> Refusal {
         Refusal {
             status,
             headers: "",
@@ -518,18 +564,27 @@ impl Refusal {
     }
 }
 
-fn reason_phrase(status: u16) -> &'static str {
+pub(super) fn reason_phrase(status: u16) -> &'static str {
     match status {
+        200 => "OK",
         400 => "Bad Request",
+        404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
         426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
+        // Not in the HTTP registry: Sensor Logger shows the body of a 499 to the phone's user.
+        499 => "Rejected",
+        501 => "Not Implemented",
+        505 => "HTTP Version Not Supported",
         _ => "Error",
     }
 }
 
 /// Sends the refusal, closes, and returns the error for the broker's log.
-async fn refuse(io: &mut Box<dyn Io>, refusal: Refusal) -> anyhow::Error {
+pub(super) async fn refuse(io: &mut Box<dyn Io>, refusal: Refusal) -> anyhow::Error {
     let body = format!("{}\n", refusal.why);
     let response = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n{body}",
@@ -562,29 +617,35 @@ async fn refuse(io: &mut Box<dyn Io>, refusal: Refusal) -> anyhow::Error {
     )
 }
 
-enum HeadError {
+pub(super) enum HeadError {
     /// Closed before sending anything: port scanners and health checks do this.
     Closed,
     Io(io::Error),
     Refuse(Refusal),
 }
 
-/// Reads up to and including the blank line that ends an HTTP request head; returns the head
-/// and whatever was read after it.
-async fn read_head(io: &mut Box<dyn Io>) -> Result<(Vec<u8>, Vec<u8>), HeadError> {
-    let mut buf = Vec::with_capacity(1024);
+/// Reads up to and including the blank line that ends an HTTP request head, starting with
+/// `pending` (bytes of it already read); returns the head and whatever was read after it.
+pub(super) async fn read_head(
+    io: &mut Box<dyn Io>,
+    pending: Vec<u8>,
+) -> Result<(Vec<u8>, Vec<u8>), HeadError> {
+    let mut buf = pending;
+    buf.reserve(1024);
     let mut chunk = [0u8; 2048];
+    let mut searched = 0;
     loop {
-        let n = io.read(&mut chunk).await.map_err(HeadError::Io)?;
-        if n == 0 {
-            return Err(if buf.is_empty() {
-                HeadError::Closed
-            } else {
-                HeadError::Refuse(Refusal::new(400, "the HTTP request ended early"))
-            });
+        if buf.is_empty() || buf.len() == searched {
+            let n = io.read(&mut chunk).await.map_err(HeadError::Io)?;
+            if n == 0 {
+                return Err(if buf.is_empty() {
+                    HeadError::Closed
+                } else {
+                    HeadError::Refuse(Refusal::new(400, "the HTTP request ended early"))
+                });
+            }
+            buf.extend_from_slice(&chunk[..n]);
         }
-        let searched = buf.len().saturating_sub(3);
-        buf.extend_from_slice(&chunk[..n]);
         // Fail fast on a client of another protocol instead of waiting for the timeout:
         // every HTTP request starts with an upper-case method name.
         if !buf[0].is_ascii_uppercase() {
@@ -595,7 +656,9 @@ async fn read_head(io: &mut Box<dyn Io>) -> Result<(Vec<u8>, Vec<u8>), HeadError
             };
             return Err(HeadError::Refuse(Refusal::new(400, why)));
         }
-        let end = find(&buf[searched..], b"\r\n\r\n").map(|i| searched + i + 4);
+        let from = searched.saturating_sub(3);
+        let end = find(&buf[from..], b"\r\n\r\n").map(|i| from + i + 4);
+        searched = buf.len();
         if let Some(end) = end.filter(|&end| end <= MAX_HTTP_HEAD) {
             let tail = buf.split_off(end);
             return Ok((buf, tail));
@@ -616,15 +679,15 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// The parts of an HTTP/1.1 request head the WebSocket handshake (and later the HTTP push)
 /// looks at.
 #[derive(Debug)]
-struct HttpHead {
-    method: String,
-    target: String,
-    version: String,
+pub struct HttpHead {
+    pub(super) method: String,
+    pub(super) target: String,
+    pub(super) version: String,
     headers: Vec<(String, String)>,
 }
 
 impl HttpHead {
-    fn parse(head: &[u8]) -> Result<HttpHead, Refusal> {
+    pub(super) fn parse(head: &[u8]) -> Result<HttpHead, Refusal> {
         let bad = |why: &str| Refusal::new(400, why);
         let text = std::str::from_utf8(head)
             .map_err(|_| bad("the HTTP request head is not valid UTF-8"))?;
@@ -658,7 +721,7 @@ impl HttpHead {
 
     /// Every value of a header, split at commas, for list-valued headers that may also be
     /// repeated (Connection, Sec-WebSocket-Protocol, ...).
-    fn tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub(super) fn tokens<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
@@ -667,11 +730,11 @@ impl HttpHead {
             .filter(|t| !t.is_empty())
     }
 
-    fn has_token(&self, name: &str, token: &str) -> bool {
+    pub(super) fn has_token(&self, name: &str, token: &str) -> bool {
         self.tokens(name).any(|t| t.eq_ignore_ascii_case(token))
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -1250,7 +1313,10 @@ garbage
         let (stream, peer) = listener.accept().await?;
         assert!(peer.ip().is_loopback());
         assert_eq!(stream.nodelay().ok(), Some(true));
-        listener.upgrader().upgrade(stream).await
+        match listener.upgrader().upgrade(stream).await? {
+            Upgraded::Mqtt(accepted) => Ok(accepted),
+            Upgraded::Http(start) => Err(anyhow!("an HTTP request: {:?}", start.head)),
+        }
     }
 
     /// Bytes from the client arrive through the Reader; bytes given to the Writer reach the
@@ -1438,6 +1504,42 @@ garbage
         let mut got = BytesMut::new();
         server.reader.read(&mut got).await.expect("server read");
         assert_eq!(&got[..], b"\x10hello");
+    }
+
+    #[tokio::test]
+    async fn with_http_other_requests_are_handed_over_and_upgrades_still_work() {
+        let mut listener = bind_one("ws://127.0.0.1:0", None).await;
+        listener.serve_http();
+        let post = b"POST /data HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}";
+        let client = async {
+            let mut tcp = TcpStream::connect(listener.local_addr()).await?;
+            tcp.write_all(post).await?;
+            io::Result::Ok(tcp)
+        };
+        let (server, _client) = tokio::join!(
+            async {
+                let (stream, _) = listener.accept().await?;
+                listener.upgrade(stream).await
+            },
+            client
+        );
+        match server.expect("handed over") {
+            Upgraded::Http(start) => {
+                assert_eq!(
+                    (start.head.method.as_str(), start.head.target.as_str()),
+                    ("POST", "/data")
+                );
+                assert_eq!(start.tail, b"{}");
+            }
+            Upgraded::Mqtt(_) => panic!("a POST became an MQTT connection"),
+        }
+        let client = async {
+            let mut tcp = TcpStream::connect(listener.local_addr()).await?;
+            tcp.write_all(format!("{UPGRADE}\r\n").as_bytes()).await?;
+            io::Result::Ok(tcp)
+        };
+        let (server, _client) = tokio::join!(serve_one(&listener), client);
+        server.expect("the upgrade still works");
     }
 
     #[tokio::test]

@@ -1,7 +1,10 @@
 //! `smq serve-broker`: an MQTT 3.1.1 and 5 broker on tokio, over TCP, TLS and WebSocket.
 
 pub mod codec;
+pub mod http;
 pub mod listener;
+mod phone;
+mod push_stats;
 mod router;
 mod session;
 
@@ -14,7 +17,8 @@ use bytes::Bytes;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-use listener::{ListenSpec, Listener, TlsFiles};
+use http::{HttpConfig, Ingest};
+use listener::{ListenSpec, Listener, TlsFiles, Upgraded};
 use router::{Published, Shared};
 
 /// How long shutdown waits for connections to say goodbye.
@@ -30,6 +34,8 @@ pub struct Config {
     pub max_queued: usize,
     pub max_keepalive: u16,
     pub sys_interval: u64,
+    /// HTTP Push on the WebSocket listeners (`--http`).
+    pub http: Option<HttpConfig>,
 }
 
 impl Config {
@@ -44,6 +50,7 @@ impl Config {
             max_queued: 1000,
             max_keepalive: u16::MAX,
             sys_interval: 10,
+            http: None,
         }
     }
 }
@@ -75,7 +82,15 @@ pub struct Running {
 /// Binds every listener, announces it on stderr and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     let tls = config.tls.as_ref().map(listener::server_tls).transpose()?;
-    let listeners = listener::bind(&config.listen, tls).await?;
+    if config.http.is_some() && !config.listen.iter().any(|s| s.scheme.is_websocket()) {
+        return Err(crate::exit::usage(
+            "--http needs a ws:// listener (HTTP Push shares the WebSocket port), e.g. --listen ws://0.0.0.0:8000",
+        ));
+    }
+    let mut listeners = listener::bind(&config.listen, tls).await?;
+    if config.http.is_some() {
+        listeners.iter_mut().for_each(Listener::serve_http);
+    }
     {
         let mut err = io::stderr().lock();
         for l in &listeners {
@@ -84,11 +99,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 let _ = writeln!(err, "smq:   on your network: {lan}");
             }
         }
+        let lan: Vec<_> = listeners
+            .iter()
+            .map(|l| (l.scheme(), l.lan_addrs()))
+            .collect();
+        for line in phone::setup_lines(&lan, config.http.as_ref()) {
+            let _ = writeln!(err, "smq: {line}");
+        }
     }
     let mqtt_addr = listeners
         .iter()
         .find(|l| l.scheme() == listener::Scheme::Mqtt)
         .map(Listener::local_addr);
+    let ingest = config.http.clone().map(|h| Arc::new(Ingest::new(h)));
     let config = Arc::new(config);
     let shared = Arc::new(Shared::new());
     let (stop, stop_rx) = watch::channel(false);
@@ -98,8 +121,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             Arc::new(l),
             shared.clone(),
             config.clone(),
+            ingest.clone(),
             stop_rx.clone(),
         ));
+    }
+    if let Some(ingest) = ingest.filter(|i| i.config.status_line) {
+        tasks.spawn(phone::status_loop(ingest, stop_rx.clone()));
     }
     if config.sys_interval > 0 {
         tasks.spawn(sys_loop(
@@ -139,6 +166,7 @@ async fn accept_loop(
     listener: Arc<Listener>,
     shared: Arc<Shared>,
     config: Arc<Config>,
+    ingest: Option<Arc<Ingest>>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -157,13 +185,20 @@ async fn accept_loop(
         let listener = listener.clone();
         let shared = shared.clone();
         let config = config.clone();
+        let ingest = ingest.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
             // Boxed: the TLS and WebSocket handshakes are large futures, and a task is as big
             // as its largest state for as long as the connection lives.
             let upgraded = Box::pin(listener.upgrade(stream)).await;
-            if let Ok(a) = upgraded {
-                session::serve(shared, config, a.reader, a.writer, stop).await;
+            match (upgraded, ingest) {
+                (Ok(Upgraded::Mqtt(a)), _) => {
+                    session::serve(shared, config, a.reader, a.writer, stop).await;
+                }
+                (Ok(Upgraded::Http(start)), Some(ingest)) => {
+                    Box::pin(http::serve(start, shared, ingest, stop)).await;
+                }
+                _ => {}
             }
         });
     }

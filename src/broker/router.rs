@@ -178,6 +178,21 @@ impl Shared {
     pub fn lock(&self) -> MutexGuard<'_, Router> {
         self.router.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// A message into the broker, from whichever source (client PUBLISH, will, HTTP Push):
+    /// retained when asked, routed, and its dropped deliveries counted. Returns (delivered,
+    /// dropped).
+    pub fn publish(&self, msg: &Arc<Published>) -> (u64, u64) {
+        let (delivered, dropped) = {
+            let mut router = self.lock();
+            if msg.retain {
+                router.retain(msg);
+            }
+            router.route(msg)
+        };
+        self.counters.dropped.fetch_add(dropped, Ordering::Relaxed);
+        (delivered, dropped)
+    }
 }
 
 impl Router {

@@ -533,14 +533,7 @@ impl Connection {
             received: std::time::Instant::now(),
             from: Some(self.client_id.clone()),
         });
-        let (delivered, dropped) = {
-            let mut router = self.shared.lock();
-            if published.retain {
-                router.retain(&published);
-            }
-            router.route(&published)
-        };
-        counters.dropped.fetch_add(dropped, Ordering::Relaxed);
+        let (delivered, dropped) = self.shared.publish(&published);
         // v5: "no matching subscribers" is worth telling a publisher [MQTT-3.4.2.1].
         let code = if delivered == 0 && dropped == 0 {
             self.v5_code(0x10)
@@ -710,7 +703,7 @@ impl Connection {
                 from: Some(self.client_id.clone()),
             });
             if delay == 0 {
-                publish_will(&self.shared, &msg);
+                self.shared.publish(&msg);
             } else {
                 let shared = self.shared.clone();
                 let client_id = self.client_id.clone();
@@ -723,7 +716,7 @@ impl Connection {
                         .get(&client_id)
                         .is_some_and(|e| e.generation != generation);
                     if !reconnected {
-                        publish_will(&shared, &msg);
+                        shared.publish(&msg);
                     }
                 });
             }
@@ -755,18 +748,6 @@ impl Connection {
             });
         }
     }
-}
-
-fn publish_will(shared: &Shared, msg: &Arc<Published>) {
-    let mut router = shared.lock();
-    if msg.retain {
-        router.retain(msg);
-    }
-    let (_, dropped) = router.route(msg);
-    shared
-        .counters
-        .dropped
-        .fetch_add(dropped, Ordering::Relaxed);
 }
 
 async fn flush(writer: &mut Writer, wbuf: &mut BytesMut) {

@@ -1,7 +1,9 @@
 //! `smq serve-broker`: flags → `broker::Config`.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use crate::broker::http::HttpConfig;
 use crate::broker::{self, Config, listener};
 use crate::cli::ServeBrokerArgs;
 
@@ -32,6 +34,7 @@ pub async fn run(args: ServeBrokerArgs) -> anyhow::Result<ExitCode> {
         max_queued: args.max_queued as usize,
         max_keepalive: args.max_keepalive,
         sys_interval: args.sys_interval,
+        http: HttpConfig::from_args(&args.http, std::io::stderr().is_terminal())?,
     })
     .await?;
     Ok(ExitCode::SUCCESS)

@@ -11,6 +11,7 @@ use regex::bytes::Regex;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::time::{Instant, sleep, sleep_until};
 
+use crate::broker::http::HttpConfig;
 use crate::broker::{self, listener};
 use crate::cli::{ProtocolVersion, RetainHandling, SubArgs};
 use crate::conn::packet::Subscription;
@@ -60,6 +61,11 @@ pub async fn run_sink(args: SubArgs, sink: Box<dyn Sink>) -> anyhow::Result<Exit
 }
 
 async fn run_with(mut args: SubArgs, printer: Printer) -> anyhow::Result<ExitCode> {
+    if args.http.http && !args.serve {
+        return Err(usage(
+            "--http runs on the embedded broker: add --serve (or use smq serve-broker --http)",
+        ));
+    }
     let broker = if args.serve {
         Some(serve(&mut args).await?)
     } else {
@@ -83,7 +89,13 @@ async fn serve(args: &mut SubArgs) -> anyhow::Result<broker::Running> {
             .map(|u| listener::parse_listen(u))
             .collect::<anyhow::Result<_>>()?
     };
-    let running = broker::start(broker::Config::with_listeners(specs)).await?;
+    // No status line: record and sub draw their own progress on stderr.
+    let http = HttpConfig::from_args(&args.http, false)?;
+    let running = broker::start(broker::Config {
+        http,
+        ..broker::Config::with_listeners(specs)
+    })
+    .await?;
     let addr = running
         .mqtt_addr
         .ok_or_else(|| usage("--serve needs an mqtt:// --listen for smq itself to connect to"))?;

@@ -2,6 +2,7 @@
 
 mod broker;
 mod generated;
+mod http_push;
 mod publish;
 mod record_replay;
 mod subscribe;

@@ -13,7 +13,7 @@ const SECS: u64 = 30;
 
 /// `smq record` running until it has subscribed (its -d trace says SUBACK on stderr).
 /// A child process killed by PID if the test fails before waiting for it.
-struct Running(Option<Child>);
+pub(crate) struct Running(Option<Child>);
 
 impl Running {
     fn id(&self) -> u32 {
@@ -39,7 +39,7 @@ fn start_record(port: u16, args: &[&str]) -> Running {
 
 /// `smq record -d -i ID <args>`, returned once its -d trace says SUBACK on stderr, with the
 /// stderr lines seen until then (the listener lines of `--serve` among them).
-fn spawn_record(args: &[&str]) -> (Running, Vec<String>) {
+pub(crate) fn spawn_record(args: &[&str]) -> (Running, Vec<String>) {
     let mut child = smq()
         .args(["record", "-d", "-i"])
         .arg(format!("rec-{}-{}", std::process::id(), fastrand_id()))
@@ -72,7 +72,7 @@ fn fastrand_id() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
-fn wait(mut running: Running) -> Output {
+pub(crate) fn wait(mut running: Running) -> Output {
     let child = running.0.take().expect("waited once");
     crate::support::wait_with_deadline(child, Duration::from_secs(SECS)).expect("smq exits")
 }
