@@ -1,6 +1,8 @@
 //! `smq serve-broker`: an MQTT 3.1.1 and 5 broker on tokio, over TCP, TLS and WebSocket.
 
+pub mod auth;
 pub mod codec;
+pub mod conf;
 pub mod listener;
 mod router;
 mod session;
@@ -14,6 +16,7 @@ use bytes::Bytes;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
+use auth::{Auth, AuthConfig};
 use listener::{ListenSpec, Listener, TlsFiles};
 use router::{Published, Shared};
 
@@ -30,6 +33,12 @@ pub struct Config {
     pub max_queued: usize,
     pub max_keepalive: u16,
     pub sys_interval: u64,
+    /// None: no authentication at all (the embedded broker of `--serve`).
+    pub auth: Option<AuthConfig>,
+    /// false: retained PUBLISHes and wills are refused (mosquitto's `retain_available`).
+    pub retain_available: bool,
+    /// Largest PUBLISH payload taken in (mosquitto's `message_size_limit`).
+    pub max_payload: Option<usize>,
 }
 
 impl Config {
@@ -44,6 +53,9 @@ impl Config {
             max_queued: 1000,
             max_keepalive: u16::MAX,
             sys_interval: 10,
+            auth: None,
+            retain_available: true,
+            max_payload: None,
         }
     }
 }
@@ -74,6 +86,10 @@ pub struct Running {
 
 /// Binds every listener, announces it on stderr and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let auth = match &config.auth {
+        Some(a) => Auth::load(a, &config.listen)?,
+        None => Auth::open(),
+    };
     let tls = config.tls.as_ref().map(listener::server_tls).transpose()?;
     let listeners = listener::bind(&config.listen, tls).await?;
     {
@@ -84,7 +100,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
                 let _ = writeln!(err, "smq:   on your network: {lan}");
             }
         }
+        if !auth.summary.is_empty() {
+            let _ = writeln!(err, "smq: {}", auth.summary);
+        }
     }
+    let auth = Arc::new(auth);
     let mqtt_addr = listeners
         .iter()
         .find(|l| l.scheme() == listener::Scheme::Mqtt)
@@ -98,6 +118,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             Arc::new(l),
             shared.clone(),
             config.clone(),
+            auth.clone(),
             stop_rx.clone(),
         ));
     }
@@ -139,14 +160,16 @@ async fn accept_loop(
     listener: Arc<Listener>,
     shared: Arc<Shared>,
     config: Arc<Config>,
+    auth: Arc<Auth>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let tls = listener.scheme().is_tls();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.changed() => return,
         };
-        let (stream, _peer) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(a) => a,
             // Out of file descriptors and the like: back off instead of spinning.
             Err(_) => {
@@ -157,13 +180,19 @@ async fn accept_loop(
         let listener = listener.clone();
         let shared = shared.clone();
         let config = config.clone();
+        let auth = auth.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
             // Boxed: the TLS and WebSocket handshakes are large futures, and a task is as big
             // as its largest state for as long as the connection lives.
             let upgraded = Box::pin(listener.upgrade(stream)).await;
             if let Ok(a) = upgraded {
-                session::serve(shared, config, a.reader, a.writer, stop).await;
+                let client = session::Client {
+                    auth,
+                    addr: peer.ip(),
+                    tls_cn: tls.then_some(a.cert_cn),
+                };
+                session::serve(shared, config, client, a.reader, a.writer, stop).await;
             }
         });
     }

@@ -11,6 +11,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Config;
+use super::auth::{Auth, Credentials, Refusal, acl::ClientAcl};
 use super::codec::{self, ConnAck, Connect, Packet, Violation};
 use super::router::{
     Delivery, Inbox, Mailbox, Published, SessionEntry, Shared, SubOptions, shared_parts,
@@ -54,9 +55,18 @@ enum End {
     Shutdown,
 }
 
+/// Who is on the other end, before CONNECT says more.
+pub struct Client {
+    pub auth: Arc<Auth>,
+    pub addr: std::net::IpAddr,
+    /// On TLS listeners: the client certificate's subject CN, if it sent one.
+    pub tls_cn: Option<Option<String>>,
+}
+
 pub async fn serve(
     shared: Arc<Shared>,
     config: Arc<Config>,
+    client: Client,
     mut reader: Reader,
     mut writer: Writer,
     mut shutdown: watch::Receiver<bool>,
@@ -78,10 +88,11 @@ pub async fn serve(
         // Closed before or while sending CONNECT, or too slow: nothing to answer.
         Ok(Ok(None)) | Err(_) => return,
     };
-    let mut conn = match Connection::open(shared, config, connect, &mut writer, &mut wbuf).await {
-        Some(c) => c,
-        None => return,
-    };
+    let mut conn =
+        match Connection::open(shared, config, client, connect, &mut writer, &mut wbuf).await {
+            Some(c) => c,
+            None => return,
+        };
     let mut state_guard =
         match timeout(TAKEOVER_TIMEOUT, conn.entry_state.clone().lock_owned()).await {
             Ok(g) => g,
@@ -167,6 +178,8 @@ struct Connection {
     /// Retained messages owed to new subscriptions, sent ahead of the mailbox.
     backlog: VecDeque<Delivery>,
     problem_info: bool,
+    /// None without an ACL file: then nothing is checked.
+    acl: Option<Arc<ClientAcl>>,
 }
 
 impl Connection {
@@ -175,6 +188,7 @@ impl Connection {
     async fn open(
         shared: Arc<Shared>,
         config: Arc<Config>,
+        client: Client,
         c: Connect,
         writer: &mut Writer,
         wbuf: &mut BytesMut,
@@ -184,6 +198,44 @@ impl Connection {
             send_connack(writer, proto, 0x8C).await;
             return None;
         }
+        let login = client
+            .auth
+            .login(Credentials {
+                peer: client.addr,
+                username: c.username.as_deref(),
+                password: c.password.as_deref(),
+                tls_cn: client.tls_cn.as_ref().map(Option::as_deref),
+                client_id: &c.client_id,
+            })
+            .await;
+        let refusal = match &login {
+            Err(r) => Some(*r),
+            // A will the client could not publish itself is refused with the connection.
+            Ok(id) => c
+                .will
+                .as_ref()
+                .zip(id.acl.as_ref())
+                .is_some_and(|(w, acl)| !acl.may_write(w.topic.as_bytes()))
+                .then_some(Refusal::NotAuthorized),
+        };
+        if let Some(r) = refusal {
+            let code = match (r, proto) {
+                (Refusal::BadCredentials, Protocol::V5) => 0x86,
+                (Refusal::BadCredentials, Protocol::V311) => 4,
+                (Refusal::NotAuthorized, Protocol::V5) => 0x87,
+                (Refusal::NotAuthorized, Protocol::V311) => 5,
+            };
+            send_connack(writer, proto, code).await;
+            return None;
+        }
+        if !config.retain_available && c.will.as_ref().is_some_and(|w| w.retain) {
+            // v5 says why; 3.1.1 has no code for it and just closes (as mosquitto).
+            if proto == Protocol::V5 {
+                send_connack(writer, proto, 0x9A).await;
+            }
+            return None;
+        }
+        let acl = login.ok().and_then(|id| id.acl);
         let connected = shared.counters.clients_connected.load(Ordering::Relaxed);
         if connected >= config.max_connections as u64 {
             send_connack(writer, proto, if proto == Protocol::V5 { 0x97 } else { 3 }).await;
@@ -260,7 +312,7 @@ impl Connection {
             receive_max: Some(config.max_inflight),
             max_packet: u32::try_from(config.max_packet).ok(),
             topic_alias_max: Some(TOPIC_ALIAS_MAX),
-            retain_available: Some(true),
+            retain_available: Some(config.retain_available),
             wildcard_available: Some(true),
             sub_ids_available: Some(true),
             shared_available: Some(true),
@@ -287,6 +339,7 @@ impl Connection {
             aliases: HashMap::new(),
             backlog: VecDeque::new(),
             problem_info: c.request_problem_info,
+            acl,
         })
     }
 
@@ -524,6 +577,40 @@ impl Connection {
                 answer: None,
             });
         }
+        if msg.retain && !self.config.retain_available {
+            return Err(Violation {
+                code: 0x9A,
+                why: "retained messages are not available on this broker".into(),
+                answer: None,
+            });
+        }
+        let refused = if self
+            .config
+            .max_payload
+            .is_some_and(|max| msg.payload.len() > max)
+        {
+            Some(0x95)
+        } else if self.acl.as_ref().is_some_and(|a| !a.may_write(&msg.topic)) {
+            Some(0x87)
+        } else {
+            None
+        };
+        if let Some(code) = refused {
+            // Dropped. v5 says so in the acknowledgement; 3.1.1 has no way to say no, so the
+            // message is acknowledged as usual (as mosquitto does).
+            match msg.qos {
+                1 => codec::encode_ack(4, pkid, self.v5_code(code), wbuf),
+                2 => {
+                    // A v5 PUBREC with an error ends the flow; 3.1.1 goes on to PUBREL.
+                    if self.proto == Protocol::V311 {
+                        state.incoming_qos2.insert(pkid);
+                    }
+                    codec::encode_ack(5, pkid, self.v5_code(code), wbuf);
+                }
+                _ => {}
+            }
+            return Ok(());
+        }
         let published = Arc::new(Published {
             topic: msg.topic,
             payload: msg.payload,
@@ -578,6 +665,15 @@ impl Connection {
                 continue;
             }
             let shared = shared_parts(&f.filter);
+            let inner = shared.map_or(f.filter.as_str(), |(_, inner)| inner);
+            if self.acl.as_ref().is_some_and(|a| !a.may_subscribe(inner)) {
+                codes.push(if self.proto == Protocol::V5 {
+                    0x87
+                } else {
+                    0x80
+                });
+                continue;
+            }
             if shared.is_some() && f.no_local {
                 // [MQTT-3.8.3-4]
                 return Err(Violation {
@@ -624,6 +720,9 @@ impl Connection {
     /// Queues one delivery for the client, taking a packet id for QoS 1/2.
     fn deliver(&self, d: Delivery, state: &mut State, wbuf: &mut BytesMut) {
         if d.msg.expired() {
+            return;
+        }
+        if self.acl.as_ref().is_some_and(|a| !a.may_read(&d.msg.topic)) {
             return;
         }
         let pkid = if d.qos > 0 {

@@ -1,0 +1,265 @@
+//! Who may connect, and what they may publish and read: mosquitto's password file, ACL file,
+//! `allow_anonymous` and `use_identity_as_username`, plus a per-address brake on failed logins.
+
+pub mod acl;
+pub mod passwd;
+mod ratelimit;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use acl::{AclFile, ClientAcl};
+use passwd::PasswordFile;
+use ratelimit::Failures;
+
+use super::listener::ListenSpec;
+
+/// The authentication settings as given (flags or config file); files are read at start.
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    pub password_file: Option<PathBuf>,
+    pub acl_file: Option<PathBuf>,
+    /// None: allowed while every listener is on loopback and there is no password file.
+    pub allow_anonymous: Option<bool>,
+    /// On TLS listeners: the client certificate's subject CN is the user name.
+    pub use_identity_as_username: bool,
+}
+
+/// Why a CONNECT is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Unknown user or wrong password: 3.1.1 code 4, v5 0x86.
+    BadCredentials,
+    /// Anonymous where that is not allowed, no certificate where one names the user:
+    /// 3.1.1 code 5, v5 0x87.
+    NotAuthorized,
+}
+
+/// What a client presented at CONNECT.
+pub struct Credentials<'a> {
+    pub peer: IpAddr,
+    pub username: Option<&'a str>,
+    pub password: Option<&'a [u8]>,
+    /// Some(CN or None) on TLS listeners; None on plain ones.
+    pub tls_cn: Option<Option<&'a str>>,
+    pub client_id: &'a str,
+}
+
+/// A client that got in: its ACL (resolved for the user name it goes by) if there is an
+/// ACL file.
+pub struct Identity {
+    pub acl: Option<Arc<ClientAcl>>,
+}
+
+pub struct Auth {
+    passwords: Option<PasswordFile>,
+    acl: Option<AclFile>,
+    allow_anonymous: bool,
+    identity_as_username: bool,
+    failures: Failures,
+    /// One line for the start-up banner: what applies and why.
+    pub summary: String,
+}
+
+impl Auth {
+    /// Reads the files and settles the anonymous rule for these listeners.
+    pub fn load(config: &AuthConfig, listeners: &[ListenSpec]) -> anyhow::Result<Auth> {
+        let passwords = config
+            .password_file
+            .as_deref()
+            .map(PasswordFile::read)
+            .transpose()?;
+        let acl = config.acl_file.as_deref().map(AclFile::read).transpose()?;
+        let exposed = listeners.iter().find(|l| !l.addr.ip().is_loopback());
+        let (allow_anonymous, why) = match (config.allow_anonymous, &passwords, exposed) {
+            (Some(true), _, _) => (true, "allowed (--allow-anonymous)".to_owned()),
+            (Some(false), _, _) => (false, "refused (--allow-anonymous false)".to_owned()),
+            (None, Some(_), _) => (
+                false,
+                "refused: a password file is set (add --allow-anonymous to let them in)".into(),
+            ),
+            (None, None, None) => (
+                true,
+                "allowed: every listener is on this machine only".to_owned(),
+            ),
+            (None, None, Some(l)) => (
+                false,
+                format!(
+                    "refused: {} is reachable from the network; add --password-file, or --allow-anonymous to let anyone in",
+                    l.url()
+                ),
+            ),
+        };
+        let mut summary = format!("anonymous clients {why}");
+        if let (Some(p), Some(path)) = (&passwords, &config.password_file) {
+            if p.is_empty() {
+                summary.push_str(&format!(
+                    "; the password file {} has no users",
+                    path.display()
+                ));
+            }
+        }
+        Ok(Auth {
+            passwords,
+            acl,
+            allow_anonymous,
+            identity_as_username: config.use_identity_as_username,
+            failures: Failures::default(),
+            summary,
+        })
+    }
+
+    /// Everyone in, nothing checked: the embedded broker of `sub --serve` and `record --serve`.
+    pub fn open() -> Auth {
+        Auth {
+            passwords: None,
+            acl: None,
+            allow_anonymous: true,
+            identity_as_username: false,
+            failures: Failures::default(),
+            summary: String::new(),
+        }
+    }
+
+    /// Checks a CONNECT. After failures from the same address the answer is held back a
+    /// little (a little more each time), so guessing passwords is slow; other addresses are
+    /// not affected, and only this connection's task waits.
+    pub async fn login(&self, c: Credentials<'_>) -> Result<Identity, Refusal> {
+        let delay = self.failures.delay(c.peer);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let result = self.check(&c);
+        if result.is_err() {
+            self.failures.failed(c.peer);
+        }
+        let username = result?;
+        let acl = self
+            .acl
+            .as_ref()
+            .map(|a| Arc::new(a.for_client(username.as_deref(), c.client_id)));
+        Ok(Identity { acl })
+    }
+
+    fn check(&self, c: &Credentials<'_>) -> Result<Option<String>, Refusal> {
+        if let (true, Some(cn)) = (self.identity_as_username, c.tls_cn) {
+            // The certificate vouches for the user; no password is asked (as mosquitto).
+            return cn
+                .map(|cn| Some(cn.to_owned()))
+                .ok_or(Refusal::NotAuthorized);
+        }
+        let Some(user) = c.username else {
+            return if self.allow_anonymous {
+                Ok(None)
+            } else {
+                Err(Refusal::NotAuthorized)
+            };
+        };
+        let Some(passwords) = &self.passwords else {
+            // Without a password file a user name proves nothing: the client is anonymous
+            // for the purpose of getting in, and the name is kept for the ACL.
+            return if self.allow_anonymous {
+                Ok(Some(user.to_owned()))
+            } else {
+                Err(Refusal::NotAuthorized)
+            };
+        };
+        let password = c.password.unwrap_or_default();
+        match passwords.get(user) {
+            Some(hash) if hash.verify(password) => Ok(Some(user.to_owned())),
+            Some(_) => Err(Refusal::BadCredentials),
+            None => {
+                // As long as a known user's check, so the answer's timing does not tell
+                // which user names exist.
+                DUMMY.with(|h| h.verify(password));
+                Err(Refusal::BadCredentials)
+            }
+        }
+    }
+}
+
+thread_local! {
+    static DUMMY: passwd::Hash = passwd::Hash::new(b"").unwrap_or(passwd::Hash::Sha512 {
+        salt: Vec::new(),
+        hash: Vec::new(),
+    });
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the hashes.
+        f.debug_struct("Auth")
+            .field("summary", &self.summary)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::listener::parse_listen;
+
+    fn auth(config: AuthConfig, listen: &[&str]) -> Auth {
+        let specs: Vec<_> = listen.iter().map(|u| parse_listen(u).unwrap()).collect();
+        Auth::load(&config, &specs).unwrap()
+    }
+
+    fn creds<'a>(user: Option<&'a str>, pass: Option<&'a [u8]>) -> Credentials<'a> {
+        Credentials {
+            peer: IpAddr::from([127, 0, 0, 1]),
+            username: user,
+            password: pass,
+            tls_cn: None,
+            client_id: "c",
+        }
+    }
+
+    #[test]
+    fn anonymous_by_default_only_on_loopback() {
+        let local = auth(
+            AuthConfig::default(),
+            &["mqtt://127.0.0.1:0", "ws://[::1]:0"],
+        );
+        assert_eq!(local.check(&creds(None, None)), Ok(None));
+        assert_eq!(
+            local.check(&creds(Some("x"), None)),
+            Ok(Some("x".into())),
+            "a name without a password file is kept for the ACL"
+        );
+        let lan = auth(
+            AuthConfig::default(),
+            &["mqtt://127.0.0.1:0", "mqtt://0.0.0.0:0"],
+        );
+        assert!(lan.summary.contains("mqtt://0.0.0.0:0"), "{}", lan.summary);
+        assert_eq!(lan.check(&creds(None, None)), Err(Refusal::NotAuthorized));
+        assert_eq!(
+            lan.check(&creds(Some("x"), Some(b"y"))),
+            Err(Refusal::NotAuthorized)
+        );
+        let open = auth(
+            AuthConfig {
+                allow_anonymous: Some(true),
+                ..AuthConfig::default()
+            },
+            &["mqtt://0.0.0.0:0"],
+        );
+        assert_eq!(open.check(&creds(None, None)), Ok(None));
+    }
+
+    #[test]
+    fn identity_from_the_certificate_on_tls_only() {
+        let a = Auth {
+            identity_as_username: true,
+            allow_anonymous: false,
+            ..Auth::open()
+        };
+        let mut c = creds(Some("claimed"), None);
+        c.tls_cn = Some(Some("device-7"));
+        assert_eq!(a.check(&c), Ok(Some("device-7".into())));
+        c.tls_cn = Some(None);
+        assert_eq!(a.check(&c), Err(Refusal::NotAuthorized));
+        c.tls_cn = None;
+        assert_eq!(a.check(&c), Err(Refusal::NotAuthorized), "plain listener");
+    }
+}
