@@ -94,14 +94,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let listeners = listener::bind(&config.listen, tls).await?;
     {
         let mut err = io::stderr().lock();
+        // Before the listeners: a client that saw them announced can read this already.
+        if !auth.summary.is_empty() {
+            let _ = writeln!(err, "smq: {}", auth.summary);
+        }
         for l in &listeners {
             let _ = writeln!(err, "smq: listening on {}", l.url());
             for lan in l.lan_urls() {
                 let _ = writeln!(err, "smq:   on your network: {lan}");
             }
-        }
-        if !auth.summary.is_empty() {
-            let _ = writeln!(err, "smq: {}", auth.summary);
         }
     }
     let auth = Arc::new(auth);

@@ -1,6 +1,7 @@
 //! The one integration-test binary: the real smq against real brokers on 127.0.0.1.
 
 mod broker;
+mod broker_auth;
 mod generated;
 mod publish;
 mod record_replay;
