@@ -2,6 +2,7 @@
 
 mod broker;
 mod broker_auth;
+mod broker_config;
 mod generated;
 mod publish;
 mod record_replay;
