@@ -25,6 +25,9 @@ const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Topic aliases a client may set up with us (v5 CONNACK Topic Alias Maximum).
 pub const TOPIC_ALIAS_MAX: u16 = 10;
 const NEVER: u32 = u32::MAX;
+/// Bytes of answers (PUBACKs and the like) a client may leave unread before we stop reading
+/// its packets; deliveries stop at a quarter of this.
+const MAX_UNREAD_ANSWERS: usize = 1024 * 1024;
 
 /// What a session keeps between connections.
 pub struct State {
@@ -400,7 +403,9 @@ impl Connection {
                         return End::Abnormal;
                     }
                 }
-                r = reader.read(&mut rbuf) => match r {
+                // A client that sends without reading what we answer is not read from
+                // until it catches up, so its acknowledgements cannot pile up without bound.
+                r = reader.read(&mut rbuf), if wbuf.len() < MAX_UNREAD_ANSWERS => match r {
                     Ok(0) | Err(_) => return End::Abnormal,
                     Ok(n) => {
                         self.shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
