@@ -130,7 +130,19 @@ impl Auth {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let result = self.check(&c);
+        let costly = match (&self.passwords, c.username) {
+            (Some(p), Some(u)) => p.get(u).is_some_and(passwd::Hash::is_costly),
+            _ => false,
+        };
+        let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread;
+        let result = if costly && multi_thread {
+            // A hash with many iterations takes milliseconds: off the worker, so the other
+            // connections on it keep going meanwhile.
+            tokio::task::block_in_place(|| self.check(&c))
+        } else {
+            self.check(&c)
+        };
         if result.is_err() {
             self.failures.failed(c.peer);
         }
@@ -245,6 +257,33 @@ mod tests {
             &["mqtt://0.0.0.0:0"],
         );
         assert_eq!(open.check(&creds(None, None)), Ok(None));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn costly_hashes_are_checked_off_the_worker() {
+        let iterations = std::num::NonZeroU32::new(20_000).unwrap();
+        let salt = b"0123456789ab".to_vec();
+        let mut hash = vec![0; 64];
+        ring::pbkdf2::derive(
+            ring::pbkdf2::PBKDF2_HMAC_SHA512,
+            iterations,
+            &salt,
+            b"pw",
+            &mut hash,
+        );
+        let h = passwd::Hash::Pbkdf2 {
+            iterations,
+            salt,
+            hash,
+        };
+        assert!(h.is_costly());
+        let a = Auth {
+            passwords: Some(PasswordFile::parse(&format!("slow:{h}")).unwrap()),
+            allow_anonymous: false,
+            ..Auth::open()
+        };
+        assert!(a.login(creds(Some("slow"), Some(b"pw"))).await.is_ok());
+        assert!(a.login(creds(Some("slow"), Some(b"px"))).await.is_err());
     }
 
     #[test]
