@@ -11,7 +11,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Config;
-use super::auth::{Auth, Credentials, Refusal, acl::ClientAcl};
+use super::auth::{Auth, acl::ClientAcl};
 use super::codec::{self, ConnAck, Connect, Packet, Violation};
 use super::router::{
     Delivery, Inbox, Mailbox, Published, SessionEntry, Shared, SubOptions, shared_parts,
@@ -201,36 +201,21 @@ impl Connection {
             send_connack(writer, proto, 0x8C).await;
             return None;
         }
-        let login = client
+        let acl = match client
             .auth
-            .login(Credentials {
-                peer: client.addr,
-                username: c.username.as_deref(),
-                password: c.password.as_deref(),
-                tls_cn: client.tls_cn.as_ref().map(Option::as_deref),
-                client_id: &c.client_id,
-            })
-            .await;
-        let refusal = match &login {
-            Err(r) => Some(*r),
-            // A will the client could not publish itself is refused with the connection.
-            Ok(id) => c
-                .will
-                .as_ref()
-                .zip(id.acl.as_ref())
-                .is_some_and(|(w, acl)| !acl.may_write(w.topic.as_bytes()))
-                .then_some(Refusal::NotAuthorized),
+            .admit(
+                &c,
+                client.addr,
+                client.tls_cn.as_ref().map(Option::as_deref),
+            )
+            .await
+        {
+            Ok(acl) => acl,
+            Err(code) => {
+                send_connack(writer, proto, code).await;
+                return None;
+            }
         };
-        if let Some(r) = refusal {
-            let code = match (r, proto) {
-                (Refusal::BadCredentials, Protocol::V5) => 0x86,
-                (Refusal::BadCredentials, Protocol::V311) => 4,
-                (Refusal::NotAuthorized, Protocol::V5) => 0x87,
-                (Refusal::NotAuthorized, Protocol::V311) => 5,
-            };
-            send_connack(writer, proto, code).await;
-            return None;
-        }
         if !config.retain_available && c.will.as_ref().is_some_and(|w| w.retain) {
             // v5 says why; 3.1.1 has no code for it and just closes (as mosquitto).
             if proto == Protocol::V5 {
@@ -238,7 +223,6 @@ impl Connection {
             }
             return None;
         }
-        let acl = login.ok().and_then(|id| id.acl);
         let connected = shared.counters.clients_connected.load(Ordering::Relaxed);
         if connected >= config.max_connections as u64 {
             send_connack(writer, proto, if proto == Protocol::V5 { 0x97 } else { 3 }).await;

@@ -4,7 +4,7 @@
 use std::fs;
 
 use crate::broker::raw::{
-    CONNACK, Client, Connect, Packet, Prop, V4, V5, parse_connack_v5, publish_raw,
+    CONNACK, Client, Connect, Packet, Prop, V4, V5, Will, parse_connack_v5, publish_raw,
 };
 use crate::broker_auth::{temp_dir, write};
 use crate::support::mosquitto::Mosquitto;
@@ -94,6 +94,19 @@ fn behaviour(port: u16) -> Vec<String> {
         publish_outcome(&mut c, 4, "a/r", b"r", true)
     ));
 
+    let will = Connect::new(V5, "will5").login("alice", "pa").will(Will {
+        topic: b"a/will",
+        payload: b"gone",
+        qos: 0,
+        props: Vec::new(),
+    });
+    let mut will = will.bytes();
+    will[9] |= 0x20; // the will retain flag
+    let mut c = Client::open(port);
+    c.send(&will);
+    let ack = c.expect("CONNACK");
+    seen.push(format!("retained will: {:#04x}", parse_connack_v5(&ack).1));
+
     let (mut c, _, _) = open(port, &Connect::new(V4, "alice4").login("alice", "pa"));
     seen.push(format!(
         "3.1.1 publish b/x: {}",
@@ -157,6 +170,7 @@ fn one_mosquitto_conf_same_answers_from_mosquitto_and_smq() {
             "publish b/x: puback 0x87",
             "publish 2000 bytes: puback 0x95",
             "publish retained: disconnect 0x9a",
+            "retained will: 0x9a",
             "3.1.1 publish b/x: puback 0x00",
             "3.1.1 publish retained: closed",
         ]

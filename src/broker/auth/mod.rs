@@ -13,7 +13,9 @@ use acl::{AclFile, ClientAcl};
 use passwd::PasswordFile;
 use ratelimit::Failures;
 
+use super::codec::Connect;
 use super::listener::ListenSpec;
+use crate::conn::packet::Protocol;
 
 /// The authentication settings as given (flags or config file); files are read at start.
 #[derive(Debug, Clone, Default)]
@@ -28,7 +30,7 @@ pub struct AuthConfig {
 
 /// Why a CONNECT is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+enum Refusal {
     /// Unknown user or wrong password: 3.1.1 code 4, v5 0x86.
     BadCredentials,
     /// Anonymous where that is not allowed, no certificate where one names the user:
@@ -37,19 +39,13 @@ pub enum Refusal {
 }
 
 /// What a client presented at CONNECT.
-pub struct Credentials<'a> {
-    pub peer: IpAddr,
-    pub username: Option<&'a str>,
-    pub password: Option<&'a [u8]>,
+struct Credentials<'a> {
+    peer: IpAddr,
+    username: Option<&'a str>,
+    password: Option<&'a [u8]>,
     /// Some(CN or None) on TLS listeners; None on plain ones.
-    pub tls_cn: Option<Option<&'a str>>,
-    pub client_id: &'a str,
-}
-
-/// A client that got in: its ACL (resolved for the user name it goes by) if there is an
-/// ACL file.
-pub struct Identity {
-    pub acl: Option<Arc<ClientAcl>>,
+    tls_cn: Option<Option<&'a str>>,
+    client_id: &'a str,
 }
 
 pub struct Auth {
@@ -122,10 +118,48 @@ impl Auth {
         }
     }
 
+    /// The verdict on a CONNECT: the client's ACL (None without an ACL file), or the CONNACK
+    /// code that refuses it, in the client's protocol version. `tls_cn` is Some(the client
+    /// certificate's CN, if any) on TLS listeners.
+    pub async fn admit(
+        &self,
+        c: &Connect,
+        peer: IpAddr,
+        tls_cn: Option<Option<&str>>,
+    ) -> Result<Option<Arc<ClientAcl>>, u8> {
+        let login = self
+            .login(Credentials {
+                peer,
+                username: c.username.as_deref(),
+                password: c.password.as_deref(),
+                tls_cn,
+                client_id: &c.client_id,
+            })
+            .await;
+        // A will the client could not publish itself is refused with the connection.
+        let refusal = match &login {
+            Err(r) => *r,
+            Ok(Some(acl))
+                if c.will
+                    .as_ref()
+                    .is_some_and(|w| !acl.may_write(w.topic.as_bytes())) =>
+            {
+                Refusal::NotAuthorized
+            }
+            Ok(acl) => return Ok(acl.clone()),
+        };
+        Err(match (refusal, c.proto) {
+            (Refusal::BadCredentials, Protocol::V5) => 0x86,
+            (Refusal::BadCredentials, Protocol::V311) => 4,
+            (Refusal::NotAuthorized, Protocol::V5) => 0x87,
+            (Refusal::NotAuthorized, Protocol::V311) => 5,
+        })
+    }
+
     /// Checks a CONNECT. After failures from the same address the answer is held back a
     /// little (a little more each time), so guessing passwords is slow; other addresses are
     /// not affected, and only this connection's task waits.
-    pub async fn login(&self, c: Credentials<'_>) -> Result<Identity, Refusal> {
+    async fn login(&self, c: Credentials<'_>) -> Result<Option<Arc<ClientAcl>>, Refusal> {
         let delay = self.failures.delay(c.peer);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -147,11 +181,10 @@ impl Auth {
             self.failures.failed(c.peer);
         }
         let username = result?;
-        let acl = self
+        Ok(self
             .acl
             .as_ref()
-            .map(|a| Arc::new(a.for_client(username.as_deref(), c.client_id)));
-        Ok(Identity { acl })
+            .map(|a| Arc::new(a.for_client(username.as_deref(), c.client_id))))
     }
 
     fn check(&self, c: &Credentials<'_>) -> Result<Option<String>, Refusal> {
