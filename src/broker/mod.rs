@@ -60,16 +60,28 @@ impl Config {
     }
 }
 
-/// `smq serve-broker`: runs until SIGINT or SIGTERM.
+/// `smq serve-broker`: runs until SIGINT or SIGTERM; SIGHUP reads the password and ACL files
+/// again.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     // Before the listeners are announced: a signal sent as soon as they are must stop us
     // gracefully, not kill us.
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     let running = start(config).await?;
-    tokio::select! {
-        _ = sigint.recv() => {}
-        _ = sigterm.recv() => {}
+    loop {
+        tokio::select! {
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+            _ = sighup.recv() => {
+                let line = match running.auth.reload() {
+                    Ok(Some(what)) => what,
+                    Ok(None) => continue,
+                    Err(e) => format!("warning: kept the files in force: {e:#}"),
+                };
+                let _ = writeln!(io::stderr().lock(), "smq: {line}");
+            }
+        }
     }
     running.stop().await;
     Ok(())
@@ -80,6 +92,7 @@ pub struct Running {
     stop: watch::Sender<bool>,
     tasks: tokio::task::JoinSet<()>,
     shared: Arc<Shared>,
+    auth: Arc<Auth>,
     /// Where the first plain mqtt:// listener is, for a client in the same process.
     pub mqtt_addr: Option<std::net::SocketAddr>,
 }
@@ -134,6 +147,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         stop,
         tasks,
         shared,
+        auth,
         mqtt_addr,
     })
 }

@@ -577,3 +577,66 @@ fn certificate_subject_is_the_user_name() {
         "the certificate, not a password, names the user on TLS"
     );
 }
+
+#[test]
+fn sighup_reads_the_password_and_acl_files_again() {
+    let dir = temp_dir();
+    let passwd = dir.path().join("passwd");
+    let p = passwd.to_str().unwrap();
+    assert!(smq_passwd(&["-c", "-b", p, "alice", "pa"]).status.success());
+    let acl = write(dir.path(), "acl", "user alice\ntopic readwrite a/#\n");
+    let mut broker = SmqBroker::start(&["--password-file", p, "--acl-file", acl.to_str().unwrap()]);
+    let port = broker.port();
+    assert_eq!(login(port, &[], "mqttv5", Some(("bob", "pb"))), 0x86);
+
+    assert!(smq_passwd(&["-b", p, "bob", "pb"]).status.success());
+    write(
+        dir.path(),
+        "acl",
+        "user alice\ntopic readwrite a/#\nuser bob\ntopic read a/#\n",
+    );
+    let reloaded = |broker: &SmqBroker, n: usize| {
+        crate::support::smq_broker::poll(
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_millis(20),
+            || (broker.log().matches("smq: reloaded password file").count() >= n).then_some(()),
+        )
+        .is_some()
+    };
+    hup(&broker);
+    assert!(reloaded(&broker, 1), "{}", broker.log());
+    assert_eq!(login(port, &[], "mqttv5", Some(("bob", "pb"))), 0);
+    let mut bob = client(port, V5, "bob", Some(("bob", "pb")));
+    assert_eq!(bob.subscribe(1, &[("a/#", 0), ("b/#", 0)]), [0, 0x87]);
+
+    // A broken file is reported and the files in force stay.
+    write(dir.path(), "acl", "user bob\nallow everything\n");
+    hup(&broker);
+    let warned = crate::support::smq_broker::poll(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(20),
+        || {
+            broker
+                .log()
+                .contains("kept the files in force")
+                .then_some(())
+        },
+    );
+    assert!(warned.is_some(), "{}", broker.log());
+    assert!(
+        broker.log().contains(":2: unknown keyword 'allow'"),
+        "{}",
+        broker.log()
+    );
+    assert_eq!(login(port, &[], "mqttv5", Some(("bob", "pb"))), 0);
+    assert!(broker.is_running());
+}
+
+fn hup(broker: &SmqBroker) {
+    let sent = Command::new("kill")
+        .args(["-HUP", &broker.pid().to_string()])
+        .stdin(Stdio::null())
+        .status()
+        .expect("running kill");
+    assert!(sent.success());
+}

@@ -7,7 +7,7 @@ mod ratelimit;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use acl::{AclFile, ClientAcl};
 use passwd::PasswordFile;
@@ -49,8 +49,10 @@ struct Credentials<'a> {
 }
 
 pub struct Auth {
-    passwords: Option<PasswordFile>,
-    acl: Option<AclFile>,
+    files: RwLock<Files>,
+    /// Where the files are read from, again on SIGHUP.
+    password_file: Option<PathBuf>,
+    acl_file: Option<PathBuf>,
     allow_anonymous: bool,
     identity_as_username: bool,
     failures: Failures,
@@ -58,17 +60,32 @@ pub struct Auth {
     pub summary: String,
 }
 
+#[derive(Default)]
+struct Files {
+    passwords: Option<PasswordFile>,
+    acl: Option<AclFile>,
+}
+
+impl Files {
+    fn read(config: &AuthConfig) -> anyhow::Result<Files> {
+        Ok(Files {
+            passwords: config
+                .password_file
+                .as_deref()
+                .map(PasswordFile::read)
+                .transpose()?,
+            acl: config.acl_file.as_deref().map(AclFile::read).transpose()?,
+        })
+    }
+}
+
 impl Auth {
     /// Reads the files and settles the anonymous rule for these listeners.
     pub fn load(config: &AuthConfig, listeners: &[ListenSpec]) -> anyhow::Result<Auth> {
-        let passwords = config
-            .password_file
-            .as_deref()
-            .map(PasswordFile::read)
-            .transpose()?;
-        let acl = config.acl_file.as_deref().map(AclFile::read).transpose()?;
+        let files = Files::read(config)?;
+        let passwords = &files.passwords;
         let exposed = listeners.iter().find(|l| !l.addr.ip().is_loopback());
-        let (allow_anonymous, why) = match (config.allow_anonymous, &passwords, exposed) {
+        let (allow_anonymous, why) = match (config.allow_anonymous, passwords, exposed) {
             (Some(true), _, _) => (true, "allowed (--allow-anonymous)".to_owned()),
             (Some(false), _, _) => (false, "refused (--allow-anonymous false)".to_owned()),
             (None, Some(_), _) => (
@@ -88,7 +105,7 @@ impl Auth {
             ),
         };
         let mut summary = format!("anonymous clients {why}");
-        if let (Some(p), Some(path)) = (&passwords, &config.password_file) {
+        if let (Some(p), Some(path)) = (passwords, &config.password_file) {
             if p.is_empty() {
                 summary.push_str(&format!(
                     "; the password file {} has no users",
@@ -97,8 +114,9 @@ impl Auth {
             }
         }
         Ok(Auth {
-            passwords,
-            acl,
+            files: RwLock::new(files),
+            password_file: config.password_file.clone(),
+            acl_file: config.acl_file.clone(),
             allow_anonymous,
             identity_as_username: config.use_identity_as_username,
             failures: Failures::default(),
@@ -109,8 +127,9 @@ impl Auth {
     /// Everyone in, nothing checked: the embedded broker of `sub --serve` and `record --serve`.
     pub fn open() -> Auth {
         Auth {
-            passwords: None,
-            acl: None,
+            files: RwLock::default(),
+            password_file: None,
+            acl_file: None,
             allow_anonymous: true,
             identity_as_username: false,
             failures: Failures::default(),
@@ -164,7 +183,8 @@ impl Auth {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let costly = match (&self.passwords, c.username) {
+        let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+        let costly = match (&files.passwords, c.username) {
             (Some(p), Some(u)) => p.get(u).is_some_and(passwd::Hash::is_costly),
             _ => false,
         };
@@ -173,21 +193,42 @@ impl Auth {
         let result = if costly && multi_thread {
             // A hash with many iterations takes milliseconds: off the worker, so the other
             // connections on it keep going meanwhile.
-            tokio::task::block_in_place(|| self.check(&c))
+            tokio::task::block_in_place(|| self.check(&files, &c))
         } else {
-            self.check(&c)
+            self.check(&files, &c)
         };
         if result.is_err() {
             self.failures.failed(c.peer);
         }
         let username = result?;
-        Ok(self
+        Ok(files
             .acl
             .as_ref()
             .map(|a| Arc::new(a.for_client(username.as_deref(), c.client_id))))
     }
 
-    fn check(&self, c: &Credentials<'_>) -> Result<Option<String>, Refusal> {
+    /// Reads the password and ACL files again (SIGHUP, as mosquitto): new logins see the new
+    /// users and rules; connected clients keep the rules they got at CONNECT. On an error the
+    /// old files stay in force. Says what was read.
+    pub fn reload(&self) -> anyhow::Result<Option<String>> {
+        let config = AuthConfig {
+            password_file: self.password_file.clone(),
+            acl_file: self.acl_file.clone(),
+            ..AuthConfig::default()
+        };
+        let files = Files::read(&config)?;
+        *self.files.write().unwrap_or_else(|e| e.into_inner()) = files;
+        let read: Vec<String> = [
+            ("password file", &self.password_file),
+            ("ACL file", &self.acl_file),
+        ]
+        .into_iter()
+        .filter_map(|(what, path)| path.as_ref().map(|p| format!("{what} {}", p.display())))
+        .collect();
+        Ok((!read.is_empty()).then(|| format!("reloaded {}", read.join(" and "))))
+    }
+
+    fn check(&self, files: &Files, c: &Credentials<'_>) -> Result<Option<String>, Refusal> {
         if let (true, Some(cn)) = (self.identity_as_username, c.tls_cn) {
             // The certificate vouches for the user; no password is asked (as mosquitto).
             return cn
@@ -201,7 +242,7 @@ impl Auth {
                 Err(Refusal::NotAuthorized)
             };
         };
-        let Some(passwords) = &self.passwords else {
+        let Some(passwords) = &files.passwords else {
             // Without a password file a user name proves nothing: the client is anonymous
             // for the purpose of getting in, and the name is kept for the ACL.
             return if self.allow_anonymous {
@@ -266,9 +307,9 @@ mod tests {
             AuthConfig::default(),
             &["mqtt://127.0.0.1:0", "ws://[::1]:0"],
         );
-        assert_eq!(local.check(&creds(None, None)), Ok(None));
+        assert_eq!(local.check(&Files::default(), &creds(None, None)), Ok(None));
         assert_eq!(
-            local.check(&creds(Some("x"), None)),
+            local.check(&Files::default(), &creds(Some("x"), None)),
             Ok(Some("x".into())),
             "a name without a password file is kept for the ACL"
         );
@@ -277,9 +318,12 @@ mod tests {
             &["mqtt://127.0.0.1:0", "mqtt://0.0.0.0:0"],
         );
         assert!(lan.summary.contains("mqtt://0.0.0.0:0"), "{}", lan.summary);
-        assert_eq!(lan.check(&creds(None, None)), Err(Refusal::NotAuthorized));
         assert_eq!(
-            lan.check(&creds(Some("x"), Some(b"y"))),
+            lan.check(&Files::default(), &creds(None, None)),
+            Err(Refusal::NotAuthorized)
+        );
+        assert_eq!(
+            lan.check(&Files::default(), &creds(Some("x"), Some(b"y"))),
             Err(Refusal::NotAuthorized)
         );
         let open = auth(
@@ -289,7 +333,7 @@ mod tests {
             },
             &["mqtt://0.0.0.0:0"],
         );
-        assert_eq!(open.check(&creds(None, None)), Ok(None));
+        assert_eq!(open.check(&Files::default(), &creds(None, None)), Ok(None));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,7 +355,10 @@ mod tests {
         };
         assert!(h.is_costly());
         let a = Auth {
-            passwords: Some(PasswordFile::parse(&format!("slow:{h}")).unwrap()),
+            files: RwLock::new(Files {
+                passwords: Some(PasswordFile::parse(&format!("slow:{h}")).unwrap()),
+                acl: None,
+            }),
             allow_anonymous: false,
             ..Auth::open()
         };
@@ -328,10 +375,14 @@ mod tests {
         };
         let mut c = creds(Some("claimed"), None);
         c.tls_cn = Some(Some("device-7"));
-        assert_eq!(a.check(&c), Ok(Some("device-7".into())));
+        assert_eq!(a.check(&Files::default(), &c), Ok(Some("device-7".into())));
         c.tls_cn = Some(None);
-        assert_eq!(a.check(&c), Err(Refusal::NotAuthorized));
+        assert_eq!(a.check(&Files::default(), &c), Err(Refusal::NotAuthorized));
         c.tls_cn = None;
-        assert_eq!(a.check(&c), Err(Refusal::NotAuthorized), "plain listener");
+        assert_eq!(
+            a.check(&Files::default(), &c),
+            Err(Refusal::NotAuthorized),
+            "plain listener"
+        );
     }
 }
