@@ -65,15 +65,31 @@ impl ConfFile {
     pub fn read(path: &Path) -> anyhow::Result<ConfFile> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
-        let name = path.display().to_string();
-        ConfFile::parse(&text, &name)
-            .map_err(|(line, why)| crate::exit::usage(format!("config file {name}:{line}: {why}")))
+        ConfFile::parse(&text, &path.display().to_string())
+            .map_err(|e| crate::exit::usage(e.to_string()))
     }
 
-    /// Errors carry the 1-based line number; `name` only labels warnings.
-    pub fn parse(text: &str, name: &str) -> Result<ConfFile, (usize, String)> {
+    /// `name` labels errors and warnings; `include_dir` paths are read from the disk.
+    pub fn parse(text: &str, name: &str) -> Result<ConfFile, LineError> {
         let mut c = ConfFile::default();
         let mut current: Option<Pending> = None;
+        c.parse_into(text, name, &mut current, 0)?;
+        if let Some(p) = current {
+            c.listeners.push(p.spec());
+        }
+        Ok(c)
+    }
+
+    /// One file's lines; `current` is the listener being read, which an included file
+    /// continues (as in mosquitto).
+    fn parse_into(
+        &mut self,
+        text: &str,
+        name: &str,
+        current: &mut Option<Pending>,
+        depth: usize,
+    ) -> Result<(), LineError> {
+        let c = self;
         for (i, raw) in text.lines().enumerate() {
             let n = i + 1;
             let line = raw.trim();
@@ -82,10 +98,14 @@ impl ConfFile {
             }
             let (key, value) = line.split_once([' ', '\t']).unwrap_or((line, ""));
             let value = value.trim();
-            let err = |why: String| (n, why);
+            let err = |why: String| LineError {
+                file: name.to_owned(),
+                line: n,
+                why,
+            };
             let need = || {
                 if value.is_empty() {
-                    Err((n, format!("{key} needs a value")))
+                    Err(err(format!("{key} needs a value")))
                 } else {
                     Ok(value)
                 }
@@ -96,7 +116,7 @@ impl ConfFile {
                     if let Some(p) = current.take() {
                         c.listeners.push(p.spec());
                     }
-                    current = Some(parse_listener(value).map_err(err)?);
+                    *current = Some(parse_listener(value).map_err(err)?);
                 }
                 "protocol" => {
                     let websockets = match need()? {
@@ -108,20 +128,20 @@ impl ConfFile {
                             )));
                         }
                     };
-                    in_listener(&mut current, key).map_err(err)?.websockets = websockets;
+                    in_listener(current, key).map_err(err)?.websockets = websockets;
                 }
                 "bind_address" => {
                     let ip = parse_ip(need()?).map_err(err)?;
-                    in_listener(&mut current, key).map_err(err)?.ip = ip;
+                    in_listener(current, key).map_err(err)?.ip = ip;
                 }
-                "cafile" => set_tls(&mut c.cafile, path()?, &mut current).map_err(err)?,
+                "cafile" => set_tls(&mut c.cafile, path()?, current).map_err(err)?,
                 "certfile" => {
-                    set_tls(&mut c.certfile, path()?, &mut current).map_err(err)?;
-                    if let Some(p) = &mut current {
+                    set_tls(&mut c.certfile, path()?, current).map_err(err)?;
+                    if let Some(p) = current.as_mut() {
                         p.tls = true;
                     }
                 }
-                "keyfile" => set_tls(&mut c.keyfile, path()?, &mut current).map_err(err)?,
+                "keyfile" => set_tls(&mut c.keyfile, path()?, current).map_err(err)?,
                 "require_certificate" => c.require_certificate = Some(boolean(value).map_err(err)?),
                 "use_identity_as_username" => {
                     c.use_identity_as_username = Some(boolean(value).map_err(err)?);
@@ -181,16 +201,55 @@ impl ConfFile {
                         ));
                     }
                 }
+                "include_dir" => {
+                    if depth >= MAX_INCLUDE_DEPTH {
+                        return Err(err(format!(
+                            "include_dir nested more than {MAX_INCLUDE_DEPTH} deep"
+                        )));
+                    }
+                    for file in conf_files(need()?).map_err(err)? {
+                        let text = std::fs::read_to_string(&file).map_err(|e| {
+                            err(format!("reading config file {}: {e}", file.display()))
+                        })?;
+                        c.parse_into(&text, &file.display().to_string(), current, depth + 1)?;
+                    }
+                }
                 _ => c.warnings.push(format!(
                     "config file {name}:{n}: '{key}' is not supported by smq, ignored"
                 )),
             }
         }
-        if let Some(p) = current {
-            c.listeners.push(p.spec());
-        }
-        Ok(c)
+        Ok(())
     }
+}
+
+/// A bad line: `config file FILE:LINE: why`.
+#[derive(Debug)]
+pub struct LineError {
+    pub file: String,
+    pub line: usize,
+    pub why: String,
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "config file {}:{}: {}", self.file, self.line, self.why)
+    }
+}
+
+const MAX_INCLUDE_DEPTH: usize = 8;
+
+/// The `*.conf` files of an `include_dir`, in name order, as mosquitto reads them.
+fn conf_files(dir: &str) -> Result<Vec<PathBuf>, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("include_dir {dir}: cannot read it ({e})"))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "conf") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 const MAX_PACKET: u32 = 268_435_455;
@@ -348,6 +407,40 @@ certfile /c.pem
     }
 
     #[test]
+    fn include_dir_reads_its_conf_files_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("b.conf"), "max_queued_messages 7\nbogus_key 1\n").unwrap();
+        std::fs::write(
+            d.join("a.conf"),
+            "max_queued_messages 5\nprotocol websockets\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("c.txt"), "max_queued_messages 9\n").unwrap();
+        let text = format!("listener 0 127.0.0.1\ninclude_dir {}\n", d.display());
+        let c = ConfFile::parse(&text, "m.conf").unwrap();
+        assert_eq!(c.max_queued, Some(7), "a.conf, then b.conf; not c.txt");
+        assert_eq!(
+            c.listeners[0].scheme,
+            Scheme::Ws,
+            "the listener goes on in a.conf"
+        );
+        assert_eq!(
+            c.warnings,
+            [format!(
+                "config file {}:2: 'bogus_key' is not supported by smq, ignored",
+                d.join("b.conf").display()
+            )]
+        );
+        std::fs::write(d.join("d.conf"), "\nsys_interval soon\n").unwrap();
+        let e = ConfFile::parse(&text, "m.conf").unwrap_err();
+        assert_eq!(e.file, d.join("d.conf").display().to_string());
+        assert_eq!(e.line, 2);
+        let e = ConfFile::parse("include_dir /nonexistent/smq", "m.conf").unwrap_err();
+        assert!(e.why.contains("cannot read it"), "{e}");
+    }
+
+    #[test]
     fn bad_values_name_their_line() {
         for (text, line, why) in [
             ("allow_anonymous yes", 1, "not true or false"),
@@ -368,9 +461,9 @@ certfile /c.pem
             ("max_keepalive 0", 1, "1 to 65535"),
             ("password_file", 1, "needs a value"),
         ] {
-            let (l, msg) = ConfFile::parse(text, "m.conf").unwrap_err();
-            assert_eq!(l, line, "{text:?}");
-            assert!(msg.contains(why), "{text:?}: {msg}");
+            let e = ConfFile::parse(text, "m.conf").unwrap_err();
+            assert_eq!((e.file.as_str(), e.line), ("m.conf", line), "{text:?}");
+            assert!(e.why.contains(why), "{text:?}: {e}");
         }
     }
 }
