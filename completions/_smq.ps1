@@ -28,6 +28,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('record', 'record', [CompletionResultType]::ParameterValue, 'Record messages to a CSV or JSONL file')
             [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Publish a recorded file again, with its original timing')
             [CompletionResult]::new('serve-broker', 'serve-broker', [CompletionResultType]::ParameterValue, 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)')
+            [CompletionResult]::new('passwd', 'passwd', [CompletionResultType]::ParameterValue, 'Add, change or delete a user in a mosquitto_passwd password file')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write shell completions and man pages')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -380,24 +381,37 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             break
         }
         'smq;serve-broker' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Read settings from a mosquitto.conf file (the flags below override it)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from a mosquitto.conf file (the flags below override it)')
             [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Listener URL: mqtt://ADDR:PORT, mqtts://, ws://, wss:// (repeatable; port 0 picks one) [default: mqtt://127.0.0.1:1883 and ws://127.0.0.1:8000]')
             [CompletionResult]::new('--cert', '--cert', [CompletionResultType]::ParameterName, 'Server certificate chain (PEM), for mqtts:// and wss://')
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Server private key (PEM)')
             [CompletionResult]::new('--cafile', '--cafile', [CompletionResultType]::ParameterName, 'CA certificates (PEM) that client certificates must chain to')
-            [CompletionResult]::new('--max-connections', '--max-connections', [CompletionResultType]::ParameterName, 'Most clients connected at once')
-            [CompletionResult]::new('--max-packet-size', '--max-packet-size', [CompletionResultType]::ParameterName, 'Largest packet accepted, in bytes')
-            [CompletionResult]::new('--max-inflight', '--max-inflight', [CompletionResultType]::ParameterName, 'QoS 1/2 messages in flight to each client (and the receive maximum offered)')
-            [CompletionResult]::new('--max-queued', '--max-queued', [CompletionResultType]::ParameterName, 'Messages queued per session before new ones are dropped')
-            [CompletionResult]::new('--max-keepalive', '--max-keepalive', [CompletionResultType]::ParameterName, 'Largest keep-alive granted to MQTT 5 clients, in seconds')
-            [CompletionResult]::new('--sys-interval', '--sys-interval', [CompletionResultType]::ParameterName, 'Seconds between $SYS/broker/... updates (0: none)')
+            [CompletionResult]::new('--password-file', '--password-file', [CompletionResultType]::ParameterName, 'Users and password hashes, in mosquitto_passwd''s format (see `smq passwd`)')
+            [CompletionResult]::new('--acl-file', '--acl-file', [CompletionResultType]::ParameterName, 'Topic access per user, in mosquitto''s ACL file format')
+            [CompletionResult]::new('--allow-anonymous', '--allow-anonymous', [CompletionResultType]::ParameterName, 'Let clients in without a user name [default: only while every listener is on loopback and there is no --password-file]')
+            [CompletionResult]::new('--max-connections', '--max-connections', [CompletionResultType]::ParameterName, 'Most clients connected at once [default: 100000]')
+            [CompletionResult]::new('--max-packet-size', '--max-packet-size', [CompletionResultType]::ParameterName, 'Largest packet accepted, in bytes [default: 268435455]')
+            [CompletionResult]::new('--max-inflight', '--max-inflight', [CompletionResultType]::ParameterName, 'QoS 1/2 messages in flight to each client (and the receive maximum offered) [default: 100]')
+            [CompletionResult]::new('--max-queued', '--max-queued', [CompletionResultType]::ParameterName, 'Messages queued per session before new ones are dropped [default: 1000]')
+            [CompletionResult]::new('--max-keepalive', '--max-keepalive', [CompletionResultType]::ParameterName, 'Largest keep-alive granted to MQTT 5 clients, in seconds [default: 65535]')
+            [CompletionResult]::new('--sys-interval', '--sys-interval', [CompletionResultType]::ParameterName, 'Seconds between $SYS/broker/... updates (0: none) [default: 10]')
             [CompletionResult]::new('--http-path', '--http-path', [CompletionResultType]::ParameterName, 'Only this request path takes pushes, e.g. /data [default: any path]')
             [CompletionResult]::new('--http-topic', '--http-topic', [CompletionResultType]::ParameterName, 'Topic for pushed messages; {deviceId}, {sessionId} and {path} are filled in per request')
             [CompletionResult]::new('--http-qos', '--http-qos', [CompletionResultType]::ParameterName, 'QoS of the published messages')
             [CompletionResult]::new('--http-token', '--http-token', [CompletionResultType]::ParameterName, 'Require `Authorization: TOKEN` or `Authorization: Bearer TOKEN` on every push')
             [CompletionResult]::new('--http-max-body', '--http-max-body', [CompletionResultType]::ParameterName, 'Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)')
             [CompletionResult]::new('--require-certificate', '--require-certificate', [CompletionResultType]::ParameterName, 'Refuse TLS clients without a certificate signed by --cafile')
+            [CompletionResult]::new('--use-identity-as-username', '--use-identity-as-username', [CompletionResultType]::ParameterName, 'On TLS listeners, the client certificate''s subject CN is the user name (no password)')
             [CompletionResult]::new('--http', '--http', [CompletionResultType]::ParameterName, 'Also accept HTTP on the ws:// port: a POSTed JSON body is published into the broker')
             [CompletionResult]::new('--split', '--split', [CompletionResultType]::ParameterName, 'Publish each Sensor Logger reading on TOPIC/{deviceId}/{sensor} instead of the whole batch')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-h is --host, as in mosquitto)')
+            break
+        }
+        'smq;passwd' {
+            [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Create the file, replacing one that exists')
+            [CompletionResult]::new('-D', '-D ', [CompletionResultType]::ParameterName, 'Delete the user')
+            [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Batch mode: the password is the third argument instead of a prompt (it is then visible to other users of this machine in the process list)')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-h is --host, as in mosquitto)')
             break
         }
@@ -412,6 +426,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('record', 'record', [CompletionResultType]::ParameterValue, 'Record messages to a CSV or JSONL file')
             [CompletionResult]::new('replay', 'replay', [CompletionResultType]::ParameterValue, 'Publish a recorded file again, with its original timing')
             [CompletionResult]::new('serve-broker', 'serve-broker', [CompletionResultType]::ParameterValue, 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)')
+            [CompletionResult]::new('passwd', 'passwd', [CompletionResultType]::ParameterValue, 'Add, change or delete a user in a mosquitto_passwd password file')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write shell completions and man pages')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -429,6 +444,9 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             break
         }
         'smq;help;serve-broker' {
+            break
+        }
+        'smq;help;passwd' {
             break
         }
         'smq;help;generate' {

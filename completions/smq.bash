@@ -22,6 +22,9 @@ _smq() {
             smq,help)
                 cmd="smq__subcmd__help"
                 ;;
+            smq,passwd)
+                cmd="smq__subcmd__passwd"
+                ;;
             smq,pub)
                 cmd="smq__subcmd__pub"
                 ;;
@@ -42,6 +45,9 @@ _smq() {
                 ;;
             smq__subcmd__help,help)
                 cmd="smq__subcmd__help__subcmd__help"
+                ;;
+            smq__subcmd__help,passwd)
+                cmd="smq__subcmd__help__subcmd__passwd"
                 ;;
             smq__subcmd__help,pub)
                 cmd="smq__subcmd__help__subcmd__pub"
@@ -65,7 +71,7 @@ _smq() {
 
     case "${cmd}" in
         smq)
-            opts="--help --version pub sub record replay serve-broker generate help"
+            opts="--help --version pub sub record replay serve-broker passwd generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -97,7 +103,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__help)
-            opts="pub sub record replay serve-broker generate help"
+            opts="pub sub record replay serve-broker passwd generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -125,6 +131,20 @@ _smq() {
             return 0
             ;;
         smq__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smq__subcmd__help__subcmd__passwd)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -197,6 +217,20 @@ _smq() {
         smq__subcmd__help__subcmd__sub)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smq__subcmd__passwd)
+            opts="-c -D -b --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -967,12 +1001,20 @@ _smq() {
             return 0
             ;;
         smq__subcmd__serve__subcmd__broker)
-            opts="--listen --cert --key --cafile --require-certificate --max-connections --max-packet-size --max-inflight --max-queued --max-keepalive --sys-interval --http --http-path --http-topic --http-qos --http-token --http-max-body --split --help"
+            opts="-c --config --listen --cert --key --cafile --require-certificate --use-identity-as-username --password-file --acl-file --allow-anonymous --max-connections --max-packet-size --max-inflight --max-queued --max-keepalive --sys-interval --http --http-path --http-topic --http-qos --http-token --http-max-body --split --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --listen)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -987,6 +1029,18 @@ _smq() {
                     ;;
                 --cafile)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --password-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --acl-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --allow-anonymous)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
                     ;;
                 --max-connections)

@@ -25,6 +25,7 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand record 'Record messages to a CSV or JSONL file'
             cand replay 'Publish a recorded file again, with its original timing'
             cand serve-broker 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)'
+            cand passwd 'Add, change or delete a user in a mosquitto_passwd password file'
             cand generate 'Write shell completions and man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -372,24 +373,36 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --help 'Print help (-h is --host, as in mosquitto)'
         }
         &'smq;serve-broker'= {
+            cand -c 'Read settings from a mosquitto.conf file (the flags below override it)'
+            cand --config 'Read settings from a mosquitto.conf file (the flags below override it)'
             cand --listen 'Listener URL: mqtt://ADDR:PORT, mqtts://, ws://, wss:// (repeatable; port 0 picks one) [default: mqtt://127.0.0.1:1883 and ws://127.0.0.1:8000]'
             cand --cert 'Server certificate chain (PEM), for mqtts:// and wss://'
             cand --key 'Server private key (PEM)'
             cand --cafile 'CA certificates (PEM) that client certificates must chain to'
-            cand --max-connections 'Most clients connected at once'
-            cand --max-packet-size 'Largest packet accepted, in bytes'
-            cand --max-inflight 'QoS 1/2 messages in flight to each client (and the receive maximum offered)'
-            cand --max-queued 'Messages queued per session before new ones are dropped'
-            cand --max-keepalive 'Largest keep-alive granted to MQTT 5 clients, in seconds'
-            cand --sys-interval 'Seconds between $SYS/broker/... updates (0: none)'
+            cand --password-file 'Users and password hashes, in mosquitto_passwd''s format (see `smq passwd`)'
+            cand --acl-file 'Topic access per user, in mosquitto''s ACL file format'
+            cand --allow-anonymous 'Let clients in without a user name [default: only while every listener is on loopback and there is no --password-file]'
+            cand --max-connections 'Most clients connected at once [default: 100000]'
+            cand --max-packet-size 'Largest packet accepted, in bytes [default: 268435455]'
+            cand --max-inflight 'QoS 1/2 messages in flight to each client (and the receive maximum offered) [default: 100]'
+            cand --max-queued 'Messages queued per session before new ones are dropped [default: 1000]'
+            cand --max-keepalive 'Largest keep-alive granted to MQTT 5 clients, in seconds [default: 65535]'
+            cand --sys-interval 'Seconds between $SYS/broker/... updates (0: none) [default: 10]'
             cand --http-path 'Only this request path takes pushes, e.g. /data [default: any path]'
             cand --http-topic 'Topic for pushed messages; {deviceId}, {sessionId} and {path} are filled in per request'
             cand --http-qos 'QoS of the published messages'
             cand --http-token 'Require `Authorization: TOKEN` or `Authorization: Bearer TOKEN` on every push'
             cand --http-max-body 'Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)'
             cand --require-certificate 'Refuse TLS clients without a certificate signed by --cafile'
+            cand --use-identity-as-username 'On TLS listeners, the client certificate''s subject CN is the user name (no password)'
             cand --http 'Also accept HTTP on the ws:// port: a POSTed JSON body is published into the broker'
             cand --split 'Publish each Sensor Logger reading on TOPIC/{deviceId}/{sensor} instead of the whole batch'
+            cand --help 'Print help (-h is --host, as in mosquitto)'
+        }
+        &'smq;passwd'= {
+            cand -c 'Create the file, replacing one that exists'
+            cand -D 'Delete the user'
+            cand -b 'Batch mode: the password is the third argument instead of a prompt (it is then visible to other users of this machine in the process list)'
             cand --help 'Print help (-h is --host, as in mosquitto)'
         }
         &'smq;generate'= {
@@ -402,6 +415,7 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand record 'Record messages to a CSV or JSONL file'
             cand replay 'Publish a recorded file again, with its original timing'
             cand serve-broker 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)'
+            cand passwd 'Add, change or delete a user in a mosquitto_passwd password file'
             cand generate 'Write shell completions and man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -414,6 +428,8 @@ set edit:completion:arg-completer[smq] = {|@words|
         &'smq;help;replay'= {
         }
         &'smq;help;serve-broker'= {
+        }
+        &'smq;help;passwd'= {
         }
         &'smq;help;generate'= {
         }

@@ -31,6 +31,7 @@ complete -c smq -n "__fish_smq_needs_command" -f -a "sub" -d 'Subscribe and prin
 complete -c smq -n "__fish_smq_needs_command" -f -a "record" -d 'Record messages to a CSV or JSONL file'
 complete -c smq -n "__fish_smq_needs_command" -f -a "replay" -d 'Publish a recorded file again, with its original timing'
 complete -c smq -n "__fish_smq_needs_command" -f -a "serve-broker" -d 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)'
+complete -c smq -n "__fish_smq_needs_command" -f -a "passwd" -d 'Add, change or delete a user in a mosquitto_passwd password file'
 complete -c smq -n "__fish_smq_needs_command" -f -a "generate" -d 'Write shell completions and man pages'
 complete -c smq -n "__fish_smq_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smq -n "__fish_smq_using_subcommand pub" -s t -l topic -d 'Topic to publish to (no wildcards); may come from -L instead' -r
@@ -310,31 +311,42 @@ complete -c smq -n "__fish_smq_using_subcommand replay" -l tls-use-os-certs -d '
 complete -c smq -n "__fish_smq_using_subcommand replay" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
 complete -c smq -n "__fish_smq_using_subcommand replay" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
 complete -c smq -n "__fish_smq_using_subcommand replay" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -s c -l config -d 'Read settings from a mosquitto.conf file (the flags below override it)' -r -F
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l listen -d 'Listener URL: mqtt://ADDR:PORT, mqtts://, ws://, wss:// (repeatable; port 0 picks one) [default: mqtt://127.0.0.1:1883 and ws://127.0.0.1:8000]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l cert -d 'Server certificate chain (PEM), for mqtts:// and wss://' -r -F
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l key -d 'Server private key (PEM)' -r -F
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l cafile -d 'CA certificates (PEM) that client certificates must chain to' -r -F
-complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-connections -d 'Most clients connected at once' -r
-complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-packet-size -d 'Largest packet accepted, in bytes' -r
-complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-inflight -d 'QoS 1/2 messages in flight to each client (and the receive maximum offered)' -r
-complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-queued -d 'Messages queued per session before new ones are dropped' -r
-complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-keepalive -d 'Largest keep-alive granted to MQTT 5 clients, in seconds' -r
-complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l sys-interval -d 'Seconds between $SYS/broker/... updates (0: none)' -r
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l password-file -d 'Users and password hashes, in mosquitto_passwd\'s format (see `smq passwd`)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l acl-file -d 'Topic access per user, in mosquitto\'s ACL file format' -r -F
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l allow-anonymous -d 'Let clients in without a user name [default: only while every listener is on loopback and there is no --password-file]' -r -f -a "true\t''
+false\t''"
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-connections -d 'Most clients connected at once [default: 100000]' -r
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-packet-size -d 'Largest packet accepted, in bytes [default: 268435455]' -r
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-inflight -d 'QoS 1/2 messages in flight to each client (and the receive maximum offered) [default: 100]' -r
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-queued -d 'Messages queued per session before new ones are dropped [default: 1000]' -r
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-keepalive -d 'Largest keep-alive granted to MQTT 5 clients, in seconds [default: 65535]' -r
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l sys-interval -d 'Seconds between $SYS/broker/... updates (0: none) [default: 10]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http-path -d 'Only this request path takes pushes, e.g. /data [default: any path]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http-topic -d 'Topic for pushed messages; {deviceId}, {sessionId} and {path} are filled in per request' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http-qos -d 'QoS of the published messages' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http-token -d 'Require `Authorization: TOKEN` or `Authorization: Bearer TOKEN` on every push' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http-max-body -d 'Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l require-certificate -d 'Refuse TLS clients without a certificate signed by --cafile'
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l use-identity-as-username -d 'On TLS listeners, the client certificate\'s subject CN is the user name (no password)'
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http -d 'Also accept HTTP on the ws:// port: a POSTed JSON body is published into the broker'
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l split -d 'Publish each Sensor Logger reading on TOPIC/{deviceId}/{sensor} instead of the whole batch'
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand passwd" -s c -d 'Create the file, replacing one that exists'
+complete -c smq -n "__fish_smq_using_subcommand passwd" -s D -d 'Delete the user'
+complete -c smq -n "__fish_smq_using_subcommand passwd" -s b -d 'Batch mode: the password is the third argument instead of a prompt (it is then visible to other users of this machine in the process list)'
+complete -c smq -n "__fish_smq_using_subcommand passwd" -l help -d 'Print help (-h is --host, as in mosquitto)'
 complete -c smq -n "__fish_smq_using_subcommand generate" -l out-dir -d 'Directory to write completions/ and man/ into' -r -F
 complete -c smq -n "__fish_smq_using_subcommand generate" -l help -d 'Print help (-h is --host, as in mosquitto)'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker generate help" -f -a "pub" -d 'Publish messages, as mosquitto_pub'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker generate help" -f -a "sub" -d 'Subscribe and print messages, as mosquitto_sub'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker generate help" -f -a "record" -d 'Record messages to a CSV or JSONL file'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker generate help" -f -a "replay" -d 'Publish a recorded file again, with its original timing'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker generate help" -f -a "serve-broker" -d 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker generate help" -f -a "generate" -d 'Write shell completions and man pages'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker passwd generate help" -f -a "pub" -d 'Publish messages, as mosquitto_pub'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker passwd generate help" -f -a "sub" -d 'Subscribe and print messages, as mosquitto_sub'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker passwd generate help" -f -a "record" -d 'Record messages to a CSV or JSONL file'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker passwd generate help" -f -a "replay" -d 'Publish a recorded file again, with its original timing'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker passwd generate help" -f -a "serve-broker" -d 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker passwd generate help" -f -a "passwd" -d 'Add, change or delete a user in a mosquitto_passwd password file'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker passwd generate help" -f -a "generate" -d 'Write shell completions and man pages'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker passwd generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -46,7 +46,7 @@ impl Cli {
             Command::Sub(a) => Some(&mut a.conn),
             Command::Record(a) => Some(&mut a.conn),
             Command::Replay(a) => Some(&mut a.conn),
-            Command::ServeBroker(_) | Command::Generate(_) => None,
+            Command::ServeBroker(_) | Command::Passwd(_) | Command::Generate(_) => None,
         };
         if let (Some(conn), Some((_, sub))) = (conn, matches.subcommand()) {
             conn.property = sub
@@ -74,7 +74,7 @@ impl Cli {
             Command::Sub(a) => a.conn.quiet,
             Command::Record(a) => a.conn.quiet,
             Command::Replay(a) => a.conn.quiet,
-            Command::ServeBroker(_) | Command::Generate(_) => false,
+            Command::ServeBroker(_) | Command::Passwd(_) | Command::Generate(_) => false,
         }
     }
 }
@@ -111,7 +111,10 @@ pub enum Command {
     Replay(Box<ReplayArgs>),
     /// Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)
     #[command(disable_help_flag = true, after_long_help = EXIT_CODES_HELP)]
-    ServeBroker(ServeBrokerArgs),
+    ServeBroker(Box<ServeBrokerArgs>),
+    /// Add, change or delete a user in a mosquitto_passwd password file
+    #[command(disable_help_flag = true)]
+    Passwd(PasswdArgs),
     /// Write shell completions and man pages
     #[command(disable_help_flag = true)]
     Generate(GenerateArgs),
@@ -482,56 +485,108 @@ pub struct ReplayArgs {
     pub conn: ConnectArgs,
 }
 
+/// Every value is optional here: a flag overrides the `-c` config file, and the defaults
+/// (shown in the help) apply after both, in `cmd::serve_broker`.
 #[derive(Debug, Args)]
 pub struct ServeBrokerArgs {
+    /// Read settings from a mosquitto.conf file (the flags below override it)
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Listener URL: mqtt://ADDR:PORT, mqtts://, ws://, wss:// (repeatable; port 0 picks one)
     /// [default: mqtt://127.0.0.1:1883 and ws://127.0.0.1:8000]
     #[arg(long, value_name = "URL", action = ArgAction::Append)]
     pub listen: Vec<String>,
 
     /// Server certificate chain (PEM), for mqtts:// and wss://
-    #[arg(long, value_name = "FILE", requires = "key")]
+    #[arg(long, value_name = "FILE")]
     pub cert: Option<PathBuf>,
 
     /// Server private key (PEM)
-    #[arg(long, value_name = "FILE", requires = "cert")]
+    #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
 
     /// CA certificates (PEM) that client certificates must chain to
-    #[arg(long, value_name = "FILE", requires = "cert")]
+    #[arg(long, value_name = "FILE")]
     pub cafile: Option<PathBuf>,
 
     /// Refuse TLS clients without a certificate signed by --cafile
-    #[arg(long, requires = "cafile")]
+    #[arg(long)]
     pub require_certificate: bool,
 
-    /// Most clients connected at once
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
-    pub max_connections: usize,
+    /// On TLS listeners, the client certificate's subject CN is the user name (no password)
+    #[arg(long)]
+    pub use_identity_as_username: bool,
 
-    /// Largest packet accepted, in bytes
-    #[arg(long, value_name = "BYTES", default_value_t = 268_435_455,
-          value_parser = clap::value_parser!(u32).range(64..=268_435_455))]
-    pub max_packet_size: u32,
+    /// Users and password hashes, in mosquitto_passwd's format (see `smq passwd`)
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
 
-    /// QoS 1/2 messages in flight to each client (and the receive maximum offered)
-    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
-    pub max_inflight: u16,
+    /// Topic access per user, in mosquitto's ACL file format
+    #[arg(long, value_name = "FILE")]
+    pub acl_file: Option<PathBuf>,
 
-    /// Messages queued per session before new ones are dropped
-    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_queued: u32,
+    /// Let clients in without a user name [default: only while every listener is on
+    /// loopback and there is no --password-file]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_anonymous: Option<bool>,
 
-    /// Largest keep-alive granted to MQTT 5 clients, in seconds
-    #[arg(long, value_name = "SECS", default_value_t = 65535, value_parser = clap::value_parser!(u16).range(1..))]
-    pub max_keepalive: u16,
+    /// Most clients connected at once [default: 100000]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
 
-    /// Seconds between $SYS/broker/... updates (0: none)
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub sys_interval: u64,
+    /// Largest packet accepted, in bytes [default: 268435455]
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(64..=268_435_455))]
+    pub max_packet_size: Option<u32>,
+
+    /// QoS 1/2 messages in flight to each client (and the receive maximum offered) [default:
+    /// 100]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_inflight: Option<u16>,
+
+    /// Messages queued per session before new ones are dropped [default: 1000]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_queued: Option<u32>,
+
+    /// Largest keep-alive granted to MQTT 5 clients, in seconds [default: 65535]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_keepalive: Option<u16>,
+
+    /// Seconds between $SYS/broker/... updates (0: none) [default: 10]
+    #[arg(long, value_name = "SECS")]
+    pub sys_interval: Option<u64>,
 
     #[command(flatten)]
     pub http: HttpArgs,
+}
+
+/// mosquitto_passwd's usage: `FILE USER` prompts; `-b FILE USER PASSWORD`; `-D FILE USER`.
+#[derive(Debug, Args)]
+pub struct PasswdArgs {
+    /// Create the file, replacing one that exists
+    #[arg(short = 'c', conflicts_with = "delete")]
+    pub create: bool,
+
+    /// Delete the user
+    #[arg(short = 'D', conflicts_with = "batch")]
+    pub delete: bool,
+
+    /// Batch mode: the password is the third argument instead of a prompt (it is then
+    /// visible to other users of this machine in the process list)
+    #[arg(short = 'b', requires = "password")]
+    pub batch: bool,
+
+    /// The password file
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// The user name (no ':')
+    #[arg(value_name = "USER")]
+    pub user: String,
+
+    /// The password, with -b
+    #[arg(value_name = "PASSWORD", requires = "batch")]
+    pub password: Option<String>,
 }
 
 /// HTTP Push ingest (Sensor Logger and other apps POSTing JSON) on the WebSocket port.

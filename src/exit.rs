@@ -9,7 +9,7 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0        success; also when the reader of stdout went away (broken pipe)
   1        runtime error: DNS, TCP, TLS, file, protocol, connection lost
-  2        usage error: a bad flag, value or URL
+  2        usage error: a bad flag, value or URL; a bad line in a config, password or ACL file
   1-5      MQTT 3.1.1 broker refused the connection: its CONNACK code
   128-159  MQTT 5 broker refused the connection: its CONNACK reason code
   27       timed out

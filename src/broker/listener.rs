@@ -399,8 +399,6 @@ pub struct Accepted {
     pub writer: Writer,
     /// The subject common name of the client's certificate, when it sent one (mqtts/wss with
     /// `--cafile`): for mosquitto's `use_identity_as_username`.
-    // Read by the tests today; --use-identity-as-username (issue 6) will make it the username.
-    #[allow(dead_code)]
     pub cert_cn: Option<String>,
 }
 

@@ -1,6 +1,8 @@
 //! `smq serve-broker`: an MQTT 3.1.1 and 5 broker on tokio, over TCP, TLS and WebSocket.
 
+pub mod auth;
 pub mod codec;
+pub mod conf;
 pub mod http;
 pub mod listener;
 mod phone;
@@ -17,6 +19,7 @@ use bytes::Bytes;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
+use auth::{Auth, AuthConfig};
 use http::{HttpConfig, Ingest};
 use listener::{ListenSpec, Listener, TlsFiles, Upgraded};
 use router::{Published, Shared};
@@ -34,6 +37,12 @@ pub struct Config {
     pub max_queued: usize,
     pub max_keepalive: u16,
     pub sys_interval: u64,
+    /// None: no authentication at all (the embedded broker of `--serve`).
+    pub auth: Option<AuthConfig>,
+    /// false: retained PUBLISHes and wills are refused (mosquitto's `retain_available`).
+    pub retain_available: bool,
+    /// Largest PUBLISH payload taken in (mosquitto's `message_size_limit`).
+    pub max_payload: Option<usize>,
     /// HTTP Push on the WebSocket listeners (`--http`).
     pub http: Option<HttpConfig>,
 }
@@ -50,21 +59,36 @@ impl Config {
             max_queued: 1000,
             max_keepalive: u16::MAX,
             sys_interval: 10,
+            auth: None,
+            retain_available: true,
+            max_payload: None,
             http: None,
         }
     }
 }
 
-/// `smq serve-broker`: runs until SIGINT or SIGTERM.
+/// `smq serve-broker`: runs until SIGINT or SIGTERM; SIGHUP reads the password and ACL files
+/// again.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     // Before the listeners are announced: a signal sent as soon as they are must stop us
     // gracefully, not kill us.
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     let running = start(config).await?;
-    tokio::select! {
-        _ = sigint.recv() => {}
-        _ = sigterm.recv() => {}
+    loop {
+        tokio::select! {
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+            _ = sighup.recv() => {
+                let line = match running.auth.reload() {
+                    Ok(Some(what)) => what,
+                    Ok(None) => continue,
+                    Err(e) => format!("warning: kept the files in force: {e:#}"),
+                };
+                let _ = writeln!(io::stderr().lock(), "smq: {line}");
+            }
+        }
     }
     running.stop().await;
     Ok(())
@@ -75,12 +99,17 @@ pub struct Running {
     stop: watch::Sender<bool>,
     tasks: tokio::task::JoinSet<()>,
     shared: Arc<Shared>,
+    auth: Arc<Auth>,
     /// Where the first plain mqtt:// listener is, for a client in the same process.
     pub mqtt_addr: Option<std::net::SocketAddr>,
 }
 
 /// Binds every listener, announces it on stderr and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let auth = match &config.auth {
+        Some(a) => Auth::load(a, &config.listen)?,
+        None => Auth::open(),
+    };
     let tls = config.tls.as_ref().map(listener::server_tls).transpose()?;
     if config.http.is_some() && !config.listen.iter().any(|s| s.scheme.is_websocket()) {
         return Err(crate::exit::usage(
@@ -93,6 +122,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
     {
         let mut err = io::stderr().lock();
+        // Before the listeners: a client that saw them announced can read this already.
+        if !auth.summary.is_empty() {
+            let _ = writeln!(err, "smq: {}", auth.summary);
+        }
         for l in &listeners {
             let _ = writeln!(err, "smq: listening on {}", l.url());
             for lan in l.lan_urls() {
@@ -107,6 +140,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let _ = writeln!(err, "smq: {line}");
         }
     }
+    let auth = Arc::new(auth);
     let mqtt_addr = listeners
         .iter()
         .find(|l| l.scheme() == listener::Scheme::Mqtt)
@@ -121,6 +155,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             Arc::new(l),
             shared.clone(),
             config.clone(),
+            auth.clone(),
             ingest.clone(),
             stop_rx.clone(),
         ));
@@ -139,6 +174,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         stop,
         tasks,
         shared,
+        auth,
         mqtt_addr,
     })
 }
@@ -166,15 +202,17 @@ async fn accept_loop(
     listener: Arc<Listener>,
     shared: Arc<Shared>,
     config: Arc<Config>,
+    auth: Arc<Auth>,
     ingest: Option<Arc<Ingest>>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let tls = listener.scheme().is_tls();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.changed() => return,
         };
-        let (stream, _peer) = match accepted {
+        let (stream, peer) = match accepted {
             Ok(a) => a,
             // Out of file descriptors and the like: back off instead of spinning.
             Err(_) => {
@@ -185,6 +223,7 @@ async fn accept_loop(
         let listener = listener.clone();
         let shared = shared.clone();
         let config = config.clone();
+        let auth = auth.clone();
         let ingest = ingest.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -193,7 +232,12 @@ async fn accept_loop(
             let upgraded = Box::pin(listener.upgrade(stream)).await;
             match (upgraded, ingest) {
                 (Ok(Upgraded::Mqtt(a)), _) => {
-                    session::serve(shared, config, a.reader, a.writer, stop).await;
+                    let client = session::Client {
+                        auth,
+                        addr: peer.ip(),
+                        tls_cn: tls.then_some(a.cert_cn),
+                    };
+                    session::serve(shared, config, client, a.reader, a.writer, stop).await;
                 }
                 (Ok(Upgraded::Http(start)), Some(ingest)) => {
                     Box::pin(http::serve(start, shared, ingest, stop)).await;

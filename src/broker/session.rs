@@ -11,6 +11,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Config;
+use super::auth::{Auth, acl::ClientAcl};
 use super::codec::{self, ConnAck, Connect, Packet, Violation};
 use super::router::{
     Delivery, Inbox, Mailbox, Published, SessionEntry, Shared, SubOptions, shared_parts,
@@ -24,6 +25,9 @@ const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Topic aliases a client may set up with us (v5 CONNACK Topic Alias Maximum).
 pub const TOPIC_ALIAS_MAX: u16 = 10;
 const NEVER: u32 = u32::MAX;
+/// Bytes of answers (PUBACKs and the like) a client may leave unread before we stop reading
+/// its packets; deliveries stop at a quarter of this.
+const MAX_UNREAD_ANSWERS: usize = 1024 * 1024;
 
 /// What a session keeps between connections.
 pub struct State {
@@ -54,9 +58,18 @@ enum End {
     Shutdown,
 }
 
+/// Who is on the other end, before CONNECT says more.
+pub struct Client {
+    pub auth: Arc<Auth>,
+    pub addr: std::net::IpAddr,
+    /// On TLS listeners: the client certificate's subject CN, if it sent one.
+    pub tls_cn: Option<Option<String>>,
+}
+
 pub async fn serve(
     shared: Arc<Shared>,
     config: Arc<Config>,
+    client: Client,
     mut reader: Reader,
     mut writer: Writer,
     mut shutdown: watch::Receiver<bool>,
@@ -78,10 +91,11 @@ pub async fn serve(
         // Closed before or while sending CONNECT, or too slow: nothing to answer.
         Ok(Ok(None)) | Err(_) => return,
     };
-    let mut conn = match Connection::open(shared, config, connect, &mut writer, &mut wbuf).await {
-        Some(c) => c,
-        None => return,
-    };
+    let mut conn =
+        match Connection::open(shared, config, client, connect, &mut writer, &mut wbuf).await {
+            Some(c) => c,
+            None => return,
+        };
     let mut state_guard =
         match timeout(TAKEOVER_TIMEOUT, conn.entry_state.clone().lock_owned()).await {
             Ok(g) => g,
@@ -167,6 +181,8 @@ struct Connection {
     /// Retained messages owed to new subscriptions, sent ahead of the mailbox.
     backlog: VecDeque<Delivery>,
     problem_info: bool,
+    /// None without an ACL file: then nothing is checked.
+    acl: Option<Arc<ClientAcl>>,
 }
 
 impl Connection {
@@ -175,6 +191,7 @@ impl Connection {
     async fn open(
         shared: Arc<Shared>,
         config: Arc<Config>,
+        client: Client,
         c: Connect,
         writer: &mut Writer,
         wbuf: &mut BytesMut,
@@ -182,6 +199,28 @@ impl Connection {
         let proto = c.proto;
         if c.auth_method.is_some() {
             send_connack(writer, proto, 0x8C).await;
+            return None;
+        }
+        let acl = match client
+            .auth
+            .admit(
+                &c,
+                client.addr,
+                client.tls_cn.as_ref().map(Option::as_deref),
+            )
+            .await
+        {
+            Ok(acl) => acl,
+            Err(code) => {
+                send_connack(writer, proto, code).await;
+                return None;
+            }
+        };
+        if !config.retain_available && c.will.as_ref().is_some_and(|w| w.retain) {
+            // v5 says why; 3.1.1 has no code for it and just closes (as mosquitto).
+            if proto == Protocol::V5 {
+                send_connack(writer, proto, 0x9A).await;
+            }
             return None;
         }
         let connected = shared.counters.clients_connected.load(Ordering::Relaxed);
@@ -260,7 +299,7 @@ impl Connection {
             receive_max: Some(config.max_inflight),
             max_packet: u32::try_from(config.max_packet).ok(),
             topic_alias_max: Some(TOPIC_ALIAS_MAX),
-            retain_available: Some(true),
+            retain_available: Some(config.retain_available),
             wildcard_available: Some(true),
             sub_ids_available: Some(true),
             shared_available: Some(true),
@@ -287,6 +326,7 @@ impl Connection {
             aliases: HashMap::new(),
             backlog: VecDeque::new(),
             problem_info: c.request_problem_info,
+            acl,
         })
     }
 
@@ -347,7 +387,9 @@ impl Connection {
                         return End::Abnormal;
                     }
                 }
-                r = reader.read(&mut rbuf) => match r {
+                // A client that sends without reading what we answer is not read from
+                // until it catches up, so its acknowledgements cannot pile up without bound.
+                r = reader.read(&mut rbuf), if wbuf.len() < MAX_UNREAD_ANSWERS => match r {
                     Ok(0) | Err(_) => return End::Abnormal,
                     Ok(n) => {
                         self.shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
@@ -524,6 +566,40 @@ impl Connection {
                 answer: None,
             });
         }
+        if msg.retain && !self.config.retain_available {
+            return Err(Violation {
+                code: 0x9A,
+                why: "retained messages are not available on this broker".into(),
+                answer: None,
+            });
+        }
+        let refused = if self
+            .config
+            .max_payload
+            .is_some_and(|max| msg.payload.len() > max)
+        {
+            Some(0x95)
+        } else if self.acl.as_ref().is_some_and(|a| !a.may_write(&msg.topic)) {
+            Some(0x87)
+        } else {
+            None
+        };
+        if let Some(code) = refused {
+            // Dropped. v5 says so in the acknowledgement; 3.1.1 has no way to say no, so the
+            // message is acknowledged as usual (as mosquitto does).
+            match msg.qos {
+                1 => codec::encode_ack(4, pkid, self.v5_code(code), wbuf),
+                2 => {
+                    // A v5 PUBREC with an error ends the flow; 3.1.1 goes on to PUBREL.
+                    if self.proto == Protocol::V311 {
+                        state.incoming_qos2.insert(pkid);
+                    }
+                    codec::encode_ack(5, pkid, self.v5_code(code), wbuf);
+                }
+                _ => {}
+            }
+            return Ok(());
+        }
         let published = Arc::new(Published {
             topic: msg.topic,
             payload: msg.payload,
@@ -571,6 +647,15 @@ impl Connection {
                 continue;
             }
             let shared = shared_parts(&f.filter);
+            let inner = shared.map_or(f.filter.as_str(), |(_, inner)| inner);
+            if self.acl.as_ref().is_some_and(|a| !a.may_subscribe(inner)) {
+                codes.push(if self.proto == Protocol::V5 {
+                    0x87
+                } else {
+                    0x80
+                });
+                continue;
+            }
             if shared.is_some() && f.no_local {
                 // [MQTT-3.8.3-4]
                 return Err(Violation {
@@ -617,6 +702,9 @@ impl Connection {
     /// Queues one delivery for the client, taking a packet id for QoS 1/2.
     fn deliver(&self, d: Delivery, state: &mut State, wbuf: &mut BytesMut) {
         if d.msg.expired() {
+            return;
+        }
+        if self.acl.as_ref().is_some_and(|a| !a.may_read(&d.msg.topic)) {
             return;
         }
         let pkid = if d.qos > 0 {

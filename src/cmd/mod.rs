@@ -1,6 +1,7 @@
 //! Dispatch only.
 
 pub mod generate;
+mod passwd;
 mod publish;
 mod record;
 mod replay;
@@ -17,7 +18,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sub(args) => subscribe::run(*args).await,
         Command::Record(args) => record::run(*args).await,
         Command::Replay(args) => replay::run(*args).await,
-        Command::ServeBroker(args) => serve_broker::run(args).await,
+        Command::ServeBroker(args) => serve_broker::run(*args).await,
+        Command::Passwd(args) => passwd::run(args),
         // Handled before the runtime starts; see main.
         Command::Generate(args) => generate::run(&args),
     }

@@ -1,41 +1,116 @@
-//! `smq serve-broker`: flags → `broker::Config`.
+//! `smq serve-broker`: `-c` config file, then flags over it, then defaults → `broker::Config`.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
+use crate::broker::auth::AuthConfig;
+use crate::broker::conf::ConfFile;
 use crate::broker::http::HttpConfig;
 use crate::broker::{self, Config, listener};
 use crate::cli::ServeBrokerArgs;
+use crate::exit::usage;
 
 pub async fn run(args: ServeBrokerArgs) -> anyhow::Result<ExitCode> {
-    let listen = if args.listen.is_empty() {
-        listener::default_specs()
-    } else {
+    broker::run(config(args)?).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config(args: ServeBrokerArgs) -> anyhow::Result<Config> {
+    let file = match &args.config {
+        Some(path) => ConfFile::read(path)?,
+        None => ConfFile::default(),
+    };
+    {
+        let mut err = std::io::stderr().lock();
+        for w in &file.warnings {
+            let _ = writeln!(err, "smq: warning: {w}");
+        }
+    }
+    apply_persistence(&file);
+    let defaults = Config::with_listeners(Vec::new());
+    let listen = if !args.listen.is_empty() {
         args.listen
             .iter()
             .map(|u| listener::parse_listen(u))
             .collect::<anyhow::Result<_>>()?
+    } else if !file.listeners.is_empty() {
+        file.listeners
+    } else {
+        listener::default_specs()
     };
-    let tls = match (args.cert, args.key) {
+    let cert = args.cert.or(file.certfile);
+    let key = args.key.or(file.keyfile);
+    let cafile = args.cafile.or(file.cafile);
+    let require_certificate = args.require_certificate || file.require_certificate == Some(true);
+    let tls = match (cert, key) {
         (Some(cert), Some(key)) => Some(listener::TlsFiles {
             cert,
             key,
-            cafile: args.cafile,
-            require_certificate: args.require_certificate,
+            cafile,
+            require_certificate,
         }),
-        _ => None,
+        (Some(_), None) => return Err(usage("--cert needs --key (keyfile): the server's key")),
+        (None, Some(_)) => {
+            return Err(usage(
+                "--key needs --cert (certfile): the server's certificate",
+            ));
+        }
+        (None, None) if cafile.is_some() || require_certificate => {
+            return Err(usage(
+                "--cafile and --require-certificate need --cert and --key: client certificates are only asked for over TLS",
+            ));
+        }
+        (None, None) => None,
     };
-    broker::run(Config {
+    Ok(Config {
         listen,
         tls,
-        max_connections: args.max_connections,
-        max_packet: args.max_packet_size as usize,
-        max_inflight: args.max_inflight,
-        max_queued: args.max_queued as usize,
-        max_keepalive: args.max_keepalive,
-        sys_interval: args.sys_interval,
+        max_connections: args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(defaults.max_connections),
+        max_packet: args
+            .max_packet_size
+            .or(file.max_packet_size)
+            .map_or(defaults.max_packet, |v| v as usize),
+        max_inflight: args
+            .max_inflight
+            .or(file.max_inflight)
+            .unwrap_or(defaults.max_inflight),
+        max_queued: args
+            .max_queued
+            .map(|v| v as usize)
+            .or(file.max_queued)
+            .unwrap_or(defaults.max_queued),
+        max_keepalive: args
+            .max_keepalive
+            .or(file.max_keepalive)
+            .unwrap_or(defaults.max_keepalive),
+        sys_interval: args
+            .sys_interval
+            .or(file.sys_interval)
+            .unwrap_or(defaults.sys_interval),
+        auth: Some(AuthConfig {
+            password_file: args.password_file.or(file.password_file),
+            acl_file: args.acl_file.or(file.acl_file),
+            allow_anonymous: args.allow_anonymous.or(file.allow_anonymous),
+            use_identity_as_username: args.use_identity_as_username
+                || file.use_identity_as_username == Some(true),
+        }),
+        retain_available: file.retain_available.unwrap_or(defaults.retain_available),
+        max_payload: file.message_size_limit.flatten(),
         http: HttpConfig::from_args(&args.http, std::io::stderr().is_terminal())?,
     })
-    .await?;
-    Ok(ExitCode::SUCCESS)
+}
+
+/// MERGE POINT (issue 6, persistence branch): `persistence true` and `persistence_location`
+/// from the config file are to set the broker's `--persist DIR` here. This build has no
+/// persistence, so they only warn.
+fn apply_persistence(file: &ConfFile) {
+    if file.persistence == Some(true) || file.persistence_location.is_some() {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "smq: warning: persistence: not supported in this build"
+        );
+    }
 }

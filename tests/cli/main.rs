@@ -1,6 +1,8 @@
 //! The one integration-test binary: the real smq against real brokers on 127.0.0.1.
 
 mod broker;
+mod broker_auth;
+mod broker_config;
 mod generated;
 mod http_push;
 mod publish;

@@ -98,6 +98,8 @@ pub struct Connect<'a> {
     pub will: Option<Will<'a>>,
     /// Extra bits OR-ed into the connect flags (e.g. the reserved bit 0).
     pub extra_flags: u8,
+    /// User name and password.
+    pub login: Option<(&'a str, &'a str)>,
 }
 
 impl<'a> Connect<'a> {
@@ -110,7 +112,13 @@ impl<'a> Connect<'a> {
             props: Vec::new(),
             will: None,
             extra_flags: 0,
+            login: None,
         }
+    }
+
+    pub fn login(mut self, user: &'a str, password: &'a str) -> Self {
+        self.login = Some((user, password));
+        self
     }
 
     pub fn clean(mut self, clean: bool) -> Self {
@@ -143,6 +151,9 @@ impl<'a> Connect<'a> {
         if let Some(w) = &self.will {
             flags |= 0x04 | (w.qos << 3);
         }
+        if self.login.is_some() {
+            flags |= 0xC0;
+        }
         body.push(flags);
         body.extend(self.keepalive.to_be_bytes());
         if self.version == V5 {
@@ -155,6 +166,10 @@ impl<'a> Connect<'a> {
             }
             body.extend(string(w.topic));
             body.extend(string(w.payload));
+        }
+        if let Some((user, password)) = self.login {
+            body.extend(string(user.as_bytes()));
+            body.extend(string(password.as_bytes()));
         }
         packet(0x10, &body)
     }

@@ -39,12 +39,20 @@ impl SmqBroker {
 
     /// `smq serve-broker --listen URL... <extra>`, returned once every listener is bound.
     pub fn start_with_listeners(listeners: &[&str], extra: &[&str]) -> SmqBroker {
-        let mut cmd = smq();
-        cmd.arg("serve-broker");
+        let mut args = Vec::new();
         for url in listeners {
-            cmd.args(["--listen", url]);
+            args.extend(["--listen", url]);
         }
-        cmd.args(extra)
+        args.extend(extra);
+        Self::start_args(listeners.len(), &args)
+    }
+
+    /// `smq serve-broker <args>`, returned once `listeners` listeners are bound: for `-c FILE`,
+    /// where the file names the listeners.
+    pub fn start_args(listeners: usize, args: &[&str]) -> SmqBroker {
+        let mut cmd = smq();
+        cmd.arg("serve-broker")
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = spawn(&mut cmd);
@@ -59,7 +67,7 @@ impl SmqBroker {
         };
 
         let deadline = Instant::now() + READY_TIMEOUT;
-        while broker.bound.len() < listeners.len() {
+        while broker.bound.len() < listeners {
             let left = deadline.saturating_duration_since(Instant::now());
             let failure = match lines.recv_timeout(left) {
                 Ok(line) => {
@@ -77,7 +85,7 @@ impl SmqBroker {
             };
             broker.kill();
             panic!(
-                "smq serve-broker {listeners:?} {extra:?} {failure}\n--- log\n{}",
+                "smq serve-broker {args:?} {failure}\n--- log\n{}",
                 broker.log()
             );
         }

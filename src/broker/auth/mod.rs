@@ -1,0 +1,388 @@
+//! Who may connect, and what they may publish and read: mosquitto's password file, ACL file,
+//! `allow_anonymous` and `use_identity_as_username`, plus a per-address brake on failed logins.
+
+pub mod acl;
+pub mod passwd;
+mod ratelimit;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use acl::{AclFile, ClientAcl};
+use passwd::PasswordFile;
+use ratelimit::Failures;
+
+use super::codec::Connect;
+use super::listener::ListenSpec;
+use crate::conn::packet::Protocol;
+
+/// The authentication settings as given (flags or config file); files are read at start.
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    pub password_file: Option<PathBuf>,
+    pub acl_file: Option<PathBuf>,
+    /// None: allowed while every listener is on loopback and there is no password file.
+    pub allow_anonymous: Option<bool>,
+    /// On TLS listeners: the client certificate's subject CN is the user name.
+    pub use_identity_as_username: bool,
+}
+
+/// Why a CONNECT is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// Unknown user or wrong password: 3.1.1 code 4, v5 0x86.
+    BadCredentials,
+    /// Anonymous where that is not allowed, no certificate where one names the user:
+    /// 3.1.1 code 5, v5 0x87.
+    NotAuthorized,
+}
+
+/// What a client presented at CONNECT.
+struct Credentials<'a> {
+    peer: IpAddr,
+    username: Option<&'a str>,
+    password: Option<&'a [u8]>,
+    /// Some(CN or None) on TLS listeners; None on plain ones.
+    tls_cn: Option<Option<&'a str>>,
+    client_id: &'a str,
+}
+
+pub struct Auth {
+    files: RwLock<Files>,
+    /// Where the files are read from, again on SIGHUP.
+    password_file: Option<PathBuf>,
+    acl_file: Option<PathBuf>,
+    allow_anonymous: bool,
+    identity_as_username: bool,
+    failures: Failures,
+    /// One line for the start-up banner: what applies and why.
+    pub summary: String,
+}
+
+#[derive(Default)]
+struct Files {
+    passwords: Option<PasswordFile>,
+    acl: Option<AclFile>,
+}
+
+impl Files {
+    fn read(config: &AuthConfig) -> anyhow::Result<Files> {
+        Ok(Files {
+            passwords: config
+                .password_file
+                .as_deref()
+                .map(PasswordFile::read)
+                .transpose()?,
+            acl: config.acl_file.as_deref().map(AclFile::read).transpose()?,
+        })
+    }
+}
+
+impl Auth {
+    /// Reads the files and settles the anonymous rule for these listeners.
+    pub fn load(config: &AuthConfig, listeners: &[ListenSpec]) -> anyhow::Result<Auth> {
+        let files = Files::read(config)?;
+        let passwords = &files.passwords;
+        let exposed = listeners.iter().find(|l| !l.addr.ip().is_loopback());
+        let (allow_anonymous, why) = match (config.allow_anonymous, passwords, exposed) {
+            (Some(true), _, _) => (true, "allowed (--allow-anonymous)".to_owned()),
+            (Some(false), _, _) => (false, "refused (--allow-anonymous false)".to_owned()),
+            (None, Some(_), _) => (
+                false,
+                "refused: a password file is set (add --allow-anonymous to let them in)".into(),
+            ),
+            (None, None, None) => (
+                true,
+                "allowed: every listener is on this machine only".to_owned(),
+            ),
+            (None, None, Some(l)) => (
+                false,
+                format!(
+                    "refused: {} is reachable from the network; add --password-file, or --allow-anonymous to let anyone in",
+                    l.url()
+                ),
+            ),
+        };
+        let mut summary = format!("anonymous clients {why}");
+        if let (Some(p), Some(path)) = (passwords, &config.password_file) {
+            if p.is_empty() {
+                summary.push_str(&format!(
+                    "; the password file {} has no users",
+                    path.display()
+                ));
+            }
+        }
+        Ok(Auth {
+            files: RwLock::new(files),
+            password_file: config.password_file.clone(),
+            acl_file: config.acl_file.clone(),
+            allow_anonymous,
+            identity_as_username: config.use_identity_as_username,
+            failures: Failures::default(),
+            summary,
+        })
+    }
+
+    /// Everyone in, nothing checked: the embedded broker of `sub --serve` and `record --serve`.
+    pub fn open() -> Auth {
+        Auth {
+            files: RwLock::default(),
+            password_file: None,
+            acl_file: None,
+            allow_anonymous: true,
+            identity_as_username: false,
+            failures: Failures::default(),
+            summary: String::new(),
+        }
+    }
+
+    /// The verdict on a CONNECT: the client's ACL (None without an ACL file), or the CONNACK
+    /// code that refuses it, in the client's protocol version. `tls_cn` is Some(the client
+    /// certificate's CN, if any) on TLS listeners.
+    pub async fn admit(
+        &self,
+        c: &Connect,
+        peer: IpAddr,
+        tls_cn: Option<Option<&str>>,
+    ) -> Result<Option<Arc<ClientAcl>>, u8> {
+        let login = self
+            .login(Credentials {
+                peer,
+                username: c.username.as_deref(),
+                password: c.password.as_deref(),
+                tls_cn,
+                client_id: &c.client_id,
+            })
+            .await;
+        // A will the client could not publish itself is refused with the connection.
+        let refusal = match &login {
+            Err(r) => *r,
+            Ok(Some(acl))
+                if c.will
+                    .as_ref()
+                    .is_some_and(|w| !acl.may_write(w.topic.as_bytes())) =>
+            {
+                Refusal::NotAuthorized
+            }
+            Ok(acl) => return Ok(acl.clone()),
+        };
+        Err(match (refusal, c.proto) {
+            (Refusal::BadCredentials, Protocol::V5) => 0x86,
+            (Refusal::BadCredentials, Protocol::V311) => 4,
+            (Refusal::NotAuthorized, Protocol::V5) => 0x87,
+            (Refusal::NotAuthorized, Protocol::V311) => 5,
+        })
+    }
+
+    /// Checks a CONNECT. After failures from the same address the answer is held back a
+    /// little (a little more each time), so guessing passwords is slow; other addresses are
+    /// not affected, and only this connection's task waits.
+    async fn login(&self, c: Credentials<'_>) -> Result<Option<Arc<ClientAcl>>, Refusal> {
+        let delay = self.failures.delay(c.peer);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+        let costly = match (&files.passwords, c.username) {
+            (Some(p), Some(u)) => p.get(u).is_some_and(passwd::Hash::is_costly),
+            _ => false,
+        };
+        let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread;
+        let result = if costly && multi_thread {
+            // A hash with many iterations takes milliseconds: off the worker, so the other
+            // connections on it keep going meanwhile.
+            tokio::task::block_in_place(|| self.check(&files, &c))
+        } else {
+            self.check(&files, &c)
+        };
+        if result.is_err() {
+            self.failures.failed(c.peer);
+        }
+        let username = result?;
+        Ok(files
+            .acl
+            .as_ref()
+            .map(|a| Arc::new(a.for_client(username.as_deref(), c.client_id))))
+    }
+
+    /// Reads the password and ACL files again (SIGHUP, as mosquitto): new logins see the new
+    /// users and rules; connected clients keep the rules they got at CONNECT. On an error the
+    /// old files stay in force. Says what was read.
+    pub fn reload(&self) -> anyhow::Result<Option<String>> {
+        let config = AuthConfig {
+            password_file: self.password_file.clone(),
+            acl_file: self.acl_file.clone(),
+            ..AuthConfig::default()
+        };
+        let files = Files::read(&config)?;
+        *self.files.write().unwrap_or_else(|e| e.into_inner()) = files;
+        let read: Vec<String> = [
+            ("password file", &self.password_file),
+            ("ACL file", &self.acl_file),
+        ]
+        .into_iter()
+        .filter_map(|(what, path)| path.as_ref().map(|p| format!("{what} {}", p.display())))
+        .collect();
+        Ok((!read.is_empty()).then(|| format!("reloaded {}", read.join(" and "))))
+    }
+
+    fn check(&self, files: &Files, c: &Credentials<'_>) -> Result<Option<String>, Refusal> {
+        if let (true, Some(cn)) = (self.identity_as_username, c.tls_cn) {
+            // The certificate vouches for the user; no password is asked (as mosquitto).
+            return cn
+                .map(|cn| Some(cn.to_owned()))
+                .ok_or(Refusal::NotAuthorized);
+        }
+        let Some(user) = c.username else {
+            return if self.allow_anonymous {
+                Ok(None)
+            } else {
+                Err(Refusal::NotAuthorized)
+            };
+        };
+        let Some(passwords) = &files.passwords else {
+            // Without a password file a user name proves nothing: the client is anonymous
+            // for the purpose of getting in, and the name is kept for the ACL.
+            return if self.allow_anonymous {
+                Ok(Some(user.to_owned()))
+            } else {
+                Err(Refusal::NotAuthorized)
+            };
+        };
+        let password = c.password.unwrap_or_default();
+        match passwords.get(user) {
+            Some(hash) if hash.verify(password) => Ok(Some(user.to_owned())),
+            Some(_) => Err(Refusal::BadCredentials),
+            None => {
+                // As long as a known user's check, so the answer's timing does not tell
+                // which user names exist.
+                DUMMY.with(|h| h.verify(password));
+                Err(Refusal::BadCredentials)
+            }
+        }
+    }
+}
+
+thread_local! {
+    static DUMMY: passwd::Hash = passwd::Hash::new(b"").unwrap_or(passwd::Hash::Sha512 {
+        salt: Vec::new(),
+        hash: Vec::new(),
+    });
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the hashes.
+        f.debug_struct("Auth")
+            .field("summary", &self.summary)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::listener::parse_listen;
+
+    fn auth(config: AuthConfig, listen: &[&str]) -> Auth {
+        let specs: Vec<_> = listen.iter().map(|u| parse_listen(u).unwrap()).collect();
+        Auth::load(&config, &specs).unwrap()
+    }
+
+    fn creds<'a>(user: Option<&'a str>, pass: Option<&'a [u8]>) -> Credentials<'a> {
+        Credentials {
+            peer: IpAddr::from([127, 0, 0, 1]),
+            username: user,
+            password: pass,
+            tls_cn: None,
+            client_id: "c",
+        }
+    }
+
+    #[test]
+    fn anonymous_by_default_only_on_loopback() {
+        let local = auth(
+            AuthConfig::default(),
+            &["mqtt://127.0.0.1:0", "ws://[::1]:0"],
+        );
+        assert_eq!(local.check(&Files::default(), &creds(None, None)), Ok(None));
+        assert_eq!(
+            local.check(&Files::default(), &creds(Some("x"), None)),
+            Ok(Some("x".into())),
+            "a name without a password file is kept for the ACL"
+        );
+        let lan = auth(
+            AuthConfig::default(),
+            &["mqtt://127.0.0.1:0", "mqtt://0.0.0.0:0"],
+        );
+        assert!(lan.summary.contains("mqtt://0.0.0.0:0"), "{}", lan.summary);
+        assert_eq!(
+            lan.check(&Files::default(), &creds(None, None)),
+            Err(Refusal::NotAuthorized)
+        );
+        assert_eq!(
+            lan.check(&Files::default(), &creds(Some("x"), Some(b"y"))),
+            Err(Refusal::NotAuthorized)
+        );
+        let open = auth(
+            AuthConfig {
+                allow_anonymous: Some(true),
+                ..AuthConfig::default()
+            },
+            &["mqtt://0.0.0.0:0"],
+        );
+        assert_eq!(open.check(&Files::default(), &creds(None, None)), Ok(None));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn costly_hashes_are_checked_off_the_worker() {
+        let iterations = std::num::NonZeroU32::new(20_000).unwrap();
+        let salt = b"0123456789ab".to_vec();
+        let mut hash = vec![0; 64];
+        ring::pbkdf2::derive(
+            ring::pbkdf2::PBKDF2_HMAC_SHA512,
+            iterations,
+            &salt,
+            b"pw",
+            &mut hash,
+        );
+        let h = passwd::Hash::Pbkdf2 {
+            iterations,
+            salt,
+            hash,
+        };
+        assert!(h.is_costly());
+        let a = Auth {
+            files: RwLock::new(Files {
+                passwords: Some(PasswordFile::parse(&format!("slow:{h}")).unwrap()),
+                acl: None,
+            }),
+            allow_anonymous: false,
+            ..Auth::open()
+        };
+        assert!(a.login(creds(Some("slow"), Some(b"pw"))).await.is_ok());
+        assert!(a.login(creds(Some("slow"), Some(b"px"))).await.is_err());
+    }
+
+    #[test]
+    fn identity_from_the_certificate_on_tls_only() {
+        let a = Auth {
+            identity_as_username: true,
+            allow_anonymous: false,
+            ..Auth::open()
+        };
+        let mut c = creds(Some("claimed"), None);
+        c.tls_cn = Some(Some("device-7"));
+        assert_eq!(a.check(&Files::default(), &c), Ok(Some("device-7".into())));
+        c.tls_cn = Some(None);
+        assert_eq!(a.check(&Files::default(), &c), Err(Refusal::NotAuthorized));
+        c.tls_cn = None;
+        assert_eq!(
+            a.check(&Files::default(), &c),
+            Err(Refusal::NotAuthorized),
+            "plain listener"
+        );
+    }
+}

@@ -1,0 +1,469 @@
+//! `serve-broker -c FILE`: the mosquitto.conf keys that mean something here. Each key is one
+//! `key value` line; `#` starts a comment line. A key smq does not support is a warning naming
+//! the line; a bad value is a usage error naming the line.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::Context;
+
+use super::listener::{ListenSpec, Scheme};
+
+/// What the file says; None where it says nothing, so flags and defaults can fill in.
+#[derive(Debug, Default)]
+pub struct ConfFile {
+    pub listeners: Vec<ListenSpec>,
+    pub cafile: Option<PathBuf>,
+    pub certfile: Option<PathBuf>,
+    pub keyfile: Option<PathBuf>,
+    pub require_certificate: Option<bool>,
+    pub use_identity_as_username: Option<bool>,
+    pub allow_anonymous: Option<bool>,
+    pub password_file: Option<PathBuf>,
+    pub acl_file: Option<PathBuf>,
+    pub persistence: Option<bool>,
+    pub persistence_location: Option<PathBuf>,
+    pub max_connections: Option<usize>,
+    pub max_packet_size: Option<u32>,
+    /// Some(None): explicitly unlimited (0).
+    pub message_size_limit: Option<Option<usize>>,
+    pub max_inflight: Option<u16>,
+    pub max_queued: Option<usize>,
+    pub max_keepalive: Option<u16>,
+    pub retain_available: Option<bool>,
+    pub sys_interval: Option<u64>,
+    /// `FILE:LINE: …` for every line that was ignored.
+    pub warnings: Vec<String>,
+}
+
+/// A listener being read: its scheme is settled when the next `listener` line (or the end)
+/// shows whether a certfile and `protocol websockets` were given for it.
+struct Pending {
+    port: u16,
+    ip: IpAddr,
+    websockets: bool,
+    tls: bool,
+}
+
+impl Pending {
+    fn spec(&self) -> ListenSpec {
+        let scheme = match (self.websockets, self.tls) {
+            (false, false) => Scheme::Mqtt,
+            (false, true) => Scheme::Mqtts,
+            (true, false) => Scheme::Ws,
+            (true, true) => Scheme::Wss,
+        };
+        ListenSpec {
+            scheme,
+            addr: SocketAddr::new(self.ip, self.port),
+        }
+    }
+}
+
+impl ConfFile {
+    pub fn read(path: &Path) -> anyhow::Result<ConfFile> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        ConfFile::parse(&text, &path.display().to_string())
+            .map_err(|e| crate::exit::usage(e.to_string()))
+    }
+
+    /// `name` labels errors and warnings; `include_dir` paths are read from the disk.
+    pub fn parse(text: &str, name: &str) -> Result<ConfFile, LineError> {
+        let mut c = ConfFile::default();
+        let mut current: Option<Pending> = None;
+        c.parse_into(text, name, &mut current, 0)?;
+        if let Some(p) = current {
+            c.listeners.push(p.spec());
+        }
+        Ok(c)
+    }
+
+    /// One file's lines; `current` is the listener being read, which an included file
+    /// continues (as in mosquitto).
+    fn parse_into(
+        &mut self,
+        text: &str,
+        name: &str,
+        current: &mut Option<Pending>,
+        depth: usize,
+    ) -> Result<(), LineError> {
+        let c = self;
+        for (i, raw) in text.lines().enumerate() {
+            let n = i + 1;
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (key, value) = line.split_once([' ', '\t']).unwrap_or((line, ""));
+            let value = value.trim();
+            let err = |why: String| LineError {
+                file: name.to_owned(),
+                line: n,
+                why,
+            };
+            let need = || {
+                if value.is_empty() {
+                    Err(err(format!("{key} needs a value")))
+                } else {
+                    Ok(value)
+                }
+            };
+            let path = || need().map(PathBuf::from);
+            match key {
+                "listener" => {
+                    if let Some(p) = current.take() {
+                        c.listeners.push(p.spec());
+                    }
+                    *current = Some(parse_listener(value).map_err(err)?);
+                }
+                "protocol" => {
+                    let websockets = match need()? {
+                        "mqtt" => false,
+                        "websockets" => true,
+                        other => {
+                            return Err(err(format!(
+                                "protocol '{other}': smq serves mqtt or websockets"
+                            )));
+                        }
+                    };
+                    in_listener(current, key).map_err(err)?.websockets = websockets;
+                }
+                "bind_address" => {
+                    let ip = parse_ip(need()?).map_err(err)?;
+                    in_listener(current, key).map_err(err)?.ip = ip;
+                }
+                "cafile" => set_tls(&mut c.cafile, path()?, current).map_err(err)?,
+                "certfile" => {
+                    set_tls(&mut c.certfile, path()?, current).map_err(err)?;
+                    if let Some(p) = current.as_mut() {
+                        p.tls = true;
+                    }
+                }
+                "keyfile" => set_tls(&mut c.keyfile, path()?, current).map_err(err)?,
+                "require_certificate" => c.require_certificate = Some(boolean(value).map_err(err)?),
+                "use_identity_as_username" => {
+                    c.use_identity_as_username = Some(boolean(value).map_err(err)?);
+                }
+                "allow_anonymous" => c.allow_anonymous = Some(boolean(value).map_err(err)?),
+                "password_file" => c.password_file = Some(path()?),
+                "acl_file" => c.acl_file = Some(path()?),
+                "persistence" => c.persistence = Some(boolean(value).map_err(err)?),
+                "persistence_location" => c.persistence_location = Some(path()?),
+                "max_connections" => {
+                    let v: i64 = number(value).map_err(err)?;
+                    // -1 (or any negative) is mosquitto's "no limit".
+                    c.max_connections = Some(usize::try_from(v).unwrap_or(usize::MAX));
+                }
+                "max_packet_size" => {
+                    let v: u32 = number(value).map_err(err)?;
+                    c.max_packet_size = Some(match v {
+                        0 => MAX_PACKET,
+                        64..=MAX_PACKET => v,
+                        _ => {
+                            return Err(err(format!(
+                                "max_packet_size {v}: use 0 (no limit) or 64 to {MAX_PACKET}"
+                            )));
+                        }
+                    });
+                }
+                "message_size_limit" => {
+                    let v: u32 = number(value).map_err(err)?;
+                    if v > MAX_PACKET {
+                        return Err(err(format!(
+                            "message_size_limit {v}: use 0 (no limit) up to {MAX_PACKET}"
+                        )));
+                    }
+                    c.message_size_limit = Some((v > 0).then_some(v as usize));
+                }
+                "max_inflight_messages" => {
+                    let v: u16 = number(value).map_err(err)?;
+                    c.max_inflight = Some(if v == 0 { u16::MAX } else { v });
+                }
+                "max_queued_messages" => {
+                    let v: u32 = number(value).map_err(err)?;
+                    c.max_queued = Some(if v == 0 { usize::MAX } else { v as usize });
+                }
+                "max_keepalive" => {
+                    let v: u16 = number(value).map_err(err)?;
+                    if v == 0 {
+                        return Err(err("max_keepalive 0: use 1 to 65535 seconds".into()));
+                    }
+                    c.max_keepalive = Some(v);
+                }
+                "retain_available" => c.retain_available = Some(boolean(value).map_err(err)?),
+                "sys_interval" => c.sys_interval = Some(number(value).map_err(err)?),
+                "per_listener_settings" => {
+                    if boolean(value).map_err(err)? {
+                        return Err(err(
+                            "per_listener_settings true is not supported: smq applies one set of security settings to every listener".into(),
+                        ));
+                    }
+                }
+                "include_dir" => {
+                    if depth >= MAX_INCLUDE_DEPTH {
+                        return Err(err(format!(
+                            "include_dir nested more than {MAX_INCLUDE_DEPTH} deep"
+                        )));
+                    }
+                    for file in conf_files(need()?).map_err(err)? {
+                        let text = std::fs::read_to_string(&file).map_err(|e| {
+                            err(format!("reading config file {}: {e}", file.display()))
+                        })?;
+                        c.parse_into(&text, &file.display().to_string(), current, depth + 1)?;
+                    }
+                }
+                _ => c.warnings.push(format!(
+                    "config file {name}:{n}: '{key}' is not supported by smq, ignored"
+                )),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A bad line: `config file FILE:LINE: why`.
+#[derive(Debug)]
+pub struct LineError {
+    pub file: String,
+    pub line: usize,
+    pub why: String,
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "config file {}:{}: {}", self.file, self.line, self.why)
+    }
+}
+
+const MAX_INCLUDE_DEPTH: usize = 8;
+
+/// The `*.conf` files of an `include_dir`, in name order, as mosquitto reads them.
+fn conf_files(dir: &str) -> Result<Vec<PathBuf>, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("include_dir {dir}: cannot read it ({e})"))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "conf") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+const MAX_PACKET: u32 = 268_435_455;
+
+fn parse_listener(value: &str) -> Result<Pending, String> {
+    let mut words = value.split_whitespace();
+    let port = words
+        .next()
+        .ok_or("listener needs a port: listener PORT [ADDRESS]")?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("listener '{port}': the port must be 0 to 65535"))?;
+    let ip = match words.next() {
+        // mosquitto listens on every interface when no address is given.
+        None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        Some(addr) => parse_ip(addr)?,
+    };
+    if let Some(extra) = words.next() {
+        return Err(format!("listener: unexpected '{extra}' after the address"));
+    }
+    Ok(Pending {
+        port,
+        ip,
+        websockets: false,
+        tls: false,
+    })
+}
+
+fn parse_ip(text: &str) -> Result<IpAddr, String> {
+    if text.eq_ignore_ascii_case("localhost") {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    let bare = text.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<Ipv4Addr>()
+        .map(IpAddr::V4)
+        .or_else(|_| bare.parse::<Ipv6Addr>().map(IpAddr::V6))
+        .map_err(|_| {
+            format!("'{text}' is not an IP address: smq listens on IP addresses or localhost")
+        })
+}
+
+fn in_listener<'a>(current: &'a mut Option<Pending>, key: &str) -> Result<&'a mut Pending, String> {
+    current
+        .as_mut()
+        .ok_or_else(|| format!("{key} must follow a `listener PORT [ADDRESS]` line"))
+}
+
+/// mosquitto sets TLS files per listener; smq has one TLS setup shared by every mqtts/wss
+/// listener, so a second, different value is an error rather than silently ignored.
+fn set_tls(
+    slot: &mut Option<PathBuf>,
+    value: PathBuf,
+    current: &mut Option<Pending>,
+) -> Result<(), String> {
+    if current.is_none() {
+        return Err("TLS files must follow a `listener PORT [ADDRESS]` line".into());
+    }
+    match slot {
+        Some(old) if *old != value => Err(format!(
+            "{} differs from {} given earlier: smq uses one certificate setup for every TLS listener",
+            value.display(),
+            old.display()
+        )),
+        _ => {
+            *slot = Some(value);
+            Ok(())
+        }
+    }
+}
+
+fn boolean(value: &str) -> Result<bool, String> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("'{value}' is not true or false")),
+    }
+}
+
+fn number<T: FromStr>(value: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| format!("'{value}' is not a number in range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_supported_keys() {
+        let text = "\
+# a mosquitto 2.0 config
+per_listener_settings false
+allow_anonymous false
+password_file /etc/mosquitto/passwd
+acl_file /etc/mosquitto/acl
+persistence true
+persistence_location /var/lib/mosquitto/
+max_connections -1
+max_packet_size 0
+message_size_limit 1024
+max_inflight_messages 0
+max_queued_messages 500
+max_keepalive 60
+retain_available false
+sys_interval 0
+log_dest stderr
+
+listener 1883 127.0.0.1
+listener 8883
+certfile /c.pem
+keyfile /k.pem
+cafile /ca.pem
+require_certificate true
+use_identity_as_username true
+listener 9001 ::1
+protocol websockets
+listener 9002
+bind_address 127.0.0.1
+protocol websockets
+certfile /c.pem
+";
+        let c = ConfFile::parse(text, "m.conf").unwrap();
+        let urls: Vec<String> = c.listeners.iter().map(ListenSpec::url).collect();
+        assert_eq!(
+            urls,
+            [
+                "mqtt://127.0.0.1:1883",
+                "mqtts://0.0.0.0:8883",
+                "ws://[::1]:9001",
+                "wss://127.0.0.1:9002"
+            ]
+        );
+        assert_eq!(c.allow_anonymous, Some(false));
+        assert_eq!(c.password_file, Some("/etc/mosquitto/passwd".into()));
+        assert_eq!(c.acl_file, Some("/etc/mosquitto/acl".into()));
+        assert_eq!(c.persistence, Some(true));
+        assert_eq!(c.persistence_location, Some("/var/lib/mosquitto/".into()));
+        assert_eq!(c.max_connections, Some(usize::MAX));
+        assert_eq!(c.max_packet_size, Some(MAX_PACKET));
+        assert_eq!(c.message_size_limit, Some(Some(1024)));
+        assert_eq!(c.max_inflight, Some(u16::MAX));
+        assert_eq!(c.max_queued, Some(500));
+        assert_eq!(c.max_keepalive, Some(60));
+        assert_eq!(c.retain_available, Some(false));
+        assert_eq!(c.sys_interval, Some(0));
+        assert_eq!(c.certfile, Some("/c.pem".into()));
+        assert_eq!(c.cafile, Some("/ca.pem".into()));
+        assert_eq!(c.require_certificate, Some(true));
+        assert_eq!(c.use_identity_as_username, Some(true));
+        assert_eq!(
+            c.warnings,
+            ["config file m.conf:16: 'log_dest' is not supported by smq, ignored"]
+        );
+    }
+
+    #[test]
+    fn include_dir_reads_its_conf_files_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("b.conf"), "max_queued_messages 7\nbogus_key 1\n").unwrap();
+        std::fs::write(
+            d.join("a.conf"),
+            "max_queued_messages 5\nprotocol websockets\n",
+        )
+        .unwrap();
+        std::fs::write(d.join("c.txt"), "max_queued_messages 9\n").unwrap();
+        let text = format!("listener 0 127.0.0.1\ninclude_dir {}\n", d.display());
+        let c = ConfFile::parse(&text, "m.conf").unwrap();
+        assert_eq!(c.max_queued, Some(7), "a.conf, then b.conf; not c.txt");
+        assert_eq!(
+            c.listeners[0].scheme,
+            Scheme::Ws,
+            "the listener goes on in a.conf"
+        );
+        assert_eq!(
+            c.warnings,
+            [format!(
+                "config file {}:2: 'bogus_key' is not supported by smq, ignored",
+                d.join("b.conf").display()
+            )]
+        );
+        std::fs::write(d.join("d.conf"), "\nsys_interval soon\n").unwrap();
+        let e = ConfFile::parse(&text, "m.conf").unwrap_err();
+        assert_eq!(e.file, d.join("d.conf").display().to_string());
+        assert_eq!(e.line, 2);
+        let e = ConfFile::parse("include_dir /nonexistent/smq", "m.conf").unwrap_err();
+        assert!(e.why.contains("cannot read it"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_their_line() {
+        for (text, line, why) in [
+            ("allow_anonymous yes", 1, "not true or false"),
+            ("\nmax_inflight_messages 70000", 2, "not a number"),
+            ("per_listener_settings true", 1, "not supported"),
+            ("listener", 1, "needs a port"),
+            ("listener 1883 example.com", 1, "not an IP address"),
+            ("listener 99999", 1, "0 to 65535"),
+            ("protocol websockets", 1, "must follow"),
+            ("listener 1\nprotocol http", 2, "mqtt or websockets"),
+            ("certfile /a", 1, "must follow"),
+            (
+                "listener 1\ncertfile /a\nlistener 2\ncertfile /b",
+                4,
+                "one certificate",
+            ),
+            ("max_packet_size 10", 1, "64 to"),
+            ("max_keepalive 0", 1, "1 to 65535"),
+            ("password_file", 1, "needs a value"),
+        ] {
+            let e = ConfFile::parse(text, "m.conf").unwrap_err();
+            assert_eq!((e.file.as_str(), e.line), ("m.conf", line), "{text:?}");
+            assert!(e.why.contains(why), "{text:?}: {e}");
+        }
+    }
+}
