@@ -296,6 +296,10 @@ pub struct SubArgs {
     #[arg(long, value_name = "URL", action = ArgAction::Append, requires = "serve")]
     pub listen: Vec<String>,
 
+    /// With --serve: let anyone who reaches a non-loopback --listen in, with no password
+    #[arg(long, requires = "serve")]
+    pub allow_anonymous: bool,
+
     // HTTP Push needs the embedded broker: checked when the broker starts.
     #[command(flatten)]
     pub http: HttpArgs,
@@ -389,6 +393,10 @@ pub struct RecordArgs {
     /// [default: mqtt://127.0.0.1:1883 and ws://127.0.0.1:8000]
     #[arg(long, value_name = "URL", action = ArgAction::Append, requires = "serve")]
     pub listen: Vec<String>,
+
+    /// With --serve: let anyone who reaches a non-loopback --listen in, with no password
+    #[arg(long, requires = "serve")]
+    pub allow_anonymous: bool,
 
     // HTTP Push needs the embedded broker: checked when the broker starts.
     #[command(flatten)]

@@ -131,6 +131,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         duration: args.duration.map(std::time::Duration::from_secs_f64),
         serve: args.serve,
         listen: args.listen,
+        allow_anonymous: args.allow_anonymous,
         http: args.http,
         conn,
     };

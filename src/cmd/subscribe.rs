@@ -11,6 +11,7 @@ use regex::bytes::Regex;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::time::{Instant, sleep, sleep_until};
 
+use crate::broker::auth::AuthConfig;
 use crate::broker::http::HttpConfig;
 use crate::broker::{self, listener};
 use crate::cli::{ProtocolVersion, RetainHandling, SubArgs};
@@ -89,10 +90,23 @@ async fn serve(args: &mut SubArgs) -> anyhow::Result<broker::Running> {
             .map(|u| listener::parse_listen(u))
             .collect::<anyhow::Result<_>>()?
     };
+    // As serve-broker: anonymous clients only on this machine unless explicitly let in. The
+    // embedded broker has no password file, so refusing them would shut out smq's own client.
+    let exposed = specs.iter().find(|s| !s.addr.ip().is_loopback());
+    if let (Some(spec), false) = (exposed, args.allow_anonymous) {
+        return Err(usage(format!(
+            "--listen {} is reachable from your network and the embedded broker has no passwords: add --allow-anonymous to let anyone on it publish, or run smq serve-broker --password-file",
+            spec.url()
+        )));
+    }
     // No status line: record and sub draw their own progress on stderr.
     let http = HttpConfig::from_args(&args.http, false)?;
     let running = broker::start(broker::Config {
         http,
+        auth: exposed.map(|_| AuthConfig {
+            allow_anonymous: Some(true),
+            ..AuthConfig::default()
+        }),
         ..broker::Config::with_listeners(specs)
     })
     .await?;

@@ -792,3 +792,49 @@ fn rotate_needs_a_file_to_rotate() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn serve_on_the_network_needs_allow_anonymous() {
+    let refused = run_with_timeout(
+        smq().args([
+            "record",
+            "--serve",
+            "--listen",
+            "mqtt://0.0.0.0:0",
+            "-t",
+            "x",
+        ]),
+        None,
+        SECS,
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    let err = text(&refused.stderr);
+    assert!(
+        err.contains("reachable from your network") && err.contains("--allow-anonymous"),
+        "{err}"
+    );
+    // Let in: the broker says so, and smq's own client connects and subscribes (-W then ends it).
+    let allowed = run_with_timeout(
+        smq().args([
+            "sub",
+            "--serve",
+            "--listen",
+            "mqtt://0.0.0.0:0",
+            "--allow-anonymous",
+            "-t",
+            "x",
+            "-W",
+            "1",
+            "-d",
+        ]),
+        None,
+        SECS,
+    );
+    let err = text(&allowed.stderr);
+    assert_eq!(allowed.status.code(), Some(27), "{err}");
+    assert!(
+        err.contains("anonymous clients allowed (--allow-anonymous)"),
+        "{err}"
+    );
+    assert!(err.contains("received SUBACK"), "{err}");
+}
