@@ -516,6 +516,10 @@ pub struct ServeBrokerArgs {
     /// Seconds between $SYS/broker/... updates (0: none)
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub sys_interval: u64,
+
+    /// Keep retained messages and persistent sessions in DIR, across restarts and crashes
+    #[arg(long, value_name = "DIR")]
+    pub persist: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

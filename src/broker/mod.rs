@@ -2,10 +2,12 @@
 
 pub mod codec;
 pub mod listener;
+mod persist;
 mod router;
 mod session;
 
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -30,6 +32,8 @@ pub struct Config {
     pub max_queued: usize,
     pub max_keepalive: u16,
     pub sys_interval: u64,
+    /// `--persist DIR`: keep retained messages and persistent sessions on disk there.
+    pub persist: Option<PathBuf>,
 }
 
 impl Config {
@@ -44,6 +48,7 @@ impl Config {
             max_queued: 1000,
             max_keepalive: u16::MAX,
             sys_interval: 10,
+            persist: None,
         }
     }
 }
@@ -74,6 +79,12 @@ pub struct Running {
 
 /// Binds every listener, announces it on stderr and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    // Before binding: a log we cannot read is an error, not a broker that forgot everything.
+    let store = config
+        .persist
+        .as_deref()
+        .map(persist::Store::open)
+        .transpose()?;
     let tls = config.tls.as_ref().map(listener::server_tls).transpose()?;
     let listeners = listener::bind(&config.listen, tls).await?;
     {
@@ -91,6 +102,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .map(Listener::local_addr);
     let config = Arc::new(config);
     let shared = Arc::new(Shared::new());
+    if let Some(store) = &store {
+        persist::restore(&shared, &config, store);
+    }
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     for l in listeners {
@@ -132,6 +146,10 @@ impl Running {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         self.tasks.abort_all();
+        let store = self.shared.lock().store.clone();
+        if let Some(store) = store {
+            store.close().await;
+        }
     }
 }
 

@@ -32,6 +32,7 @@ pub async fn run(args: ServeBrokerArgs) -> anyhow::Result<ExitCode> {
         max_queued: args.max_queued as usize,
         max_keepalive: args.max_keepalive,
         sys_interval: args.sys_interval,
+        persist: args.persist,
     })
     .await?;
     Ok(ExitCode::SUCCESS)
