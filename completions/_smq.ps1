@@ -375,6 +375,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--max-queued', '--max-queued', [CompletionResultType]::ParameterName, 'Messages queued per session before new ones are dropped')
             [CompletionResult]::new('--max-keepalive', '--max-keepalive', [CompletionResultType]::ParameterName, 'Largest keep-alive granted to MQTT 5 clients, in seconds')
             [CompletionResult]::new('--sys-interval', '--sys-interval', [CompletionResultType]::ParameterName, 'Seconds between $SYS/broker/... updates (0: none)')
+            [CompletionResult]::new('--persist', '--persist', [CompletionResultType]::ParameterName, 'Keep retained messages and persistent sessions in DIR, across restarts and crashes')
             [CompletionResult]::new('--require-certificate', '--require-certificate', [CompletionResultType]::ParameterName, 'Refuse TLS clients without a certificate signed by --cafile')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-h is --host, as in mosquitto)')
             break

@@ -943,7 +943,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__serve__subcmd__broker)
-            opts="--listen --cert --key --cafile --require-certificate --max-connections --max-packet-size --max-inflight --max-queued --max-keepalive --sys-interval --help"
+            opts="--listen --cert --key --cafile --require-certificate --max-connections --max-packet-size --max-inflight --max-queued --max-keepalive --sys-interval --persist --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -986,6 +986,10 @@ _smq() {
                     return 0
                     ;;
                 --sys-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --persist)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -367,6 +367,7 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --max-queued 'Messages queued per session before new ones are dropped'
             cand --max-keepalive 'Largest keep-alive granted to MQTT 5 clients, in seconds'
             cand --sys-interval 'Seconds between $SYS/broker/... updates (0: none)'
+            cand --persist 'Keep retained messages and persistent sessions in DIR, across restarts and crashes'
             cand --require-certificate 'Refuse TLS clients without a certificate signed by --cafile'
             cand --help 'Print help (-h is --host, as in mosquitto)'
         }

@@ -305,6 +305,7 @@ complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-inflight -d
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-queued -d 'Messages queued per session before new ones are dropped' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-keepalive -d 'Largest keep-alive granted to MQTT 5 clients, in seconds' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l sys-interval -d 'Seconds between $SYS/broker/... updates (0: none)' -r
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l persist -d 'Keep retained messages and persistent sessions in DIR, across restarts and crashes' -r -F
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l require-certificate -d 'Refuse TLS clients without a certificate signed by --cafile'
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l help -d 'Print help (-h is --host, as in mosquitto)'
 complete -c smq -n "__fish_smq_using_subcommand generate" -l out-dir -d 'Directory to write completions/ and man/ into' -r -F

@@ -479,14 +479,15 @@ impl Connection {
             Packet::PubRec { pkid, code } => match state.outgoing.get_mut(&pkid) {
                 Some((d, stage @ Stage::Rec)) if code < 0x80 => {
                     *stage = Stage::Comp;
-                    codec::encode_ack(6, pkid, 0, wbuf);
-                    // Not waited for: if lost, the PUBLISH is resent and answered PUBREC again.
-                    if let (Some(s), Some(_)) = (self.log(), d.stored) {
-                        s.append(Record::Released {
+                    // PUBREL waits for this: a client that completes the flow forgets the
+                    // packet id, and would take the PUBLISH resent after a crash as new.
+                    if d.stored.is_some() {
+                        self.log_synced(Record::Released {
                             client: self.client_id.clone(),
                             pkid,
                         });
                     }
+                    codec::encode_ack(6, pkid, 0, wbuf);
                 }
                 Some((_, Stage::Rec)) => {
                     if let Some((d, _)) = state.outgoing.remove(&pkid) {
