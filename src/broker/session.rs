@@ -105,8 +105,10 @@ pub async fn serve(
         )
         .await;
     conn.online.store(false, Ordering::Relaxed);
-    let _ = writer.shutdown().await;
+    // The session is ended or parked before the client can see the close: a client that
+    // reconnects at once must find it in its new state.
     conn.finish(end, &state_guard);
+    let _ = writer.shutdown().await;
 }
 
 async fn read_connect(
@@ -341,6 +343,9 @@ impl Connection {
         }
         let window = self.receive_max.min(usize::from(self.config.max_inflight));
         let mut deadline = self.keepalive.map(|k| Instant::now() + k);
+        // Packets are encoded into `wbuf`, then staged into `out`, which the socket drains.
+        let mut out = Out::default();
+        let store = self.store.clone();
         loop {
             // Decode everything already read.
             loop {
@@ -352,40 +357,46 @@ impl Connection {
                         match self.handle(p, state, &mut wbuf) {
                             Ok(None) => {}
                             Ok(Some(end)) => {
-                                self.sync().await;
-                                flush(writer, &mut wbuf).await;
+                                self.settle(&mut out, &mut wbuf).await;
+                                flush(writer, &mut out.ready).await;
                                 return end;
                             }
                             Err(v) => {
-                                self.sync().await;
-                                return self.violation(v, writer, &mut wbuf).await;
+                                self.settle(&mut out, &mut wbuf).await;
+                                return self.violation(v, writer, &mut out.ready).await;
                             }
                         }
                     }
                     Ok(None) => break,
                     Err(v) => {
-                        self.sync().await;
-                        return self.violation(v, writer, &mut wbuf).await;
+                        self.settle(&mut out, &mut wbuf).await;
+                        return self.violation(v, writer, &mut out.ready).await;
                     }
                 }
             }
             // Fill the client's receive window from the backlog, then the mailbox.
-            while state.outgoing.len() < window && wbuf.len() < 256 * 1024 {
+            while state.outgoing.len() < window && out.len() + wbuf.len() < 256 * 1024 {
                 let Some(d) = self.backlog.pop_front().or_else(|| state.inbox.pop()) else {
                     break;
                 };
                 self.deliver(d, state, &mut wbuf);
             }
-            // Acknowledgements go out only once what they acknowledge is on disk.
-            self.sync().await;
-            let can_take = state.outgoing.len() < window && wbuf.len() < 256 * 1024;
+            // Acknowledgements go out only once what they acknowledge is on disk; reading
+            // goes on meanwhile, so one fsync covers a whole window of messages.
+            out.stage(&mut wbuf, std::mem::take(&mut self.sync_to));
+            if let Some(s) = &store {
+                out.release(s.durable());
+            }
+            let waiting = out.held.front().map(|h| h.0);
+            let can_take = state.outgoing.len() < window && out.len() < 256 * 1024;
             let far = Instant::now() + Duration::from_secs(86_400);
             tokio::select! {
-                r = writer.write(&mut wbuf), if !wbuf.is_empty() => {
+                r = writer.write(&mut out.ready), if !out.ready.is_empty() => {
                     if r.is_err() {
                         return End::Abnormal;
                     }
                 }
+                () = synced(store.as_deref(), waiting), if waiting.is_some() => {}
                 r = reader.read(&mut rbuf) => match r {
                     Ok(0) | Err(_) => return End::Abnormal,
                     Ok(n) => {
@@ -397,28 +408,32 @@ impl Connection {
                 }
                 _ = sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
                     // [MQTT-3.1.2-22]: 1.5 times the keep alive without a packet.
-                    return self.server_disconnect(0x8D, writer, &mut wbuf).await;
+                    self.settle(&mut out, &mut wbuf).await;
+                    return self.server_disconnect(0x8D, writer, &mut out.ready).await;
                 }
                 _ = self.kick.notified() => {
-                    return self.server_disconnect(0x8E, writer, &mut wbuf).await;
+                    self.settle(&mut out, &mut wbuf).await;
+                    return self.server_disconnect(0x8E, writer, &mut out.ready).await;
                 }
                 _ = shutdown.changed() => {
+                    self.settle(&mut out, &mut wbuf).await;
                     if self.proto == Protocol::V5 {
-                        codec::encode_disconnect(0x8B, None, &mut wbuf);
+                        codec::encode_disconnect(0x8B, None, &mut out.ready);
                     }
-                    flush(writer, &mut wbuf).await;
+                    flush(writer, &mut out.ready).await;
                     return End::Shutdown;
                 }
             }
         }
     }
 
-    /// Waits for the log to reach `sync_to`.
-    async fn sync(&mut self) {
-        let pos = std::mem::take(&mut self.sync_to);
-        if let (Some(store), true) = (&self.store, pos > 0) {
-            store.synced(pos).await;
+    /// Stages `wbuf` and waits until everything held can go: before the connection ends.
+    async fn settle(&mut self, out: &mut Out, wbuf: &mut BytesMut) {
+        out.stage(wbuf, std::mem::take(&mut self.sync_to));
+        if let (Some(s), Some(&(pos, _))) = (&self.store, out.held.back()) {
+            s.synced(pos).await;
         }
+        out.release(u64::MAX);
     }
 
     /// The log, when this session is persistent.
@@ -955,6 +970,55 @@ pub(super) fn publish_will(shared: &Shared, msg: &Arc<Published>) {
         .counters
         .dropped
         .fetch_add(dropped, Ordering::Relaxed);
+}
+
+/// Output on its way to the client: `ready` is written as the socket takes it; each `held`
+/// segment waits, in order, for the log position that makes what it acknowledges durable.
+#[derive(Default)]
+struct Out {
+    ready: BytesMut,
+    held: VecDeque<(u64, BytesMut)>,
+}
+
+impl Out {
+    fn len(&self) -> usize {
+        self.ready.len() + self.held.iter().map(|h| h.1.len()).sum::<usize>()
+    }
+
+    /// Takes what was just encoded: held until the log reaches `pos` (0: no need), and in
+    /// any case behind what is held already.
+    fn stage(&mut self, fresh: &mut BytesMut, pos: u64) {
+        if fresh.is_empty() {
+            return;
+        }
+        let pos = self.held.back().map_or(pos, |h| h.0.max(pos));
+        if pos > 0 {
+            self.held.push_back((pos, fresh.split()));
+        } else if self.ready.is_empty() {
+            std::mem::swap(&mut self.ready, fresh);
+        } else {
+            self.ready.extend_from_slice(fresh);
+            fresh.clear();
+        }
+    }
+
+    /// Lets go of the segments the log now covers.
+    fn release(&mut self, durable: u64) {
+        while let Some((pos, seg)) = self.held.pop_front() {
+            if pos > durable {
+                self.held.push_front((pos, seg));
+                break;
+            }
+            self.ready.extend_from_slice(&seg);
+        }
+    }
+}
+
+/// Waits for the log to reach `pos`.
+async fn synced(store: Option<&Store>, pos: Option<u64>) {
+    if let (Some(s), Some(pos)) = (store, pos) {
+        s.synced(pos).await;
+    }
 }
 
 async fn flush(writer: &mut Writer, wbuf: &mut BytesMut) {

@@ -127,6 +127,11 @@ impl Store {
         id
     }
 
+    /// How far the log is on disk.
+    pub fn durable(&self) -> u64 {
+        *self.durable.borrow()
+    }
+
     /// Waits until the log is on disk up to `pos`.
     pub async fn synced(&self, pos: u64) {
         let mut rx = self.durable.subscribe();
