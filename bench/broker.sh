@@ -452,9 +452,13 @@ if [[ -s $TP ]]; then
                 sprintf("%.0f (%.0f-%.0f)", mr[k], lo, hi), range(dmin[k], dmax[k], "%d") "/" sent[k], mb[k], mc[k], hwm[k],
                 range(lmin[k], lmax[k], "%s"), ex[k]
         }
-        print ""
-        print "ratios serve-broker/mosquitto: rate > 1 means serve-broker delivers faster (target >= 1.5); broker CPU per message < 1 means cheaper"
-        printf "%-7s %-3s %-28s %-16s %s\n", "scen", "qos", "rate: median (paired min-max)", "CPU/msg", "notes"
+        paired = 0
+        for (i = 1; i <= nk; i++) if (brk[keys[i]] == "mosquitto") paired = 1
+        if (paired) {
+            print ""
+            print "ratios serve-broker/mosquitto: rate > 1 means serve-broker delivers faster (target >= 1.5); broker CPU per message < 1 means cheaper"
+            printf "%-7s %-3s %-28s %-16s %s\n", "scen", "qos", "rate: median (paired min-max)", "CPU/msg", "notes"
+        }
         for (i = 1; i <= nk; i++) {
             k = keys[i]; if (brk[k] != "smq") continue
             km = scen[k] SUBSEP qos[k] SUBSEP "mosquitto"; if (!(km in n)) continue
