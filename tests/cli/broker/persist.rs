@@ -12,6 +12,7 @@ use super::raw::{
     parse_connack_v5, parse_publish, prop_u32, puback, publish_raw, pubrel,
 };
 use crate::support::smq_broker::{SmqBroker, poll};
+use crate::support::{run_with_timeout, smq};
 
 /// Crash-and-restart rounds in the durability loop.
 const ROUNDS: usize = 12;
@@ -365,5 +366,37 @@ fn a_delayed_will_pending_at_a_crash_is_published_after_the_restart() {
     assert_eq!(
         (m.topic.as_slice(), m.payload.as_slice()),
         (&b"will/crash-test"[..], &b"gone"[..])
+    );
+}
+
+#[test]
+fn a_directory_holding_someone_elses_smq_log_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("smq.log"), b"not ours\n").unwrap();
+    let out = run_with_timeout(
+        smq()
+            .args([
+                "serve-broker",
+                "--listen",
+                "mqtt://127.0.0.1:0",
+                "--persist",
+            ])
+            .arg(dir.path()),
+        None,
+        10,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("smq: error: ")
+            && err.contains(
+                "smq.log: not an smq persistence log; give --persist a directory of its own"
+            ),
+        "{err}"
+    );
+    assert!(!err.contains("listening"), "refused before binding: {err}");
+    assert_eq!(
+        std::fs::read(dir.path().join("smq.log")).unwrap(),
+        b"not ours\n"
     );
 }
