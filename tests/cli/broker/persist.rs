@@ -152,13 +152,6 @@ impl Receiver {
     }
 }
 
-/// Connects the durable subscriber (3.1.1, clean session 0); the session must be there.
-fn resume_subscriber(port: u16) -> Client {
-    let (c, ack) = Client::connect(port, &Connect::new(V4, "durable-sub").clean(false));
-    assert_eq!(ack.body[0] & 1, 1, "session present after the restart");
-    c
-}
-
 /// Publishes `m<seq>` (even seq: QoS 1, odd: QoS 2) with `WINDOW` in flight until the broker
 /// goes away; every seq the broker acknowledged (PUBACK, PUBREC) goes into `acked`. Returns
 /// the next seq.
@@ -219,7 +212,7 @@ fn acknowledged_messages_survive_kill_9_at_random_points() {
         // Every other round the subscriber is connected through the crash, with deliveries
         // and QoS 2 flows in flight; otherwise messages pile up in its queue.
         let sub = if round % 2 == 1 {
-            let c = resume_subscriber(port);
+            let c = resume(port, "durable-sub");
             let r = std::mem::take(&mut rx);
             Some(thread::spawn(move || r.until_closed(c)))
         } else {
@@ -251,7 +244,7 @@ fn acknowledged_messages_survive_kill_9_at_random_points() {
     let b = broker(dir.path());
     // Queued behind everything restored, so its arrival means the queue has been drained.
     publish_acked(b.port(), 1, false, "d/x", "end");
-    let mut c = resume_subscriber(b.port());
+    let mut c = resume(b.port(), "durable-sub");
     while rx.delivered.last().map(String::as_str) != Some("end") {
         let p = c.expect("the rest of the queue, then the end marker");
         rx.handle(&mut c, &p);
@@ -399,4 +392,92 @@ fn a_directory_holding_someone_elses_smq_log_is_refused() {
         std::fs::read(dir.path().join("smq.log")).unwrap(),
         b"not ours\n"
     );
+}
+
+/// Reads packets until one of `kind` for packet id `pid`; returns the PUBLISHes seen meanwhile.
+fn until(c: &mut Client, kind: u8, pid: u16, what: &str) -> Vec<super::raw::Publish> {
+    let mut seen = Vec::new();
+    loop {
+        let p = c.expect(what);
+        if p.kind() == kind && pid_of(&p) == pid {
+            return seen;
+        }
+        assert_eq!(p.kind(), 0x30, "{what}: unexpected {:02x?}", p.bytes());
+        seen.push(parse_publish(c.version, &p));
+    }
+}
+
+/// Both directions of QoS 2, stopped by kill -9 halfway: the publisher's packet ids answered
+/// with PUBREC, the subscriber's delivery sent but not acknowledged, and one whose PUBREC came
+/// back. After the restart each flow resumes where it was, and nothing is delivered twice.
+#[test]
+fn qos2_flows_resume_after_kill_9_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = broker(dir.path());
+    let (mut s, _) = Client::connect(b.port(), &Connect::new(V4, "q2-sub").clean(false));
+    s.subscribe(1, &[("q2/#", 2)]);
+    let (mut p, _) = Client::connect(b.port(), &Connect::new(V4, "q2-pub").clean(false));
+    for (pid, topic) in [(7, "q2/one"), (8, "q2/two")] {
+        p.send(&publish_raw(0x34, topic.as_bytes(), Some(pid), None, b"x"));
+        let ack = p.expect("PUBREC");
+        assert_eq!((ack.kind(), pid_of(&ack)), (PUBREC, pid));
+    }
+    let first = parse_publish(V4, &s.expect("the first delivery"));
+    assert_eq!(first.topic, b"q2/one");
+    let (one, two) = (first.pid.unwrap(), one_more(&mut s, b"q2/two"));
+    s.send(&packet(PUBREC, &one.to_be_bytes()));
+    let before_rel = until(&mut s, 0x60, one, "PUBREL for the first delivery");
+    assert!(before_rel.is_empty(), "{before_rel:?}");
+    b.signal("KILL");
+
+    let b = broker(dir.path());
+    // The subscriber is owed PUBREL for the first message and the second one again.
+    let mut s = resume(b.port(), "q2-sub");
+    let rel = s.expect("PUBREL resent");
+    assert_eq!((rel.kind(), pid_of(&rel)), (0x60, one));
+    let again = parse_publish(V4, &s.expect("the unacknowledged delivery resent"));
+    assert_eq!(
+        (again.topic.as_slice(), again.pid, again.dup),
+        (&b"q2/two"[..], Some(two), true)
+    );
+    s.send(&packet(PUBCOMP, &one.to_be_bytes()));
+    s.send(&packet(PUBREC, &two.to_be_bytes()));
+    assert!(until(&mut s, 0x60, two, "PUBREL").is_empty());
+    s.send(&packet(PUBCOMP, &two.to_be_bytes()));
+    // The publisher resends its first message (it never saw our PUBCOMP): acknowledged again,
+    // not delivered again.
+    let mut p = resume(b.port(), "q2-pub");
+    p.send(&publish_raw(0x3C, b"q2/one", Some(7), None, b"x"));
+    let ack = p.expect("PUBREC for the resent message");
+    assert_eq!((ack.kind(), pid_of(&ack)), (PUBREC, 7));
+    for pid in [7, 8] {
+        p.send(&pubrel(pid));
+        let comp = p.expect("PUBCOMP");
+        assert_eq!(
+            (comp.kind(), pid_of(&comp)),
+            (PUBCOMP, pid),
+            "{:02x?}",
+            comp.bytes()
+        );
+    }
+    publish_acked(b.port(), 1, false, "q2/end", "end");
+    let end = parse_publish(V4, &s.expect("the end marker, and nothing before it"));
+    assert_eq!(end.topic, b"q2/end");
+}
+
+fn one_more(c: &mut Client, topic: &[u8]) -> u16 {
+    let m = parse_publish(V4, &c.expect("the second delivery"));
+    assert_eq!(m.topic, topic);
+    m.pid.unwrap()
+}
+
+/// Connects `id` (3.1.1, clean session 0); its session must be there.
+fn resume(port: u16, id: &str) -> Client {
+    let (c, ack) = Client::connect(port, &Connect::new(V4, id).clean(false));
+    assert_eq!(
+        ack.body[0] & 1,
+        1,
+        "{id}: session present after the restart"
+    );
+    c
 }
