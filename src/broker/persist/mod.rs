@@ -31,10 +31,19 @@ use model::{Model, Record};
 pub use restore::restore;
 
 const LOG: &str = "smq.log";
+/// Held locked (flock) while a broker uses the directory: two writers would corrupt the log.
+const LOCK: &str = "smq.lock";
 /// Compact once the log passes this size and four times what the last compaction left.
 const COMPACT_MIN: u64 = 64 << 20;
 
 pub struct Store {
+    core: Arc<Core>,
+    /// Released when the store is dropped or the process ends, however it ends.
+    _lock: File,
+}
+
+/// What the writer thread shares with the store.
+pub struct Core {
     dir: PathBuf,
     inner: Mutex<Inner>,
     wake: Condvar,
@@ -57,6 +66,7 @@ impl Store {
     pub fn open(dir: &Path) -> anyhow::Result<Arc<Store>> {
         fs::create_dir_all(dir)
             .with_context(|| format!("creating persistence directory {}", dir.display()))?;
+        let lock = lock(dir)?;
         let path = dir.join(LOG);
         let data = log::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let (bodies, _) = log::parse(&data).map_err(|e| {
@@ -80,7 +90,7 @@ impl Store {
         model.snapshot(&mut snapshot);
         let (file, len) = log::replace(dir, LOG, &snapshot)
             .with_context(|| format!("writing {}", path.display()))?;
-        let store = Arc::new(Store {
+        let core = Arc::new(Core {
             dir: dir.to_owned(),
             inner: Mutex::new(Inner {
                 model,
@@ -92,16 +102,12 @@ impl Store {
             wake: Condvar::new(),
             durable: watch::Sender::new(0),
         });
-        let writer = store.clone();
+        let writer = core.clone();
         std::thread::Builder::new()
             .name("smq-persist".into())
             .spawn(move || writer.write_loop(file, len))
             .context("starting the persistence writer thread")?;
-        Ok(store)
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        Ok(Arc::new(Store { core, _lock: lock }))
     }
 
     /// Appends a record; returns the log position to wait for (`synced`) before anything
@@ -151,6 +157,19 @@ impl Store {
 
     fn with_model<T>(&self, f: impl FnOnce(&Model) -> T) -> T {
         f(&self.lock().model)
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl Core {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn write_loop(&self, mut file: File, mut len: u64) {
@@ -212,6 +231,26 @@ impl Store {
             self.dir.join(LOG).display()
         );
         std::process::exit(1);
+    }
+}
+
+/// Takes the directory's lock, or says who has it.
+fn lock(dir: &Path) -> anyhow::Result<File> {
+    use rustix::fs::{FlockOperation, flock};
+    let path = dir.join(LOCK);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => bail!(
+            "{} is in use by another smq serve-broker; give each broker a directory of its own",
+            dir.display()
+        ),
+        Err(e) => Err(io::Error::from(e)).with_context(|| format!("locking {}", path.display())),
     }
 }
 
@@ -283,6 +322,8 @@ mod tests {
         store.append(retained("b", "2"));
         let pos = store.append(retained("a", "3"));
         block_on(store.synced(pos));
+        assert!(Store::open(dir.path()).is_err(), "the directory is locked");
+        drop(store);
         // A crash in the middle of the next write: half a record at the end.
         let mut half = Vec::new();
         let mut body = Vec::new();
@@ -300,6 +341,7 @@ mod tests {
         let pos = again.append(retained("d", "4"));
         block_on(again.close());
         assert!(pos > 0);
+        drop(again);
         assert_eq!(
             topics(&Store::open(dir.path()).unwrap()),
             ["a=3", "b=2", "d=4"]
@@ -325,6 +367,7 @@ mod tests {
         model::encode(&retained("late", "y"), &mut body);
         log::frame(&body, &mut more);
         file.write_all(&more).unwrap();
+        drop(store);
         assert_eq!(
             topics(&Store::open(dir.path()).unwrap()),
             ["late=y", "other=x", "same/topic=499"]

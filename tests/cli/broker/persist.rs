@@ -481,3 +481,29 @@ fn resume(port: u16, id: &str) -> Client {
     );
     c
 }
+
+#[test]
+fn a_directory_in_use_by_a_running_broker_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _running = broker(dir.path());
+    let out = run_with_timeout(
+        smq()
+            .args([
+                "serve-broker",
+                "--listen",
+                "mqtt://127.0.0.1:0",
+                "--persist",
+            ])
+            .arg(dir.path()),
+        None,
+        10,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "is in use by another smq serve-broker; give each broker a directory of its own"
+        ),
+        "{err}"
+    );
+}
