@@ -12,6 +12,9 @@
 #            send time in ns; the subscriber prints its receive time (-F '%U %p'); p50/p99/max
 #   idle     IDLE_CONNS idle MQTT connections (CONNECT, keepalive 0, held open); broker VmRSS
 #            before and after, per connection
+#   persist  fan-in at QoS 1 to a persistent-session subscriber (-c), three brokers:
+#            serve-broker --persist DIR (every acknowledged message fsync'd first),
+#            serve-broker in memory, and mosquitto with `persistence true`
 # Subscriber readiness: a retained "ready" message is published before the subscribers start,
 # and each subscribes to it together with the data topic (one SUBSCRIBE); its arrival in the
 # subscriber's output means the data subscription is live. Every client runs under `timeout`,
@@ -24,7 +27,7 @@ set -euo pipefail
 N=${N:-200000}
 REPS=${REPS:-3}
 QOS_LIST=${QOS_LIST:-0 1}
-SCENARIOS=${SCENARIOS:-fanin fanout latency idle}
+SCENARIOS=${SCENARIOS:-fanin fanout latency idle persist}
 BROKERS=${BROKERS:-smq mosquitto}
 SMQ=${SMQ:-target/release/smq}
 CLIENTS=${CLIENTS:-8}                   # publishers (fanin) / subscribers (fanout)
@@ -41,7 +44,7 @@ for var in N REPS CLIENTS INFLIGHT MAX_QUEUED LAT_RATE LAT_SECS IDLE_CONNS DRAIN
     [[ ${!var} =~ ^[1-9][0-9]*$ ]] || bench_die "$var must be a positive integer, got '${!var}'"
 done
 for qos in $QOS_LIST; do [[ $qos == [01] ]] || bench_die "QOS_LIST may hold 0 and 1, got '$qos'"; done
-for s in $SCENARIOS; do [[ $s =~ ^(fanin|fanout|latency|idle)$ ]] || bench_die "unknown scenario '$s'"; done
+for s in $SCENARIOS; do [[ $s =~ ^(fanin|fanout|latency|idle|persist)$ ]] || bench_die "unknown scenario '$s'"; done
 for b in $BROKERS; do [[ $b == smq || $b == mosquitto ]] || bench_die "BROKERS may hold smq and mosquitto, got '$b'"; done
 ((INFLIGHT < 65535)) || bench_die "INFLIGHT must stay below 65535 (MQTT packet ids)"
 ((N >= CLIENTS && N / CLIENTS <= 99999999)) || bench_die "N must be between CLIENTS and CLIENTS*99999999"
@@ -154,18 +157,30 @@ smq_listen_port() {
     return 1
 }
 
-# start_broker smq|mosquitto: sets BROKER_PID and BROKER_PORT.
+# start_broker smq|mosquitto|smq-persist|mosquitto-persist: sets BROKER_PID and BROKER_PORT.
+# The -persist ones start on an empty persistence directory.
 start_broker() {
     local pid port start
+    local -a persist=()
     case $1 in
-    mosquitto)
-        bench_start_mosquitto "max_inflight_messages $INFLIGHT" "sys_interval 0"
+    mosquitto | mosquitto-persist)
+        if [[ $1 == mosquitto-persist ]]; then
+            rm -rf "$BENCH_TMP/mosquitto-db" && mkdir "$BENCH_TMP/mosquitto-db"
+            # Started as root, mosquitto would drop to its own user, which cannot write into
+            # the bench's private temp dir.
+            persist=("persistence true" "persistence_location $BENCH_TMP/mosquitto-db/" "user $(id -un)")
+        fi
+        bench_start_mosquitto "max_inflight_messages $INFLIGHT" "sys_interval 0" "${persist[@]}"
         BROKER_PID=$MOSQ_PID BROKER_PORT=$MOSQ_PORT
         ;;
-    smq)
+    smq | smq-persist)
+        if [[ $1 == smq-persist ]]; then
+            rm -rf "$BENCH_TMP/smq-db"
+            persist=(--persist "$BENCH_TMP/smq-db")
+        fi
         : >"$SMQ_BROKER_LOG"
         "$SMQ" serve-broker --listen mqtt://127.0.0.1:0 --max-inflight "$INFLIGHT" \
-            --max-queued "$MAX_QUEUED" --sys-interval 0 >>"$SMQ_BROKER_LOG" 2>&1 </dev/null &
+            --max-queued "$MAX_QUEUED" --sys-interval 0 "${persist[@]}" >>"$SMQ_BROKER_LOG" 2>&1 </dev/null &
         pid=$!
         bench_track "$pid"
         start=$(bench_now_us)
@@ -186,7 +201,14 @@ proc_cpu() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 children_cpu() { sed 's/^.*) //' "/proc/$$/stat" | awk '{ print $14 + $15 }'; }
 vm_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 load1() { awk '{ print $1 }' /proc/loadavg; }
-label() { if [[ $1 == smq ]]; then echo serve-broker; else echo mosquitto; fi; }
+label() {
+    case $1 in
+    smq) echo serve-broker ;;
+    smq-persist) echo serve-b+persist ;;
+    mosquitto-persist) echo mosq+persist ;;
+    *) echo mosquitto ;;
+    esac
+}
 
 READY_TOPIC=smq-bench/ready
 DATA_TOPIC=smq-bench/data
@@ -243,15 +265,16 @@ TP=$BENCH_TMP/throughput.tsv LAT=$BENCH_TMP/latency.tsv IDLE=$BENCH_TMP/idle.tsv
 run_throughput() {
     local scen=$1 qos=$2 broker=$3 rep=$4 nsubs npubs per_sub i start end bcpu0 bcpu1 ccpu0 ccpu1 hwm
     local delivered=0 d load elapsed sub_rcs pub_rcs
-    local -a pub_pids=() pub_extra=()
+    local -a pub_pids=() pub_extra=() sub_extra=()
     SUB_PIDS=()
-    if [[ $scen == fanin ]]; then nsubs=1 npubs=$CLIENTS per_sub=$N; else nsubs=$CLIENTS npubs=1 per_sub=$PER; fi
+    if [[ $scen == fanout ]]; then nsubs=$CLIENTS npubs=1 per_sub=$PER; else nsubs=1 npubs=$CLIENTS per_sub=$N; fi
+    [[ $scen != persist ]] || sub_extra=(-c)
     ((qos == 0)) || pub_extra=(-M "$INFLIGHT")
     load=$(load1)
 
     start_broker "$broker"
     publish_ready
-    for ((i = 1; i <= nsubs; i++)); do start_sub "$i" "$per_sub" "$qos"; done
+    for ((i = 1; i <= nsubs; i++)); do start_sub "$i" "$per_sub" "$qos" "${sub_extra[@]}"; done
     wait_subs_ready
 
     ccpu0=$(children_cpu)
@@ -373,6 +396,13 @@ for scen in $SCENARIOS; do
         idle)
             for b in "${ORDER[@]}"; do run_idle "$b" "$rep"; done
             ;;
+        persist)
+            # Rotated every repetition, so none of the three always runs first.
+            PERSIST_ORDER=(smq-persist smq mosquitto-persist)
+            for ((i = 0; i < 3; i++)); do
+                run_throughput persist 1 "${PERSIST_ORDER[(i + rep) % 3]}" "$rep"
+            done
+            ;;
         esac
     done
 done
@@ -388,7 +418,7 @@ function median(a, n,    i, j, t, s) {
     for (i = 2; i <= n; i++) { t = s[i]; for (j = i - 1; j >= 1 && s[j] > t; j--) s[j + 1] = s[j]; s[j + 1] = t }
     return n % 2 ? s[(n + 1) / 2] : (s[n / 2] + s[n / 2 + 1]) / 2
 }
-function name(b) { return b == "smq" ? "serve-broker" : "mosquitto" }
+function name(b) { return b == "smq" ? "serve-broker" : b == "smq-persist" ? "serve-b+persist" : b == "mosquitto-persist" ? "mosq+persist" : "mosquitto" }
 function range(lo, hi, fmt) { return lo == hi ? sprintf(fmt, lo) : sprintf(fmt "-" fmt, lo, hi) }'
 
 if [[ -s $TP ]]; then
@@ -412,19 +442,23 @@ if [[ -s $TP ]]; then
         scen[k] = $1; qos[k] = $2; brk[k] = $3
     }
     END {
-        printf "%-7s %-3s %-13s %-30s %-19s %-9s %-9s %-14s %-9s %s\n", "scen", "qos", "broker", "msgs/s: median (min-max)", "delivered/expected", "broker", "loadgen", "broker peak", "loadavg1", "exits"
-        printf "%-7s %-3s %-13s %-30s %-19s %-9s %-9s %-14s %-9s %s\n", "", "", "", "", "", "CPU s", "CPU s", "RSS KiB", "", ""
+        printf "%-7s %-3s %-15s %-30s %-19s %-9s %-9s %-14s %-9s %s\n", "scen", "qos", "broker", "msgs/s: median (min-max)", "delivered/expected", "broker", "loadgen", "broker peak", "loadavg1", "exits"
+        printf "%-7s %-3s %-15s %-30s %-19s %-9s %-9s %-14s %-9s %s\n", "", "", "", "", "", "CPU s", "CPU s", "RSS KiB", "", ""
         for (i = 1; i <= nk; i++) {
             k = keys[i]; lo = hi = rate[k, 1]
             for (j = 1; j <= n[k]; j++) { r[j] = rate[k, j]; b[j] = bc[k, j]; c[j] = cc[k, j]; if (r[j] < lo) lo = r[j]; if (r[j] > hi) hi = r[j] }
             mr[k] = median(r, n[k]); mb[k] = median(b, n[k]); mc[k] = median(c, n[k])
-            printf "%-7s %-3s %-13s %-30s %-19s %-9.2f %-9.2f %-14s %-9s %s\n", scen[k], qos[k], name(brk[k]),
+            printf "%-7s %-3s %-15s %-30s %-19s %-9.2f %-9.2f %-14s %-9s %s\n", scen[k], qos[k], name(brk[k]),
                 sprintf("%.0f (%.0f-%.0f)", mr[k], lo, hi), range(dmin[k], dmax[k], "%d") "/" sent[k], mb[k], mc[k], hwm[k],
                 range(lmin[k], lmax[k], "%s"), ex[k]
         }
-        print ""
-        print "ratios serve-broker/mosquitto: rate > 1 means serve-broker delivers faster (target >= 1.5); broker CPU per message < 1 means cheaper"
-        printf "%-7s %-3s %-28s %-16s %s\n", "scen", "qos", "rate: median (paired min-max)", "CPU/msg", "notes"
+        paired = 0
+        for (i = 1; i <= nk; i++) if (brk[keys[i]] == "mosquitto") paired = 1
+        if (paired) {
+            print ""
+            print "ratios serve-broker/mosquitto: rate > 1 means serve-broker delivers faster (target >= 1.5); broker CPU per message < 1 means cheaper"
+            printf "%-7s %-3s %-28s %-16s %s\n", "scen", "qos", "rate: median (paired min-max)", "CPU/msg", "notes"
+        }
         for (i = 1; i <= nk; i++) {
             k = keys[i]; if (brk[k] != "smq") continue
             km = scen[k] SUBSEP qos[k] SUBSEP "mosquitto"; if (!(km in n)) continue
@@ -443,6 +477,30 @@ if [[ -s $TP ]]; then
                 if (dmin[kk] < sent[kk]) notes = notes sprintf("; %s LOSS: %d of %d not delivered in the worst run (its time includes the %d s idle timeout)", name(brk[kk]), sent[kk] - dmin[kk], sent[kk], drain)
             }
             printf "%-7s %-3s %-28s %-16s %s\n", scen[k], qos[k], sprintf("%.2f", rr) (lo == "" ? "" : sprintf(" (%.2f-%.2f)", lo, hi)), cpm, notes
+        }
+        kp = "persist" SUBSEP 1 SUBSEP "smq-persist"
+        if (kp in n) {
+            print ""
+            print "persistence (fan-in QoS 1 to a persistent session): serve-broker --persist against serve-broker in memory and mosquitto with persistence true"
+            printf "%-34s %-28s %s\n", "ratio", "rate: median (paired min-max)", "notes"
+            split("smq mosquitto-persist", other, " ")
+            for (t = 1; t <= 2; t++) {
+                ko = "persist" SUBSEP 1 SUBSEP other[t]; if (!(ko in n) || mr[ko] <= 0) continue
+                lo = hi = ""
+                for (rep = 1; rep <= reps; rep++) {
+                    if (!(("persist", 1, "smq-persist", rep) in prate) || !(("persist", 1, other[t], rep) in prate) || prate["persist", 1, other[t], rep] <= 0) continue
+                    pr = prate["persist", 1, "smq-persist", rep] / prate["persist", 1, other[t], rep]
+                    if (lo == "" || pr < lo) lo = pr; if (hi == "" || pr > hi) hi = pr
+                }
+                rr = mr[kp] / mr[ko]
+                goal = t == 1 ? 1 / 1.5 : 1
+                notes = sprintf("target >= %.2f%s: %s", goal, t == 1 ? " (within 1.5x)" : "", rr >= goal ? "met" : "NOT met")
+                for (u = 0; u < 2; u++) {
+                    kk = u ? ko : kp
+                    if (dmin[kk] < sent[kk]) notes = notes sprintf("; %s LOSS: %d of %d not delivered in the worst run", name(brk[kk]), sent[kk] - dmin[kk], sent[kk])
+                }
+                printf "%-34s %-28s %s\n", "serve-b+persist / " name(other[t]), sprintf("%.2f", rr) (lo == "" ? "" : sprintf(" (%.2f-%.2f)", lo, hi)), notes
+            }
         }
     }' "$TP"
 fi

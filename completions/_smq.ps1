@@ -398,6 +398,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--max-queued', '--max-queued', [CompletionResultType]::ParameterName, 'Messages queued per session before new ones are dropped [default: 1000]')
             [CompletionResult]::new('--max-keepalive', '--max-keepalive', [CompletionResultType]::ParameterName, 'Largest keep-alive granted to MQTT 5 clients, in seconds [default: 65535]')
             [CompletionResult]::new('--sys-interval', '--sys-interval', [CompletionResultType]::ParameterName, 'Seconds between $SYS/broker/... updates (0: none) [default: 10]')
+            [CompletionResult]::new('--persist', '--persist', [CompletionResultType]::ParameterName, 'Keep retained messages and persistent sessions in DIR, across restarts and crashes')
             [CompletionResult]::new('--http-path', '--http-path', [CompletionResultType]::ParameterName, 'Only this request path takes pushes, e.g. /data [default: any path]')
             [CompletionResult]::new('--http-topic', '--http-topic', [CompletionResultType]::ParameterName, 'Topic for pushed messages; {deviceId}, {sessionId} and {path} are filled in per request')
             [CompletionResult]::new('--http-qos', '--http-qos', [CompletionResultType]::ParameterName, 'QoS of the published messages')

@@ -390,6 +390,7 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --max-queued 'Messages queued per session before new ones are dropped [default: 1000]'
             cand --max-keepalive 'Largest keep-alive granted to MQTT 5 clients, in seconds [default: 65535]'
             cand --sys-interval 'Seconds between $SYS/broker/... updates (0: none) [default: 10]'
+            cand --persist 'Keep retained messages and persistent sessions in DIR, across restarts and crashes'
             cand --http-path 'Only this request path takes pushes, e.g. /data [default: any path]'
             cand --http-topic 'Topic for pushed messages; {deviceId}, {sessionId} and {path} are filled in per request'
             cand --http-qos 'QoS of the published messages'

@@ -564,6 +564,10 @@ pub struct ServeBrokerArgs {
     #[arg(long, value_name = "SECS")]
     pub sys_interval: Option<u64>,
 
+    /// Keep retained messages and persistent sessions in DIR, across restarts and crashes
+    #[arg(long, value_name = "DIR")]
+    pub persist: Option<PathBuf>,
+
     #[command(flatten)]
     pub http: HttpArgs,
 }

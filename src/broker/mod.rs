@@ -5,12 +5,14 @@ pub mod codec;
 pub mod conf;
 pub mod http;
 pub mod listener;
+mod persist;
 mod phone;
 mod push_stats;
 mod router;
 mod session;
 
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -45,6 +47,8 @@ pub struct Config {
     pub max_payload: Option<usize>,
     /// HTTP Push on the WebSocket listeners (`--http`).
     pub http: Option<HttpConfig>,
+    /// `--persist DIR`: keep retained messages and persistent sessions on disk there.
+    pub persist: Option<PathBuf>,
 }
 
 impl Config {
@@ -63,6 +67,7 @@ impl Config {
             retain_available: true,
             max_payload: None,
             http: None,
+            persist: None,
         }
     }
 }
@@ -110,6 +115,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         Some(a) => Auth::load(a, &config.listen)?,
         None => Auth::open(),
     };
+    // Before binding: a log we cannot read is an error, not a broker that forgot everything.
+    let store = config
+        .persist
+        .as_deref()
+        .map(persist::Store::open)
+        .transpose()?;
     let tls = config.tls.as_ref().map(listener::server_tls).transpose()?;
     if config.http.is_some() && !config.listen.iter().any(|s| s.scheme.is_websocket()) {
         return Err(crate::exit::usage(
@@ -148,6 +159,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let ingest = config.http.clone().map(|h| Arc::new(Ingest::new(h)));
     let config = Arc::new(config);
     let shared = Arc::new(Shared::new());
+    if let Some(store) = &store {
+        persist::restore(&shared, &config, store);
+    }
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     for l in listeners {
@@ -195,6 +209,10 @@ impl Running {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         self.tasks.abort_all();
+        let store = self.shared.lock().store.clone();
+        if let Some(store) = store {
+            store.close().await;
+        }
     }
 }
 

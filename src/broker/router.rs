@@ -12,6 +12,8 @@ use std::collections::VecDeque;
 
 use tokio::sync::Notify;
 
+use super::persist::Store;
+use super::persist::model::Record;
 use crate::conn::packet::PublishProperties;
 use crate::topic;
 
@@ -49,6 +51,8 @@ pub struct Delivery {
     pub qos: u8,
     pub retain: bool,
     pub sub_ids: Vec<u32>,
+    /// The message's id in the persistence log, for a delivery to a persistent session.
+    pub stored: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +82,7 @@ impl Inbox {
     }
 
     /// Queues a delivery; false when the queue is full and the delivery is dropped.
-    fn push(&self, d: Delivery) -> bool {
+    pub(super) fn push(&self, d: Delivery) -> bool {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         if q.len() >= self.capacity {
             return false;
@@ -116,6 +120,9 @@ pub struct Mailbox {
     pub client_id: Arc<str>,
     pub inbox: Arc<Inbox>,
     pub online: Arc<AtomicBool>,
+    /// The session outlives its connection and the broker persists: its QoS 1/2 deliveries
+    /// are written to the log.
+    pub durable: Arc<AtomicBool>,
 }
 
 struct Subscriber {
@@ -156,6 +163,8 @@ pub struct Router {
     shared: HashMap<(String, String), SharedGroup>,
     retained: HashMap<Bytes, Arc<Published>>,
     next_generation: u64,
+    /// `--persist`: where retained messages and persistent sessions are written.
+    pub store: Option<Arc<Store>>,
 }
 
 pub struct Shared {
@@ -181,17 +190,16 @@ impl Shared {
 
     /// A message into the broker, from whichever source (client PUBLISH, will, HTTP Push):
     /// retained when asked, routed, and its dropped deliveries counted. Returns (delivered,
-    /// dropped).
-    pub fn publish(&self, msg: &Arc<Published>) -> (u64, u64) {
-        let (delivered, dropped) = {
+    /// dropped, the `--persist` log position that holds what it wrote, if anything).
+    pub fn publish(&self, msg: &Arc<Published>) -> (u64, u64, Option<u64>) {
+        let (delivered, dropped, synced) = {
             let mut router = self.lock();
-            if msg.retain {
-                router.retain(msg);
-            }
-            router.route(msg)
+            let retained = if msg.retain { router.retain(msg) } else { None };
+            let (delivered, dropped, synced) = router.route_synced(msg);
+            (delivered, dropped, synced.max(retained))
         };
         self.counters.dropped.fetch_add(dropped, Ordering::Relaxed);
-        (delivered, dropped)
+        (delivered, dropped, synced)
     }
 }
 
@@ -299,11 +307,21 @@ impl Router {
 
     /// Stores (or with an empty payload, clears) a retained message. The stored copy owns
     /// its bytes: a decoded message is a slice of a whole receive buffer, which a retained
-    /// message would otherwise keep alive for as long as it is retained.
-    pub fn retain(&mut self, msg: &Arc<Published>) {
+    /// message would otherwise keep alive for as long as it is retained. With `--persist`,
+    /// returns the log position that makes the change durable.
+    pub fn retain(&mut self, msg: &Arc<Published>) -> Option<u64> {
+        // $SYS topics are the broker's own, rewritten every interval: not worth a write.
+        let store = self
+            .store
+            .as_ref()
+            .filter(|_| !msg.topic.starts_with(b"$SYS/"));
         if msg.payload.is_empty() {
-            self.retained.remove(&msg.topic);
-            return;
+            self.retained.remove(&msg.topic)?;
+            return store.map(|s| {
+                s.append(Record::Unretain {
+                    topic: msg.topic.clone(),
+                })
+            });
         }
         let topic = Bytes::copy_from_slice(&msg.topic);
         let owned = Published {
@@ -315,7 +333,9 @@ impl Router {
             received: msg.received,
             from: msg.from.clone(),
         };
-        self.retained.insert(topic, Arc::new(owned));
+        let owned = Arc::new(owned);
+        self.retained.insert(topic, owned.clone());
+        store.map(|s| s.append(Record::Retain { msg: owned }))
     }
 
     pub fn retained_count(&self) -> usize {
@@ -335,6 +355,13 @@ impl Router {
     /// of its matching subscriptions, with all their subscription identifiers; one member of
     /// each matching shared group. Returns (delivered, dropped).
     pub fn route(&mut self, msg: &Arc<Published>) -> (u64, u64) {
+        let (delivered, dropped, _) = self.route_synced(msg);
+        (delivered, dropped)
+    }
+
+    /// `route`, plus the log position to wait for when the message was written for a
+    /// persistent session.
+    pub fn route_synced(&mut self, msg: &Arc<Published>) -> (u64, u64, Option<u64>) {
         let mut targets: Vec<(Mailbox, SubOptions, Vec<u32>)> = Vec::new();
         let mut add = |s: &Subscriber| {
             if s.opts.no_local && msg.from.as_deref() == Some(&*s.mailbox.client_id) {
@@ -383,6 +410,8 @@ impl Router {
         }
         let mut delivered = 0;
         let mut dropped = 0;
+        let mut stored: Option<u64> = None;
+        let mut synced = None;
         let all = targets.into_iter().chain(
             shared_picks
                 .into_iter()
@@ -394,20 +423,44 @@ impl Router {
             if qos == 0 && !mailbox.online.load(Ordering::Relaxed) {
                 continue;
             }
+            let retain = msg.retain && opts.retain_as_published;
+            // Written before it is queued, so its Done can only come after it in the log.
+            let store = self
+                .store
+                .as_ref()
+                .filter(|_| qos > 0 && mailbox.durable.load(Ordering::Relaxed));
+            let id = store.map(|s| {
+                let id = *stored.get_or_insert_with(|| s.add_message(msg));
+                synced = Some(s.append(Record::Enqueue {
+                    client: mailbox.client_id.clone(),
+                    id,
+                    qos,
+                    retain,
+                    sub_ids: sub_ids.clone(),
+                }));
+                id
+            });
             let d = Delivery {
                 msg: msg.clone(),
                 qos,
-                retain: msg.retain && opts.retain_as_published,
+                retain,
                 sub_ids,
+                stored: id,
             };
             // A full queue (max queued messages) drops the delivery, as mosquitto does.
             if mailbox.inbox.push(d) {
                 delivered += 1;
             } else {
                 dropped += 1;
+                if let (Some(s), Some(id)) = (store, id) {
+                    s.append(Record::Done {
+                        client: mailbox.client_id.clone(),
+                        id,
+                    });
+                }
             }
         }
-        (delivered, dropped)
+        (delivered, dropped, synced)
     }
 }
 
@@ -452,6 +505,7 @@ mod tests {
                 client_id: Arc::from(id),
                 inbox: inbox.clone(),
                 online: Arc::new(AtomicBool::new(true)),
+                durable: Arc::new(AtomicBool::new(false)),
             },
             inbox,
         )

@@ -13,6 +13,8 @@ use tokio::time::{Instant, sleep_until, timeout};
 use super::Config;
 use super::auth::{Auth, acl::ClientAcl};
 use super::codec::{self, ConnAck, Connect, Packet, Violation};
+use super::persist::Store;
+use super::persist::model::{Record, unix_now};
 use super::router::{
     Delivery, Inbox, Mailbox, Published, SessionEntry, Shared, SubOptions, shared_parts,
 };
@@ -24,25 +26,25 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Topic aliases a client may set up with us (v5 CONNACK Topic Alias Maximum).
 pub const TOPIC_ALIAS_MAX: u16 = 10;
-const NEVER: u32 = u32::MAX;
+pub(super) const NEVER: u32 = u32::MAX;
 /// Bytes of answers (PUBACKs and the like) a client may leave unread before we stop reading
 /// its packets; deliveries stop at a quarter of this.
 const MAX_UNREAD_ANSWERS: usize = 1024 * 1024;
 
 /// What a session keeps between connections.
 pub struct State {
-    inbox: Arc<Inbox>,
-    subscriptions: HashMap<String, SubOptions>,
+    pub(super) inbox: Arc<Inbox>,
+    pub(super) subscriptions: HashMap<String, SubOptions>,
     /// Deliveries the client has not acknowledged yet, by packet id.
-    outgoing: BTreeMap<u16, (Delivery, Stage)>,
+    pub(super) outgoing: BTreeMap<u16, (Delivery, Stage)>,
     /// Incoming QoS 2 packet ids between PUBREC and PUBREL.
-    incoming_qos2: HashSet<u16>,
-    next_pkid: u16,
+    pub(super) incoming_qos2: HashSet<u16>,
+    pub(super) next_pkid: u16,
 }
 
 /// Which acknowledgement an outgoing QoS 1/2 message waits for: PUBACK, PUBREC or PUBCOMP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
+pub(super) enum Stage {
     Ack,
     Rec,
     Comp,
@@ -117,8 +119,10 @@ pub async fn serve(
         )
         .await;
     conn.online.store(false, Ordering::Relaxed);
-    let _ = writer.shutdown().await;
+    // The session is ended or parked before the client can see the close: a client that
+    // reconnects at once must find it in its new state.
     conn.finish(end, &state_guard);
+    let _ = writer.shutdown().await;
 }
 
 async fn read_connect(
@@ -183,6 +187,12 @@ struct Connection {
     problem_info: bool,
     /// None without an ACL file: then nothing is checked.
     acl: Option<Arc<ClientAcl>>,
+    /// `--persist`: the broker's log, and whether this session is written to it.
+    store: Option<Arc<Store>>,
+    durable: bool,
+    /// Log position that must be on disk before anything more is sent: what we are about to
+    /// acknowledge was written there.
+    sync_to: u64,
 }
 
 impl Connection {
@@ -250,10 +260,15 @@ impl Connection {
             (c.keepalive, None)
         };
 
-        let (mailbox, kick, generation, entry_state, session_present) = {
+        let (mailbox, kick, generation, entry_state, session_present, store, sync_to) = {
             let mut router = shared.lock();
             let generation = router.next_generation();
             let old = router.sessions.remove(&client_id);
+            let store = router.store.clone();
+            let durable = store.is_some() && session_expiry > 0;
+            let was_durable = old
+                .as_ref()
+                .is_some_and(|o| o.mailbox.durable.load(Ordering::Relaxed));
             if let Some(old) = &old {
                 // Takeover: the old connection gets DISCONNECT 0x8E and closes [MQTT-3.1.4-3].
                 old.kick.notify_one();
@@ -269,6 +284,7 @@ impl Connection {
                         client_id: client_id.clone(),
                         inbox: inbox.clone(),
                         online: Arc::new(AtomicBool::new(false)),
+                        durable: Arc::new(AtomicBool::new(false)),
                     };
                     let state = State {
                         inbox,
@@ -290,7 +306,20 @@ impl Connection {
                     state: state.clone(),
                 },
             );
-            (mailbox, kick, generation, state, present)
+            mailbox.durable.store(durable, Ordering::Relaxed);
+            // CONNACK waits for this: a session reported present must be on disk.
+            let sync_to = match &store {
+                Some(s) if durable => s.append(Record::Session {
+                    client: client_id.clone(),
+                    expiry: session_expiry,
+                    clean: !present,
+                }),
+                Some(s) if was_durable => s.append(Record::Gone {
+                    client: client_id.clone(),
+                }),
+                _ => 0,
+            };
+            (mailbox, kick, generation, state, present, store, sync_to)
         };
         let ack = ConnAck {
             session_present,
@@ -327,6 +356,9 @@ impl Connection {
             backlog: VecDeque::new(),
             problem_info: c.request_problem_info,
             acl,
+            durable: store.is_some() && session_expiry > 0,
+            store,
+            sync_to,
         })
     }
 
@@ -351,6 +383,9 @@ impl Connection {
         }
         let window = self.receive_max.min(usize::from(self.config.max_inflight));
         let mut deadline = self.keepalive.map(|k| Instant::now() + k);
+        // Packets are encoded into `wbuf`, then staged into `out`, which the socket drains.
+        let mut out = Out::default();
+        let store = self.store.clone();
         loop {
             // Decode everything already read.
             loop {
@@ -362,34 +397,49 @@ impl Connection {
                         match self.handle(p, state, &mut wbuf) {
                             Ok(None) => {}
                             Ok(Some(end)) => {
-                                flush(writer, &mut wbuf).await;
+                                self.settle(&mut out, &mut wbuf).await;
+                                flush(writer, &mut out.ready).await;
                                 return end;
                             }
-                            Err(v) => return self.violation(v, writer, &mut wbuf).await,
+                            Err(v) => {
+                                self.settle(&mut out, &mut wbuf).await;
+                                return self.violation(v, writer, &mut out.ready).await;
+                            }
                         }
                     }
                     Ok(None) => break,
-                    Err(v) => return self.violation(v, writer, &mut wbuf).await,
+                    Err(v) => {
+                        self.settle(&mut out, &mut wbuf).await;
+                        return self.violation(v, writer, &mut out.ready).await;
+                    }
                 }
             }
             // Fill the client's receive window from the backlog, then the mailbox.
-            while state.outgoing.len() < window && wbuf.len() < 256 * 1024 {
+            while state.outgoing.len() < window && out.len() + wbuf.len() < 256 * 1024 {
                 let Some(d) = self.backlog.pop_front().or_else(|| state.inbox.pop()) else {
                     break;
                 };
                 self.deliver(d, state, &mut wbuf);
             }
-            let can_take = state.outgoing.len() < window && wbuf.len() < 256 * 1024;
+            // Acknowledgements go out only once what they acknowledge is on disk; reading
+            // goes on meanwhile, so one fsync covers a whole window of messages.
+            out.stage(&mut wbuf, std::mem::take(&mut self.sync_to));
+            if let Some(s) = &store {
+                out.release(s.durable());
+            }
+            let waiting = out.held.front().map(|h| h.0);
+            let can_take = state.outgoing.len() < window && out.len() < 256 * 1024;
             let far = Instant::now() + Duration::from_secs(86_400);
             tokio::select! {
-                r = writer.write(&mut wbuf), if !wbuf.is_empty() => {
+                r = writer.write(&mut out.ready), if !out.ready.is_empty() => {
                     if r.is_err() {
                         return End::Abnormal;
                     }
                 }
+                () = synced(store.as_deref(), waiting), if waiting.is_some() => {}
                 // A client that sends without reading what we answer is not read from
                 // until it catches up, so its acknowledgements cannot pile up without bound.
-                r = reader.read(&mut rbuf), if wbuf.len() < MAX_UNREAD_ANSWERS => match r {
+                r = reader.read(&mut rbuf), if out.len() < MAX_UNREAD_ANSWERS => match r {
                     Ok(0) | Err(_) => return End::Abnormal,
                     Ok(n) => {
                         self.shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
@@ -400,19 +450,53 @@ impl Connection {
                 }
                 _ = sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
                     // [MQTT-3.1.2-22]: 1.5 times the keep alive without a packet.
-                    return self.server_disconnect(0x8D, writer, &mut wbuf).await;
+                    self.settle(&mut out, &mut wbuf).await;
+                    return self.server_disconnect(0x8D, writer, &mut out.ready).await;
                 }
                 _ = self.kick.notified() => {
-                    return self.server_disconnect(0x8E, writer, &mut wbuf).await;
+                    self.settle(&mut out, &mut wbuf).await;
+                    return self.server_disconnect(0x8E, writer, &mut out.ready).await;
                 }
                 _ = shutdown.changed() => {
+                    self.settle(&mut out, &mut wbuf).await;
                     if self.proto == Protocol::V5 {
-                        codec::encode_disconnect(0x8B, None, &mut wbuf);
+                        codec::encode_disconnect(0x8B, None, &mut out.ready);
                     }
-                    flush(writer, &mut wbuf).await;
+                    flush(writer, &mut out.ready).await;
                     return End::Shutdown;
                 }
             }
+        }
+    }
+
+    /// Stages `wbuf` and waits until everything held can go: before the connection ends.
+    async fn settle(&mut self, out: &mut Out, wbuf: &mut BytesMut) {
+        out.stage(wbuf, std::mem::take(&mut self.sync_to));
+        if let (Some(s), Some(&(pos, _))) = (&self.store, out.held.back()) {
+            s.synced(pos).await;
+        }
+        out.release(u64::MAX);
+    }
+
+    /// The log, when this session is persistent.
+    fn log(&self) -> Option<&Store> {
+        self.store.as_deref().filter(|_| self.durable)
+    }
+
+    /// Appends a session record that must be on disk before the next packet goes out.
+    fn log_synced(&mut self, r: Record) {
+        if let Some(s) = self.log() {
+            self.sync_to = s.append(r);
+        }
+    }
+
+    /// A persisted delivery is finished: acknowledged, or dropped.
+    fn done(&self, d: &Delivery) {
+        if let (Some(s), Some(id)) = (self.log(), d.stored) {
+            s.append(Record::Done {
+                client: self.client_id.clone(),
+                id,
+            });
         }
     }
 
@@ -444,27 +528,49 @@ impl Connection {
             Packet::Publish { msg, pkid, dup: _ } => self.on_publish(msg, pkid, state, wbuf)?,
             Packet::PubAck { pkid, .. } => {
                 if matches!(state.outgoing.get(&pkid), Some((_, Stage::Ack))) {
-                    state.outgoing.remove(&pkid);
+                    if let Some((d, _)) = state.outgoing.remove(&pkid) {
+                        self.done(&d);
+                    }
                 }
             }
             Packet::PubRec { pkid, code } => match state.outgoing.get_mut(&pkid) {
-                Some((_, stage @ Stage::Rec)) if code < 0x80 => {
+                Some((d, stage @ Stage::Rec)) if code < 0x80 => {
                     *stage = Stage::Comp;
+                    // PUBREL waits for this: a client that completes the flow forgets the
+                    // packet id, and would take the PUBLISH resent after a crash as new.
+                    if d.stored.is_some() {
+                        self.log_synced(Record::Released {
+                            client: self.client_id.clone(),
+                            pkid,
+                        });
+                    }
                     codec::encode_ack(6, pkid, 0, wbuf);
                 }
                 Some((_, Stage::Rec)) => {
-                    state.outgoing.remove(&pkid);
+                    if let Some((d, _)) = state.outgoing.remove(&pkid) {
+                        self.done(&d);
+                    }
                 }
                 // Not ours: a v5 client still gets its PUBREL, saying so.
                 _ => codec::encode_ack(6, pkid, self.v5_code(0x92), wbuf),
             },
             Packet::PubComp { pkid, .. } => {
                 if matches!(state.outgoing.get(&pkid), Some((_, Stage::Comp))) {
-                    state.outgoing.remove(&pkid);
+                    if let Some((d, _)) = state.outgoing.remove(&pkid) {
+                        self.done(&d);
+                    }
                 }
             }
             Packet::PubRel { pkid, .. } => {
                 let known = state.incoming_qos2.remove(&pkid);
+                if known {
+                    // Before PUBCOMP: a packet id still held after a crash would swallow the
+                    // client's next message under it as a resend.
+                    self.log_synced(Record::InRel {
+                        client: self.client_id.clone(),
+                        pkid,
+                    });
+                }
                 codec::encode_ack(7, pkid, if known { 0 } else { self.v5_code(0x92) }, wbuf);
             }
             Packet::Subscribe {
@@ -481,6 +587,12 @@ impl Connection {
                     codes.push(if existed { 0 } else { 0x11 });
                 }
                 drop(router);
+                for f in filters {
+                    self.log_synced(Record::Unsub {
+                        client: self.client_id.clone(),
+                        filter: f,
+                    });
+                }
                 codec::encode_unsuback(self.proto, pkid, &codes, wbuf);
             }
             Packet::PingReq => codec::encode_pingresp(wbuf),
@@ -609,7 +721,11 @@ impl Connection {
             received: std::time::Instant::now(),
             from: Some(self.client_id.clone()),
         });
-        let (delivered, dropped) = self.shared.publish(&published);
+        let (delivered, dropped, synced) = self.shared.publish(&published);
+        // The PUBACK/PUBREC below waits for what this message wrote to be on disk.
+        if let (Some(pos), true) = (synced, published.qos > 0) {
+            self.sync_to = self.sync_to.max(pos);
+        }
         // v5: "no matching subscribers" is worth telling a publisher [MQTT-3.4.2.1].
         let code = if delivered == 0 && dropped == 0 {
             self.v5_code(0x10)
@@ -620,6 +736,10 @@ impl Connection {
             1 => codec::encode_ack(4, pkid, code, wbuf),
             2 => {
                 state.incoming_qos2.insert(pkid);
+                self.log_synced(Record::InQos2 {
+                    client: self.client_id.clone(),
+                    pkid,
+                });
                 codec::encode_ack(5, pkid, code, wbuf);
             }
             _ => {}
@@ -672,6 +792,14 @@ impl Connection {
             };
             let existed = router.subscribe(&f.filter, &self.mailbox, opts);
             state.subscriptions.insert(f.filter.clone(), opts);
+            let logged = self.log().map(|s| {
+                s.append(Record::Sub {
+                    client: self.client_id.clone(),
+                    filter: f.filter.clone(),
+                    opts,
+                })
+            });
+            self.sync_to = logged.unwrap_or(self.sync_to);
             codes.push(f.qos);
             // Retained messages: never for shared subscriptions; per retain handling otherwise.
             let send_retained = shared.is_none()
@@ -690,6 +818,7 @@ impl Connection {
                         // [MQTT-3.3.1-9].
                         retain: true,
                         sub_ids: sub_id.into_iter().collect(),
+                        stored: None,
                     });
                 }
             }
@@ -700,8 +829,9 @@ impl Connection {
     }
 
     /// Queues one delivery for the client, taking a packet id for QoS 1/2.
-    fn deliver(&self, d: Delivery, state: &mut State, wbuf: &mut BytesMut) {
+    fn deliver(&mut self, d: Delivery, state: &mut State, wbuf: &mut BytesMut) {
         if d.msg.expired() {
+            self.done(&d);
             return;
         }
         if self.acl.as_ref().is_some_and(|a| !a.may_read(&d.msg.topic)) {
@@ -718,7 +848,17 @@ impl Connection {
             0
         };
         if !self.encode_delivery(&d, pkid, false, wbuf) {
+            self.done(&d);
             return;
+        }
+        if let (2, Some(id)) = (d.qos, d.stored) {
+            // Sent only once its packet id is on disk: after a crash the client, which may
+            // have it already, gets it again under the same id and so not twice.
+            self.log_synced(Record::Assign {
+                client: self.client_id.clone(),
+                id,
+                pkid,
+            });
         }
         if d.qos > 0 {
             let stage = if d.qos == 1 { Stage::Ack } else { Stage::Rec };
@@ -777,6 +917,7 @@ impl Connection {
                 .get(&self.client_id)
                 .is_some_and(|e| e.generation == self.generation)
         };
+        let log = self.store.clone().filter(|_| self.durable);
         if let Some(w) = will {
             // The will waits for its delay, but no longer than the session lives
             // [MQTT-3.1.3-9].
@@ -793,20 +934,25 @@ impl Connection {
             if delay == 0 {
                 self.shared.publish(&msg);
             } else {
-                let shared = self.shared.clone();
-                let client_id = self.client_id.clone();
-                let generation = self.generation;
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_secs(delay.into())).await;
-                    let reconnected = shared
-                        .lock()
-                        .sessions
-                        .get(&client_id)
-                        .is_some_and(|e| e.generation != generation);
-                    if !reconnected {
-                        shared.publish(&msg);
+                if let Some(s) = &log {
+                    // Under the router lock, so a reconnect's Session record (which cancels
+                    // the will) cannot come before it.
+                    let router = self.shared.lock();
+                    if still_ours(&router) {
+                        s.append(Record::Will {
+                            client: self.client_id.clone(),
+                            at: unix_now() + u64::from(delay),
+                            msg: msg.clone(),
+                        });
                     }
-                });
+                }
+                will_later(
+                    self.shared.clone(),
+                    self.client_id.clone(),
+                    self.generation,
+                    Duration::from_secs(delay.into()),
+                    msg,
+                );
             }
         }
         let mut router = self.shared.lock();
@@ -816,25 +962,128 @@ impl Connection {
         if self.session_expiry == 0 {
             router.sessions.remove(&self.client_id);
             router.unsubscribe_all(&self.client_id, state.subscriptions.keys().cloned());
-        } else if self.session_expiry != NEVER {
-            let shared = self.shared.clone();
-            let client_id = self.client_id.clone();
-            let generation = self.generation;
-            let expiry = Duration::from_secs(self.session_expiry.into());
-            let filters: Vec<String> = state.subscriptions.keys().cloned().collect();
-            tokio::spawn(async move {
-                tokio::time::sleep(expiry).await;
-                let mut router = shared.lock();
-                let expired = router
-                    .sessions
-                    .get(&client_id)
-                    .is_some_and(|e| e.generation == generation);
-                if expired {
-                    router.sessions.remove(&client_id);
-                    router.unsubscribe_all(&client_id, filters.into_iter());
-                }
+            if let Some(s) = &log {
+                s.append(Record::Gone {
+                    client: self.client_id.clone(),
+                });
+            }
+            return;
+        }
+        if let Some(s) = &log {
+            s.append(Record::Offline {
+                client: self.client_id.clone(),
+                at: unix_now(),
+                expiry: self.session_expiry,
             });
         }
+        if self.session_expiry != NEVER {
+            expire_later(
+                self.shared.clone(),
+                self.client_id.clone(),
+                self.generation,
+                Duration::from_secs(self.session_expiry.into()),
+                state.subscriptions.keys().cloned().collect(),
+            );
+        }
+    }
+}
+
+/// Publishes a delayed will unless the session has been taken up again by then.
+pub(super) fn will_later(
+    shared: Arc<Shared>,
+    client_id: Arc<str>,
+    generation: u64,
+    delay: Duration,
+    msg: Arc<Published>,
+) {
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let reconnected = shared
+            .lock()
+            .sessions
+            .get(&client_id)
+            .is_some_and(|e| e.generation != generation);
+        if !reconnected {
+            shared.publish(&msg);
+            let router = shared.lock();
+            if let Some(s) = &router.store {
+                s.append(Record::WillDone { client: client_id });
+            }
+        }
+    });
+}
+
+/// Ends a parked session once its expiry interval has passed, unless it was taken up again.
+pub(super) fn expire_later(
+    shared: Arc<Shared>,
+    client_id: Arc<str>,
+    generation: u64,
+    expiry: Duration,
+    filters: Vec<String>,
+) {
+    tokio::spawn(async move {
+        tokio::time::sleep(expiry).await;
+        let mut router = shared.lock();
+        let expired = router
+            .sessions
+            .get(&client_id)
+            .is_some_and(|e| e.generation == generation);
+        if expired {
+            router.sessions.remove(&client_id);
+            router.unsubscribe_all(&client_id, filters.into_iter());
+            if let Some(s) = &router.store {
+                s.append(Record::Gone { client: client_id });
+            }
+        }
+    });
+}
+
+/// Output on its way to the client: `ready` is written as the socket takes it; each `held`
+/// segment waits, in order, for the log position that makes what it acknowledges durable.
+#[derive(Default)]
+struct Out {
+    ready: BytesMut,
+    held: VecDeque<(u64, BytesMut)>,
+}
+
+impl Out {
+    fn len(&self) -> usize {
+        self.ready.len() + self.held.iter().map(|h| h.1.len()).sum::<usize>()
+    }
+
+    /// Takes what was just encoded: held until the log reaches `pos` (0: no need), and in
+    /// any case behind what is held already.
+    fn stage(&mut self, fresh: &mut BytesMut, pos: u64) {
+        if fresh.is_empty() {
+            return;
+        }
+        let pos = self.held.back().map_or(pos, |h| h.0.max(pos));
+        if pos > 0 {
+            self.held.push_back((pos, fresh.split()));
+        } else if self.ready.is_empty() {
+            std::mem::swap(&mut self.ready, fresh);
+        } else {
+            self.ready.extend_from_slice(fresh);
+            fresh.clear();
+        }
+    }
+
+    /// Lets go of the segments the log now covers.
+    fn release(&mut self, durable: u64) {
+        while let Some((pos, seg)) = self.held.pop_front() {
+            if pos > durable {
+                self.held.push_front((pos, seg));
+                break;
+            }
+            self.ready.extend_from_slice(&seg);
+        }
+    }
+}
+
+/// Waits for the log to reach `pos`.
+async fn synced(store: Option<&Store>, pos: Option<u64>) {
+    if let (Some(s), Some(pos)) = (store, pos) {
+        s.synced(pos).await;
     }
 }
 

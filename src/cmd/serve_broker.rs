@@ -1,6 +1,7 @@
 //! `smq serve-broker`: `-c` config file, then flags over it, then defaults → `broker::Config`.
 
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::broker::auth::AuthConfig;
@@ -26,7 +27,7 @@ fn config(args: ServeBrokerArgs) -> anyhow::Result<Config> {
             let _ = writeln!(err, "smq: warning: {w}");
         }
     }
-    apply_persistence(&file);
+    let persist = persist(args.persist, &file);
     let defaults = Config::with_listeners(Vec::new());
     let listen = if !args.listen.is_empty() {
         args.listen
@@ -100,17 +101,19 @@ fn config(args: ServeBrokerArgs) -> anyhow::Result<Config> {
         retain_available: file.retain_available.unwrap_or(defaults.retain_available),
         max_payload: file.message_size_limit.flatten(),
         http: HttpConfig::from_args(&args.http, std::io::stderr().is_terminal())?,
+        persist,
     })
 }
 
-/// MERGE POINT (issue 6, persistence branch): `persistence true` and `persistence_location`
-/// from the config file are to set the broker's `--persist DIR` here. This build has no
-/// persistence, so they only warn.
-fn apply_persistence(file: &ConfFile) {
-    if file.persistence == Some(true) || file.persistence_location.is_some() {
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "smq: warning: persistence: not supported in this build"
-        );
-    }
+/// `--persist DIR`, else mosquitto's `persistence true` with `persistence_location` (the
+/// current directory without one, as in mosquitto). smq writes `smq.log` there, never touching a
+/// `mosquitto.db` beside it.
+fn persist(flag: Option<PathBuf>, file: &ConfFile) -> Option<PathBuf> {
+    flag.or_else(|| {
+        (file.persistence == Some(true)).then(|| {
+            file.persistence_location
+                .clone()
+                .unwrap_or_else(|| ".".into())
+        })
+    })
 }

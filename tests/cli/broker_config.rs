@@ -234,7 +234,7 @@ fn flags_override_the_config_file() {
     let file = write(
         dir.path(),
         "smq.conf",
-        "\
+        &"\
 # listeners from the file
 listener 0 127.0.0.1
 listener 0 127.0.0.1
@@ -244,7 +244,9 @@ max_keepalive 30
 allow_anonymous false
 persistence true
 autosave_interval 60
-",
+persistence_location STORE
+"
+        .replace("STORE", dir.path().join("store").to_str().unwrap()),
     );
     let broker = SmqBroker::start_args(
         2,
@@ -266,11 +268,8 @@ autosave_interval 60
         )),
         "{log}"
     );
-    // MERGE: the persistence branch turns this warning into --persist.
-    assert!(
-        log.contains("persistence: not supported in this build"),
-        "{log}"
-    );
+    // `persistence true` with `persistence_location` is --persist DIR.
+    assert!(dir.path().join("store/smq.log").exists(), "{log}");
     // --allow-anonymous beats `allow_anonymous false`; --max-inflight beats the file; the
     // file's max_keepalive stands.
     let mut c = Client::open(broker.port());

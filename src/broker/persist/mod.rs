@@ -1,0 +1,385 @@
+//! `--persist DIR`: retained messages, persistent sessions and pending wills, kept in an
+//! append-only log (`DIR/smq.log`) so they survive a restart and a crash.
+//!
+//! Every change is a record appended by the task that makes it (cheap: encode into a buffer
+//! under a mutex). One writer thread takes whatever has piled up, writes it and fsyncs it:
+//! a group commit, so one fsync covers every connection's records since the last one. A
+//! connection that owes an acknowledgement for a persisted message waits for the fsync that
+//! covers it before the acknowledgement goes out (`synced`).
+//!
+//! A log with checksums rather than an embedded database: the state is small and mostly
+//! transient (a queued message lives until it is acknowledged), the access pattern is pure
+//! append plus a full read at start, and group commit across connections falls out of one
+//! writer thread. The store keeps its own copy of the persistent state (`Model`, sharing the
+//! message bytes), so compaction writes a snapshot of it without touching the router.
+
+mod log;
+pub mod model;
+mod restore;
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use anyhow::{Context, anyhow, bail};
+use tokio::sync::watch;
+
+use super::router::Published;
+use model::{Model, Record};
+
+pub use restore::restore;
+
+const LOG: &str = "smq.log";
+/// Held locked (flock) while a broker uses the directory: two writers would corrupt the log.
+const LOCK: &str = "smq.lock";
+/// Compact once the log passes this size and four times what the last compaction left.
+const COMPACT_MIN: u64 = 64 << 20;
+
+pub struct Store {
+    core: Arc<Core>,
+    /// Released when the store is dropped or the process ends, however it ends.
+    _lock: File,
+}
+
+/// What the writer thread shares with the store.
+pub struct Core {
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+    wake: Condvar,
+    /// How far (in bytes appended) the log is on disk.
+    durable: watch::Sender<u64>,
+}
+
+struct Inner {
+    model: Model,
+    /// Framed records not yet handed to the writer.
+    pending: Vec<u8>,
+    scratch: Vec<u8>,
+    appended: u64,
+    closed: bool,
+}
+
+impl Store {
+    /// Reads the log in `dir` (creating `dir` if needed), rewrites it compacted (which also
+    /// cuts off a record torn by a crash) and starts the writer thread.
+    pub fn open(dir: &Path) -> anyhow::Result<Arc<Store>> {
+        fs::create_dir_all(dir)
+            .with_context(|| format!("creating persistence directory {}", dir.display()))?;
+        let lock = lock(dir)?;
+        let path = dir.join(LOG);
+        let data = log::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let (bodies, _) = log::parse(&data).map_err(|e| {
+            anyhow!(
+                "{}: {e}; give --persist a directory of its own",
+                path.display()
+            )
+        })?;
+        let mut model = Model::default();
+        for body in bodies {
+            match model::decode(body) {
+                Ok(r) => model.apply(&r),
+                Err(_) => bail!(
+                    "{}: a record this version of smq cannot read; was it written by a newer one?",
+                    path.display()
+                ),
+            }
+        }
+        drop(data);
+        let mut snapshot = Vec::new();
+        model.snapshot(&mut snapshot);
+        let (file, len) = log::replace(dir, LOG, &snapshot)
+            .with_context(|| format!("writing {}", path.display()))?;
+        let core = Arc::new(Core {
+            dir: dir.to_owned(),
+            inner: Mutex::new(Inner {
+                model,
+                pending: Vec::new(),
+                scratch: Vec::new(),
+                appended: 0,
+                closed: false,
+            }),
+            wake: Condvar::new(),
+            durable: watch::Sender::new(0),
+        });
+        let writer = core.clone();
+        std::thread::Builder::new()
+            .name("smq-persist".into())
+            .spawn(move || writer.write_loop(file, len))
+            .context("starting the persistence writer thread")?;
+        Ok(Arc::new(Store { core, _lock: lock }))
+    }
+
+    /// Appends a record; returns the log position to wait for (`synced`) before anything
+    /// that depends on it is acknowledged.
+    pub fn append(&self, r: Record) -> u64 {
+        let mut g = self.lock();
+        if g.push(&r) {
+            self.wake.notify_one();
+        }
+        g.appended
+    }
+
+    /// Persists a message queued for persistent sessions; returns its id.
+    pub fn add_message(&self, msg: &Arc<Published>) -> u64 {
+        let mut g = self.lock();
+        let id = g.model.next_id;
+        if g.push(&Record::Msg {
+            id,
+            msg: msg.clone(),
+        }) {
+            self.wake.notify_one();
+        }
+        id
+    }
+
+    /// How far the log is on disk.
+    pub fn durable(&self) -> u64 {
+        *self.durable.borrow()
+    }
+
+    /// Waits until the log is on disk up to `pos`.
+    pub async fn synced(&self, pos: u64) {
+        let mut rx = self.durable.subscribe();
+        let _ = rx.wait_for(|&d| d >= pos).await;
+    }
+
+    /// Lets the writer finish what is pending and waits for it.
+    pub async fn close(&self) {
+        let pos = {
+            let mut g = self.lock();
+            g.closed = true;
+            g.appended
+        };
+        self.wake.notify_one();
+        self.synced(pos).await;
+    }
+
+    fn with_model<T>(&self, f: impl FnOnce(&Model) -> T) -> T {
+        f(&self.lock().model)
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+impl Core {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_loop(&self, mut file: File, mut len: u64) {
+        let mut batch = Vec::new();
+        let mut compacted = len;
+        loop {
+            let pos = {
+                let mut g = self.lock();
+                while g.pending.is_empty() && !g.closed {
+                    g = self.wake.wait(g).unwrap_or_else(|e| e.into_inner());
+                }
+                if g.pending.is_empty() {
+                    return;
+                }
+                std::mem::swap(&mut g.pending, &mut batch);
+                g.appended
+            };
+            if let Err(e) = file.write_all(&batch).and_then(|()| file.sync_data()) {
+                self.fail(&e);
+            }
+            len += batch.len() as u64;
+            batch.clear();
+            if batch.capacity() > 16 << 20 {
+                batch = Vec::new();
+            }
+            self.durable.send_replace(pos);
+            if len > COMPACT_MIN.max(compacted.saturating_mul(4)) {
+                match self.compact() {
+                    Ok((f, l)) => {
+                        file = f;
+                        len = l;
+                        compacted = l;
+                    }
+                    Err(e) => self.fail(&e),
+                }
+            }
+        }
+    }
+
+    /// Replaces the log with a snapshot of the state, which includes everything pending.
+    fn compact(&self) -> io::Result<(File, u64)> {
+        let (snapshot, pos) = {
+            let mut g = self.lock();
+            let mut s = Vec::new();
+            g.model.snapshot(&mut s);
+            g.pending.clear();
+            (s, g.appended)
+        };
+        let done = log::replace(&self.dir, LOG, &snapshot)?;
+        self.durable.send_replace(pos);
+        Ok(done)
+    }
+
+    /// A broker that cannot write its log must not acknowledge anything more: stop.
+    fn fail(&self, e: &io::Error) -> ! {
+        let _ = writeln!(
+            io::stderr(),
+            "smq: error: writing {}: {e}",
+            self.dir.join(LOG).display()
+        );
+        std::process::exit(1);
+    }
+}
+
+/// Takes the directory's lock, or says who has it.
+fn lock(dir: &Path) -> anyhow::Result<File> {
+    use rustix::fs::{FlockOperation, flock};
+    let path = dir.join(LOCK);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => bail!(
+            "{} is in use by another smq serve-broker; give each broker a directory of its own",
+            dir.display()
+        ),
+        Err(e) => Err(io::Error::from(e)).with_context(|| format!("locking {}", path.display())),
+    }
+}
+
+impl Inner {
+    /// Applies and buffers a record; true when the writer may be asleep waiting for one (it
+    /// only waits while nothing is pending).
+    fn push(&mut self, r: &Record) -> bool {
+        let was_idle = self.pending.is_empty();
+        self.model.apply(r);
+        self.scratch.clear();
+        model::encode(r, &mut self.scratch);
+        let before = self.pending.len();
+        log::frame(&self.scratch, &mut self.pending);
+        self.appended += (self.pending.len() - before) as u64;
+        was_idle
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    use bytes::Bytes;
+
+    fn retained(topic: &str, payload: &str) -> Record {
+        Record::Retain {
+            msg: Arc::new(Published {
+                topic: Bytes::copy_from_slice(topic.as_bytes()),
+                payload: Bytes::copy_from_slice(payload.as_bytes()),
+                qos: 1,
+                retain: true,
+                props: None,
+                received: Instant::now(),
+                from: None,
+            }),
+        }
+    }
+
+    fn topics(store: &Store) -> Vec<String> {
+        let mut t: Vec<String> = store.with_model(|m| {
+            m.retained
+                .values()
+                .map(|p| {
+                    format!(
+                        "{}={}",
+                        String::from_utf8_lossy(&p.topic),
+                        String::from_utf8_lossy(&p.payload)
+                    )
+                })
+                .collect()
+        });
+        t.sort();
+        t
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn what_was_synced_is_there_after_a_reopen_even_with_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.append(retained("a", "1"));
+        store.append(retained("b", "2"));
+        let pos = store.append(retained("a", "3"));
+        block_on(store.synced(pos));
+        assert!(Store::open(dir.path()).is_err(), "the directory is locked");
+        drop(store);
+        // A crash in the middle of the next write: half a record at the end.
+        let mut half = Vec::new();
+        let mut body = Vec::new();
+        model::encode(&retained("c", "torn"), &mut body);
+        log::frame(&body, &mut half);
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(LOG))
+            .unwrap();
+        f.write_all(&half[..half.len() / 2]).unwrap();
+        drop(f);
+        let again = Store::open(dir.path()).unwrap();
+        assert_eq!(topics(&again), ["a=3", "b=2"]);
+        // Reopening rewrote the log without the torn record, so appends land cleanly.
+        let pos = again.append(retained("d", "4"));
+        block_on(again.close());
+        assert!(pos > 0);
+        drop(again);
+        assert_eq!(
+            topics(&Store::open(dir.path()).unwrap()),
+            ["a=3", "b=2", "d=4"]
+        );
+    }
+
+    #[test]
+    fn compaction_keeps_the_state_and_shrinks_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..500 {
+            store.append(retained("same/topic", &i.to_string()));
+        }
+        let pos = store.append(retained("other", "x"));
+        block_on(store.synced(pos));
+        let before = fs::metadata(dir.path().join(LOG)).unwrap().len();
+        let (mut file, _) = store.compact().unwrap();
+        let after = fs::metadata(dir.path().join(LOG)).unwrap().len();
+        assert!(after * 10 < before, "{before} -> {after}");
+        // Records appended after a compaction go on the end of the new file.
+        let mut more = Vec::new();
+        let mut body = Vec::new();
+        model::encode(&retained("late", "y"), &mut body);
+        log::frame(&body, &mut more);
+        file.write_all(&more).unwrap();
+        drop(store);
+        assert_eq!(
+            topics(&Store::open(dir.path()).unwrap()),
+            ["late=y", "other=x", "same/topic=499"]
+        );
+    }
+
+    #[test]
+    fn a_foreign_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(LOG), b"something else entirely").unwrap();
+        let err = Store::open(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("not an smq persistence log"), "{err}");
+        assert!(err.contains("directory of its own"), "{err}");
+    }
+}

@@ -1,0 +1,1000 @@
+//! What the log says, record by record, and the state it adds up to. The same `apply` runs
+//! when a record is written (so compaction can snapshot the live state without touching the
+//! router) and when the log is read back at start.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use crate::broker::router::{Published, SubOptions};
+use crate::conn::packet::PublishProperties;
+
+/// One change to the persistent state.
+#[derive(Debug)]
+pub enum Record {
+    /// A message queued for at least one persistent session; `Enqueue` refers to it by id.
+    Msg {
+        id: u64,
+        msg: Arc<Published>,
+    },
+    Retain {
+        msg: Arc<Published>,
+    },
+    Unretain {
+        topic: Bytes,
+    },
+    /// A persistent session connected; `clean` drops what it had. Cancels a pending will.
+    Session {
+        client: Arc<str>,
+        expiry: u32,
+        clean: bool,
+    },
+    /// The session's connection ended at `at` (Unix seconds), with this expiry.
+    Offline {
+        client: Arc<str>,
+        at: u64,
+        expiry: u32,
+    },
+    Gone {
+        client: Arc<str>,
+    },
+    Sub {
+        client: Arc<str>,
+        filter: String,
+        opts: SubOptions,
+    },
+    Unsub {
+        client: Arc<str>,
+        filter: String,
+    },
+    Enqueue {
+        client: Arc<str>,
+        id: u64,
+        qos: u8,
+        retain: bool,
+        sub_ids: Vec<u32>,
+    },
+    /// A QoS 2 delivery went out under `pkid`: after a restart it is resent with that id.
+    Assign {
+        client: Arc<str>,
+        id: u64,
+        pkid: u16,
+    },
+    /// PUBREC came back for `pkid`: after a restart only PUBREL is owed.
+    Released {
+        client: Arc<str>,
+        pkid: u16,
+    },
+    /// A delivery is finished (acknowledged, or dropped).
+    Done {
+        client: Arc<str>,
+        id: u64,
+    },
+    /// An incoming QoS 2 packet id was answered with PUBREC, or released by PUBREL.
+    InQos2 {
+        client: Arc<str>,
+        pkid: u16,
+    },
+    InRel {
+        client: Arc<str>,
+        pkid: u16,
+    },
+    /// A will waiting for its delay, due at `at` (Unix seconds).
+    Will {
+        client: Arc<str>,
+        at: u64,
+        msg: Arc<Published>,
+    },
+    WillDone {
+        client: Arc<str>,
+    },
+}
+
+/// One delivery owed to a session, in queue order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub id: u64,
+    pub qos: u8,
+    pub retain: bool,
+    pub sub_ids: Vec<u32>,
+    /// QoS 2 sent: the packet id, and whether PUBREC came back.
+    pub sent: Option<(u16, bool)>,
+}
+
+#[derive(Debug, Default)]
+pub struct StoredSession {
+    pub expiry: u32,
+    /// None while connected (or when the broker stopped with it connected).
+    pub offline_since: Option<u64>,
+    pub subs: HashMap<String, SubOptions>,
+    pub queue: VecDeque<Entry>,
+    pub incoming_qos2: BTreeSet<u16>,
+    pub will: Option<(u64, Arc<Published>)>,
+}
+
+#[derive(Debug, Default)]
+pub struct Model {
+    pub next_id: u64,
+    /// Messages some queue refers to, with the number of queue entries that do.
+    pub messages: HashMap<u64, (Arc<Published>, usize)>,
+    pub retained: HashMap<Bytes, Arc<Published>>,
+    pub sessions: HashMap<Arc<str>, StoredSession>,
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Model {
+    pub fn apply(&mut self, r: &Record) {
+        match r {
+            Record::Msg { id, msg } => {
+                self.next_id = self.next_id.max(id + 1);
+                self.messages.insert(*id, (msg.clone(), 0));
+            }
+            Record::Retain { msg } => {
+                self.retained.insert(msg.topic.clone(), msg.clone());
+            }
+            Record::Unretain { topic } => {
+                self.retained.remove(topic);
+            }
+            Record::Session {
+                client,
+                expiry,
+                clean,
+            } => {
+                if *clean {
+                    self.drop_session(client);
+                }
+                let s = self.sessions.entry(client.clone()).or_default();
+                s.expiry = *expiry;
+                s.offline_since = None;
+                s.will = None;
+            }
+            Record::Offline { client, at, expiry } => {
+                if let Some(s) = self.sessions.get_mut(client) {
+                    s.offline_since = Some(*at);
+                    s.expiry = *expiry;
+                }
+            }
+            Record::Gone { client } => self.drop_session(client),
+            Record::Sub {
+                client,
+                filter,
+                opts,
+            } => {
+                if let Some(s) = self.sessions.get_mut(client) {
+                    s.subs.insert(filter.clone(), *opts);
+                }
+            }
+            Record::Unsub { client, filter } => {
+                if let Some(s) = self.sessions.get_mut(client) {
+                    s.subs.remove(filter);
+                }
+            }
+            Record::Enqueue {
+                client,
+                id,
+                qos,
+                retain,
+                sub_ids,
+            } => {
+                let (Some(s), Some(m)) = (self.sessions.get_mut(client), self.messages.get_mut(id))
+                else {
+                    return;
+                };
+                m.1 += 1;
+                s.queue.push_back(Entry {
+                    id: *id,
+                    qos: *qos,
+                    retain: *retain,
+                    sub_ids: sub_ids.clone(),
+                    sent: None,
+                });
+            }
+            Record::Assign { client, id, pkid } => {
+                if let Some(e) = self
+                    .sessions
+                    .get_mut(client)
+                    .and_then(|s| s.queue.iter_mut().find(|e| e.id == *id && e.sent.is_none()))
+                {
+                    e.sent = Some((*pkid, false));
+                }
+            }
+            Record::Released { client, pkid } => {
+                if let Some(e) = self.sessions.get_mut(client).and_then(|s| {
+                    s.queue
+                        .iter_mut()
+                        .find(|e| e.sent.is_some_and(|(p, _)| p == *pkid))
+                }) {
+                    e.sent = Some((*pkid, true));
+                }
+            }
+            Record::Done { client, id } => {
+                let Some(s) = self.sessions.get_mut(client) else {
+                    return;
+                };
+                if let Some(at) = s.queue.iter().position(|e| e.id == *id) {
+                    s.queue.remove(at);
+                    self.release(*id);
+                }
+            }
+            Record::InQos2 { client, pkid } => {
+                if let Some(s) = self.sessions.get_mut(client) {
+                    s.incoming_qos2.insert(*pkid);
+                }
+            }
+            Record::InRel { client, pkid } => {
+                if let Some(s) = self.sessions.get_mut(client) {
+                    s.incoming_qos2.remove(pkid);
+                }
+            }
+            Record::Will { client, at, msg } => {
+                if let Some(s) = self.sessions.get_mut(client) {
+                    s.will = Some((*at, msg.clone()));
+                }
+            }
+            Record::WillDone { client } => {
+                if let Some(s) = self.sessions.get_mut(client) {
+                    s.will = None;
+                }
+            }
+        }
+    }
+
+    fn drop_session(&mut self, client: &str) {
+        if let Some(s) = self.sessions.remove(client) {
+            for e in s.queue {
+                self.release(e.id);
+            }
+        }
+    }
+
+    fn release(&mut self, id: u64) {
+        if let Some(m) = self.messages.get_mut(&id) {
+            m.1 = m.1.saturating_sub(1);
+            if m.1 == 0 {
+                self.messages.remove(&id);
+            }
+        }
+    }
+
+    /// The records that rebuild this state, framed, for a compacted log.
+    pub fn snapshot(&self, out: &mut Vec<u8>) {
+        let mut body = Vec::new();
+        let mut put = |r: &Record| {
+            body.clear();
+            encode(r, &mut body);
+            super::log::frame(&body, out);
+        };
+        for (&id, (msg, _)) in &self.messages {
+            put(&Record::Msg {
+                id,
+                msg: msg.clone(),
+            });
+        }
+        for msg in self.retained.values() {
+            put(&Record::Retain { msg: msg.clone() });
+        }
+        for (client, s) in &self.sessions {
+            let client = client.clone();
+            put(&Record::Session {
+                client: client.clone(),
+                expiry: s.expiry,
+                clean: true,
+            });
+            if let Some(at) = s.offline_since {
+                put(&Record::Offline {
+                    client: client.clone(),
+                    at,
+                    expiry: s.expiry,
+                });
+            }
+            for (filter, opts) in &s.subs {
+                put(&Record::Sub {
+                    client: client.clone(),
+                    filter: filter.clone(),
+                    opts: *opts,
+                });
+            }
+            for e in &s.queue {
+                put(&Record::Enqueue {
+                    client: client.clone(),
+                    id: e.id,
+                    qos: e.qos,
+                    retain: e.retain,
+                    sub_ids: e.sub_ids.clone(),
+                });
+                if let Some((pkid, released)) = e.sent {
+                    put(&Record::Assign {
+                        client: client.clone(),
+                        id: e.id,
+                        pkid,
+                    });
+                    if released {
+                        put(&Record::Released {
+                            client: client.clone(),
+                            pkid,
+                        });
+                    }
+                }
+            }
+            for &pkid in &s.incoming_qos2 {
+                put(&Record::InQos2 {
+                    client: client.clone(),
+                    pkid,
+                });
+            }
+            if let Some((at, msg)) = &s.will {
+                put(&Record::Will {
+                    client,
+                    at: *at,
+                    msg: msg.clone(),
+                });
+            }
+        }
+    }
+}
+
+// --- encoding ---------------------------------------------------------------------------------
+
+fn put_u16(out: &mut Vec<u8>, v: u16) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_u32(out, u32::try_from(b.len()).unwrap_or(u32::MAX));
+    out.extend_from_slice(b);
+}
+fn put_opt_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        None => out.push(0),
+        Some(b) => {
+            out.push(1);
+            put_bytes(out, b);
+        }
+    }
+}
+
+/// A message with its expiry as seconds left now; `written` (Unix seconds) lets the reader
+/// take off the time that passes until it reads it back.
+fn put_msg(out: &mut Vec<u8>, m: &Published) {
+    put_bytes(out, &m.topic);
+    put_bytes(out, &m.payload);
+    out.push(m.qos | if m.retain { 0x80 } else { 0 });
+    match &m.props {
+        None => out.push(0),
+        Some(p) => {
+            out.push(1);
+            put_u64(out, unix_now());
+            out.push(p.payload_format_indicator.map_or(0xFF, |v| v));
+            match m.remaining_expiry() {
+                None => out.push(0),
+                Some(left) => {
+                    out.push(1);
+                    put_u32(out, left);
+                }
+            }
+            put_opt_bytes(out, p.response_topic.as_deref().map(str::as_bytes));
+            put_opt_bytes(out, p.correlation_data.as_deref());
+            put_opt_bytes(out, p.content_type.as_deref().map(str::as_bytes));
+            put_u32(out, p.user_properties.len() as u32);
+            for (k, v) in &p.user_properties {
+                put_bytes(out, k.as_bytes());
+                put_bytes(out, v.as_bytes());
+            }
+        }
+    }
+}
+
+pub fn encode(r: &Record, out: &mut Vec<u8>) {
+    let client = |out: &mut Vec<u8>, tag: u8, c: &str| {
+        out.push(tag);
+        put_bytes(out, c.as_bytes());
+    };
+    match r {
+        Record::Msg { id, msg } => {
+            out.push(1);
+            put_u64(out, *id);
+            put_msg(out, msg);
+        }
+        Record::Retain { msg } => {
+            out.push(2);
+            put_msg(out, msg);
+        }
+        Record::Unretain { topic } => {
+            out.push(3);
+            put_bytes(out, topic);
+        }
+        Record::Session {
+            client: c,
+            expiry,
+            clean,
+        } => {
+            client(out, 4, c);
+            put_u32(out, *expiry);
+            out.push(u8::from(*clean));
+        }
+        Record::Offline {
+            client: c,
+            at,
+            expiry,
+        } => {
+            client(out, 5, c);
+            put_u64(out, *at);
+            put_u32(out, *expiry);
+        }
+        Record::Gone { client: c } => client(out, 6, c),
+        Record::Sub {
+            client: c,
+            filter,
+            opts,
+        } => {
+            client(out, 7, c);
+            put_bytes(out, filter.as_bytes());
+            out.push(
+                opts.qos
+                    | if opts.no_local { 0x10 } else { 0 }
+                    | if opts.retain_as_published { 0x20 } else { 0 },
+            );
+            put_u32(out, opts.sub_id.unwrap_or(0));
+        }
+        Record::Unsub { client: c, filter } => {
+            client(out, 8, c);
+            put_bytes(out, filter.as_bytes());
+        }
+        Record::Enqueue {
+            client: c,
+            id,
+            qos,
+            retain,
+            sub_ids,
+        } => {
+            client(out, 9, c);
+            put_u64(out, *id);
+            out.push(qos | if *retain { 0x80 } else { 0 });
+            put_u32(out, sub_ids.len() as u32);
+            for &s in sub_ids {
+                put_u32(out, s);
+            }
+        }
+        Record::Assign {
+            client: c,
+            id,
+            pkid,
+        } => {
+            client(out, 10, c);
+            put_u64(out, *id);
+            put_u16(out, *pkid);
+        }
+        Record::Released { client: c, pkid } => {
+            client(out, 11, c);
+            put_u16(out, *pkid);
+        }
+        Record::Done { client: c, id } => {
+            client(out, 12, c);
+            put_u64(out, *id);
+        }
+        Record::InQos2 { client: c, pkid } => {
+            client(out, 13, c);
+            put_u16(out, *pkid);
+        }
+        Record::InRel { client: c, pkid } => {
+            client(out, 14, c);
+            put_u16(out, *pkid);
+        }
+        Record::Will { client: c, at, msg } => {
+            client(out, 15, c);
+            put_u64(out, *at);
+            put_msg(out, msg);
+        }
+        Record::WillDone { client: c } => client(out, 16, c),
+    }
+}
+
+// --- decoding ---------------------------------------------------------------------------------
+
+/// A record body that passed its checksum but does not decode: written by another version.
+#[derive(Debug)]
+pub struct Undecodable;
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Undecodable> {
+        if self.0.len() < n {
+            return Err(Undecodable);
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8, Undecodable> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, Undecodable> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, Undecodable> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, Undecodable> {
+        let mut a = [0; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], Undecodable> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    fn string(&mut self) -> Result<String, Undecodable> {
+        String::from_utf8(self.bytes()?.to_vec()).map_err(|_| Undecodable)
+    }
+    fn client(&mut self) -> Result<Arc<str>, Undecodable> {
+        Ok(Arc::from(self.string()?))
+    }
+    fn opt_bytes(&mut self) -> Result<Option<&'a [u8]>, Undecodable> {
+        match self.u8()? {
+            0 => Ok(None),
+            _ => Ok(Some(self.bytes()?)),
+        }
+    }
+    fn opt_string(&mut self) -> Result<Option<String>, Undecodable> {
+        self.opt_bytes()?
+            .map(|b| String::from_utf8(b.to_vec()).map_err(|_| Undecodable))
+            .transpose()
+    }
+    fn msg(&mut self) -> Result<Arc<Published>, Undecodable> {
+        let topic = Bytes::copy_from_slice(self.bytes()?);
+        let payload = Bytes::copy_from_slice(self.bytes()?);
+        let flags = self.u8()?;
+        let props = match self.u8()? {
+            0 => None,
+            _ => {
+                let written = self.u64()?;
+                let pfi = self.u8()?;
+                let expiry = match self.u8()? {
+                    0 => None,
+                    _ => {
+                        let left = self.u32()?;
+                        let spent = unix_now().saturating_sub(written);
+                        Some(left.saturating_sub(u32::try_from(spent).unwrap_or(u32::MAX)))
+                    }
+                };
+                let response_topic = self.opt_string()?;
+                let correlation_data = self.opt_bytes()?.map(Bytes::copy_from_slice);
+                let content_type = self.opt_string()?;
+                let n = self.u32()?;
+                let mut user_properties = Vec::new();
+                for _ in 0..n {
+                    user_properties.push((self.string()?, self.string()?));
+                }
+                Some(PublishProperties {
+                    payload_format_indicator: (pfi != 0xFF).then_some(pfi),
+                    message_expiry_interval: expiry,
+                    topic_alias: None,
+                    response_topic,
+                    correlation_data,
+                    user_properties,
+                    subscription_identifiers: Vec::new(),
+                    content_type,
+                })
+            }
+        };
+        Ok(Arc::new(Published {
+            topic,
+            payload,
+            qos: flags & 0x03,
+            retain: flags & 0x80 != 0,
+            props,
+            received: Instant::now(),
+            from: None,
+        }))
+    }
+}
+
+pub fn decode(body: &[u8]) -> Result<Record, Undecodable> {
+    let mut r = Reader(body);
+    let rec = match r.u8()? {
+        1 => Record::Msg {
+            id: r.u64()?,
+            msg: r.msg()?,
+        },
+        2 => Record::Retain { msg: r.msg()? },
+        3 => Record::Unretain {
+            topic: Bytes::copy_from_slice(r.bytes()?),
+        },
+        4 => Record::Session {
+            client: r.client()?,
+            expiry: r.u32()?,
+            clean: r.u8()? != 0,
+        },
+        5 => Record::Offline {
+            client: r.client()?,
+            at: r.u64()?,
+            expiry: r.u32()?,
+        },
+        6 => Record::Gone {
+            client: r.client()?,
+        },
+        7 => {
+            let client = r.client()?;
+            let filter = r.string()?;
+            let flags = r.u8()?;
+            let sub_id = r.u32()?;
+            Record::Sub {
+                client,
+                filter,
+                opts: SubOptions {
+                    qos: flags & 0x03,
+                    no_local: flags & 0x10 != 0,
+                    retain_as_published: flags & 0x20 != 0,
+                    sub_id: (sub_id != 0).then_some(sub_id),
+                },
+            }
+        }
+        8 => Record::Unsub {
+            client: r.client()?,
+            filter: r.string()?,
+        },
+        9 => {
+            let client = r.client()?;
+            let id = r.u64()?;
+            let flags = r.u8()?;
+            let n = r.u32()?;
+            let mut sub_ids = Vec::new();
+            for _ in 0..n {
+                sub_ids.push(r.u32()?);
+            }
+            Record::Enqueue {
+                client,
+                id,
+                qos: flags & 0x03,
+                retain: flags & 0x80 != 0,
+                sub_ids,
+            }
+        }
+        10 => Record::Assign {
+            client: r.client()?,
+            id: r.u64()?,
+            pkid: r.u16()?,
+        },
+        11 => Record::Released {
+            client: r.client()?,
+            pkid: r.u16()?,
+        },
+        12 => Record::Done {
+            client: r.client()?,
+            id: r.u64()?,
+        },
+        13 => Record::InQos2 {
+            client: r.client()?,
+            pkid: r.u16()?,
+        },
+        14 => Record::InRel {
+            client: r.client()?,
+            pkid: r.u16()?,
+        },
+        15 => Record::Will {
+            client: r.client()?,
+            at: r.u64()?,
+            msg: r.msg()?,
+        },
+        16 => Record::WillDone {
+            client: r.client()?,
+        },
+        _ => return Err(Undecodable),
+    };
+    if !r.0.is_empty() {
+        return Err(Undecodable);
+    }
+    Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(topic: &str, payload: &str, props: Option<PublishProperties>) -> Arc<Published> {
+        Arc::new(Published {
+            topic: Bytes::copy_from_slice(topic.as_bytes()),
+            payload: Bytes::copy_from_slice(payload.as_bytes()),
+            qos: 2,
+            retain: true,
+            props,
+            received: Instant::now(),
+            from: None,
+        })
+    }
+
+    fn opts(qos: u8) -> SubOptions {
+        SubOptions {
+            qos,
+            no_local: true,
+            retain_as_published: true,
+            sub_id: Some(7),
+        }
+    }
+
+    /// A model as comparable text: what a restart would restore.
+    fn summary(m: &Model) -> Vec<String> {
+        let show = |p: &Published| {
+            format!(
+                "{}={} q{} r{} {:?}",
+                String::from_utf8_lossy(&p.topic),
+                String::from_utf8_lossy(&p.payload),
+                p.qos,
+                p.retain,
+                p.props
+            )
+        };
+        let mut out: Vec<String> = m
+            .retained
+            .values()
+            .map(|p| format!("retained {}", show(p)))
+            .collect();
+        for (c, s) in &m.sessions {
+            let mut subs: Vec<_> = s.subs.iter().map(|(f, o)| format!("{f}:{o:?}")).collect();
+            subs.sort();
+            let queue: Vec<_> = s
+                .queue
+                .iter()
+                .map(|e| format!("{} {e:?}", show(&m.messages[&e.id].0)))
+                .collect();
+            out.push(format!(
+                "session {c} expiry {} offline {:?} subs {subs:?} queue {queue:?} in {:?} will {:?}",
+                s.expiry,
+                s.offline_since,
+                s.incoming_qos2,
+                s.will.as_ref().map(|(at, p)| (at, show(p)))
+            ));
+        }
+        out.sort();
+        out
+    }
+
+    fn reload(framed: &[u8]) -> Model {
+        let mut data = super::super::log::MAGIC.to_vec();
+        data.extend_from_slice(framed);
+        let (bodies, _) = super::super::log::parse(&data).unwrap();
+        let mut m = Model::default();
+        for b in bodies {
+            m.apply(&decode(b).unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn every_record_survives_encoding_and_a_snapshot_rebuilds_the_state() {
+        let c: Arc<str> = Arc::from("client");
+        let props = PublishProperties {
+            payload_format_indicator: Some(1),
+            message_expiry_interval: Some(3600),
+            topic_alias: None,
+            response_topic: Some("re/ply".into()),
+            correlation_data: Some(Bytes::from_static(b"\x00\xff")),
+            user_properties: vec![("k".into(), "v".into())],
+            subscription_identifiers: Vec::new(),
+            content_type: Some("text/plain".into()),
+        };
+        let records = vec![
+            Record::Retain {
+                msg: msg("r/1", "one", Some(props.clone())),
+            },
+            Record::Retain {
+                msg: msg("r/2", "two", None),
+            },
+            Record::Unretain {
+                topic: Bytes::from_static(b"r/2"),
+            },
+            Record::Session {
+                client: c.clone(),
+                expiry: 300,
+                clean: true,
+            },
+            Record::Sub {
+                client: c.clone(),
+                filter: "a/#".into(),
+                opts: opts(2),
+            },
+            Record::Sub {
+                client: c.clone(),
+                filter: "gone".into(),
+                opts: opts(1),
+            },
+            Record::Unsub {
+                client: c.clone(),
+                filter: "gone".into(),
+            },
+            Record::Msg {
+                id: 1,
+                msg: msg("a/1", "first", Some(props)),
+            },
+            Record::Msg {
+                id: 2,
+                msg: msg("a/2", "second", None),
+            },
+            Record::Msg {
+                id: 3,
+                msg: msg("a/3", "third", None),
+            },
+            Record::Enqueue {
+                client: c.clone(),
+                id: 1,
+                qos: 2,
+                retain: false,
+                sub_ids: vec![7, 9],
+            },
+            Record::Enqueue {
+                client: c.clone(),
+                id: 2,
+                qos: 2,
+                retain: true,
+                sub_ids: vec![],
+            },
+            Record::Enqueue {
+                client: c.clone(),
+                id: 3,
+                qos: 1,
+                retain: false,
+                sub_ids: vec![],
+            },
+            Record::Assign {
+                client: c.clone(),
+                id: 1,
+                pkid: 11,
+            },
+            Record::Assign {
+                client: c.clone(),
+                id: 2,
+                pkid: 12,
+            },
+            Record::Released {
+                client: c.clone(),
+                pkid: 12,
+            },
+            Record::Done {
+                client: c.clone(),
+                id: 3,
+            },
+            Record::InQos2 {
+                client: c.clone(),
+                pkid: 5,
+            },
+            Record::InQos2 {
+                client: c.clone(),
+                pkid: 6,
+            },
+            Record::InRel {
+                client: c.clone(),
+                pkid: 5,
+            },
+            Record::Offline {
+                client: c.clone(),
+                at: 1_700_000_000,
+                expiry: 600,
+            },
+            Record::Will {
+                client: c.clone(),
+                at: 1_700_000_060,
+                msg: msg("will", "bye", None),
+            },
+        ];
+        let mut live = Model::default();
+        let mut framed = Vec::new();
+        let mut body = Vec::new();
+        for r in &records {
+            live.apply(r);
+            body.clear();
+            encode(r, &mut body);
+            super::super::log::frame(&body, &mut framed);
+        }
+        assert_eq!(live.messages.len(), 2, "an acknowledged message is let go");
+        let replayed = reload(&framed);
+        assert_eq!(summary(&replayed), summary(&live));
+        let mut snapshot = Vec::new();
+        live.snapshot(&mut snapshot);
+        assert!(snapshot.len() < framed.len());
+        assert_eq!(summary(&reload(&snapshot)), summary(&live));
+        let s = &live.sessions[&c];
+        assert_eq!(s.queue[0].sent, Some((11, false)));
+        assert_eq!(s.queue[1].sent, Some((12, true)));
+        assert_eq!(s.incoming_qos2.iter().copied().collect::<Vec<_>>(), [6]);
+        assert!(live.retained.contains_key(&b"r/1"[..]) && live.retained.len() == 1);
+    }
+
+    #[test]
+    fn a_clean_start_or_an_end_drops_the_session_and_its_messages() {
+        let c: Arc<str> = Arc::from("c");
+        let mut m = Model::default();
+        for r in [
+            Record::Session {
+                client: c.clone(),
+                expiry: u32::MAX,
+                clean: true,
+            },
+            Record::Msg {
+                id: 1,
+                msg: msg("t", "x", None),
+            },
+            Record::Enqueue {
+                client: c.clone(),
+                id: 1,
+                qos: 1,
+                retain: false,
+                sub_ids: vec![],
+            },
+            Record::Session {
+                client: c.clone(),
+                expiry: 10,
+                clean: false,
+            },
+        ] {
+            m.apply(&r);
+        }
+        assert_eq!(
+            m.sessions[&c].queue.len(),
+            1,
+            "a resumed session keeps its queue"
+        );
+        m.apply(&Record::Session {
+            client: c.clone(),
+            expiry: 10,
+            clean: true,
+        });
+        assert!(m.sessions[&c].queue.is_empty() && m.messages.is_empty());
+        m.apply(&Record::Gone { client: c.clone() });
+        assert!(m.sessions.is_empty());
+        assert_eq!(m.next_id, 2, "ids are never reused");
+    }
+
+    #[test]
+    fn message_expiry_counts_the_time_spent_on_disk() {
+        let props = PublishProperties {
+            message_expiry_interval: Some(100),
+            ..PublishProperties::default()
+        };
+        let mut body = Vec::new();
+        encode(
+            &Record::Retain {
+                msg: msg("t", "x", Some(props)),
+            },
+            &mut body,
+        );
+        // The write time sits right after the props marker; pretend it was 40 s ago.
+        let at = 1 + 4 + 1 + 4 + 1 + 1 + 1;
+        let written = u64::from_le_bytes(body[at..at + 8].try_into().unwrap());
+        body[at..at + 8].copy_from_slice(&(written - 40).to_le_bytes());
+        let Ok(Record::Retain { msg }) = decode(&body) else {
+            panic!("not a retain record");
+        };
+        let left = msg.props.as_ref().unwrap().message_expiry_interval.unwrap();
+        assert!((59..=60).contains(&left), "{left}");
+    }
+
+    #[test]
+    fn a_truncated_or_unknown_record_is_refused() {
+        let mut body = Vec::new();
+        encode(
+            &Record::Gone {
+                client: Arc::from("c"),
+            },
+            &mut body,
+        );
+        assert!(decode(&body[..body.len() - 1]).is_err());
+        assert!(decode(&[99]).is_err());
+        body.push(0);
+        assert!(decode(&body).is_err(), "trailing bytes");
+    }
+}
