@@ -1,7 +1,7 @@
 //! `smq record`: `smq sub`'s engine writing CSV or JSONL files instead of printing.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
@@ -195,9 +195,12 @@ fn open(path: &str, same_header: impl Fn(&str) -> bool) -> anyhow::Result<(Box<d
     if path == "-" {
         return Ok((Box::new(io::stdout()), true));
     }
+    // Only a regular file can hold earlier rows: reading /dev/full or a FIFO would never end.
+    // A header is one short line; the cap keeps a binary file from being read whole.
     let existing = File::open(path)
         .ok()
-        .and_then(|f| BufReader::new(f).lines().next())
+        .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))
+        .and_then(|f| BufReader::new(f.take(64 * 1024)).lines().next())
         .transpose()
         .with_context(|| format!("reading {path}"))?;
     let fresh = match existing.as_deref() {

@@ -838,3 +838,32 @@ fn serve_on_the_network_needs_allow_anonymous() {
     );
     assert!(err.contains("received SUBACK"), "{err}");
 }
+
+#[test]
+fn a_full_disk_is_a_one_line_error_not_a_hang() {
+    // /dev/full reads as endless NULs and refuses every write, as a full disk does.
+    for layout in ["messages", "readings"] {
+        let out = run_with_timeout(
+            smq().args([
+                "record",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                "1",
+                "-t",
+                "x",
+                "--layout",
+                layout,
+                "-o",
+                "/dev/full",
+            ]),
+            None,
+            SECS,
+        );
+        assert_eq!(out.status.code(), Some(1), "{layout}");
+        assert_eq!(
+            text(&out.stderr),
+            "smq: error: writing /dev/full: No space left on device (os error 28)\n"
+        );
+    }
+}
