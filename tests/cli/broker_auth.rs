@@ -278,6 +278,20 @@ fn smq_passwd_refuses_bad_requests() {
     let out = smq_passwd(&["-b", f, "a:b", "pw"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(text(&out.stderr).contains("':'"), "{out:?}");
+    for (user, why) in [
+        (
+            "#x\nmallory",
+            "user name \"#x\\nmallory\": it must not contain control characters",
+        ),
+        ("#x", "must not start with '#'"),
+        (" x", "white space"),
+    ] {
+        let out = smq_passwd(&["-b", f, user, "pw"]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains(why) && err.lines().count() == 1, "{out:?}");
+    }
+    assert_eq!(fs::read_to_string(&file).unwrap(), "", "nothing written");
     let out = smq_passwd(&["-D", f, "nobody"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(

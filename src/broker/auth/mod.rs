@@ -188,12 +188,15 @@ impl Auth {
         })
     }
 
-    /// Checks a CONNECT. After a failure the address is locked for a while (longer with each
-    /// failure) and a CONNECT from it meanwhile is refused unchecked, so guessing passwords
-    /// is slow however many connections try at once; other addresses are not affected.
+    /// Checks a CONNECT. After failures from the same address its logins are checked one
+    /// at a time, spaced out more with each failure (only this connection's task waits), and
+    /// one that would wait too long is refused unchecked: guessing passwords is slow however
+    /// many connections try at once; other addresses are not affected.
     async fn login(&self, c: Credentials<'_>) -> Result<Admitted, Refusal> {
-        if self.failures.attempt(c.peer).is_err() {
-            return Err(Refusal::NotAuthorized);
+        match self.failures.attempt(c.peer) {
+            Err(ratelimit::Locked) => return Err(Refusal::NotAuthorized),
+            Ok(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+            Ok(_) => {}
         }
         let files = self.files.read().unwrap_or_else(|e| e.into_inner());
         let costly = match (&files.passwords, c.username) {

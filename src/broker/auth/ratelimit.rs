@@ -1,9 +1,10 @@
 //! Failed logins per source address (IPv6 by its /64, which one host usually holds whole).
-//! After a failure the address is locked for a while (100 ms, doubling with each failure
-//! within `WINDOW` of the last one, up to 5 s): a CONNECT that arrives meanwhile is refused
-//! unchecked, and the one that is let in starts the next lock before its password is
-//! checked. So parallel connections get no more guesses than serial ones. A quiet `WINDOW`
-//! forgets the address. The table is bounded: when full, the entry with the fewest failures
+//! After a failure, logins from the address are checked one at a time, each a while after
+//! the one before (100 ms, doubling with each failure within `WINDOW` of the last one, up to
+//! 5 s): a CONNECT waits for its turn, and one whose turn is more than 5 s away is refused
+//! unchecked. So parallel connections get no more guesses than serial ones, and a user
+//! behind the same address as a guesser still gets in, later. A quiet `WINDOW` forgets the
+//! address. The table is bounded: when full, the entry with the fewest failures
 //! (the oldest among equals) makes room, so a spray of addresses cannot grow it nor wipe the
 //! record of an address that keeps failing.
 
@@ -21,8 +22,8 @@ const MAX_ADDRESSES: usize = 4096;
 struct Entry {
     failures: u32,
     last_failure: Instant,
-    /// No CONNECT from the address is checked before this.
-    locked_until: Instant,
+    /// The next CONNECT from the address is checked no earlier than this.
+    next_turn: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -30,7 +31,7 @@ pub struct Failures {
     by_addr: Mutex<HashMap<IpAddr, Entry>>,
 }
 
-/// The address is locked out: refuse without checking.
+/// The address's turns are taken for longer than `MOST`: refuse without checking.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Locked;
 
@@ -54,7 +55,8 @@ fn lock_for(failures: u32) -> Duration {
 }
 
 impl Failures {
-    pub fn attempt(&self, addr: IpAddr) -> Result<(), Locked> {
+    /// How long a login from `addr` waits before it is checked, or Locked.
+    pub fn attempt(&self, addr: IpAddr) -> Result<Duration, Locked> {
         self.attempt_at(addr, Instant::now())
     }
 
@@ -62,23 +64,24 @@ impl Failures {
         self.failed_at(addr, Instant::now());
     }
 
-    /// Lets a login from `addr` be checked now, or not; one that is let in locks the address
-    /// for as long as its failure would, so the next one waits its turn whatever this one's
-    /// outcome.
-    fn attempt_at(&self, addr: IpAddr, now: Instant) -> Result<(), Locked> {
+    /// Gives a login from `addr` the next turn, which moves the one after on by as long as
+    /// this one's failure would, whatever its outcome.
+    fn attempt_at(&self, addr: IpAddr, now: Instant) -> Result<Duration, Locked> {
         let mut map = self.by_addr.lock().unwrap_or_else(|e| e.into_inner());
         let Some(e) = map.get_mut(&key(addr)) else {
-            return Ok(());
+            return Ok(Duration::ZERO);
         };
         if now.duration_since(e.last_failure) >= WINDOW {
             map.remove(&key(addr));
-            return Ok(());
+            return Ok(Duration::ZERO);
         }
-        if now < e.locked_until {
+        let turn = e.next_turn.max(now);
+        let wait = turn - now;
+        if wait > MOST {
             return Err(Locked);
         }
-        e.locked_until = now + lock_for(e.failures);
-        Ok(())
+        e.next_turn = turn + lock_for(e.failures);
+        Ok(wait)
     }
 
     fn failed_at(&self, addr: IpAddr, now: Instant) {
@@ -99,14 +102,14 @@ impl Failures {
         let e = map.entry(key).or_insert(Entry {
             failures: 0,
             last_failure: now,
-            locked_until: now,
+            next_turn: now,
         });
         if now.duration_since(e.last_failure) >= WINDOW {
             e.failures = 0;
         }
         e.failures = e.failures.saturating_add(1);
         e.last_failure = now;
-        e.locked_until = e.locked_until.max(now + lock_for(e.failures));
+        e.next_turn = e.next_turn.max(now + lock_for(e.failures));
     }
 }
 
@@ -114,34 +117,31 @@ impl Failures {
 mod tests {
     use super::*;
 
+    const NOW: Result<Duration, Locked> = Ok(Duration::ZERO);
+
     #[test]
-    fn locks_per_address_and_is_forgotten() {
+    fn turns_per_address_and_forgotten() {
         let f = Failures::default();
         let a = IpAddr::from([10, 0, 0, 1]);
         let b = IpAddr::from([10, 0, 0, 2]);
         let t0 = Instant::now();
-        assert_eq!(f.attempt_at(a, t0), Ok(()));
+        assert_eq!(f.attempt_at(a, t0), NOW);
         f.failed_at(a, t0);
-        assert_eq!(f.attempt_at(a, t0), Err(Locked));
-        assert_eq!(f.attempt_at(a, t0 + FIRST), Ok(()));
+        assert_eq!(f.attempt_at(a, t0), Ok(FIRST), "waits its turn");
         f.failed_at(a, t0 + FIRST);
-        assert_eq!(f.attempt_at(a, t0 + FIRST * 2), Err(Locked), "doubled");
-        assert_eq!(f.attempt_at(a, t0 + FIRST * 3), Ok(()));
-        assert_eq!(
-            f.attempt_at(b, t0),
-            Ok(()),
-            "other addresses are not locked"
-        );
+        // The next turn: after the one taken (FIRST), and FIRST * 2 after that failure.
+        assert_eq!(f.attempt_at(a, t0 + FIRST), Ok(FIRST * 2));
+        assert_eq!(f.attempt_at(b, t0), NOW, "other addresses do not wait");
         for _ in 0..20 {
-            f.failed_at(a, t0 + FIRST * 3);
+            f.failed_at(a, t0 + FIRST);
         }
-        let t1 = t0 + FIRST * 3;
-        assert_eq!(f.attempt_at(a, t1 + MOST - FIRST), Err(Locked));
-        assert_eq!(f.attempt_at(a, t1 + MOST), Ok(()), "at most 5 s");
+        let t1 = t0 + FIRST;
+        assert_eq!(f.attempt_at(a, t1), Ok(MOST), "at most 5 s");
+        assert_eq!(f.attempt_at(a, t1), Err(Locked), "the turns are taken");
         let later = t1 + WINDOW;
-        assert_eq!(f.attempt_at(a, later), Ok(()));
+        assert_eq!(f.attempt_at(a, later), NOW);
         f.failed_at(a, later);
-        assert_eq!(f.attempt_at(a, later + FIRST), Ok(()), "starts over");
+        assert_eq!(f.attempt_at(a, later + FIRST), NOW, "starts over");
     }
 
     #[test]
@@ -152,21 +152,22 @@ mod tests {
         for _ in 0..8 {
             f.failed_at(a, t0);
         }
-        // 200 CONNECTs at once, and again over the next 5 s: one is checked per lock.
-        let t = t0 + MOST;
-        let let_in = (0..200).filter(|_| f.attempt_at(a, t).is_ok()).count();
-        assert_eq!(let_in, 1);
-        let mut checked = 0;
-        for ms in (0..5000).step_by(10) {
-            let now = t + Duration::from_millis(ms);
-            checked += (0..200).filter(|_| f.attempt_at(a, now).is_ok()).count();
+        // 200 CONNECTs at once, then 200 more every 10 ms: about one is checked per 5 s.
+        let mut checked_at = Vec::new();
+        for ms in (0..20_000).step_by(10) {
+            let now = t0 + Duration::from_millis(ms);
+            for _ in 0..200 {
+                if let Ok(wait) = f.attempt_at(a, now) {
+                    checked_at.push(now + wait);
+                }
+            }
         }
+        let offsets: Vec<Duration> = checked_at.iter().map(|t| *t - t0).collect();
         assert_eq!(
-            checked, 0,
-            "the one let in locked the address even before failing"
+            offsets,
+            [MOST, MOST * 2, MOST * 3, MOST * 4],
+            "one check per turn, whatever the concurrency"
         );
-        // A success does not unlock it either: the next check waits its turn.
-        assert_eq!(f.attempt_at(a, t + MOST), Ok(()));
     }
 
     #[test]
@@ -177,11 +178,11 @@ mod tests {
         let other_host: IpAddr = "2001:db8:1:2:ffff::7".parse().unwrap();
         let other_net: IpAddr = "2001:db8:1:3::1".parse().unwrap();
         f.failed_at(one, t0);
-        assert_eq!(f.attempt_at(other_host, t0), Err(Locked));
-        assert_eq!(f.attempt_at(other_net, t0), Ok(()));
+        assert_eq!(f.attempt_at(other_host, t0), Ok(FIRST));
+        assert_eq!(f.attempt_at(other_net, t0), NOW);
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
         f.failed_at(mapped, t0);
-        assert_eq!(f.attempt_at(IpAddr::from([10, 0, 0, 1]), t0), Err(Locked));
+        assert_eq!(f.attempt_at(IpAddr::from([10, 0, 0, 1]), t0), Ok(FIRST));
     }
 
     #[test]
@@ -196,6 +197,10 @@ mod tests {
             f.failed_at(IpAddr::from((10 << 24 | i).to_be_bytes()), t0);
         }
         assert!(f.by_addr.lock().unwrap().len() <= MAX_ADDRESSES);
-        assert_eq!(f.attempt_at(guesser, t0 + FIRST), Err(Locked), "not wiped");
+        assert_eq!(
+            f.attempt_at(guesser, t0),
+            Ok(FIRST * 16),
+            "its record was not wiped"
+        );
     }
 }
