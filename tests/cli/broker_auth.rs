@@ -1,7 +1,7 @@
 //! `serve-broker --password-file/--acl-file/--allow-anonymous/--use-identity-as-username` and
 //! `smq passwd`, against real clients, real mosquitto_passwd files and a real Mosquitto.
 //!
-//! Failed logins slow down the next answer to the same source address, so every login attempt
+//! Failed logins slow down later logins from the same source address, so every login attempt
 //! that is meant to fail comes from its own address in 127.0.0.0/8 (`-A`): which also shows
 //! that one address's failures do not slow the others.
 
