@@ -1,6 +1,7 @@
 //! `serve-broker -c FILE`: the mosquitto.conf keys that mean something here. Each key is one
 //! `key value` line; `#` starts a comment line. A key smq does not support is a warning naming
-//! the line; a bad value is a usage error naming the line.
+//! the line, unless ignoring it would leave the broker less secure than the file asks (a
+//! plugin, a CRL, PSK): that is an error. A bad value is a usage error naming the line.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -35,6 +36,23 @@ pub struct ConfFile {
     pub sys_interval: Option<u64>,
     /// `FILE:LINE: …` for every line that was ignored.
     pub warnings: Vec<String>,
+    /// What each TLS listener, and the lines outside any listener, say about client
+    /// certificates: smq applies one setting to every TLS listener, so they must agree.
+    cert_settings: Vec<CertSettings>,
+    /// `port N`: mosquitto's default listener, on every interface.
+    default_port: Option<u16>,
+}
+
+/// Where a line is: `FILE:LINE`.
+type At = (String, usize);
+
+/// `require_certificate` and `use_identity_as_username` as one listener (or the lines
+/// outside any listener, `at` None) gives them, with where.
+#[derive(Debug, Default, Clone)]
+struct CertSettings {
+    at: Option<At>,
+    require_certificate: Option<(bool, At)>,
+    use_identity_as_username: Option<(bool, At)>,
 }
 
 /// A listener being read: its scheme is settled when the next `listener` line (or the end)
@@ -44,6 +62,7 @@ struct Pending {
     ip: IpAddr,
     websockets: bool,
     tls: bool,
+    certs: CertSettings,
 }
 
 impl Pending {
@@ -71,13 +90,69 @@ impl ConfFile {
 
     /// `name` labels errors and warnings; `include_dir` paths are read from the disk.
     pub fn parse(text: &str, name: &str) -> Result<ConfFile, LineError> {
-        let mut c = ConfFile::default();
+        let mut c = ConfFile {
+            cert_settings: vec![CertSettings::default()],
+            ..ConfFile::default()
+        };
         let mut current: Option<Pending> = None;
         c.parse_into(text, name, &mut current, 0)?;
         if let Some(p) = current {
-            c.listeners.push(p.spec());
+            c.close(p);
         }
+        if let Some(port) = c.default_port {
+            c.listeners.push(ListenSpec {
+                scheme: Scheme::Mqtt,
+                addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+            });
+        }
+        c.require_certificate = c.agreed("require_certificate", |s| &s.require_certificate)?;
+        c.use_identity_as_username =
+            c.agreed("use_identity_as_username", |s| &s.use_identity_as_username)?;
         Ok(c)
+    }
+
+    fn close(&mut self, p: Pending) {
+        if p.tls {
+            self.cert_settings.push(p.certs.clone());
+        }
+        self.listeners.push(p.spec());
+    }
+
+    /// The one value of a per-listener certificate setting: what every TLS listener says
+    /// (its own line, else one outside any listener, else false), or an error naming the
+    /// line that disagrees. Without TLS listeners, what the lines outside any say.
+    fn agreed(
+        &self,
+        key: &str,
+        get: impl Fn(&CertSettings) -> &Option<(bool, At)>,
+    ) -> Result<Option<bool>, LineError> {
+        let Some((global, listeners)) = self.cert_settings.split_first() else {
+            return Ok(None);
+        };
+        let global = get(global);
+        let mut first: Option<(bool, &At)> = None;
+        for l in listeners {
+            let Some(listener_at) = &l.at else { continue };
+            let (value, at) = match (get(l), global) {
+                (Some((v, at)), _) | (None, Some((v, at))) => (*v, at),
+                (None, None) => (false, listener_at),
+            };
+            match first {
+                None => first = Some((value, at)),
+                Some((v0, at0)) if v0 != value => {
+                    return Err(LineError {
+                        file: at.0.clone(),
+                        line: at.1,
+                        why: format!(
+                            "{key} {value} here, but {v0} for the TLS listener at {}:{}: smq applies one {key} to every TLS listener",
+                            at0.0, at0.1
+                        ),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(first.map(|(v, _)| v).or(global.as_ref().map(|(v, _)| *v)))
     }
 
     /// One file's lines; `current` is the listener being read, which an included file
@@ -114,9 +189,22 @@ impl ConfFile {
             match key {
                 "listener" => {
                     if let Some(p) = current.take() {
-                        c.listeners.push(p.spec());
+                        c.close(p);
                     }
-                    *current = Some(parse_listener(value).map_err(err)?);
+                    let mut p = parse_listener(value).map_err(err)?;
+                    p.certs.at = Some((name.to_owned(), n));
+                    *current = Some(p);
+                }
+                "port" => {
+                    // mosquitto's classic default listener: plain MQTT on every interface.
+                    let v: u16 = number(need()?).map_err(err)?;
+                    c.default_port = Some(v);
+                }
+                "crlfile" | "plugin" | "auth_plugin" | "global_plugin" | "psk_file"
+                | "psk_hint" => {
+                    return Err(err(format!(
+                        "'{key}' is not supported by smq; refusing to start without it"
+                    )));
                 }
                 "protocol" => {
                     let websockets = match need()? {
@@ -142,9 +230,19 @@ impl ConfFile {
                     }
                 }
                 "keyfile" => set_tls(&mut c.keyfile, path()?, current).map_err(err)?,
-                "require_certificate" => c.require_certificate = Some(boolean(value).map_err(err)?),
+                "require_certificate" => {
+                    let v = (boolean(value).map_err(err)?, (name.to_owned(), n));
+                    match current.as_mut() {
+                        Some(p) => p.certs.require_certificate = Some(v),
+                        None => c.cert_settings[0].require_certificate = Some(v),
+                    }
+                }
                 "use_identity_as_username" => {
-                    c.use_identity_as_username = Some(boolean(value).map_err(err)?);
+                    let v = (boolean(value).map_err(err)?, (name.to_owned(), n));
+                    match current.as_mut() {
+                        Some(p) => p.certs.use_identity_as_username = Some(v),
+                        None => c.cert_settings[0].use_identity_as_username = Some(v),
+                    }
                 }
                 "allow_anonymous" => c.allow_anonymous = Some(boolean(value).map_err(err)?),
                 "password_file" => c.password_file = Some(path()?),
@@ -275,6 +373,7 @@ fn parse_listener(value: &str) -> Result<Pending, String> {
         ip,
         websockets: false,
         tls: false,
+        certs: CertSettings::default(),
     })
 }
 
@@ -371,6 +470,9 @@ listener 9002
 bind_address 127.0.0.1
 protocol websockets
 certfile /c.pem
+require_certificate true
+use_identity_as_username true
+port 1884
 ";
         let c = ConfFile::parse(text, "m.conf").unwrap();
         let urls: Vec<String> = c.listeners.iter().map(ListenSpec::url).collect();
@@ -380,7 +482,8 @@ certfile /c.pem
                 "mqtt://127.0.0.1:1883",
                 "mqtts://0.0.0.0:8883",
                 "ws://[::1]:9001",
-                "wss://127.0.0.1:9002"
+                "wss://127.0.0.1:9002",
+                "mqtt://0.0.0.0:1884"
             ]
         );
         assert_eq!(c.allow_anonymous, Some(false));
@@ -403,6 +506,30 @@ certfile /c.pem
         assert_eq!(
             c.warnings,
             ["config file m.conf:16: 'log_dest' is not supported by smq, ignored"]
+        );
+    }
+
+    #[test]
+    fn certificate_settings_agree_across_tls_listeners_only() {
+        let c = ConfFile::parse(
+            "require_certificate true\nlistener 1\ncertfile /c\nlistener 2\nlistener 3\ncertfile /c\n",
+            "m.conf",
+        )
+        .unwrap();
+        assert_eq!(
+            c.require_certificate,
+            Some(true),
+            "the global line covers both"
+        );
+        let c = ConfFile::parse(
+            "listener 1\nrequire_certificate true\nlistener 2\ncertfile /c\n",
+            "m.conf",
+        )
+        .unwrap();
+        assert_eq!(
+            c.require_certificate,
+            Some(false),
+            "a plain listener's setting does not reach the TLS one"
         );
     }
 
@@ -460,6 +587,22 @@ certfile /c.pem
             ("max_packet_size 10", 1, "64 to"),
             ("max_keepalive 0", 1, "1 to 65535"),
             ("password_file", 1, "needs a value"),
+            ("\ncrlfile /crl.pem", 2, "refusing to start without it"),
+            ("plugin /x.so", 1, "'plugin' is not supported by smq"),
+            ("auth_plugin /x.so", 1, "refusing to start"),
+            ("listener 1\npsk_file /p", 2, "refusing to start"),
+            ("psk_hint h", 1, "refusing to start"),
+            ("port x", 1, "not a number"),
+            (
+                "listener 1\ncertfile /c\nrequire_certificate true\nlistener 2\ncertfile /c\n",
+                4,
+                "require_certificate false here, but true for the TLS listener at m.conf:3",
+            ),
+            (
+                "use_identity_as_username true\nlistener 1\ncertfile /c\nlistener 2\ncertfile /c\nuse_identity_as_username false\n",
+                6,
+                "one use_identity_as_username to every TLS listener",
+            ),
         ] {
             let e = ConfFile::parse(text, "m.conf").unwrap_err();
             assert_eq!((e.file.as_str(), e.line), ("m.conf", line), "{text:?}");

@@ -143,6 +143,9 @@ pub struct SessionEntry {
     /// Bumped on every connection, so a late expiry or will timer can tell it is stale.
     pub generation: u64,
     pub state: Arc<tokio::sync::Mutex<super::session::State>>,
+    /// The user the session logged in as: another user's CONNECT with its client id starts
+    /// afresh rather than resume it.
+    pub owner: Option<Arc<str>>,
 }
 
 #[derive(Default)]

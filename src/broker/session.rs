@@ -11,7 +11,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Config;
-use super::auth::{Auth, acl::ClientAcl};
+use super::auth::{Admitted, Auth, acl::ClientAcl};
 use super::codec::{self, ConnAck, Connect, Packet, Violation};
 use super::persist::Store;
 use super::persist::model::{Record, unix_now};
@@ -211,16 +211,24 @@ impl Connection {
             send_connack(writer, proto, 0x8C).await;
             return None;
         }
-        let acl = match client
+        // Assigned before the login, so that `%c` in the ACL means the id the client gets.
+        let assigned = c.client_id.is_empty();
+        let client_id: Arc<str> = if assigned {
+            Arc::from(format!("smq-{:016x}", fastrand::u64(..)))
+        } else {
+            Arc::from(c.client_id.as_str())
+        };
+        let Admitted { username, acl } = match client
             .auth
             .admit(
                 &c,
+                &client_id,
                 client.addr,
                 client.tls_cn.as_ref().map(Option::as_deref),
             )
             .await
         {
-            Ok(acl) => acl,
+            Ok(admitted) => admitted,
             Err(code) => {
                 send_connack(writer, proto, code).await;
                 return None;
@@ -238,12 +246,6 @@ impl Connection {
             send_connack(writer, proto, if proto == Protocol::V5 { 0x97 } else { 3 }).await;
             return None;
         }
-        let assigned = c.client_id.is_empty();
-        let client_id: Arc<str> = if assigned {
-            Arc::from(format!("smq-{:016x}", fastrand::u64(..)))
-        } else {
-            Arc::from(c.client_id.as_str())
-        };
         // 3.1.1: clean session 0 keeps the session forever; v5: the expiry interval decides.
         let session_expiry = match proto {
             Protocol::V311 if c.clean => 0,
@@ -273,7 +275,9 @@ impl Connection {
                 // Takeover: the old connection gets DISCONNECT 0x8E and closes [MQTT-3.1.4-3].
                 old.kick.notify_one();
             }
-            let resume = old.filter(|_| !c.clean);
+            // Only the user who owns a session resumes it: anyone else who takes its client
+            // id gets a clean start, as if they had asked for one.
+            let resume = old.filter(|o| !c.clean && o.owner == username);
             let (mailbox, state, present) = match resume {
                 Some(old) => (old.mailbox, old.state, true),
                 None => {
@@ -304,6 +308,7 @@ impl Connection {
                     kick: kick.clone(),
                     generation,
                     state: state.clone(),
+                    owner: username.clone(),
                 },
             );
             mailbox.durable.store(durable, Ordering::Relaxed);
@@ -313,6 +318,7 @@ impl Connection {
                     client: client_id.clone(),
                     expiry: session_expiry,
                     clean: !present,
+                    owner: username,
                 }),
                 Some(s) if was_durable => s.append(Record::Gone {
                     client: client_id.clone(),
@@ -371,6 +377,21 @@ impl Connection {
         mut wbuf: BytesMut,
         shutdown: &mut watch::Receiver<bool>,
     ) -> End {
+        // What the client may no longer read (the ACL file changed since these were sent)
+        // is dropped, not sent again.
+        if let Some(acl) = &self.acl {
+            let revoked: Vec<u16> = state
+                .outgoing
+                .iter()
+                .filter(|(_, (d, stage))| *stage != Stage::Comp && !acl.may_read(&d.msg.topic))
+                .map(|(&pkid, _)| pkid)
+                .collect();
+            for pkid in revoked {
+                if let Some((d, _)) = state.outgoing.remove(&pkid) {
+                    self.done(&d);
+                }
+            }
+        }
         // Unacknowledged messages of a resumed session go out again, PUBLISH with DUP set
         // [MQTT-4.4.0-1].
         for (&pkid, (d, stage)) in &state.outgoing {

@@ -14,11 +14,8 @@ use crate::cli::PasswdArgs;
 use crate::exit::usage;
 
 pub fn run(args: PasswdArgs) -> anyhow::Result<ExitCode> {
-    if args.user.is_empty() || args.user.contains(':') {
-        return Err(usage(format!(
-            "user name '{}': it must not be empty or contain ':'",
-            args.user
-        )));
+    if let Some(why) = bad_user_name(&args.user) {
+        return Err(usage(format!("user name {:?}: {why}", args.user)));
     }
     let mut file = if args.create {
         PasswordFile::default()
@@ -50,6 +47,25 @@ pub fn run(args: PasswdArgs) -> anyhow::Result<ExitCode> {
     }
     write_atomically(&args.file, &file.render())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Why a user name cannot go in a password file: mosquitto_passwd refuses ':' and control
+/// characters (a newline would start another entry); a leading '#' would make the line a
+/// comment and edge whitespace a name no one types, so those are refused too.
+fn bad_user_name(user: &str) -> Option<&'static str> {
+    if user.is_empty() {
+        Some("it is empty")
+    } else if user.contains(':') {
+        Some("it must not contain ':'")
+    } else if user.chars().any(char::is_control) {
+        Some("it must not contain control characters")
+    } else if user.starts_with('#') {
+        Some("it must not start with '#', which makes the line a comment")
+    } else if user.trim() != user {
+        Some("it must not start or end with white space")
+    } else {
+        None
+    }
 }
 
 fn prompt() -> anyhow::Result<String> {
@@ -94,4 +110,31 @@ fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result.with_context(|| format!("writing password file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bad_user_name;
+
+    #[test]
+    fn user_names_that_would_break_the_file_are_refused() {
+        for ok in ["alice", "a b", "dev-7@site", "ünï"] {
+            assert_eq!(bad_user_name(ok), None, "{ok:?}");
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            ("a:b", "':'"),
+            ("#x\nmallory", "control"),
+            ("x\ty", "control"),
+            ("x\u{7f}", "control"),
+            ("#x", "'#'"),
+            (" x", "white space"),
+            ("x ", "white space"),
+        ] {
+            assert!(
+                bad_user_name(bad).is_some_and(|w| w.contains(why)),
+                "{bad:?}"
+            );
+        }
+    }
 }

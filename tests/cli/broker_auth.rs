@@ -1,7 +1,7 @@
 //! `serve-broker --password-file/--acl-file/--allow-anonymous/--use-identity-as-username` and
 //! `smq passwd`, against real clients, real mosquitto_passwd files and a real Mosquitto.
 //!
-//! Failed logins slow down the next answer to the same source address, so every login attempt
+//! Failed logins slow down later logins from the same source address, so every login attempt
 //! that is meant to fail comes from its own address in 127.0.0.0/8 (`-A`): which also shows
 //! that one address's failures do not slow the others.
 
@@ -278,6 +278,20 @@ fn smq_passwd_refuses_bad_requests() {
     let out = smq_passwd(&["-b", f, "a:b", "pw"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(text(&out.stderr).contains("':'"), "{out:?}");
+    for (user, why) in [
+        (
+            "#x\nmallory",
+            "user name \"#x\\nmallory\": it must not contain control characters",
+        ),
+        ("#x", "must not start with '#'"),
+        (" x", "white space"),
+    ] {
+        let out = smq_passwd(&["-b", f, user, "pw"]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains(why) && err.lines().count() == 1, "{out:?}");
+    }
+    assert_eq!(fs::read_to_string(&file).unwrap(), "", "nothing written");
     let out = smq_passwd(&["-D", f, "nobody"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(
@@ -639,4 +653,115 @@ fn hup(broker: &SmqBroker) {
         .status()
         .expect("running kill");
     assert!(sent.success());
+}
+
+/// alice subscribes with a persistent session and leaves a QoS 1 message unacknowledged.
+fn leave_unacknowledged(port: u16, id: &str) {
+    let (mut alice, _) = Client::connect(
+        port,
+        &Connect::new(V4, id).login("alice", "pa").clean(false),
+    );
+    assert_eq!(alice.subscribe(1, &[("secret/#", 1)]), [1]);
+    let mut publisher = client(port, V4, "alice-pub", Some(("alice", "pa")));
+    assert!(publish_qos1(&mut publisher, 1, "secret/plan", "TOPSECRET", false) < 0x80);
+    let p = match alice.read(REPLY) {
+        Read::Packet(p) => p,
+        other => panic!("waiting for the message: {other:?}"),
+    };
+    assert_eq!(text(&parse_publish(V4, &p).payload), "TOPSECRET");
+    alice.shutdown();
+}
+
+/// A 3.1.1 CONNECT (clean session 0) and whether the session was present.
+fn resume(port: u16, id: &str, user: (&str, &str)) -> (Client, bool) {
+    let (c, ack) = Client::connect(
+        port,
+        &Connect::new(V4, id).login(user.0, user.1).clean(false),
+    );
+    (c, ack.body[0] & 1 == 1)
+}
+
+#[test]
+fn another_user_taking_a_client_id_starts_afresh() {
+    let dir = temp_dir();
+    let passwd = dir.path().join("passwd");
+    let p = passwd.to_str().unwrap();
+    assert!(smq_passwd(&["-c", "-b", p, "alice", "pa"]).status.success());
+    assert!(smq_passwd(&["-b", p, "bob", "pb"]).status.success());
+    let acl = write(
+        dir.path(),
+        "acl",
+        "user alice\ntopic readwrite secret/#\nuser bob\ntopic read bob/#\n",
+    );
+    let store = dir.path().join("store");
+    let broker = SmqBroker::start(&[
+        "--password-file",
+        p,
+        "--acl-file",
+        acl.to_str().unwrap(),
+        "--persist",
+        store.to_str().unwrap(),
+    ]);
+    let port = broker.port();
+
+    leave_unacknowledged(port, "X");
+    let (mut alice, present) = resume(port, "X", ("alice", "pa"));
+    assert!(present, "the owner resumes her session");
+    let resent = match alice.read(REPLY) {
+        Read::Packet(p) => parse_publish(V4, &p),
+        other => panic!("waiting for the resent message: {other:?}"),
+    };
+    assert!(resent.dup && text(&resent.payload) == "TOPSECRET");
+    alice.shutdown();
+
+    let (mut bob, present) = resume(port, "X", ("bob", "pb"));
+    assert!(!present, "bob does not get alice's session");
+    assert_eq!(drain(&mut bob), Vec::<String>::new());
+    bob.shutdown();
+    let (mut alice, present) = resume(port, "X", ("alice", "pa"));
+    assert!(!present, "bob's clean start replaced it");
+    assert_eq!(drain(&mut alice), Vec::<String>::new());
+}
+
+#[test]
+fn messages_the_acl_no_longer_allows_are_not_sent_again() {
+    let dir = temp_dir();
+    let passwd = dir.path().join("passwd");
+    let p = passwd.to_str().unwrap();
+    assert!(smq_passwd(&["-c", "-b", p, "alice", "pa"]).status.success());
+    let acl = write(dir.path(), "acl", "user alice\ntopic readwrite secret/#\n");
+    let broker = SmqBroker::start(&["--password-file", p, "--acl-file", acl.to_str().unwrap()]);
+    let port = broker.port();
+    leave_unacknowledged(port, "Y");
+    write(dir.path(), "acl", "user alice\ntopic readwrite public/#\n");
+    hup(&broker);
+    let reloaded = crate::support::smq_broker::poll(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(20),
+        || broker.log().contains("smq: reloaded").then_some(()),
+    );
+    assert!(reloaded.is_some(), "{}", broker.log());
+    let (mut alice, present) = resume(port, "Y", ("alice", "pa"));
+    assert!(present);
+    assert_eq!(drain(&mut alice), Vec::<String>::new());
+}
+
+#[test]
+fn patterns_name_the_client_id_the_broker_assigned() {
+    let dir = temp_dir();
+    let acl = write(dir.path(), "acl", "pattern readwrite clients/%c/#\n");
+    let broker = SmqBroker::start(&["--acl-file", acl.to_str().unwrap()]);
+    let (mut c, ack) = Client::connect(broker.port(), &Connect::new(V5, ""));
+    let (_, _, props) = crate::broker::raw::parse_connack_v5(&ack);
+    let id = props
+        .iter()
+        .find_map(|(k, v)| match (k, v) {
+            (0x12, crate::broker::raw::Prop::Bin(id)) => Some(text(id)),
+            _ => None,
+        })
+        .expect("an assigned client id");
+    assert_eq!(
+        c.subscribe(1, &[("clients//#", 0), (&format!("clients/{id}/#"), 0)]),
+        [0x87, 0]
+    );
 }

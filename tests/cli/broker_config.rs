@@ -204,6 +204,16 @@ fn config_file_mistakes_name_the_line() {
             2,
             "protocol 'http': smq serves mqtt or websockets",
         ),
+        (
+            "listener 0 127.0.0.1\nauth_plugin /usr/lib/auth.so\n",
+            2,
+            "'auth_plugin' is not supported by smq; refusing to start without it",
+        ),
+        (
+            "listener 0 127.0.0.1\ncertfile /c.pem\nkeyfile /k.pem\nrequire_certificate true\nlistener 0 127.0.0.1\ncertfile /c.pem\n",
+            5,
+            "require_certificate false here, but true for the TLS listener at",
+        ),
     ] {
         let file = write(dir.path(), "bad.conf", conf);
         let out = run_with_timeout(

@@ -91,10 +91,7 @@ impl AclFile {
                 if p.filter.contains("%u") && username.is_none() {
                     continue;
                 }
-                let filter = p
-                    .filter
-                    .replace("%c", client_id)
-                    .replace("%u", username.unwrap_or(""));
+                let filter = substitute(&p.filter, client_id, username.unwrap_or(""));
                 rules.push(Rule {
                     filter,
                     ..p.clone()
@@ -103,6 +100,28 @@ impl AclFile {
         }
         ClientAcl { rules }
     }
+}
+
+/// `%c` and `%u` filled in one pass, so a client id that holds `%u` stays as it is.
+fn substitute(pattern: &str, client_id: &str, username: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut rest = pattern;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        match after.chars().next() {
+            Some('c') => out.push_str(client_id),
+            Some('u') => out.push_str(username),
+            _ => {
+                out.push('%');
+                rest = after;
+                continue;
+            }
+        }
+        rest = &after[1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn parse_rule(rest: &str) -> Result<Rule, String> {
@@ -261,6 +280,22 @@ pattern read users/%u/inbox
         assert!(!sneaky.may_write(b"clients/x/state"));
         let sneaky = file.for_client(Some("#"), "c");
         assert!(!sneaky.may_read(b"users/x/inbox"));
+    }
+
+    #[test]
+    fn ids_are_substituted_in_one_pass() {
+        let file =
+            AclFile::parse("pattern readwrite clients/%c/#\npattern read u/%u/%c\n").unwrap();
+        let acl = file.for_client(Some("mallory"), "x%u");
+        assert!(acl.may_write(b"clients/x%u/a"));
+        assert!(
+            !acl.may_write(b"clients/xmallory/a"),
+            "a client id holding %u does not pick up the user name"
+        );
+        assert!(acl.may_read(b"u/mallory/x%u"));
+        let acl = file.for_client(Some("%c"), "id");
+        assert!(acl.may_read(b"u/%c/id"));
+        assert_eq!(substitute("a%%c/%x/%", "C", "U"), "a%C/%x/%");
     }
 
     #[test]

@@ -38,6 +38,13 @@ enum Refusal {
     NotAuthorized,
 }
 
+/// A CONNECT let in: the user it logged in as, and its ACL (None without an ACL file).
+#[derive(Debug, Clone, Default)]
+pub struct Admitted {
+    pub username: Option<Arc<str>>,
+    pub acl: Option<Arc<ClientAcl>>,
+}
+
 /// What a client presented at CONNECT.
 struct Credentials<'a> {
     peer: IpAddr,
@@ -63,17 +70,21 @@ pub struct Auth {
 #[derive(Default)]
 struct Files {
     passwords: Option<PasswordFile>,
+    /// Checked for a user the password file does not know, at the cost of its typical entry.
+    decoy: Option<passwd::Hash>,
     acl: Option<AclFile>,
 }
 
 impl Files {
     fn read(config: &AuthConfig) -> anyhow::Result<Files> {
+        let passwords = config
+            .password_file
+            .as_deref()
+            .map(PasswordFile::read)
+            .transpose()?;
         Ok(Files {
-            passwords: config
-                .password_file
-                .as_deref()
-                .map(PasswordFile::read)
-                .transpose()?,
+            decoy: passwords.as_ref().map(PasswordFile::decoy),
+            passwords,
             acl: config.acl_file.as_deref().map(AclFile::read).transpose()?,
         })
     }
@@ -137,35 +148,37 @@ impl Auth {
         }
     }
 
-    /// The verdict on a CONNECT: the client's ACL (None without an ACL file), or the CONNACK
-    /// code that refuses it, in the client's protocol version. `tls_cn` is Some(the client
-    /// certificate's CN, if any) on TLS listeners.
+    /// The verdict on a CONNECT: who the client is and its ACL, or the CONNACK code that
+    /// refuses it, in the client's protocol version. `client_id` is the one the session will
+    /// have (the broker's choice when the client sent none): `%c` in ACL patterns means it.
+    /// `tls_cn` is Some(the client certificate's CN, if any) on TLS listeners.
     pub async fn admit(
         &self,
         c: &Connect,
+        client_id: &str,
         peer: IpAddr,
         tls_cn: Option<Option<&str>>,
-    ) -> Result<Option<Arc<ClientAcl>>, u8> {
+    ) -> Result<Admitted, u8> {
         let login = self
             .login(Credentials {
                 peer,
                 username: c.username.as_deref(),
                 password: c.password.as_deref(),
                 tls_cn,
-                client_id: &c.client_id,
+                client_id,
             })
             .await;
         // A will the client could not publish itself is refused with the connection.
-        let refusal = match &login {
-            Err(r) => *r,
-            Ok(Some(acl))
+        let refusal = match login {
+            Err(r) => r,
+            Ok(Admitted { acl: Some(acl), .. })
                 if c.will
                     .as_ref()
                     .is_some_and(|w| !acl.may_write(w.topic.as_bytes())) =>
             {
                 Refusal::NotAuthorized
             }
-            Ok(acl) => return Ok(acl.clone()),
+            Ok(admitted) => return Ok(admitted),
         };
         Err(match (refusal, c.proto) {
             (Refusal::BadCredentials, Protocol::V5) => 0x86,
@@ -175,17 +188,22 @@ impl Auth {
         })
     }
 
-    /// Checks a CONNECT. After failures from the same address the answer is held back a
-    /// little (a little more each time), so guessing passwords is slow; other addresses are
-    /// not affected, and only this connection's task waits.
-    async fn login(&self, c: Credentials<'_>) -> Result<Option<Arc<ClientAcl>>, Refusal> {
-        let delay = self.failures.delay(c.peer);
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+    /// Checks a CONNECT. After failures from the same address its logins are checked one
+    /// at a time, spaced out more with each failure (only this connection's task waits), and
+    /// one that would wait too long is refused unchecked: guessing passwords is slow however
+    /// many connections try at once; other addresses are not affected.
+    async fn login(&self, c: Credentials<'_>) -> Result<Admitted, Refusal> {
+        match self.failures.attempt(c.peer) {
+            Err(ratelimit::Locked) => return Err(Refusal::NotAuthorized),
+            Ok(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+            Ok(_) => {}
         }
         let files = self.files.read().unwrap_or_else(|e| e.into_inner());
         let costly = match (&files.passwords, c.username) {
-            (Some(p), Some(u)) => p.get(u).is_some_and(passwd::Hash::is_costly),
+            (Some(p), Some(u)) => p
+                .get(u)
+                .or(files.decoy.as_ref())
+                .is_some_and(passwd::Hash::is_costly),
             _ => false,
         };
         let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
@@ -201,10 +219,13 @@ impl Auth {
             self.failures.failed(c.peer);
         }
         let username = result?;
-        Ok(files
-            .acl
-            .as_ref()
-            .map(|a| Arc::new(a.for_client(username.as_deref(), c.client_id))))
+        Ok(Admitted {
+            acl: files
+                .acl
+                .as_ref()
+                .map(|a| Arc::new(a.for_client(username.as_deref(), c.client_id))),
+            username: username.map(Arc::from),
+        })
     }
 
     /// Reads the password and ACL files again (SIGHUP, as mosquitto): new logins see the new
@@ -256,20 +277,15 @@ impl Auth {
             Some(hash) if hash.verify(password) => Ok(Some(user.to_owned())),
             Some(_) => Err(Refusal::BadCredentials),
             None => {
-                // As long as a known user's check, so the answer's timing does not tell
+                // As long as a typical user's check, so the answer's timing does not tell
                 // which user names exist.
-                DUMMY.with(|h| h.verify(password));
+                if let Some(decoy) = &files.decoy {
+                    decoy.verify(password);
+                }
                 Err(Refusal::BadCredentials)
             }
         }
     }
-}
-
-thread_local! {
-    static DUMMY: passwd::Hash = passwd::Hash::new(b"").unwrap_or(passwd::Hash::Sha512 {
-        salt: Vec::new(),
-        hash: Vec::new(),
-    });
 }
 
 impl std::fmt::Debug for Auth {
@@ -357,6 +373,7 @@ mod tests {
         let a = Auth {
             files: RwLock::new(Files {
                 passwords: Some(PasswordFile::parse(&format!("slow:{h}")).unwrap()),
+                decoy: None,
                 acl: None,
             }),
             allow_anonymous: false,

@@ -183,6 +183,40 @@ impl PasswordFile {
         })
     }
 
+    /// A hash no password matches that costs what this file's most common kind of entry
+    /// costs to check (`$6$`, or `$7$` with the most common iteration count): checked for an
+    /// unknown user so that the answer's timing does not tell which names exist.
+    pub fn decoy(&self) -> Hash {
+        let mut counts: Vec<(Option<NonZeroU32>, usize)> = Vec::new();
+        for l in &self.lines {
+            let kind = match l {
+                Line::User(_, Hash::Sha512 { .. }) => None,
+                Line::User(_, Hash::Pbkdf2 { iterations, .. }) => Some(*iterations),
+                Line::Other(_) => continue,
+            };
+            match counts.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((kind, 1)),
+            }
+        }
+        // Ties go to the kind seen first; an empty file gets what `smq passwd` writes.
+        let typical = counts
+            .iter()
+            .rev()
+            .max_by_key(|(_, n)| *n)
+            .map_or(NonZeroU32::new(ITERATIONS), |(k, _)| *k);
+        // An all-zero hash: no password derives to it that anyone could find.
+        let (salt, hash) = (vec![0; SALT_LEN], vec![0; HASH_LEN]);
+        match typical {
+            None => Hash::Sha512 { salt, hash },
+            Some(iterations) => Hash::Pbkdf2 {
+                iterations,
+                salt,
+                hash,
+            },
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         !self.lines.iter().any(|l| matches!(l, Line::User(..)))
     }
@@ -228,6 +262,32 @@ impl PasswordFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_decoy_costs_what_the_typical_entry_costs() {
+        let six = "$6$AAAAAAAAAAAAAAAA$AAAA";
+        let seven = |n: u32| format!("$7${n}$AAAAAAAAAAAAAAAA$AAAA");
+        let kind = |text: &str| match PasswordFile::parse(text).unwrap().decoy() {
+            Hash::Sha512 { salt, hash } => {
+                assert_eq!((salt.len(), hash.len()), (SALT_LEN, HASH_LEN));
+                "6".to_owned()
+            }
+            Hash::Pbkdf2 { iterations, .. } => format!("7/{iterations}"),
+        };
+        assert_eq!(kind(""), format!("7/{ITERATIONS}"));
+        assert_eq!(kind(&format!("a:{six}\nb:{six}\nc:{}\n", seven(101))), "6");
+        let many = seven(100_000);
+        assert_eq!(
+            kind(&format!("# x\na:{many}\nb:{six}\nc:{many}\n")),
+            "7/100000"
+        );
+        assert_eq!(
+            kind(&format!("a:{}\nb:{six}\n", seven(5))),
+            "7/5",
+            "ties: the first"
+        );
+        assert!(!PasswordFile::default().decoy().verify(b""));
+    }
 
     // Written by `mosquitto_passwd -c -b pw alice secret` (mosquitto 2.0.11).
     const MOSQUITTO_7: &str = "alice:$7$101$paU5uEN/Xa3/Jmt3$/OqSnaQfI+VEyVZ0yKLWROCZtLdktPufLi9L+pFRMtblsbxIIHD1YVhfyGofOzRN9B56VmVZj5d+/+pYDY1ajQ==";

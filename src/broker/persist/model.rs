@@ -26,10 +26,12 @@ pub enum Record {
         topic: Bytes,
     },
     /// A persistent session connected; `clean` drops what it had. Cancels a pending will.
+    /// `owner` is the user it logged in as: only that user resumes it.
     Session {
         client: Arc<str>,
         expiry: u32,
         clean: bool,
+        owner: Option<Arc<str>>,
     },
     /// The session's connection ended at `at` (Unix seconds), with this expiry.
     Offline {
@@ -106,6 +108,7 @@ pub struct Entry {
 #[derive(Debug, Default)]
 pub struct StoredSession {
     pub expiry: u32,
+    pub owner: Option<Arc<str>>,
     /// None while connected (or when the broker stopped with it connected).
     pub offline_since: Option<u64>,
     pub subs: HashMap<String, SubOptions>,
@@ -146,12 +149,14 @@ impl Model {
                 client,
                 expiry,
                 clean,
+                owner,
             } => {
                 if *clean {
                     self.drop_session(client);
                 }
                 let s = self.sessions.entry(client.clone()).or_default();
                 s.expiry = *expiry;
+                s.owner = owner.clone();
                 s.offline_since = None;
                 s.will = None;
             }
@@ -286,6 +291,7 @@ impl Model {
                 client: client.clone(),
                 expiry: s.expiry,
                 clean: true,
+                owner: s.owner.clone(),
             });
             if let Some(at) = s.offline_since {
                 put(&Record::Offline {
@@ -419,10 +425,16 @@ pub fn encode(r: &Record, out: &mut Vec<u8>) {
             client: c,
             expiry,
             clean,
+            owner,
         } => {
             client(out, 4, c);
             put_u32(out, *expiry);
             out.push(u8::from(*clean));
+            // Last, and left out when there is none: records written before owners were
+            // kept read the same, as sessions of no user.
+            if let Some(o) = owner {
+                put_bytes(out, o.as_bytes());
+            }
         }
         Record::Offline {
             client: c,
@@ -619,6 +631,11 @@ pub fn decode(body: &[u8]) -> Result<Record, Undecodable> {
             client: r.client()?,
             expiry: r.u32()?,
             clean: r.u8()? != 0,
+            owner: if r.0.is_empty() {
+                None
+            } else {
+                Some(r.client()?)
+            },
         },
         5 => Record::Offline {
             client: r.client()?,
@@ -753,7 +770,8 @@ mod tests {
                 .map(|e| format!("{} {e:?}", show(&m.messages[&e.id].0)))
                 .collect();
             out.push(format!(
-                "session {c} expiry {} offline {:?} subs {subs:?} queue {queue:?} in {:?} will {:?}",
+                "session {c} owner {:?} expiry {} offline {:?} subs {subs:?} queue {queue:?} in {:?} will {:?}",
+                s.owner,
                 s.expiry,
                 s.offline_since,
                 s.incoming_qos2,
@@ -802,6 +820,7 @@ mod tests {
                 client: c.clone(),
                 expiry: 300,
                 clean: true,
+                owner: Some(Arc::from("alice")),
             },
             Record::Sub {
                 client: c.clone(),
@@ -915,6 +934,32 @@ mod tests {
     }
 
     #[test]
+    fn a_session_record_from_before_owners_reads_as_no_owner() {
+        // Tag 4, client "c", expiry 7, clean: as written before the owner was recorded.
+        let old = [4, 1, 0, 0, 0, b'c', 7, 0, 0, 0, 1];
+        match decode(&old).unwrap() {
+            Record::Session {
+                client,
+                expiry: 7,
+                clean: true,
+                owner: None,
+            } => assert_eq!(&*client, "c"),
+            other => panic!("{other:?}"),
+        }
+        let mut new = Vec::new();
+        encode(
+            &Record::Session {
+                client: Arc::from("c"),
+                expiry: 7,
+                clean: true,
+                owner: None,
+            },
+            &mut new,
+        );
+        assert_eq!(new, old, "no owner: written as before");
+    }
+
+    #[test]
     fn a_clean_start_or_an_end_drops_the_session_and_its_messages() {
         let c: Arc<str> = Arc::from("c");
         let mut m = Model::default();
@@ -923,6 +968,7 @@ mod tests {
                 client: c.clone(),
                 expiry: u32::MAX,
                 clean: true,
+                owner: None,
             },
             Record::Msg {
                 id: 1,
@@ -939,6 +985,7 @@ mod tests {
                 client: c.clone(),
                 expiry: 10,
                 clean: false,
+                owner: None,
             },
         ] {
             m.apply(&r);
@@ -952,6 +999,7 @@ mod tests {
             client: c.clone(),
             expiry: 10,
             clean: true,
+            owner: None,
         });
         assert!(m.sessions[&c].queue.is_empty() && m.messages.is_empty());
         m.apply(&Record::Gone { client: c.clone() });

@@ -33,6 +33,7 @@ pub fn restore(shared: &Arc<Shared>, config: &Config, store: &Arc<Store>) {
                 (
                     client.clone(),
                     s.expiry,
+                    s.owner.clone(),
                     s.offline_since.unwrap_or(now),
                     s.subs.clone(),
                     queue,
@@ -50,7 +51,7 @@ pub fn restore(shared: &Arc<Shared>, config: &Config, store: &Arc<Store>) {
         router.retain(msg);
     }
     router.store = Some(store.clone());
-    for (client, expiry, offline_since, subs, queue, incoming_qos2, will) in sessions {
+    for (client, expiry, owner, offline_since, subs, queue, incoming_qos2, will) in sessions {
         let left =
             (expiry != NEVER).then(|| (offline_since + u64::from(expiry)).saturating_sub(now));
         if left == Some(0) {
@@ -108,6 +109,7 @@ pub fn restore(shared: &Arc<Shared>, config: &Config, store: &Arc<Store>) {
                 kick: Arc::new(Notify::new()),
                 generation,
                 state: Arc::new(tokio::sync::Mutex::new(state)),
+                owner,
             },
         );
         if let Some(left) = left {
