@@ -972,6 +972,18 @@ mod tests {
         assert!(!authorized(None, "s3cret"));
     }
 
+    /// A client that sends requests and never reads the answers: once its receive window is
+    /// full, the answer is given up after WRITE_TIMEOUT (paused time: no real wait).
+    #[tokio::test(start_paused = true)]
+    async fn answers_to_a_client_that_never_reads_time_out() {
+        let (server, _client) = tokio::io::duplex(64);
+        let mut io: Box<dyn Io> = Box::new(server);
+        let reply = Reply::text(200, "x".repeat(1024));
+        assert!(!send(&mut io, &reply, false, true).await);
+        // Returns (before the fix it waited forever).
+        refuse_within(&mut io, Refusal::new(400, "y".repeat(1024))).await;
+    }
+
     #[test]
     fn gzip_is_bounded() {
         use std::io::Write;

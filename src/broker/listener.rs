@@ -648,7 +648,10 @@ pub(super) async fn read_head(
         }
         // Empty lines before a request line are skipped (RFC 9112 §2.2): some clients send
         // a CRLF after a body.
-        let blank = buf.iter().take_while(|b| matches!(b, b'\r' | b'\n')).count();
+        let blank = buf
+            .iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n'))
+            .count();
         if blank > 0 {
             buf.drain(..blank);
             searched = 0;

@@ -83,7 +83,11 @@ pub fn split(
     let device = level(device);
     // The array is a slice of `body` (serde_json borrows raw values from the input).
     let start = payload.get().as_ptr() as usize - body.as_ptr() as usize;
-    let (before, after) = (&body[..start], &body[start + payload.get().len()..]);
+    // Whitespace around the body (a file's last newline) is not part of the message.
+    let (before, after) = (
+        body[..start].trim_start(),
+        body[start + payload.get().len()..].trim_end(),
+    );
     let mut out = Vec::new();
     let mut total = 0usize;
     let mut failed = None;
@@ -98,8 +102,7 @@ pub fn split(
             )));
             return false;
         }
-        let mut message =
-            Vec::with_capacity(before.len() + reading.get().len() + after.len() + 2);
+        let mut message = Vec::with_capacity(before.len() + reading.get().len() + after.len() + 2);
         message.extend_from_slice(before.as_bytes());
         message.push(b'[');
         message.extend_from_slice(reading.get().as_bytes());
@@ -269,7 +272,8 @@ mod tests {
     fn split_makes_one_sensor_logger_message_per_reading() {
         let body = r#"{"messageId":7,"sessionId":"s","deviceId":"d/1","payload":[
                 {"name":"wrist motion","values":{"z":1,"x":2},"time":1741944600130482200},
-                {"name":"light","values":{"lux":342}}],"tail":true}"#;
+                {"name":"light","values":{"lux":342}}],"tail":true}
+"#;
         let e = Envelope::read(body).expect("JSON");
         let out = split(body, &e, "sensor-logger", 1 << 20)
             .expect("splits")

@@ -236,13 +236,22 @@ mod tests {
         let mut stats = PushStats::default();
         for i in 0..1000u64 {
             let at = t0 + std::time::Duration::from_millis(i);
-            stats.record(&format!("device {i}"), Some(&format!("s{i}")), Some(1), 1, at);
+            stats.record(
+                &format!("device {i}"),
+                Some(&format!("s{i}")),
+                Some(1),
+                1,
+                at,
+            );
             stats.record("steady", Some(&format!("s{i}")), Some(i as i64), 1, at);
         }
         let lines = stats.lines(t0);
         assert_eq!(lines.len(), MAX_DEVICES);
         assert!(lines.iter().any(|(id, _)| id == "steady"), "still heard");
-        assert!(!lines.iter().any(|(id, _)| id == "device 0"), "idle, forgotten");
+        assert!(
+            !lines.iter().any(|(id, _)| id == "device 0"),
+            "idle, forgotten"
+        );
         assert_eq!(stats.devices["steady"].sessions.len(), MAX_SESSIONS);
     }
 
