@@ -11,11 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde_json::Value;
+use subtle::ConstantTimeEq;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
+use super::auth::Auth;
 use super::listener::{HeadError, HttpHead, HttpStart, Refusal, read_head, reason_phrase, refuse};
+use super::push_body::{Envelope, SplitError, level, split};
 use super::push_stats::PushStats;
 use super::router::{Published, Shared};
 use crate::cli::HttpArgs;
@@ -38,6 +40,18 @@ const BODY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A chunk-size line (hex digits and extensions) longer than this is not a real client.
 const MAX_CHUNK_LINE: usize = 1024;
+
+/// The longest an answer may take to be written: a client that sends requests and never
+/// reads the answers loses its connection instead of holding its task forever.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bodies in flight at once, as multiples of `--http-max-body`; `--split`'s messages from one
+/// body are capped at the same multiple. Memory for pushes stays a small multiple of this.
+const IN_FLIGHT_BODIES: usize = 4;
+
+/// Bodies larger than this are parsed (and split) on a blocking thread: a 16 MiB body takes
+/// tens of milliseconds, which would stall every connection on the same runtime worker.
+const PARSE_INLINE: usize = 64 * 1024;
 
 /// HTTP Push options, checked (`--http-*`).
 #[derive(Debug, Clone)]
@@ -135,28 +149,48 @@ impl TopicTemplate {
         if let Some(why) = topic::name_error(&sample) {
             return Err(bad(format!("not a topic to publish to: {why}")));
         }
+        if sample.starts_with('$') {
+            return Err(bad("$ topics belong to the broker: choose another".into()));
+        }
         Ok(template)
     }
 
-    /// The topic for one request; the error is the short text for a 400 answer.
-    fn render(&self, body: &Value, path: &str) -> Result<String, String> {
+    /// The topic for one request; the error is the short text for a 400 answer. Values from
+    /// the request fill one level each (`{path}` one per path segment), made safe as
+    /// `--split`'s levels are: no wildcard, `/`, NUL or leading `$` gets through.
+    fn render(&self, envelope: &Envelope<'_>, path: &str) -> Result<String, String> {
+        let path = path
+            .trim_start_matches('/')
+            .split('/')
+            .map(|segment| match segment {
+                "" => String::new(),
+                s => level(s),
+            })
+            .collect::<Vec<_>>()
+            .join("/");
         let topic = self
             .render_with(|part| match part {
-                Part::DeviceId => field_text(body, "deviceId"),
-                Part::SessionId => field_text(body, "sessionId"),
-                Part::Path => Some(path.trim_start_matches('/')),
+                Part::DeviceId => envelope.device_id.as_deref().map(level),
+                Part::SessionId => envelope.session_id.as_deref().map(level),
+                Part::Path => Some(path.clone()),
                 Part::Text(_) => None,
             })
             .map_err(|e| e.to_string())?;
+        if topic.starts_with('$') {
+            return Err("smq: pushes cannot publish to $ topics".into());
+        }
         match topic::name_error(&topic) {
             None => Ok(topic),
-            Some(why) => Err(format!("smq: the topic '{topic}' is not valid: {why}")),
+            Some(why) => Err(format!(
+                "smq: the topic '{}' is not valid: {why}",
+                topic.chars().take(64).collect::<String>()
+            )),
         }
     }
 
-    fn render_with<'v>(
+    fn render_with<V: AsRef<str>>(
         &self,
-        mut fill: impl FnMut(&Part) -> Option<&'v str>,
+        mut fill: impl FnMut(&Part) -> Option<V>,
     ) -> anyhow::Result<String> {
         let mut out = String::new();
         for part in &self.parts {
@@ -171,7 +205,7 @@ impl TopicTemplate {
                     let value = fill(placeholder).ok_or_else(|| {
                         anyhow::anyhow!("smq: the body has no {name} for the topic")
                     })?;
-                    out.push_str(value);
+                    out.push_str(value.as_ref());
                 }
             }
         }
@@ -179,23 +213,55 @@ impl TopicTemplate {
     }
 }
 
-/// A top-level string field of the body (`deviceId`, `sessionId`).
-fn field_text<'a>(body: &'a Value, key: &str) -> Option<&'a str> {
-    body.get(key).and_then(Value::as_str)
-}
-
-/// The receiver's shared state: options and, with the status line, per-device counts.
+/// The receiver's shared state: options, the broker's rules for anonymous clients (a push is
+/// one), the bound on bodies in flight and, with the status line, per-device counts.
 pub struct Ingest {
     pub config: HttpConfig,
     pub stats: Mutex<PushStats>,
+    auth: Arc<Auth>,
+    /// mosquitto's `message_size_limit`, for each published message.
+    max_payload: Option<usize>,
+    /// Bytes of request bodies being read or processed, as permits.
+    in_flight: Semaphore,
+    in_flight_max: usize,
 }
 
 impl Ingest {
-    pub fn new(config: HttpConfig) -> Ingest {
-        Ingest {
+    /// Fails when pushes would let in the anonymous clients the broker refuses.
+    pub fn new(
+        config: HttpConfig,
+        auth: Arc<Auth>,
+        max_payload: Option<usize>,
+    ) -> anyhow::Result<Ingest> {
+        if config.token.is_none() && !auth.anonymous_allowed() {
+            return Err(usage(
+                "--http takes pushes without a login, but this broker refuses anonymous clients: add --http-token SECRET (the app's auth token), or --allow-anonymous",
+            ));
+        }
+        let in_flight_max = config
+            .max_body
+            .saturating_mul(IN_FLIGHT_BODIES)
+            .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        Ok(Ingest {
             config,
             stats: Mutex::new(PushStats::default()),
-        }
+            auth,
+            max_payload,
+            in_flight: Semaphore::new(in_flight_max),
+            in_flight_max,
+        })
+    }
+
+    /// The start-up line on who may push.
+    pub fn summary(&self) -> String {
+        format!(
+            "HTTP Push: pushes are anonymous clients, {}",
+            if self.config.token.is_some() {
+                "each needing the --http-token"
+            } else {
+                "open to anyone who reaches the port"
+            }
+        )
     }
 }
 
@@ -228,7 +294,7 @@ pub async fn serve(
         let (bytes, tail) = match read {
             Ok(Ok(read)) => read,
             Ok(Err(HeadError::Refuse(refusal))) => {
-                refuse(&mut io, refusal).await;
+                refuse_within(&mut io, refusal).await;
                 return;
             }
             // Closed, broken or idle: nothing is owed to a client that sent no request.
@@ -237,7 +303,7 @@ pub async fn serve(
         head = match HttpHead::parse(&bytes) {
             Ok(head) => head,
             Err(refusal) => {
-                refuse(&mut io, refusal).await;
+                refuse_within(&mut io, refusal).await;
                 return;
             }
         };
@@ -255,7 +321,7 @@ async fn handle(
     head: &HttpHead,
     conn: &mut Conn,
     shared: &Shared,
-    ingest: &Ingest,
+    ingest: &Arc<Ingest>,
 ) -> bool {
     match answer(io, head, conn, shared, ingest).await {
         Ok(reply) => {
@@ -263,11 +329,16 @@ async fn handle(
             send(io, &reply, head.method == "HEAD", keep_alive).await && keep_alive
         }
         Err(End::Refuse(refusal)) => {
-            refuse(io, refusal).await;
+            refuse_within(io, refusal).await;
             false
         }
         Err(End::Gone) => false,
     }
+}
+
+/// [`refuse`], given up after [`WRITE_TIMEOUT`] when the client does not read.
+async fn refuse_within(io: &mut Box<dyn Io>, refusal: Refusal) {
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, refuse(io, refusal)).await;
 }
 
 /// A response that leaves the connection usable (the request was read whole).
@@ -321,9 +392,12 @@ async fn send(io: &mut Box<dyn Io>, reply: &Reply, head_only: bool, keep_alive: 
     if !head_only {
         out.push_str(&reply.body);
     }
-    let sent = io.write_all(out.as_bytes()).await.is_ok() && io.flush().await.is_ok();
+    let write = async { io.write_all(out.as_bytes()).await.is_ok() && io.flush().await.is_ok() };
+    let sent = tokio::time::timeout(WRITE_TIMEOUT, write)
+        .await
+        .unwrap_or(false);
     if sent && !keep_alive {
-        let _ = io.shutdown().await;
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, io.shutdown()).await;
     }
     sent
 }
@@ -333,7 +407,7 @@ async fn answer(
     head: &HttpHead,
     conn: &mut Conn,
     shared: &Shared,
-    ingest: &Ingest,
+    ingest: &Arc<Ingest>,
 ) -> Result<Reply, End> {
     let config = &ingest.config;
     if head.version != "HTTP/1.1" && head.version != "HTTP/1.0" {
@@ -385,13 +459,31 @@ async fn answer(
         }
     };
     let framing = framing(head, config.max_body).map_err(End::Refuse)?;
+    // Reserved before the body is read, held until its messages are routed.
+    let want = match framing {
+        Framing::Length(n) => n,
+        Framing::Chunked => config.max_body,
+    }
+    .min(ingest.in_flight_max);
+    let _permit = match u32::try_from(want) {
+        Ok(0) => None,
+        Ok(n) => Some(ingest.in_flight.try_acquire_many(n).map_err(|_| {
+            End::Refuse(Refusal {
+                status: 503,
+                headers: "Retry-After: 1\r\n",
+                why: "smq: too many pushes at once: try again in a second".into(),
+            })
+        })?),
+        Err(_) => None,
+    };
     if head.has_token("Expect", "100-continue") && !conn.holds_whole(&framing) {
         // The client waits for this before sending the body (curl does for large bodies).
-        if io
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-            .await
-            .is_err()
-        {
+        let sent = tokio::time::timeout(
+            WRITE_TIMEOUT,
+            io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n"),
+        )
+        .await;
+        if !matches!(sent, Ok(Ok(()))) {
             return Err(End::Gone);
         }
     }
@@ -417,30 +509,18 @@ async fn answer(
     } else {
         body
     };
-    let json: Value = match serde_json::from_slice(&body) {
-        Ok(json) => json,
-        Err(e) => {
-            return Ok(Reply::text(
-                400,
-                format!("smq: the body is not JSON ({e})\n"),
-            ));
-        }
-    };
-    if config.status_line {
-        record_stats(ingest, &json);
-    }
-    let topic = match config.topic.render(&json, path) {
-        Ok(topic) => topic,
-        Err(why) => return Ok(Reply::text(400, format!("{why}\n"))),
-    };
-    let messages = if config.split {
-        match split(&json, &topic) {
-            Ok(Some(messages)) => messages,
-            Ok(None) => vec![(topic, Bytes::from(body))],
-            Err(why) => return Ok(Reply::text(400, format!("{why}\n"))),
-        }
+    let body = Bytes::from(body);
+    let messages = if body.len() > PARSE_INLINE {
+        let (ingest, path) = (ingest.clone(), path.to_owned());
+        tokio::task::spawn_blocking(move || digest(&ingest, body, &path))
+            .await
+            .unwrap_or_else(|_| Err(Reply::text(500, "smq: the body could not be read\n")))
     } else {
-        vec![(topic, Bytes::from(body))]
+        digest(ingest, body, path)
+    };
+    let messages = match messages {
+        Ok(messages) => messages,
+        Err(reply) => return Ok(reply),
     };
     let counters = &shared.counters;
     for (topic, payload) in messages {
@@ -458,6 +538,71 @@ async fn answer(
         }));
     }
     Ok(Reply::text(200, "ok\n"))
+}
+
+/// A body's messages, or the answer refusing it: checks the JSON, fills the topic, splits,
+/// and holds each message to the broker's rules for anonymous clients.
+fn digest(ingest: &Ingest, body: Bytes, path: &str) -> Result<Vec<(String, Bytes)>, Reply> {
+    let config = &ingest.config;
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return Err(Reply::text(400, "smq: the body is not JSON (not UTF-8)\n"));
+    };
+    let envelope = match Envelope::read(text) {
+        Ok(envelope) => envelope,
+        Err(e) => {
+            return Err(Reply::text(
+                400,
+                format!("smq: the body is not JSON ({e})\n"),
+            ));
+        }
+    };
+    if config.status_line {
+        record_stats(ingest, &envelope);
+    }
+    let topic = config
+        .topic
+        .render(&envelope, path)
+        .map_err(|why| Reply::text(400, format!("{why}\n")))?;
+    let messages = if config.split {
+        let cap = config.max_body.saturating_mul(IN_FLIGHT_BODIES);
+        match split(text, &envelope, &topic, cap) {
+            Ok(Some(messages)) => messages,
+            Ok(None) => vec![(topic, body.clone())],
+            Err(SplitError::Bad(why)) => return Err(Reply::text(400, format!("{why}\n"))),
+            Err(SplitError::TooLarge) => {
+                return Err(Reply::text(
+                    413,
+                    format!(
+                        "smq: --split would make more than {} of messages from this body\n",
+                        size_text(cap)
+                    ),
+                ));
+            }
+        }
+    } else {
+        vec![(topic, body.clone())]
+    };
+    if let Some(max) = ingest.max_payload {
+        if messages.iter().any(|(_, payload)| payload.len() > max) {
+            return Err(Reply::text(
+                413,
+                format!(
+                    "smq: a message exceeds the broker's message_size_limit of {}\n",
+                    size_text(max)
+                ),
+            ));
+        }
+    }
+    if let Some((topic, _)) = messages
+        .iter()
+        .find(|(topic, _)| !ingest.auth.anonymous_may_write(topic))
+    {
+        return Err(Reply::text(
+            403,
+            format!("smq: the ACL does not let anonymous clients publish to {topic}\n"),
+        ));
+    }
+    Ok(messages)
 }
 
 /// The path of a request target, without the query; an absolute-form target
@@ -480,7 +625,9 @@ fn authorized(header: Option<&str>, token: &str) -> bool {
         .split_once(' ')
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
-    value == token || bearer == Some(token)
+    let is = |given: &str| bool::from(given.as_bytes().ct_eq(token.as_bytes()));
+    // Both compared every time, in constant time: the answer's timing tells nothing.
+    is(value) | bearer.is_some_and(is)
 }
 
 /// What a person checking the URL from the phone's browser reads.
@@ -553,6 +700,9 @@ fn framing(head: &HttpHead, max_body: usize) -> Result<Framing, Refusal> {
         };
     }
     let Some(first) = lengths.first() else {
+        if head.header("Content-Length").is_some() {
+            return Err(Refusal::new(400, "smq: Content-Length is empty"));
+        }
         return Ok(Framing::Length(0));
     };
     if lengths.iter().any(|l| l != first) {
@@ -727,59 +877,17 @@ impl Conn {
     }
 }
 
-/// `--split`: one message per reading, on `TOPIC/DEVICE/SENSOR`, each a one-reading Sensor
-/// Logger message (the envelope's other keys, then `payload: [reading]`), so consumers and
-/// `smq record` read it as they read the batch. None when the body is not a Sensor Logger
-/// batch: it is then published whole.
-fn split(json: &Value, topic: &str) -> Result<Option<Vec<(String, Bytes)>>, String> {
-    let Some(envelope) = json.as_object() else {
-        return Ok(None);
-    };
-    let Some(readings) = envelope.get("payload").and_then(Value::as_array) else {
-        return Ok(None);
-    };
-    let device = envelope
-        .get("deviceId")
-        .and_then(Value::as_str)
-        .ok_or("smq: --split needs a deviceId in the body")?;
-    let device = level(device);
-    let mut out = Vec::with_capacity(readings.len());
-    for reading in readings {
-        let sensor = level(reading.get("name").and_then(Value::as_str).unwrap_or(""));
-        let mut one = envelope.clone();
-        one.insert("payload".into(), Value::Array(vec![reading.clone()]));
-        let payload = serde_json::to_vec(&one).map_err(|e| format!("smq: {e}"))?;
-        out.push((format!("{topic}/{device}/{sensor}"), Bytes::from(payload)));
-    }
-    Ok(Some(out))
-}
-
-/// A name as one topic level: `wrist motion` → `wrist_motion`; wildcards, `/` and NUL become
-/// `_` too, and an empty name is `_`.
-fn level(name: &str) -> String {
-    let level: String = name
-        .chars()
-        .map(|c| match c {
-            ' ' | '/' | '+' | '#' | '\0' => '_',
-            c => c,
-        })
-        .collect();
-    if level.is_empty() { "_".into() } else { level }
-}
-
-fn record_stats(ingest: &Ingest, json: &Value) {
-    let Some(readings) = json.get("payload").and_then(Value::as_array) else {
+fn record_stats(ingest: &Ingest, envelope: &Envelope<'_>) {
+    let Some(readings) = envelope.readings() else {
         return;
     };
-    let device = field_text(json, "deviceId").unwrap_or("(no deviceId)");
-    let session = field_text(json, "sessionId");
-    let message_id = json.get("messageId").and_then(Value::as_i64);
+    let device = envelope.device_id.as_deref().unwrap_or("(no deviceId)");
     let mut stats = ingest.stats.lock().unwrap_or_else(|e| e.into_inner());
     stats.record(
         device,
-        session,
-        message_id,
-        readings.len() as u64,
+        envelope.session_id.as_deref(),
+        envelope.message_id,
+        readings,
         Instant::now(),
     );
 }
@@ -788,8 +896,8 @@ fn record_stats(ingest: &Ingest, json: &Value) {
 mod tests {
     use super::*;
 
-    fn json(text: &str) -> Value {
-        serde_json::from_str(text).expect("test JSON")
+    fn json(text: &str) -> Envelope<'_> {
+        Envelope::read(text).expect("test JSON")
     }
 
     #[test]
@@ -803,12 +911,29 @@ mod tests {
             .render(&json(r#"{"sessionId":"s1"}"#), "/")
             .expect_err("no deviceId");
         assert_eq!(missing, "smq: the body has no deviceId for the topic");
-        let wild = t
-            .render(&json(r#"{"deviceId":"a+b","sessionId":"s"}"#), "/")
-            .expect_err("wildcard");
+        // Values from the request stay in their levels and out of $ topics.
+        assert_eq!(
+            t.render(
+                &json(r#"{"deviceId":"a+b/#","sessionId":"$SYS"}"#),
+                "/x/+/$y//#"
+            )
+            .as_deref(),
+            Ok("phones/a_b__/_SYS/x/_/_y//_")
+        );
+        let path = TopicTemplate::parse("{path}").expect("valid");
+        assert_eq!(
+            path.render(&json("{}"), "/$SYS/broker/version").as_deref(),
+            Ok("_SYS/broker/version")
+        );
+        assert_eq!(
+            path.render(&json("{}"), "/"),
+            Err("smq: the topic '' is not valid: it is empty".to_owned())
+        );
+        let long = format!("/{}", "a".repeat(70_000));
         assert!(
-            wild.starts_with("smq: the topic 'phones/a+b/s/' is not valid"),
-            "{wild}"
+            path.render(&json("{}"), &long)
+                .expect_err("too long")
+                .ends_with("it is longer than 65535 bytes")
         );
 
         assert_eq!(
@@ -826,6 +951,7 @@ mod tests {
             ("a/{device}", "unknown placeholder {device}"),
             ("a/{deviceId", "no closing '}'"),
             ("a/#", "wildcards"),
+            ("$SYS/{deviceId}", "$ topics belong to the broker"),
             ("", "it is empty"),
         ] {
             let err = TopicTemplate::parse(text).expect_err(text).to_string();
@@ -846,32 +972,16 @@ mod tests {
         assert!(!authorized(None, "s3cret"));
     }
 
-    #[test]
-    fn split_makes_one_sensor_logger_message_per_reading() {
-        let body = json(
-            r#"{"messageId":7,"sessionId":"s","deviceId":"d/1","payload":[
-                {"name":"wrist motion","values":{"z":1,"x":2},"time":1741944600130482200},
-                {"name":"light","values":{"lux":342}}]}"#,
-        );
-        let out = split(&body, "sensor-logger")
-            .expect("splits")
-            .expect("a batch");
-        let topics: Vec<&str> = out.iter().map(|(t, _)| t.as_str()).collect();
-        assert_eq!(
-            topics,
-            ["sensor-logger/d_1/wrist_motion", "sensor-logger/d_1/light"]
-        );
-        // Key order and the time's digits survive.
-        assert_eq!(
-            std::str::from_utf8(&out[0].1).expect("utf-8"),
-            r#"{"messageId":7,"sessionId":"s","deviceId":"d/1","payload":[{"name":"wrist motion","values":{"z":1,"x":2},"time":1741944600130482200}]}"#
-        );
-        assert!(
-            split(&json(r#"{"a":1}"#), "t")
-                .expect("not a batch")
-                .is_none()
-        );
-        assert!(split(&json(r#"{"payload":[]}"#), "t").is_err());
+    /// A client that sends requests and never reads the answers: once its receive window is
+    /// full, the answer is given up after WRITE_TIMEOUT (paused time: no real wait).
+    #[tokio::test(start_paused = true)]
+    async fn answers_to_a_client_that_never_reads_time_out() {
+        let (server, _client) = tokio::io::duplex(64);
+        let mut io: Box<dyn Io> = Box::new(server);
+        let reply = Reply::text(200, "x".repeat(1024));
+        assert!(!send(&mut io, &reply, false, true).await);
+        // Returns (before the fix it waited forever).
+        refuse_within(&mut io, Refusal::new(400, "y".repeat(1024))).await;
     }
 
     #[test]

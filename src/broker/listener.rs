@@ -566,6 +566,7 @@ pub(super) fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
@@ -576,6 +577,7 @@ pub(super) fn reason_phrase(status: u16) -> &'static str {
         // Not in the HTTP registry: Sensor Logger shows the body of a 499 to the phone's user.
         499 => "Rejected",
         501 => "Not Implemented",
+        503 => "Service Unavailable",
         505 => "HTTP Version Not Supported",
         _ => "Error",
     }
@@ -643,6 +645,17 @@ pub(super) async fn read_head(
                 });
             }
             buf.extend_from_slice(&chunk[..n]);
+        }
+        // Empty lines before a request line are skipped (RFC 9112 §2.2): some clients send
+        // a CRLF after a body.
+        let blank = buf
+            .iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n'))
+            .count();
+        if blank > 0 {
+            buf.drain(..blank);
+            searched = 0;
+            continue;
         }
         // Fail fast on a client of another protocol instead of waiting for the timeout:
         // every HTTP request starts with an upper-case method name.

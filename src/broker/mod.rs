@@ -7,6 +7,7 @@ pub mod http;
 pub mod listener;
 mod persist;
 mod phone;
+mod push_body;
 mod push_stats;
 mod router;
 mod session;
@@ -127,6 +128,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             "--http needs a ws:// listener (HTTP Push shares the WebSocket port), e.g. --listen ws://0.0.0.0:8000",
         ));
     }
+    let auth = Arc::new(auth);
+    let ingest = match config.http.clone() {
+        Some(h) => Some(Arc::new(Ingest::new(h, auth.clone(), config.max_payload)?)),
+        None => None,
+    };
     let mut listeners = listener::bind(&config.listen, tls).await?;
     if config.http.is_some() {
         listeners.iter_mut().for_each(Listener::serve_http);
@@ -136,6 +142,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         // Before the listeners: a client that saw them announced can read this already.
         if !auth.summary.is_empty() {
             let _ = writeln!(err, "smq: {}", auth.summary);
+        }
+        if let Some(ingest) = &ingest {
+            let _ = writeln!(err, "smq: {}", ingest.summary());
         }
         for l in &listeners {
             let _ = writeln!(err, "smq: listening on {}", l.url());
@@ -151,12 +160,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             let _ = writeln!(err, "smq: {line}");
         }
     }
-    let auth = Arc::new(auth);
     let mqtt_addr = listeners
         .iter()
         .find(|l| l.scheme() == listener::Scheme::Mqtt)
         .map(Listener::local_addr);
-    let ingest = config.http.clone().map(|h| Arc::new(Ingest::new(h)));
     let config = Arc::new(config);
     let shared = Arc::new(Shared::new());
     if let Some(store) = &store {

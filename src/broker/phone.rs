@@ -80,6 +80,15 @@ pub async fn status_loop(ingest: Arc<Ingest>, mut stop: watch::Receiver<bool>) {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .lines(Instant::now());
+        // Devices the counts forgot lose their line too.
+        bars.retain(|device, bar| {
+            let kept = lines.iter().any(|(d, _)| d == device);
+            if !kept {
+                bar.finish_and_clear();
+                multi.remove(bar);
+            }
+            kept
+        });
         for (device, line) in lines {
             let bar = bars.entry(device).or_insert_with(|| {
                 let bar = multi.add(ProgressBar::new_spinner());

@@ -4,6 +4,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
+/// Devices kept; past this the one heard from longest ago is forgotten. Ids come from the
+/// network: a client making up a new one per push must not grow the table without end.
+const MAX_DEVICES: usize = 64;
+
+/// Recordings kept per device; past this the one with the lowest `messageId`s is forgotten.
+const MAX_SESSIONS: usize = 16;
+
 #[derive(Default)]
 pub struct PushStats {
     devices: BTreeMap<String, Device>,
@@ -28,10 +35,9 @@ struct Session {
 
 impl Session {
     fn lost(&self) -> u64 {
-        let span = u64::try_from(self.highest - self.lowest)
-            .unwrap_or(0)
-            .saturating_add(1);
-        span.saturating_sub(self.received)
+        // i128: ids at both ends of i64 are a span of 2^64, not an overflow.
+        let span = i128::from(self.highest) - i128::from(self.lowest) + 1;
+        u64::try_from(span.saturating_sub(i128::from(self.received))).unwrap_or(u64::MAX)
     }
 }
 
@@ -45,6 +51,16 @@ impl PushStats {
         readings: u64,
         now: Instant,
     ) {
+        if !self.devices.contains_key(device) && self.devices.len() >= MAX_DEVICES {
+            let idle = self
+                .devices
+                .iter()
+                .min_by_key(|(_, d)| d.last_seen)
+                .map(|(id, _)| id.clone());
+            if let Some(idle) = idle {
+                self.devices.remove(&idle);
+            }
+        }
         let d = match self.devices.get_mut(device) {
             Some(d) => d,
             None => self.devices.entry(device.to_owned()).or_insert(Device {
@@ -67,6 +83,16 @@ impl PushStats {
                     s.received += 1;
                 }
                 None => {
+                    if d.sessions.len() >= MAX_SESSIONS {
+                        let oldest = d
+                            .sessions
+                            .iter()
+                            .min_by_key(|(_, s)| s.highest)
+                            .map(|(k, _)| k.clone());
+                        if let Some(oldest) = oldest {
+                            d.sessions.remove(&oldest);
+                        }
+                    }
                     d.sessions.insert(
                         key.to_owned(),
                         Session {
@@ -94,7 +120,7 @@ impl PushStats {
                 let lost: u64 = d.sessions.values().map(Session::lost).sum();
                 let line = format!(
                     "{}: {:.1} msg/s, {:.1} readings/s, last seen {:.1} s ago, {lost} lost ({} session{})",
-                    short(id),
+                    printable(short(id)),
                     rate(d.messages - messages),
                     rate(d.readings - readings),
                     now.saturating_duration_since(d.last_seen).as_secs_f64(),
@@ -106,6 +132,15 @@ impl PushStats {
             })
             .collect()
     }
+}
+
+/// An id as it may be shown on a terminal: control characters (escape sequences) become `?`,
+/// and a long one is cut.
+fn printable(id: &str) -> String {
+    id.chars()
+        .take(40)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// The first block of a UUID is enough to tell a few phones apart.
@@ -177,6 +212,47 @@ mod tests {
             lines[1].1,
             "phone: 0.5 msg/s, 1.5 readings/s, last seen 1.0 s ago, 0 lost (2 sessions)"
         );
+    }
+
+    #[test]
+    fn hostile_ids_neither_overflow_nor_reach_the_terminal_nor_pile_up() {
+        let t0 = Instant::now();
+        let mut stats = PushStats::default();
+        stats.record("d", Some("s"), Some(i64::MIN), 1, t0);
+        stats.record("d", Some("s"), Some(i64::MAX), 1, t0);
+        let lines = stats.lines(t0);
+        assert!(
+            lines[0].1.contains(&format!(", {} lost", u64::MAX - 1)),
+            "{lines:?}"
+        );
+
+        let mut stats = PushStats::default();
+        stats.record("\x1b]0;owned\x07\x1b[2J", None, None, 1, t0);
+        assert_eq!(
+            stats.lines(t0)[0].1,
+            "?]0;owned??[2J: 1.0 msg/s, 1.0 readings/s, last seen 0.0 s ago, 0 lost (0 sessions)"
+        );
+
+        let mut stats = PushStats::default();
+        for i in 0..1000u64 {
+            let at = t0 + std::time::Duration::from_millis(i);
+            stats.record(
+                &format!("device {i}"),
+                Some(&format!("s{i}")),
+                Some(1),
+                1,
+                at,
+            );
+            stats.record("steady", Some(&format!("s{i}")), Some(i as i64), 1, at);
+        }
+        let lines = stats.lines(t0);
+        assert_eq!(lines.len(), MAX_DEVICES);
+        assert!(lines.iter().any(|(id, _)| id == "steady"), "still heard");
+        assert!(
+            !lines.iter().any(|(id, _)| id == "device 0"),
+            "idle, forgotten"
+        );
+        assert_eq!(stats.devices["steady"].sessions.len(), MAX_SESSIONS);
     }
 
     #[test]

@@ -286,6 +286,21 @@ impl Auth {
             }
         }
     }
+
+    /// HTTP Push has no CONNECT: a push is an anonymous client. Whether those get in, and
+    /// whether one may publish on `topic` (the ACL file's anonymous rules; anything without
+    /// one).
+    pub fn anonymous_allowed(&self) -> bool {
+        self.allow_anonymous
+    }
+
+    pub fn anonymous_may_write(&self, topic: &str) -> bool {
+        let files = self.files.read().unwrap_or_else(|e| e.into_inner());
+        files
+            .acl
+            .as_ref()
+            .is_none_or(|acl| acl.for_client(None, "").may_write(topic.as_bytes()))
+    }
 }
 
 impl std::fmt::Debug for Auth {
