@@ -519,13 +519,8 @@ fn record_serve_http_writes_the_same_csv_as_mqtt() {
         "-C",
         "6",
     ]);
-    let port_of = |prefix: &str| {
-        seen.iter()
-            .find_map(|l| l.strip_prefix(prefix)?.parse::<u16>().ok())
-            .unwrap_or_else(|| panic!("no {prefix} line in {seen:?}"))
-    };
-    let mqtt = port_of("smq: listening on mqtt://127.0.0.1:");
-    let ws = port_of("smq: listening on ws://127.0.0.1:");
+    let mqtt = crate::record_replay::listening_port(&seen, "mqtt");
+    let ws = crate::record_replay::listening_port(&seen, "ws");
     // Each 200 means published, so the HTTP rows come first, then the MQTT ones.
     for name in FIXTURES {
         let answer = curl(&[

@@ -66,6 +66,15 @@ pub(crate) fn spawn_record(args: &[&str]) -> (Running, Vec<String>) {
     (child, seen)
 }
 
+/// The port of the `smq: listening on SCHEME://127.0.0.1:PORT` line among what record printed
+/// before subscribing.
+pub(crate) fn listening_port(seen: &[String], scheme: &str) -> u16 {
+    let prefix = format!("smq: listening on {scheme}://127.0.0.1:");
+    seen.iter()
+        .find_map(|l| l.strip_prefix(&prefix)?.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("no {prefix} line in {seen:?}"))
+}
+
 fn fastrand_id() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
@@ -513,13 +522,8 @@ fn record_serve_runs_the_broker_in_the_same_process() {
         "-C",
         "2",
     ]);
-    let port_of = |prefix: &str| {
-        seen.iter()
-            .find_map(|l| l.strip_prefix(prefix)?.parse::<u16>().ok())
-            .unwrap_or_else(|| panic!("no {prefix} line in {seen:?}"))
-    };
-    let mqtt = port_of("smq: listening on mqtt://127.0.0.1:");
-    let ws = port_of("smq: listening on ws://127.0.0.1:");
+    let mqtt = listening_port(&seen, "mqtt");
+    let ws = listening_port(&seen, "ws");
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/sensorlogger-android-mixed.json"
