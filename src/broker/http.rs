@@ -523,11 +523,12 @@ async fn answer(
         Err(reply) => return Ok(reply),
     };
     let counters = &shared.counters;
+    let mut synced = None;
     for (topic, payload) in messages {
         counters
             .messages_received
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        shared.publish(&Arc::new(Published {
+        let (_, _, pos) = shared.publish(&Arc::new(Published {
             topic: Bytes::from(topic),
             payload,
             qos: config.qos,
@@ -536,6 +537,15 @@ async fn answer(
             received: Instant::now(),
             from: None,
         }));
+        synced = synced.max(pos);
+    }
+    // At QoS 1/2 the 200 is the acknowledgement: with --persist, what a persistent session
+    // queued must be on disk first, as for a PUBACK.
+    if let (Some(pos), true) = (synced, config.qos > 0) {
+        let store = shared.lock().store.clone();
+        if let Some(store) = store {
+            store.synced(pos).await;
+        }
     }
     Ok(Reply::text(200, "ok\n"))
 }

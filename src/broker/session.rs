@@ -856,6 +856,8 @@ impl Connection {
             return;
         }
         if self.acl.as_ref().is_some_and(|a| !a.may_read(&d.msg.topic)) {
+            // Never to be sent: the log must not keep it queued for ever.
+            self.done(&d);
             return;
         }
         let pkid = if d.qos > 0 {

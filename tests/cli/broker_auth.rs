@@ -765,3 +765,52 @@ fn patterns_name_the_client_id_the_broker_assigned() {
         [0x87, 0]
     );
 }
+
+#[test]
+fn messages_the_acl_hides_are_not_kept_in_the_persistence_log() {
+    use crate::broker::raw::{disconnect, puback, publish};
+    let dir = temp_dir();
+    let store = dir.path().join("store");
+    let acl = write(
+        dir.path(),
+        "acl",
+        "pattern readwrite a/#\npattern deny a/%c\n",
+    );
+    let args = [
+        "--acl-file",
+        acl.to_str().unwrap(),
+        "--persist",
+        store.to_str().unwrap(),
+        "--sys-interval",
+        "0",
+    ];
+    let mut broker = SmqBroker::start(&args);
+    let port = broker.port();
+    let connect = Connect::new(V4, "hidden").clean(false);
+    let (mut sub, _) = Client::connect(port, &connect);
+    assert_eq!(sub.subscribe(1, &[("a/#", 1)]), [1]);
+    sub.send(&disconnect(V4, 0));
+    // Queued for the offline session, then refused at delivery: a/hidden is denied to it.
+    let big = vec![b'x'; 100_000];
+    let mut publisher = Client::connected(port, V4, "writer");
+    for pid in 1..=5 {
+        publisher.send(&publish(V4, 1, "a/hidden", pid, &big));
+        assert_eq!(publisher.expect("PUBACK").kind(), PUBACK);
+    }
+    publisher.send(&publish(V4, 1, "a/open", 6, b"marker"));
+    assert_eq!(publisher.expect("PUBACK").kind(), PUBACK);
+    // The queue is in order: once the marker arrives the five were dropped.
+    let (mut sub, _) = Client::connect(port, &connect);
+    let p = parse_publish(V4, &sub.expect("the marker"));
+    assert_eq!(p.topic, b"a/open");
+    sub.send(&puback(p.pid.unwrap()));
+    sub.send(&disconnect(V4, 0));
+    assert!(broker.stop().success());
+    // A restart compacts the log to what is live: no 100 KB payloads are.
+    let mut broker = SmqBroker::start(&args);
+    let (mut sub, _) = Client::connect(broker.port(), &connect);
+    sub.send(&disconnect(V4, 0));
+    assert!(broker.stop().success());
+    let size = fs::metadata(store.join("smq.log")).unwrap().len();
+    assert!(size < 100_000, "smq.log is {size} bytes");
+}

@@ -877,3 +877,32 @@ fn split_output_is_capped_and_bodies_in_flight_are_bounded() {
     let answer = curl(&["--data-binary", "{}", &url(&broker, "/data")]);
     assert_eq!(answer.status, 200, "{}", answer.body);
 }
+
+#[test]
+fn a_qos_1_push_answered_200_survives_a_crash_with_persist() {
+    use crate::broker::raw::{Client, Connect, V4, disconnect, parse_publish};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().to_str().unwrap();
+    let args = ["--http-qos", "1", "--persist", store];
+    let mut broker = http_broker(&args);
+    let connect = Connect::new(V4, "phone-store").clean(false);
+    let (mut sub, _) = Client::connect(broker.port(), &connect);
+    assert_eq!(sub.subscribe(1, &[("sensor-logger", 1)]), [1]);
+    sub.send(&disconnect(V4, 0));
+    let body = fixture_bytes(FIXTURES[0]);
+    let answer = curl(&[
+        "--data-binary",
+        &format!("@{}", fixture(FIXTURES[0]).display()),
+        &url(&broker, "/data"),
+    ]);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // The 200 came after the fsync: killed right away, the broker still has the message.
+    broker.signal("KILL");
+    let broker = http_broker(&args);
+    let (mut sub, _) = Client::connect(broker.port(), &connect);
+    let p = parse_publish(V4, &sub.expect("the pushed message"));
+    assert_eq!(
+        (p.topic.as_slice(), p.payload),
+        (&b"sensor-logger"[..], body)
+    );
+}

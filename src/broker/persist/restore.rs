@@ -52,8 +52,12 @@ pub fn restore(shared: &Arc<Shared>, config: &Config, store: &Arc<Store>) {
     }
     router.store = Some(store.clone());
     for (client, expiry, owner, offline_since, subs, queue, incoming_qos2, will) in sessions {
-        let left =
-            (expiry != NEVER).then(|| (offline_since + u64::from(expiry)).saturating_sub(now));
+        // Capped: a clock set back while the broker was down must not stretch the expiry.
+        let left = (expiry != NEVER).then(|| {
+            (offline_since + u64::from(expiry))
+                .saturating_sub(now)
+                .min(u64::from(expiry))
+        });
         if left == Some(0) {
             due_wills.extend(will.map(|(_, msg)| (client.clone(), msg)));
             store.append(Record::Gone { client });
@@ -122,7 +126,8 @@ pub fn restore(shared: &Arc<Shared>, config: &Config, store: &Arc<Store>) {
             );
         }
         if let Some((at, msg)) = will {
-            match at.saturating_sub(now) {
+            // A will is never delayed past its session's end [MQTT-3.1.3-9].
+            match left.map_or(at.saturating_sub(now), |l| at.saturating_sub(now).min(l)) {
                 0 => due_wills.push((client, msg)),
                 wait => session::will_later(
                     shared.clone(),
