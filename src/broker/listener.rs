@@ -7,8 +7,6 @@
 //! must answer plain HTTP: a clean 4xx, or with `--http` Sensor Logger's HTTP Push
 //! (`Upgraded::Http`, served by `broker::http`).
 
-// Nothing calls this module until the broker is wired to it.
-
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
