@@ -195,11 +195,26 @@ impl Shared {
     /// retained when asked, routed, and its dropped deliveries counted. Returns (delivered,
     /// dropped, the `--persist` log position that holds what it wrote, if anything).
     pub fn publish(&self, msg: &Arc<Published>) -> (u64, u64, Option<u64>) {
+        self.publish_then(msg, None)
+    }
+
+    /// `publish`, and with `--persist` then `record` (the publisher's QoS 2 packet id, a
+    /// will's end) in the same log frame as what the message wrote: a crash keeps both or
+    /// neither, so the message is neither routed twice nor lost.
+    pub fn publish_then(
+        &self,
+        msg: &Arc<Published>,
+        record: Option<Record>,
+    ) -> (u64, u64, Option<u64>) {
         let (delivered, dropped, synced) = {
             let mut router = self.lock();
+            let store = router.store.clone().filter(|_| record.is_some());
+            let group = store.as_deref().map(Store::group);
             let retained = if msg.retain { router.retain(msg) } else { None };
             let (delivered, dropped, synced) = router.route_synced(msg);
-            (delivered, dropped, synced.max(retained))
+            let then = store.as_ref().zip(record).map(|(s, r)| s.append(r));
+            drop(group);
+            (delivered, dropped, synced.max(retained).max(then))
         };
         self.counters.dropped.fetch_add(dropped, Ordering::Relaxed);
         (delivered, dropped, synced)

@@ -742,7 +742,12 @@ impl Connection {
             received: std::time::Instant::now(),
             from: Some(self.client_id.clone()),
         });
-        let (delivered, dropped, synced) = self.shared.publish(&published);
+        // A QoS 2 packet id is logged with what the message wrote (see `publish_then`).
+        let then = (published.qos == 2 && self.log().is_some()).then(|| Record::InQos2 {
+            client: self.client_id.clone(),
+            pkid,
+        });
+        let (delivered, dropped, synced) = self.shared.publish_then(&published, then);
         // The PUBACK/PUBREC below waits for what this message wrote to be on disk.
         if let (Some(pos), true) = (synced, published.qos > 0) {
             self.sync_to = self.sync_to.max(pos);
@@ -757,10 +762,6 @@ impl Connection {
             1 => codec::encode_ack(4, pkid, code, wbuf),
             2 => {
                 state.incoming_qos2.insert(pkid);
-                self.log_synced(Record::InQos2 {
-                    client: self.client_id.clone(),
-                    pkid,
-                });
                 codec::encode_ack(5, pkid, code, wbuf);
             }
             _ => {}

@@ -20,6 +20,14 @@ pub fn frame(body: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(body);
 }
 
+/// Fills in the header of a frame built in place: `frame` is 8 bytes to fill, then the body.
+pub fn seal_frame(frame: &mut [u8]) {
+    let (head, body) = frame.split_at_mut(8);
+    let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+    head[..4].copy_from_slice(&len.to_le_bytes());
+    head[4..].copy_from_slice(&crc32fast::hash(body).to_le_bytes());
+}
+
 /// The record bodies of a whole log file's contents, and the length of its good prefix.
 /// Err when the file is not one of ours (its header is not the magic).
 pub fn parse(data: &[u8]) -> Result<(Vec<&[u8]>, usize), &'static str> {

@@ -55,6 +55,10 @@ struct Inner {
     model: Model,
     /// Framed records not yet handed to the writer.
     pending: Vec<u8>,
+    /// How much of `pending` the writer may take: all of it but an open group.
+    sealed: usize,
+    /// Where the open group's frame starts in `pending`, and how many guards hold it open.
+    group: Option<(usize, usize)>,
     scratch: Vec<u8>,
     appended: u64,
     closed: bool,
@@ -77,8 +81,8 @@ impl Store {
         })?;
         let mut model = Model::default();
         for body in bodies {
-            match model::decode(body) {
-                Ok(r) => model.apply(&r),
+            match model::decode_each(body, |r| model.apply(&r)) {
+                Ok(()) => {}
                 Err(_) => bail!(
                     "{}: a record this version of smq cannot read; was it written by a newer one?",
                     path.display()
@@ -95,6 +99,8 @@ impl Store {
             inner: Mutex::new(Inner {
                 model,
                 pending: Vec::new(),
+                sealed: 0,
+                group: None,
                 scratch: Vec::new(),
                 appended: 0,
                 closed: false,
@@ -131,6 +137,28 @@ impl Store {
             self.wake.notify_one();
         }
         id
+    }
+
+    /// Records appended until the guard drops reach the disk in one frame, under one
+    /// checksum: after a crash either all of them are there or none. Callers hold the router
+    /// lock, so groups stay short; appends from other tasks meanwhile join the group.
+    pub fn group(&self) -> Group<'_> {
+        let mut g = self.lock();
+        match &mut g.group {
+            Some((_, depth)) => *depth += 1,
+            None => {
+                let start = g.pending.len();
+                g.pending.extend_from_slice(&[0; 8]);
+                g.pending.push(model::GROUP);
+                g.group = Some((start, 1));
+            }
+        }
+        Group(self)
+    }
+
+    /// The log position of everything appended so far.
+    pub fn position(&self) -> u64 {
+        self.lock().appended
     }
 
     /// How far the log is on disk.
@@ -178,14 +206,20 @@ impl Core {
         loop {
             let pos = {
                 let mut g = self.lock();
-                while g.pending.is_empty() && !g.closed {
+                while g.sealed == 0 && !(g.closed && g.group.is_none()) {
                     g = self.wake.wait(g).unwrap_or_else(|e| e.into_inner());
                 }
-                if g.pending.is_empty() {
+                if g.sealed == 0 {
                     return;
                 }
-                std::mem::swap(&mut g.pending, &mut batch);
-                g.appended
+                if g.sealed == g.pending.len() {
+                    std::mem::swap(&mut g.pending, &mut batch);
+                } else {
+                    let sealed = g.sealed;
+                    batch.extend(g.pending.drain(..sealed));
+                }
+                g.sealed = 0;
+                g.appended - g.pending.len() as u64
             };
             if let Err(e) = file.write_all(&batch).and_then(|()| file.sync_data()) {
                 self.fail(&e);
@@ -213,9 +247,14 @@ impl Core {
     fn compact(&self) -> io::Result<(File, u64)> {
         let (snapshot, pos) = {
             let mut g = self.lock();
+            // An open group's records are in the model already, the rest of it not yet.
+            while g.group.is_some() {
+                g = self.wake.wait(g).unwrap_or_else(|e| e.into_inner());
+            }
             let mut s = Vec::new();
             g.model.snapshot(&mut s);
             g.pending.clear();
+            g.sealed = 0;
             (s, g.appended)
         };
         let done = log::replace(&self.dir, LOG, &snapshot)?;
@@ -254,18 +293,48 @@ fn lock(dir: &Path) -> anyhow::Result<File> {
     }
 }
 
+/// Holds a group open (`Store::group`); dropping it closes the group's frame.
+pub struct Group<'a>(&'a Store);
+
+impl Drop for Group<'_> {
+    fn drop(&mut self) {
+        let mut g = self.0.lock();
+        let Some((start, depth)) = g.group else {
+            return;
+        };
+        if depth > 1 {
+            g.group = Some((start, depth - 1));
+            return;
+        }
+        g.group = None;
+        log::seal_frame(&mut g.pending[start..]);
+        g.seal();
+        // The writer may be waiting for records, or a compaction for the group to close.
+        self.0.wake.notify_one();
+    }
+}
+
 impl Inner {
-    /// Applies and buffers a record; true when the writer may be asleep waiting for one (it
-    /// only waits while nothing is pending).
+    /// Applies and buffers a record; true when the writer may be asleep waiting for one.
     fn push(&mut self, r: &Record) -> bool {
-        let was_idle = self.pending.is_empty();
         self.model.apply(r);
         self.scratch.clear();
         model::encode(r, &mut self.scratch);
         let before = self.pending.len();
-        log::frame(&self.scratch, &mut self.pending);
+        if self.group.is_some() {
+            model::put_member(&self.scratch, &mut self.pending);
+        } else {
+            log::frame(&self.scratch, &mut self.pending);
+        }
         self.appended += (self.pending.len() - before) as u64;
-        was_idle
+        self.group.is_none() && self.seal()
+    }
+
+    /// Lets the writer take everything pending; true when it had nothing before.
+    fn seal(&mut self) -> bool {
+        let was_idle = self.sealed == 0;
+        self.sealed = self.pending.len();
+        was_idle && self.sealed > 0
     }
 }
 
@@ -345,6 +414,45 @@ mod tests {
         assert_eq!(
             topics(&Store::open(dir.path()).unwrap()),
             ["a=3", "b=2", "d=4"]
+        );
+    }
+
+    #[test]
+    fn a_group_reaches_the_disk_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let pos = store.append(retained("before", "0"));
+        block_on(store.synced(pos));
+        let group = store.group();
+        store.append(retained("g", "1"));
+        // Another task's record while the group is open joins it.
+        store.append(retained("h", "2"));
+        assert_eq!(
+            store.lock().sealed,
+            0,
+            "the writer may not take half a group"
+        );
+        drop(group);
+        let pos = store.position();
+        block_on(store.synced(pos));
+        drop(store);
+        let whole = fs::read(dir.path().join(LOG)).unwrap();
+        let group_at = log::parse(&whole).unwrap().1 - {
+            let (bodies, _) = log::parse(&whole).unwrap();
+            bodies.last().unwrap().len() + 8
+        };
+        for cut in group_at..whole.len() {
+            fs::write(dir.path().join(LOG), &whole[..cut]).unwrap();
+            assert_eq!(
+                topics(&Store::open(dir.path()).unwrap()),
+                ["before=0"],
+                "cut at {cut}"
+            );
+        }
+        fs::write(dir.path().join(LOG), &whole).unwrap();
+        assert_eq!(
+            topics(&Store::open(dir.path()).unwrap()),
+            ["before=0", "g=1", "h=2"]
         );
     }
 

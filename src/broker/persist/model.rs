@@ -616,6 +616,31 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The tag of a group: records that went to disk in one frame (`Store::group`), each as
+/// `len u32 LE | body`.
+pub const GROUP: u8 = 17;
+
+/// Appends one record body to an open group.
+pub fn put_member(body: &[u8], out: &mut Vec<u8>) {
+    put_bytes(out, body);
+}
+
+/// Hands `f` the record a frame holds, or each record of a group.
+pub fn decode_each(body: &[u8], mut f: impl FnMut(Record)) -> Result<(), Undecodable> {
+    if body.first() != Some(&GROUP) {
+        f(decode(body)?);
+        return Ok(());
+    }
+    // Decoded whole before any is applied: a group counts all or nothing.
+    let mut r = Reader(&body[1..]);
+    let mut records = Vec::new();
+    while !r.0.is_empty() {
+        records.push(decode(r.bytes()?)?);
+    }
+    records.into_iter().for_each(f);
+    Ok(())
+}
+
 pub fn decode(body: &[u8]) -> Result<Record, Undecodable> {
     let mut r = Reader(body);
     let rec = match r.u8()? {
@@ -788,7 +813,7 @@ mod tests {
         let (bodies, _) = super::super::log::parse(&data).unwrap();
         let mut m = Model::default();
         for b in bodies {
-            m.apply(&decode(b).unwrap());
+            decode_each(b, |r| m.apply(&r)).unwrap();
         }
         m
     }
