@@ -73,16 +73,24 @@ impl Store {
         let lock = lock(dir)?;
         let path = dir.join(LOG);
         let data = log::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let (bodies, _) = log::parse(&data).map_err(|e| {
-            anyhow!(
-                "{}: {e}; give --persist a directory of its own",
+        let (bodies, _) = log::parse(&data).map_err(|e| match e {
+            log::Unreadable::Foreign => anyhow!(
+                "{}: not an smq persistence log; give --persist a directory of its own",
                 path.display()
-            )
+            ),
+            log::Unreadable::Damaged(at) => anyhow!(
+                "{}: damaged at byte {at}, with intact records after it; move the file aside \
+                 to start with an empty state (smq will not drop acknowledged data unasked)",
+                path.display()
+            ),
         })?;
         let mut model = Model::default();
-        for body in bodies {
+        let last = bodies.len().saturating_sub(1);
+        for (i, body) in bodies.into_iter().enumerate() {
             match model::decode_each(body, |r| model.apply(&r)) {
                 Ok(()) => {}
+                // Nothing after it: a write torn in a way the checksum did not catch.
+                Err(_) if i == last => {}
                 Err(_) => bail!(
                     "{}: a record this version of smq cannot read; was it written by a newer one?",
                     path.display()
@@ -479,6 +487,42 @@ mod tests {
         assert_eq!(
             topics(&Store::open(dir.path()).unwrap()),
             ["late=y", "other=x", "same/topic=499"]
+        );
+    }
+
+    #[test]
+    fn a_zero_filled_or_undecodable_tail_still_opens_and_damage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let pos = store.append(retained("a", "1"));
+        block_on(store.synced(pos));
+        drop(store);
+        let good = fs::read(dir.path().join(LOG)).unwrap();
+        let mut zeros = good.clone();
+        zeros.extend_from_slice(&[0; 4096]);
+        fs::write(dir.path().join(LOG), &zeros).unwrap();
+        assert_eq!(topics(&Store::open(dir.path()).unwrap()), ["a=1"]);
+        // A frame whose checksum holds but whose record does not decode, last: torn.
+        let mut odd = good.clone();
+        log::frame(&[99], &mut odd);
+        fs::write(dir.path().join(LOG), &odd).unwrap();
+        assert_eq!(topics(&Store::open(dir.path()).unwrap()), ["a=1"]);
+        // Damage in the middle, acknowledged records after it: refused, saying where.
+        let mut damaged = good.clone();
+        let at = damaged.len();
+        let mut body = Vec::new();
+        model::encode(&retained("b", "2"), &mut body);
+        log::frame(&body, &mut damaged);
+        log::frame(&body, &mut damaged);
+        damaged[at + 9] ^= 0xFF;
+        fs::write(dir.path().join(LOG), &damaged).unwrap();
+        let err = Store::open(dir.path()).err().unwrap().to_string();
+        assert!(err.contains(&format!("damaged at byte {at}")), "{err}");
+        assert!(err.contains("move the file aside"), "{err}");
+        assert_eq!(
+            fs::read(dir.path().join(LOG)).unwrap(),
+            damaged,
+            "left as it was"
         );
     }
 
