@@ -316,6 +316,27 @@ impl Router {
         });
     }
 
+    /// Every subscription of a client id, as it subscribed.
+    pub fn subscriptions_of(&self, client_id: &str) -> Vec<(String, SubOptions)> {
+        let ours = |s: &Subscriber| &*s.mailbox.client_id == client_id;
+        let exact = self
+            .exact
+            .iter()
+            .flat_map(|(f, list)| list.iter().filter(|s| ours(s)).map(|s| (f.clone(), s.opts)));
+        let wildcard = self
+            .wildcard
+            .iter()
+            .filter(|(_, s)| ours(s))
+            .map(|(f, s)| (f.clone(), s.opts));
+        let shared = self.shared.iter().flat_map(|((group, f), g)| {
+            g.members
+                .iter()
+                .filter(|s| ours(s))
+                .map(move |s| (format!("$share/{group}/{f}"), s.opts))
+        });
+        exact.chain(wildcard).chain(shared).collect()
+    }
+
     /// Every subscription of a session that ends for good.
     pub fn unsubscribe_all(&mut self, client_id: &str, filters: impl Iterator<Item = String>) {
         for f in filters {

@@ -314,12 +314,28 @@ impl Connection {
             mailbox.durable.store(durable, Ordering::Relaxed);
             // CONNACK waits for this: a session reported present must be on disk.
             let sync_to = match &store {
-                Some(s) if durable => s.append(Record::Session {
-                    client: client_id.clone(),
-                    expiry: session_expiry,
-                    clean: !present,
-                    owner: username,
-                }),
+                Some(s) if durable => {
+                    // A temporary session resumed as a persistent one: the log has nothing
+                    // of it yet, so it gets what the session subscribed to, in one frame.
+                    let adopted = present && !was_durable;
+                    let _group = adopted.then(|| s.group());
+                    let mut pos = s.append(Record::Session {
+                        client: client_id.clone(),
+                        expiry: session_expiry,
+                        clean: !present || adopted,
+                        owner: username,
+                    });
+                    if adopted {
+                        for (filter, opts) in router.subscriptions_of(&client_id) {
+                            pos = s.append(Record::Sub {
+                                client: client_id.clone(),
+                                filter,
+                                opts,
+                            });
+                        }
+                    }
+                    pos
+                }
                 Some(s) if was_durable => s.append(Record::Gone {
                     client: client_id.clone(),
                 }),
