@@ -51,7 +51,7 @@ pub struct Delivery {
     pub qos: u8,
     pub retain: bool,
     pub sub_ids: Vec<u32>,
-    /// The message's id in the persistence log, for a delivery to a persistent session.
+    /// The delivery's queue entry in the persistence log, for a persistent session.
     pub stored: Option<u64>,
 }
 
@@ -468,33 +468,29 @@ impl Router {
                 .store
                 .as_ref()
                 .filter(|_| qos > 0 && mailbox.durable.load(Ordering::Relaxed));
-            let id = store.map(|s| {
+            let entry = store.map(|s| {
                 let id = *stored.get_or_insert_with(|| s.add_message(msg));
-                synced = Some(s.append(Record::Enqueue {
-                    client: mailbox.client_id.clone(),
-                    id,
-                    qos,
-                    retain,
-                    sub_ids: sub_ids.clone(),
-                }));
-                id
+                let (entry, pos) =
+                    s.enqueue(mailbox.client_id.clone(), id, qos, retain, sub_ids.clone());
+                synced = Some(pos);
+                entry
             });
             let d = Delivery {
                 msg: msg.clone(),
                 qos,
                 retain,
                 sub_ids,
-                stored: id,
+                stored: entry,
             };
             // A full queue (max queued messages) drops the delivery, as mosquitto does.
             if mailbox.inbox.push(d) {
                 delivered += 1;
             } else {
                 dropped += 1;
-                if let (Some(s), Some(id)) = (store, id) {
+                if let (Some(s), Some(entry)) = (store, entry) {
                     s.append(Record::Done {
                         client: mailbox.client_id.clone(),
-                        id,
+                        entry,
                     });
                 }
             }

@@ -529,10 +529,10 @@ impl Connection {
 
     /// A persisted delivery is finished: acknowledged, or dropped.
     fn done(&self, d: &Delivery) {
-        if let (Some(s), Some(id)) = (self.log(), d.stored) {
+        if let (Some(s), Some(entry)) = (self.log(), d.stored) {
             s.append(Record::Done {
                 client: self.client_id.clone(),
-                id,
+                entry,
             });
         }
     }
@@ -889,12 +889,12 @@ impl Connection {
             self.done(&d);
             return;
         }
-        if let (2, Some(id)) = (d.qos, d.stored) {
+        if let (2, Some(entry)) = (d.qos, d.stored) {
             // Sent only once its packet id is on disk: after a crash the client, which may
             // have it already, gets it again under the same id and so not twice.
             self.log_synced(Record::Assign {
                 client: self.client_id.clone(),
-                id,
+                entry,
                 pkid,
             });
         }

@@ -147,6 +147,30 @@ impl Store {
         id
     }
 
+    /// Queues message `id` for `client`; returns the entry's id and the log position.
+    pub fn enqueue(
+        &self,
+        client: Arc<str>,
+        id: u64,
+        qos: u8,
+        retain: bool,
+        sub_ids: Vec<u32>,
+    ) -> (u64, u64) {
+        let mut g = self.lock();
+        let entry = g.model.next_id;
+        if g.push(&Record::Enqueue {
+            client,
+            id,
+            entry,
+            qos,
+            retain,
+            sub_ids,
+        }) {
+            self.wake.notify_one();
+        }
+        (entry, g.appended)
+    }
+
     /// Records appended until the guard drops reach the disk in one frame, under one
     /// checksum: after a crash either all of them are there or none. Callers hold the router
     /// lock, so groups stay short; appends from other tasks meanwhile join the group.

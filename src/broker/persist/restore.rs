@@ -76,7 +76,7 @@ pub fn restore(shared: &Arc<Shared>, config: &Config, store: &Arc<Store>) {
                 qos: e.qos,
                 retain: e.retain,
                 sub_ids: e.sub_ids,
-                stored: Some(e.id),
+                stored: Some(e.entry),
             };
             match e.sent {
                 Some((pkid, released)) => {
@@ -87,7 +87,7 @@ pub fn restore(shared: &Arc<Shared>, config: &Config, store: &Arc<Store>) {
                     if !inbox.push(d) {
                         store.append(Record::Done {
                             client: client.clone(),
-                            id: e.id,
+                            entry: e.entry,
                         });
                     }
                 }
