@@ -705,6 +705,10 @@ impl Connection {
         counters.messages_received.fetch_add(1, Ordering::Relaxed);
         if msg.qos == 2 && state.incoming_qos2.contains(&pkid) {
             // A resent QoS 2 PUBLISH: acknowledged again, not delivered twice [MQTT-4.3.3-9].
+            // Its InQos2 may be a previous connection's, not on disk yet: PUBREC waits for it.
+            if let Some(s) = self.log() {
+                self.sync_to = self.sync_to.max(s.position());
+            }
             codec::encode_ack(5, pkid, 0, wbuf);
             return Ok(());
         }
