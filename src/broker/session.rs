@@ -1046,11 +1046,8 @@ pub(super) fn will_later(
             .get(&client_id)
             .is_some_and(|e| e.generation != generation);
         if !reconnected {
-            shared.publish(&msg);
-            let router = shared.lock();
-            if let Some(s) = &router.store {
-                s.append(Record::WillDone { client: client_id });
-            }
+            // In one log frame with what the will wrote: a crash cannot publish it twice.
+            shared.publish_then(&msg, Some(Record::WillDone { client: client_id }));
         }
     });
 }

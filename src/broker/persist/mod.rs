@@ -489,6 +489,31 @@ mod tests {
     }
 
     #[test]
+    fn publish_then_writes_the_message_and_the_record_in_one_frame() {
+        use crate::broker::router::Shared;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let shared = Shared::new();
+        shared.lock().store = Some(store.clone());
+        let Record::Retain { msg } = retained("w", "will") else {
+            unreachable!()
+        };
+        let (_, _, pos) = shared.publish_then(
+            &msg,
+            Some(Record::WillDone {
+                client: Arc::from("c"),
+            }),
+        );
+        block_on(store.synced(pos.unwrap()));
+        let data = fs::read(dir.path().join(LOG)).unwrap();
+        let (bodies, _) = log::parse(&data).unwrap();
+        let mut last = Vec::new();
+        model::decode_each(bodies.last().unwrap(), |r| last.push(format!("{r:?}"))).unwrap();
+        assert_eq!(last.len(), 2, "{last:?}");
+        assert!(last[0].starts_with("Retain") && last[1].starts_with("WillDone"));
+    }
+
+    #[test]
     fn compaction_keeps_the_state_and_shrinks_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();

@@ -136,7 +136,6 @@ pub fn restore(shared: &Arc<Shared>, config: &Config, store: &Arc<Store>) {
     }
     drop(router);
     for (client, msg) in due_wills {
-        shared.publish(&msg);
-        store.append(Record::WillDone { client });
+        shared.publish_then(&msg, Some(Record::WillDone { client }));
     }
 }
