@@ -119,7 +119,14 @@ impl Store {
         let writer = core.clone();
         std::thread::Builder::new()
             .name("smq-persist".into())
-            .spawn(move || writer.write_loop(file, len))
+            .spawn(move || {
+                // A panic would leave every client waiting for a durable position that never
+                // comes: stop the broker instead, as for a write error.
+                let run = std::panic::AssertUnwindSafe(|| writer.write_loop(file, len));
+                if std::panic::catch_unwind(run).is_err() {
+                    writer.fail(&"the writer thread panicked");
+                }
+            })
             .context("starting the persistence writer thread")?;
         Ok(Arc::new(Store { core, _lock: lock }))
     }
@@ -295,7 +302,7 @@ impl Core {
     }
 
     /// A broker that cannot write its log must not acknowledge anything more: stop.
-    fn fail(&self, e: &io::Error) -> ! {
+    fn fail(&self, e: &dyn std::fmt::Display) -> ! {
         let _ = writeln!(
             io::stderr(),
             "smq: error: writing {}: {e}",
