@@ -853,14 +853,24 @@ impl Connection {
             if send_retained {
                 for m in router.retained_matching(&f.filter) {
                     let qos = m.qos.min(f.qos);
+                    let sub_ids: Vec<u32> = sub_id.into_iter().collect();
+                    // Owed to a persistent session like any queued message: SUBACK waits
+                    // for it to be on disk, and a restart before the ack sends it again.
+                    let logged = self.log().filter(|_| qos > 0).map(|s| {
+                        let id = s.add_message(&m);
+                        s.enqueue(self.client_id.clone(), id, qos, true, sub_ids.clone())
+                    });
+                    if let Some((_, pos)) = logged {
+                        self.sync_to = pos;
+                    }
                     self.backlog.push_back(Delivery {
                         msg: m,
                         qos,
                         // Retained messages sent because of a subscription keep the flag
                         // [MQTT-3.3.1-9].
                         retain: true,
-                        sub_ids: sub_id.into_iter().collect(),
-                        stored: None,
+                        sub_ids,
+                        stored: logged.map(|(entry, _)| entry),
                     });
                 }
             }

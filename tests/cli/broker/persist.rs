@@ -537,3 +537,25 @@ fn a_temporary_session_taken_over_as_a_persistent_one_keeps_its_subscriptions() 
     assert_eq!(m.payload, b"still subscribed");
     c.send(&puback(m.pid.unwrap()));
 }
+
+#[test]
+fn a_retained_message_sent_on_subscribe_is_owed_across_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = broker(dir.path());
+    publish_acked(b.port(), 1, true, "rs/x", "retained");
+    let (mut c, _) = Client::connect(b.port(), &Connect::new(V4, "rs-sub").clean(false));
+    c.subscribe(1, &[("rs/#", 1)]);
+    let m = parse_publish(V4, &c.expect("the retained message"));
+    assert_eq!(m.payload, b"retained");
+    // Not acknowledged before the crash.
+    b.signal("KILL");
+
+    let b = broker(dir.path());
+    let mut c = resume(b.port(), "rs-sub");
+    let again = parse_publish(V4, &c.expect("the retained message, owed still"));
+    assert_eq!(
+        (again.topic, again.payload),
+        (b"rs/x".to_vec(), b"retained".to_vec())
+    );
+    c.send(&puback(again.pid.unwrap()));
+}
