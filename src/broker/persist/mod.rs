@@ -189,6 +189,7 @@ impl Store {
                 let start = g.pending.len();
                 g.pending.extend_from_slice(&[0; 8]);
                 g.pending.push(model::GROUP);
+                g.appended += 9;
                 g.group = Some((start, 1));
             }
         }
