@@ -81,15 +81,43 @@ pub fn parse(data: &[u8]) -> Result<(Vec<&[u8]>, usize), Unreadable> {
     let mut records = Vec::new();
     let mut at = HEADER;
     while let Some(body) = frame_at(data, at, v1) {
-        records.push(body);
+        if checkpoint_of(body).is_none() {
+            records.push(body);
+        }
         at += 8 + body.len();
     }
-    // A torn write leaves nothing intact after it; acknowledged records past a bad frame
-    // must not be dropped without a word.
-    if (at + 1..data.len()).any(|later| frame_at(data, later, v1).is_some()) {
+    // Past a bad frame, an intact checkpoint saying the file was on disk beyond it means
+    // acknowledged records were damaged, which must not be dropped without a word. Intact
+    // frames without one can be a torn write: the pages of a write not yet fsync'd reach
+    // the disk in any order. (Version 1 had no checkpoints: any intact frame counts.)
+    let vouched = |later| {
+        frame_at(data, later, v1).is_some_and(|body| {
+            v1 || checkpoint_of(body).is_some_and(|on_disk| on_disk > at as u64)
+        })
+    };
+    if (at + 1..data.len()).any(vouched) {
         return Err(Unreadable::Damaged(at));
     }
     Ok((records, at))
+}
+
+/// The tag of a checkpoint, a frame of the log itself rather than a record: written ahead of
+/// each write, it says how long the file was once the previous one was fsync'd.
+const CHECKPOINT: u8 = 0;
+
+/// Appends a checkpoint frame: the file is on disk up to `len`.
+pub fn checkpoint(len: u64, out: &mut Vec<u8>) {
+    let mut body = [0; 9];
+    body[0] = CHECKPOINT;
+    body[1..].copy_from_slice(&len.to_le_bytes());
+    frame(&body, out);
+}
+
+fn checkpoint_of(body: &[u8]) -> Option<u64> {
+    match body {
+        [CHECKPOINT, len @ ..] => Some(u64::from_le_bytes(len.try_into().ok()?)),
+        _ => None,
+    }
 }
 
 /// Reads the log at `path` (an absent file is an empty log).
@@ -182,17 +210,31 @@ mod tests {
         let good = data.len();
         data.extend_from_slice(&[0; 100]);
         assert_eq!(parse(&data).unwrap(), (vec![&b"one"[..], b"two"], good));
+        // Without checkpoints, any intact frame after a bad one is damage.
+        data[HEADER + 8] ^= 0x01;
+        assert_eq!(parse(&data), Err(Unreadable::Damaged(HEADER)));
     }
 
     #[test]
-    fn a_bad_frame_with_good_ones_after_it_is_damage_not_a_torn_tail() {
-        let mut data = log_of(&[b"good", b"flipped", b"after"]);
+    fn a_bad_frame_before_a_later_checkpoint_is_damage_not_a_torn_tail() {
+        let mut data = log_of(&[b"good", b"flipped"]);
         let bad = HEADER + 8 + 4;
+        let synced = data.len() as u64;
+        checkpoint(synced, &mut data);
+        frame(b"after", &mut data);
         data[bad + 8] ^= 0x01;
         assert_eq!(parse(&data), Err(Unreadable::Damaged(bad)));
-        // The same bad frame last in the file is a torn write, cut off.
-        let mut data = log_of(&[b"good", b"flipped"]);
+        // Intact frames but no checkpoint past the bad one: the pages of an unsynced write
+        // that reached the disk out of order. A torn write, cut off.
+        let mut data = log_of(&[b"good"]);
+        checkpoint(bad as u64, &mut data);
+        let bad = data.len();
+        frame(b"flipped", &mut data);
+        frame(b"after", &mut data);
         data[bad + 8] ^= 0x01;
+        assert_eq!(parse(&data).unwrap(), (vec![&b"good"[..]], bad));
+        // The same bad frame last in the file is a torn write too.
+        data.truncate(bad + 8 + 7);
         assert_eq!(parse(&data).unwrap(), (vec![&b"good"[..]], bad));
         // A length too large to be real is garbage too.
         let mut data = log_of(&[b"good"]);

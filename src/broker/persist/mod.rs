@@ -242,6 +242,7 @@ impl Core {
 
     fn write_loop(&self, mut file: File, mut len: u64) {
         let mut batch = Vec::new();
+        let mut mark = Vec::new();
         let mut compacted = len;
         loop {
             let pos = {
@@ -261,10 +262,16 @@ impl Core {
                 g.sealed = 0;
                 g.appended - g.pending.len() as u64
             };
-            if let Err(e) = file.write_all(&batch).and_then(|()| file.sync_data()) {
+            mark.clear();
+            log::checkpoint(len, &mut mark);
+            let written = file
+                .write_all(&mark)
+                .and_then(|()| file.write_all(&batch))
+                .and_then(|()| file.sync_data());
+            if let Err(e) = written {
                 self.fail(&e);
             }
-            len += batch.len() as u64;
+            len += (mark.len() + batch.len()) as u64;
             batch.clear();
             if batch.capacity() > 16 << 20 {
                 batch = Vec::new();
@@ -564,12 +571,13 @@ mod tests {
         log::frame(&[99], &mut odd);
         fs::write(dir.path().join(LOG), &odd).unwrap();
         assert_eq!(topics(&Store::open(dir.path()).unwrap()), ["a=1"]);
-        // Damage in the middle, acknowledged records after it: refused, saying where.
+        // Damage in the middle, with a write after it that was fsync'd: refused, saying where.
         let mut damaged = good.clone();
         let at = damaged.len();
         let mut body = Vec::new();
         model::encode(&retained("b", "2"), &mut body);
         log::frame(&body, &mut damaged);
+        log::checkpoint(damaged.len() as u64, &mut damaged);
         log::frame(&body, &mut damaged);
         damaged[at + 9] ^= 0xFF;
         fs::write(dir.path().join(LOG), &damaged).unwrap();
