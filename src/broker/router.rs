@@ -51,7 +51,7 @@ pub struct Delivery {
     pub qos: u8,
     pub retain: bool,
     pub sub_ids: Vec<u32>,
-    /// The message's id in the persistence log, for a delivery to a persistent session.
+    /// The delivery's queue entry in the persistence log, for a persistent session.
     pub stored: Option<u64>,
 }
 
@@ -195,11 +195,26 @@ impl Shared {
     /// retained when asked, routed, and its dropped deliveries counted. Returns (delivered,
     /// dropped, the `--persist` log position that holds what it wrote, if anything).
     pub fn publish(&self, msg: &Arc<Published>) -> (u64, u64, Option<u64>) {
+        self.publish_then(msg, None)
+    }
+
+    /// `publish`, and with `--persist` then `record` (the publisher's QoS 2 packet id, a
+    /// will's end) in the same log frame as what the message wrote: a crash keeps both or
+    /// neither, so the message is neither routed twice nor lost.
+    pub fn publish_then(
+        &self,
+        msg: &Arc<Published>,
+        record: Option<Record>,
+    ) -> (u64, u64, Option<u64>) {
         let (delivered, dropped, synced) = {
             let mut router = self.lock();
+            let store = router.store.clone().filter(|_| record.is_some());
+            let group = store.as_deref().map(Store::group);
             let retained = if msg.retain { router.retain(msg) } else { None };
             let (delivered, dropped, synced) = router.route_synced(msg);
-            (delivered, dropped, synced.max(retained))
+            let then = store.as_ref().zip(record).map(|(s, r)| s.append(r));
+            drop(group);
+            (delivered, dropped, synced.max(retained).max(then))
         };
         self.counters.dropped.fetch_add(dropped, Ordering::Relaxed);
         (delivered, dropped, synced)
@@ -299,6 +314,27 @@ impl Router {
             g.members.retain(|s| &*s.mailbox.client_id != client_id);
             !g.members.is_empty()
         });
+    }
+
+    /// Every subscription of a client id, as it subscribed.
+    pub fn subscriptions_of(&self, client_id: &str) -> Vec<(String, SubOptions)> {
+        let ours = |s: &Subscriber| &*s.mailbox.client_id == client_id;
+        let exact = self
+            .exact
+            .iter()
+            .flat_map(|(f, list)| list.iter().filter(|s| ours(s)).map(|s| (f.clone(), s.opts)));
+        let wildcard = self
+            .wildcard
+            .iter()
+            .filter(|(_, s)| ours(s))
+            .map(|(f, s)| (f.clone(), s.opts));
+        let shared = self.shared.iter().flat_map(|((group, f), g)| {
+            g.members
+                .iter()
+                .filter(|s| ours(s))
+                .map(move |s| (format!("$share/{group}/{f}"), s.opts))
+        });
+        exact.chain(wildcard).chain(shared).collect()
     }
 
     /// Every subscription of a session that ends for good.
@@ -432,33 +468,29 @@ impl Router {
                 .store
                 .as_ref()
                 .filter(|_| qos > 0 && mailbox.durable.load(Ordering::Relaxed));
-            let id = store.map(|s| {
+            let entry = store.map(|s| {
                 let id = *stored.get_or_insert_with(|| s.add_message(msg));
-                synced = Some(s.append(Record::Enqueue {
-                    client: mailbox.client_id.clone(),
-                    id,
-                    qos,
-                    retain,
-                    sub_ids: sub_ids.clone(),
-                }));
-                id
+                let (entry, pos) =
+                    s.enqueue(mailbox.client_id.clone(), id, qos, retain, sub_ids.clone());
+                synced = Some(pos);
+                entry
             });
             let d = Delivery {
                 msg: msg.clone(),
                 qos,
                 retain,
                 sub_ids,
-                stored: id,
+                stored: entry,
             };
             // A full queue (max queued messages) drops the delivery, as mosquitto does.
             if mailbox.inbox.push(d) {
                 delivered += 1;
             } else {
                 dropped += 1;
-                if let (Some(s), Some(id)) = (store, id) {
+                if let (Some(s), Some(entry)) = (store, entry) {
                     s.append(Record::Done {
                         client: mailbox.client_id.clone(),
-                        id,
+                        entry,
                     });
                 }
             }

@@ -314,12 +314,28 @@ impl Connection {
             mailbox.durable.store(durable, Ordering::Relaxed);
             // CONNACK waits for this: a session reported present must be on disk.
             let sync_to = match &store {
-                Some(s) if durable => s.append(Record::Session {
-                    client: client_id.clone(),
-                    expiry: session_expiry,
-                    clean: !present,
-                    owner: username,
-                }),
+                Some(s) if durable => {
+                    // A temporary session resumed as a persistent one: the log has nothing
+                    // of it yet, so it gets what the session subscribed to, in one frame.
+                    let adopted = present && !was_durable;
+                    let _group = adopted.then(|| s.group());
+                    let mut pos = s.append(Record::Session {
+                        client: client_id.clone(),
+                        expiry: session_expiry,
+                        clean: !present || adopted,
+                        owner: username,
+                    });
+                    if adopted {
+                        for (filter, opts) in router.subscriptions_of(&client_id) {
+                            pos = s.append(Record::Sub {
+                                client: client_id.clone(),
+                                filter,
+                                opts,
+                            });
+                        }
+                    }
+                    pos
+                }
                 Some(s) if was_durable => s.append(Record::Gone {
                     client: client_id.clone(),
                 }),
@@ -513,10 +529,10 @@ impl Connection {
 
     /// A persisted delivery is finished: acknowledged, or dropped.
     fn done(&self, d: &Delivery) {
-        if let (Some(s), Some(id)) = (self.log(), d.stored) {
+        if let (Some(s), Some(entry)) = (self.log(), d.stored) {
             s.append(Record::Done {
                 client: self.client_id.clone(),
-                id,
+                entry,
             });
         }
     }
@@ -689,6 +705,10 @@ impl Connection {
         counters.messages_received.fetch_add(1, Ordering::Relaxed);
         if msg.qos == 2 && state.incoming_qos2.contains(&pkid) {
             // A resent QoS 2 PUBLISH: acknowledged again, not delivered twice [MQTT-4.3.3-9].
+            // Its InQos2 may be a previous connection's, not on disk yet: PUBREC waits for it.
+            if let Some(s) = self.log() {
+                self.sync_to = self.sync_to.max(s.position());
+            }
             codec::encode_ack(5, pkid, 0, wbuf);
             return Ok(());
         }
@@ -742,7 +762,12 @@ impl Connection {
             received: std::time::Instant::now(),
             from: Some(self.client_id.clone()),
         });
-        let (delivered, dropped, synced) = self.shared.publish(&published);
+        // A QoS 2 packet id is logged with what the message wrote (see `publish_then`).
+        let then = (published.qos == 2 && self.log().is_some()).then(|| Record::InQos2 {
+            client: self.client_id.clone(),
+            pkid,
+        });
+        let (delivered, dropped, synced) = self.shared.publish_then(&published, then);
         // The PUBACK/PUBREC below waits for what this message wrote to be on disk.
         if let (Some(pos), true) = (synced, published.qos > 0) {
             self.sync_to = self.sync_to.max(pos);
@@ -757,10 +782,6 @@ impl Connection {
             1 => codec::encode_ack(4, pkid, code, wbuf),
             2 => {
                 state.incoming_qos2.insert(pkid);
-                self.log_synced(Record::InQos2 {
-                    client: self.client_id.clone(),
-                    pkid,
-                });
                 codec::encode_ack(5, pkid, code, wbuf);
             }
             _ => {}
@@ -832,14 +853,24 @@ impl Connection {
             if send_retained {
                 for m in router.retained_matching(&f.filter) {
                     let qos = m.qos.min(f.qos);
+                    let sub_ids: Vec<u32> = sub_id.into_iter().collect();
+                    // Owed to a persistent session like any queued message: SUBACK waits
+                    // for it to be on disk, and a restart before the ack sends it again.
+                    let logged = self.log().filter(|_| qos > 0).map(|s| {
+                        let id = s.add_message(&m);
+                        s.enqueue(self.client_id.clone(), id, qos, true, sub_ids.clone())
+                    });
+                    if let Some((_, pos)) = logged {
+                        self.sync_to = pos;
+                    }
                     self.backlog.push_back(Delivery {
                         msg: m,
                         qos,
                         // Retained messages sent because of a subscription keep the flag
                         // [MQTT-3.3.1-9].
                         retain: true,
-                        sub_ids: sub_id.into_iter().collect(),
-                        stored: None,
+                        sub_ids,
+                        stored: logged.map(|(entry, _)| entry),
                     });
                 }
             }
@@ -874,12 +905,12 @@ impl Connection {
             self.done(&d);
             return;
         }
-        if let (2, Some(id)) = (d.qos, d.stored) {
+        if let (2, Some(entry)) = (d.qos, d.stored) {
             // Sent only once its packet id is on disk: after a crash the client, which may
             // have it already, gets it again under the same id and so not twice.
             self.log_synced(Record::Assign {
                 client: self.client_id.clone(),
-                id,
+                entry,
                 pkid,
             });
         }
@@ -1027,11 +1058,8 @@ pub(super) fn will_later(
             .get(&client_id)
             .is_some_and(|e| e.generation != generation);
         if !reconnected {
-            shared.publish(&msg);
-            let router = shared.lock();
-            if let Some(s) = &router.store {
-                s.append(Record::WillDone { client: client_id });
-            }
+            // In one log frame with what the will wrote: a crash cannot publish it twice.
+            shared.publish_then(&msg, Some(Record::WillDone { client: client_id }));
         }
     });
 }

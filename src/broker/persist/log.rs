@@ -1,57 +1,126 @@
-//! The on-disk log: a magic header, then records framed as `len u32 LE | crc32 u32 LE | body`.
+//! The on-disk log: a magic header, then records framed as `len u32 LE | crc32 u32 LE | body`,
+//! the checksum over the length and the body (so a zero-filled region, which a filesystem can
+//! leave after power loss, is no frame: its checksum would be that of a zero length).
 //! A crash can leave a torn last record (or garbage after it); reading stops at the first frame
-//! that is short or fails its checksum, and the file is cut back to the last good record.
+//! that is short or fails its checksum, and the file is cut back to the last good record. A
+//! bad frame with good ones after it is not a torn write but damage: reading refuses it.
 //! Compaction replaces the whole file atomically: temp file, fsync, rename, fsync the directory.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-pub const MAGIC: &[u8; 8] = b"SMQLOG1\n";
+pub const MAGIC: &[u8; 8] = b"SMQLOG2\n";
+/// Version 1 (smq before the checksum covered the length): still read, rewritten as 2.
+const MAGIC_V1: &[u8; 8] = b"SMQLOG1\n";
 const HEADER: usize = 8;
 /// A length past this is garbage, not a record: nothing we write comes close.
 const MAX_RECORD: usize = 1 << 30;
 
+fn checksum(len: &[u8], body: &[u8], v1: bool) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    if !v1 {
+        h.update(len);
+    }
+    h.update(body);
+    h.finalize()
+}
+
 /// Appends one framed record to `out`.
 pub fn frame(body: &[u8], out: &mut Vec<u8>) {
-    let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    let start = out.len();
+    out.extend_from_slice(&[0; 8]);
     out.extend_from_slice(body);
+    seal_frame(&mut out[start..]);
+}
+
+/// Fills in the header of a frame built in place: `frame` is 8 bytes to fill, then the body.
+pub fn seal_frame(frame: &mut [u8]) {
+    let (head, body) = frame.split_at_mut(8);
+    let len = u32::try_from(body.len()).unwrap_or(u32::MAX).to_le_bytes();
+    head[..4].copy_from_slice(&len);
+    head[4..].copy_from_slice(&checksum(&len, body, false).to_le_bytes());
+}
+
+/// Why a log cannot be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unreadable {
+    Foreign,
+    /// A bad frame at this byte offset, with intact frames after it.
+    Damaged(usize),
+}
+
+/// The frame at `at`, if there is an intact one: its body.
+fn frame_at(data: &[u8], at: usize, v1: bool) -> Option<&[u8]> {
+    let head = data.get(at..at + 8)?;
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    // Every record has a tag byte: an empty frame is zero fill.
+    if len == 0 || len > MAX_RECORD {
+        return None;
+    }
+    let body = data.get(at + 8..at + 8 + len)?;
+    (checksum(&head[..4], body, v1) == crc).then_some(body)
 }
 
 /// The record bodies of a whole log file's contents, and the length of its good prefix.
-/// Err when the file is not one of ours (its header is not the magic).
-pub fn parse(data: &[u8]) -> Result<(Vec<&[u8]>, usize), &'static str> {
+pub fn parse(data: &[u8]) -> Result<(Vec<&[u8]>, usize), Unreadable> {
     if data.len() < HEADER {
         // A crash while writing the header of a fresh log: nothing was in it yet.
-        return if MAGIC.starts_with(data) {
+        return if MAGIC.starts_with(data) || MAGIC_V1.starts_with(data) {
             Ok((Vec::new(), 0))
         } else {
-            Err("not an smq persistence log")
+            Err(Unreadable::Foreign)
         };
     }
-    if &data[..HEADER] != MAGIC {
-        return Err("not an smq persistence log");
-    }
+    let v1 = match &data[..HEADER] {
+        h if h == MAGIC => false,
+        h if h == MAGIC_V1 => true,
+        _ => return Err(Unreadable::Foreign),
+    };
     let mut records = Vec::new();
     let mut at = HEADER;
-    while let Some(head) = data.get(at..at + 8) {
-        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-        if len > MAX_RECORD {
-            break;
+    while let Some(body) = frame_at(data, at, v1) {
+        if checkpoint_of(body).is_none() {
+            records.push(body);
         }
-        let Some(body) = data.get(at + 8..at + 8 + len) else {
-            break;
-        };
-        if crc32fast::hash(body) != crc {
-            break;
-        }
-        records.push(body);
-        at += 8 + len;
+        at += 8 + body.len();
+    }
+    // Past a bad frame, an intact checkpoint saying the file was on disk beyond it means
+    // acknowledged records were damaged, which must not be dropped without a word. Intact
+    // frames without one can be a torn write: the pages of a write not yet fsync'd reach
+    // the disk in any order. (Version 1 had no checkpoints: any intact frame counts.)
+    let vouched = |later: usize| {
+        // Only a 9-byte frame can be a checkpoint: the scan stays linear in the tail's size.
+        let may_be_checkpoint = data.get(later..later + 4) == Some(&[9, 0, 0, 0][..]);
+        (v1 || may_be_checkpoint)
+            && frame_at(data, later, v1).is_some_and(|body| {
+                v1 || checkpoint_of(body).is_some_and(|on_disk| on_disk > at as u64)
+            })
+    };
+    if (at + 1..data.len()).any(vouched) {
+        return Err(Unreadable::Damaged(at));
     }
     Ok((records, at))
+}
+
+/// The tag of a checkpoint, a frame of the log itself rather than a record: written ahead of
+/// each write, it says how long the file was once the previous one was fsync'd.
+const CHECKPOINT: u8 = 0;
+
+/// Appends a checkpoint frame: the file is on disk up to `len`.
+pub fn checkpoint(len: u64, out: &mut Vec<u8>) {
+    let mut body = [0; 9];
+    body[0] = CHECKPOINT;
+    body[1..].copy_from_slice(&len.to_le_bytes());
+    frame(&body, out);
+}
+
+fn checkpoint_of(body: &[u8]) -> Option<u64> {
+    match body {
+        [CHECKPOINT, len @ ..] => Some(u64::from_le_bytes(len.try_into().ok()?)),
+        _ => None,
+    }
 }
 
 /// Reads the log at `path` (an absent file is an empty log).
@@ -100,9 +169,9 @@ mod tests {
 
     #[test]
     fn records_read_back_in_order() {
-        let data = log_of(&[b"one", b"", b"three"]);
+        let data = log_of(&[b"one", b"2", b"three"]);
         let (records, good) = parse(&data).unwrap();
-        assert_eq!(records, [&b"one"[..], b"", b"three"]);
+        assert_eq!(records, [&b"one"[..], b"2", b"three"]);
         assert_eq!(good, data.len());
     }
 
@@ -121,13 +190,55 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_checksum_ends_the_log_there() {
-        let mut data = log_of(&[b"good", b"flipped", b"after"]);
-        let flipped = HEADER + 8 + 4 + 8;
-        data[flipped] ^= 0x01;
-        let (records, good) = parse(&data).unwrap();
-        assert_eq!(records, [&b"good"[..]]);
-        assert_eq!(good, HEADER + 8 + 4);
+    fn a_zero_filled_tail_is_a_torn_write() {
+        // Power loss can leave the file longer than what was written, the rest zeros: the
+        // checksum of an empty frame would be 0, so it must not pass for one.
+        let mut data = log_of(&[b"good"]);
+        data.extend_from_slice(&[0; 4096]);
+        assert_eq!(parse(&data).unwrap(), (vec![&b"good"[..]], HEADER + 8 + 4));
+        let mut empty = MAGIC.to_vec();
+        empty.extend_from_slice(&[0; 64]);
+        assert_eq!(parse(&empty).unwrap(), (vec![], HEADER));
+    }
+
+    #[test]
+    fn a_version_1_log_still_reads() {
+        // Version 1 checksummed the body alone.
+        let mut data = MAGIC_V1.to_vec();
+        for body in [&b"one"[..], b"two"] {
+            data.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            data.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+            data.extend_from_slice(body);
+        }
+        let good = data.len();
+        data.extend_from_slice(&[0; 100]);
+        assert_eq!(parse(&data).unwrap(), (vec![&b"one"[..], b"two"], good));
+        // Without checkpoints, any intact frame after a bad one is damage.
+        data[HEADER + 8] ^= 0x01;
+        assert_eq!(parse(&data), Err(Unreadable::Damaged(HEADER)));
+    }
+
+    #[test]
+    fn a_bad_frame_before_a_later_checkpoint_is_damage_not_a_torn_tail() {
+        let mut data = log_of(&[b"good", b"flipped"]);
+        let bad = HEADER + 8 + 4;
+        let synced = data.len() as u64;
+        checkpoint(synced, &mut data);
+        frame(b"after", &mut data);
+        data[bad + 8] ^= 0x01;
+        assert_eq!(parse(&data), Err(Unreadable::Damaged(bad)));
+        // Intact frames but no checkpoint past the bad one: the pages of an unsynced write
+        // that reached the disk out of order. A torn write, cut off.
+        let mut data = log_of(&[b"good"]);
+        checkpoint(bad as u64, &mut data);
+        let bad = data.len();
+        frame(b"flipped", &mut data);
+        frame(b"after", &mut data);
+        data[bad + 8] ^= 0x01;
+        assert_eq!(parse(&data).unwrap(), (vec![&b"good"[..]], bad));
+        // The same bad frame last in the file is a torn write too.
+        data.truncate(bad + 8 + 7);
+        assert_eq!(parse(&data).unwrap(), (vec![&b"good"[..]], bad));
         // A length too large to be real is garbage too.
         let mut data = log_of(&[b"good"]);
         data.extend_from_slice(&u32::MAX.to_le_bytes());

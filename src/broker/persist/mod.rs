@@ -55,6 +55,10 @@ struct Inner {
     model: Model,
     /// Framed records not yet handed to the writer.
     pending: Vec<u8>,
+    /// How much of `pending` the writer may take: all of it but an open group.
+    sealed: usize,
+    /// Where the open group's frame starts in `pending`, and how many guards hold it open.
+    group: Option<(usize, usize)>,
     scratch: Vec<u8>,
     appended: u64,
     closed: bool,
@@ -69,16 +73,24 @@ impl Store {
         let lock = lock(dir)?;
         let path = dir.join(LOG);
         let data = log::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let (bodies, _) = log::parse(&data).map_err(|e| {
-            anyhow!(
-                "{}: {e}; give --persist a directory of its own",
+        let (bodies, _) = log::parse(&data).map_err(|e| match e {
+            log::Unreadable::Foreign => anyhow!(
+                "{}: not an smq persistence log; give --persist a directory of its own",
                 path.display()
-            )
+            ),
+            log::Unreadable::Damaged(at) => anyhow!(
+                "{}: damaged at byte {at}, with intact records after it; move the file aside \
+                 to start with an empty state (smq will not drop acknowledged data unasked)",
+                path.display()
+            ),
         })?;
         let mut model = Model::default();
-        for body in bodies {
-            match model::decode(body) {
-                Ok(r) => model.apply(&r),
+        let last = bodies.len().saturating_sub(1);
+        for (i, body) in bodies.into_iter().enumerate() {
+            match model::decode_each(body, |r| model.apply(&r)) {
+                Ok(()) => {}
+                // Nothing after it: a write torn in a way the checksum did not catch.
+                Err(_) if i == last => {}
                 Err(_) => bail!(
                     "{}: a record this version of smq cannot read; was it written by a newer one?",
                     path.display()
@@ -95,6 +107,8 @@ impl Store {
             inner: Mutex::new(Inner {
                 model,
                 pending: Vec::new(),
+                sealed: 0,
+                group: None,
                 scratch: Vec::new(),
                 appended: 0,
                 closed: false,
@@ -105,7 +119,14 @@ impl Store {
         let writer = core.clone();
         std::thread::Builder::new()
             .name("smq-persist".into())
-            .spawn(move || writer.write_loop(file, len))
+            .spawn(move || {
+                // A panic would leave every client waiting for a durable position that never
+                // comes: stop the broker instead, as for a write error.
+                let run = std::panic::AssertUnwindSafe(|| writer.write_loop(file, len));
+                if std::panic::catch_unwind(run).is_err() {
+                    writer.fail(&"the writer thread panicked");
+                }
+            })
             .context("starting the persistence writer thread")?;
         Ok(Arc::new(Store { core, _lock: lock }))
     }
@@ -131,6 +152,53 @@ impl Store {
             self.wake.notify_one();
         }
         id
+    }
+
+    /// Queues message `id` for `client`; returns the entry's id and the log position.
+    pub fn enqueue(
+        &self,
+        client: Arc<str>,
+        id: u64,
+        qos: u8,
+        retain: bool,
+        sub_ids: Vec<u32>,
+    ) -> (u64, u64) {
+        let mut g = self.lock();
+        let entry = g.model.next_id;
+        if g.push(&Record::Enqueue {
+            client,
+            id,
+            entry,
+            qos,
+            retain,
+            sub_ids,
+        }) {
+            self.wake.notify_one();
+        }
+        (entry, g.appended)
+    }
+
+    /// Records appended until the guard drops reach the disk in one frame, under one
+    /// checksum: after a crash either all of them are there or none. Callers hold the router
+    /// lock, so groups stay short; appends from other tasks meanwhile join the group.
+    pub fn group(&self) -> Group<'_> {
+        let mut g = self.lock();
+        match &mut g.group {
+            Some((_, depth)) => *depth += 1,
+            None => {
+                let start = g.pending.len();
+                g.pending.extend_from_slice(&[0; 8]);
+                g.pending.push(model::GROUP);
+                g.appended += 9;
+                g.group = Some((start, 1));
+            }
+        }
+        Group(self)
+    }
+
+    /// The log position of everything appended so far.
+    pub fn position(&self) -> u64 {
+        self.lock().appended
     }
 
     /// How far the log is on disk.
@@ -174,23 +242,36 @@ impl Core {
 
     fn write_loop(&self, mut file: File, mut len: u64) {
         let mut batch = Vec::new();
+        let mut mark = Vec::new();
         let mut compacted = len;
         loop {
             let pos = {
                 let mut g = self.lock();
-                while g.pending.is_empty() && !g.closed {
+                while g.sealed == 0 && !(g.closed && g.group.is_none()) {
                     g = self.wake.wait(g).unwrap_or_else(|e| e.into_inner());
                 }
-                if g.pending.is_empty() {
+                if g.sealed == 0 {
                     return;
                 }
-                std::mem::swap(&mut g.pending, &mut batch);
-                g.appended
+                if g.sealed == g.pending.len() {
+                    std::mem::swap(&mut g.pending, &mut batch);
+                } else {
+                    let sealed = g.sealed;
+                    batch.extend(g.pending.drain(..sealed));
+                }
+                g.sealed = 0;
+                g.appended - g.pending.len() as u64
             };
-            if let Err(e) = file.write_all(&batch).and_then(|()| file.sync_data()) {
+            mark.clear();
+            log::checkpoint(len, &mut mark);
+            let written = file
+                .write_all(&mark)
+                .and_then(|()| file.write_all(&batch))
+                .and_then(|()| file.sync_data());
+            if let Err(e) = written {
                 self.fail(&e);
             }
-            len += batch.len() as u64;
+            len += (mark.len() + batch.len()) as u64;
             batch.clear();
             if batch.capacity() > 16 << 20 {
                 batch = Vec::new();
@@ -213,9 +294,14 @@ impl Core {
     fn compact(&self) -> io::Result<(File, u64)> {
         let (snapshot, pos) = {
             let mut g = self.lock();
+            // An open group's records are in the model already, the rest of it not yet.
+            while g.group.is_some() {
+                g = self.wake.wait(g).unwrap_or_else(|e| e.into_inner());
+            }
             let mut s = Vec::new();
             g.model.snapshot(&mut s);
             g.pending.clear();
+            g.sealed = 0;
             (s, g.appended)
         };
         let done = log::replace(&self.dir, LOG, &snapshot)?;
@@ -224,7 +310,7 @@ impl Core {
     }
 
     /// A broker that cannot write its log must not acknowledge anything more: stop.
-    fn fail(&self, e: &io::Error) -> ! {
+    fn fail(&self, e: &dyn std::fmt::Display) -> ! {
         let _ = writeln!(
             io::stderr(),
             "smq: error: writing {}: {e}",
@@ -254,18 +340,48 @@ fn lock(dir: &Path) -> anyhow::Result<File> {
     }
 }
 
+/// Holds a group open (`Store::group`); dropping it closes the group's frame.
+pub struct Group<'a>(&'a Store);
+
+impl Drop for Group<'_> {
+    fn drop(&mut self) {
+        let mut g = self.0.lock();
+        let Some((start, depth)) = g.group else {
+            return;
+        };
+        if depth > 1 {
+            g.group = Some((start, depth - 1));
+            return;
+        }
+        g.group = None;
+        log::seal_frame(&mut g.pending[start..]);
+        g.seal();
+        // The writer may be waiting for records, or a compaction for the group to close.
+        self.0.wake.notify_one();
+    }
+}
+
 impl Inner {
-    /// Applies and buffers a record; true when the writer may be asleep waiting for one (it
-    /// only waits while nothing is pending).
+    /// Applies and buffers a record; true when the writer may be asleep waiting for one.
     fn push(&mut self, r: &Record) -> bool {
-        let was_idle = self.pending.is_empty();
         self.model.apply(r);
         self.scratch.clear();
         model::encode(r, &mut self.scratch);
         let before = self.pending.len();
-        log::frame(&self.scratch, &mut self.pending);
+        if self.group.is_some() {
+            model::put_member(&self.scratch, &mut self.pending);
+        } else {
+            log::frame(&self.scratch, &mut self.pending);
+        }
         self.appended += (self.pending.len() - before) as u64;
-        was_idle
+        self.group.is_none() && self.seal()
+    }
+
+    /// Lets the writer take everything pending; true when it had nothing before.
+    fn seal(&mut self) -> bool {
+        let was_idle = self.sealed == 0;
+        self.sealed = self.pending.len();
+        was_idle && self.sealed > 0
     }
 }
 
@@ -349,6 +465,70 @@ mod tests {
     }
 
     #[test]
+    fn a_group_reaches_the_disk_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let pos = store.append(retained("before", "0"));
+        block_on(store.synced(pos));
+        let group = store.group();
+        store.append(retained("g", "1"));
+        // Another task's record while the group is open joins it.
+        store.append(retained("h", "2"));
+        assert_eq!(
+            store.lock().sealed,
+            0,
+            "the writer may not take half a group"
+        );
+        drop(group);
+        let pos = store.position();
+        block_on(store.synced(pos));
+        drop(store);
+        let whole = fs::read(dir.path().join(LOG)).unwrap();
+        let group_at = log::parse(&whole).unwrap().1 - {
+            let (bodies, _) = log::parse(&whole).unwrap();
+            bodies.last().unwrap().len() + 8
+        };
+        for cut in group_at..whole.len() {
+            fs::write(dir.path().join(LOG), &whole[..cut]).unwrap();
+            assert_eq!(
+                topics(&Store::open(dir.path()).unwrap()),
+                ["before=0"],
+                "cut at {cut}"
+            );
+        }
+        fs::write(dir.path().join(LOG), &whole).unwrap();
+        assert_eq!(
+            topics(&Store::open(dir.path()).unwrap()),
+            ["before=0", "g=1", "h=2"]
+        );
+    }
+
+    #[test]
+    fn publish_then_writes_the_message_and_the_record_in_one_frame() {
+        use crate::broker::router::Shared;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let shared = Shared::new();
+        shared.lock().store = Some(store.clone());
+        let Record::Retain { msg } = retained("w", "will") else {
+            unreachable!()
+        };
+        let (_, _, pos) = shared.publish_then(
+            &msg,
+            Some(Record::WillDone {
+                client: Arc::from("c"),
+            }),
+        );
+        block_on(store.synced(pos.unwrap()));
+        let data = fs::read(dir.path().join(LOG)).unwrap();
+        let (bodies, _) = log::parse(&data).unwrap();
+        let mut last = Vec::new();
+        model::decode_each(bodies.last().unwrap(), |r| last.push(format!("{r:?}"))).unwrap();
+        assert_eq!(last.len(), 2, "{last:?}");
+        assert!(last[0].starts_with("Retain") && last[1].starts_with("WillDone"));
+    }
+
+    #[test]
     fn compaction_keeps_the_state_and_shrinks_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -371,6 +551,43 @@ mod tests {
         assert_eq!(
             topics(&Store::open(dir.path()).unwrap()),
             ["late=y", "other=x", "same/topic=499"]
+        );
+    }
+
+    #[test]
+    fn a_zero_filled_or_undecodable_tail_still_opens_and_damage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let pos = store.append(retained("a", "1"));
+        block_on(store.synced(pos));
+        drop(store);
+        let good = fs::read(dir.path().join(LOG)).unwrap();
+        let mut zeros = good.clone();
+        zeros.extend_from_slice(&[0; 4096]);
+        fs::write(dir.path().join(LOG), &zeros).unwrap();
+        assert_eq!(topics(&Store::open(dir.path()).unwrap()), ["a=1"]);
+        // A frame whose checksum holds but whose record does not decode, last: torn.
+        let mut odd = good.clone();
+        log::frame(&[99], &mut odd);
+        fs::write(dir.path().join(LOG), &odd).unwrap();
+        assert_eq!(topics(&Store::open(dir.path()).unwrap()), ["a=1"]);
+        // Damage in the middle, with a write after it that was fsync'd: refused, saying where.
+        let mut damaged = good.clone();
+        let at = damaged.len();
+        let mut body = Vec::new();
+        model::encode(&retained("b", "2"), &mut body);
+        log::frame(&body, &mut damaged);
+        log::checkpoint(damaged.len() as u64, &mut damaged);
+        log::frame(&body, &mut damaged);
+        damaged[at + 9] ^= 0xFF;
+        fs::write(dir.path().join(LOG), &damaged).unwrap();
+        let err = Store::open(dir.path()).err().unwrap().to_string();
+        assert!(err.contains(&format!("damaged at byte {at}")), "{err}");
+        assert!(err.contains("move the file aside"), "{err}");
+        assert_eq!(
+            fs::read(dir.path().join(LOG)).unwrap(),
+            damaged,
+            "left as it was"
         );
     }
 

@@ -51,9 +51,13 @@ pub enum Record {
         client: Arc<str>,
         filter: String,
     },
+    /// Message `id` queued for `client`, as queue entry `entry`: a client can hold two
+    /// entries of one message (a shared group's pick and its own subscription), so later
+    /// records name the entry, not the message.
     Enqueue {
         client: Arc<str>,
         id: u64,
+        entry: u64,
         qos: u8,
         retain: bool,
         sub_ids: Vec<u32>,
@@ -61,7 +65,7 @@ pub enum Record {
     /// A QoS 2 delivery went out under `pkid`: after a restart it is resent with that id.
     Assign {
         client: Arc<str>,
-        id: u64,
+        entry: u64,
         pkid: u16,
     },
     /// PUBREC came back for `pkid`: after a restart only PUBREL is owed.
@@ -72,7 +76,7 @@ pub enum Record {
     /// A delivery is finished (acknowledged, or dropped).
     Done {
         client: Arc<str>,
-        id: u64,
+        entry: u64,
     },
     /// An incoming QoS 2 packet id was answered with PUBREC, or released by PUBREL.
     InQos2 {
@@ -97,7 +101,10 @@ pub enum Record {
 /// One delivery owed to a session, in queue order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// The message.
     pub id: u64,
+    /// This delivery of it (`Record::Enqueue`).
+    pub entry: u64,
     pub qos: u8,
     pub retain: bool,
     pub sub_ids: Vec<u32>,
@@ -184,10 +191,12 @@ impl Model {
             Record::Enqueue {
                 client,
                 id,
+                entry,
                 qos,
                 retain,
                 sub_ids,
             } => {
+                self.next_id = self.next_id.max(entry + 1);
                 let (Some(s), Some(m)) = (self.sessions.get_mut(client), self.messages.get_mut(id))
                 else {
                     return;
@@ -195,17 +204,22 @@ impl Model {
                 m.1 += 1;
                 s.queue.push_back(Entry {
                     id: *id,
+                    entry: *entry,
                     qos: *qos,
                     retain: *retain,
                     sub_ids: sub_ids.clone(),
                     sent: None,
                 });
             }
-            Record::Assign { client, id, pkid } => {
+            Record::Assign {
+                client,
+                entry,
+                pkid,
+            } => {
                 if let Some(e) = self
                     .sessions
                     .get_mut(client)
-                    .and_then(|s| s.queue.iter_mut().find(|e| e.id == *id && e.sent.is_none()))
+                    .and_then(|s| s.queue.iter_mut().find(|e| e.entry == *entry))
                 {
                     e.sent = Some((*pkid, false));
                 }
@@ -219,13 +233,14 @@ impl Model {
                     e.sent = Some((*pkid, true));
                 }
             }
-            Record::Done { client, id } => {
+            Record::Done { client, entry } => {
                 let Some(s) = self.sessions.get_mut(client) else {
                     return;
                 };
-                if let Some(at) = s.queue.iter().position(|e| e.id == *id) {
-                    s.queue.remove(at);
-                    self.release(*id);
+                if let Some(at) = s.queue.iter().position(|e| e.entry == *entry) {
+                    if let Some(e) = s.queue.remove(at) {
+                        self.release(e.id);
+                    }
                 }
             }
             Record::InQos2 { client, pkid } => {
@@ -311,6 +326,7 @@ impl Model {
                 put(&Record::Enqueue {
                     client: client.clone(),
                     id: e.id,
+                    entry: e.entry,
                     qos: e.qos,
                     retain: e.retain,
                     sub_ids: e.sub_ids.clone(),
@@ -318,7 +334,7 @@ impl Model {
                 if let Some((pkid, released)) = e.sent {
                     put(&Record::Assign {
                         client: client.clone(),
-                        id: e.id,
+                        entry: e.entry,
                         pkid,
                     });
                     if released {
@@ -467,6 +483,7 @@ pub fn encode(r: &Record, out: &mut Vec<u8>) {
         Record::Enqueue {
             client: c,
             id,
+            entry,
             qos,
             retain,
             sub_ids,
@@ -478,23 +495,26 @@ pub fn encode(r: &Record, out: &mut Vec<u8>) {
             for &s in sub_ids {
                 put_u32(out, s);
             }
+            // Last: a record from before entries had ids reads as entry = message id,
+            // which is what its Assign and Done records name.
+            put_u64(out, *entry);
         }
         Record::Assign {
             client: c,
-            id,
+            entry,
             pkid,
         } => {
             client(out, 10, c);
-            put_u64(out, *id);
+            put_u64(out, *entry);
             put_u16(out, *pkid);
         }
         Record::Released { client: c, pkid } => {
             client(out, 11, c);
             put_u16(out, *pkid);
         }
-        Record::Done { client: c, id } => {
+        Record::Done { client: c, entry } => {
             client(out, 12, c);
-            put_u64(out, *id);
+            put_u64(out, *entry);
         }
         Record::InQos2 { client: c, pkid } => {
             client(out, 13, c);
@@ -616,6 +636,31 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The tag of a group: records that went to disk in one frame (`Store::group`), each as
+/// `len u32 LE | body`.
+pub const GROUP: u8 = 17;
+
+/// Appends one record body to an open group.
+pub fn put_member(body: &[u8], out: &mut Vec<u8>) {
+    put_bytes(out, body);
+}
+
+/// Hands `f` the record a frame holds, or each record of a group.
+pub fn decode_each(body: &[u8], mut f: impl FnMut(Record)) -> Result<(), Undecodable> {
+    if body.first() != Some(&GROUP) {
+        f(decode(body)?);
+        return Ok(());
+    }
+    // Decoded whole before any is applied: a group counts all or nothing.
+    let mut r = Reader(&body[1..]);
+    let mut records = Vec::new();
+    while !r.0.is_empty() {
+        records.push(decode(r.bytes()?)?);
+    }
+    records.into_iter().for_each(f);
+    Ok(())
+}
+
 pub fn decode(body: &[u8]) -> Result<Record, Undecodable> {
     let mut r = Reader(body);
     let rec = match r.u8()? {
@@ -674,9 +719,11 @@ pub fn decode(body: &[u8]) -> Result<Record, Undecodable> {
             for _ in 0..n {
                 sub_ids.push(r.u32()?);
             }
+            let entry = if r.0.is_empty() { id } else { r.u64()? };
             Record::Enqueue {
                 client,
                 id,
+                entry,
                 qos: flags & 0x03,
                 retain: flags & 0x80 != 0,
                 sub_ids,
@@ -684,7 +731,7 @@ pub fn decode(body: &[u8]) -> Result<Record, Undecodable> {
         }
         10 => Record::Assign {
             client: r.client()?,
-            id: r.u64()?,
+            entry: r.u64()?,
             pkid: r.u16()?,
         },
         11 => Record::Released {
@@ -693,7 +740,7 @@ pub fn decode(body: &[u8]) -> Result<Record, Undecodable> {
         },
         12 => Record::Done {
             client: r.client()?,
-            id: r.u64()?,
+            entry: r.u64()?,
         },
         13 => Record::InQos2 {
             client: r.client()?,
@@ -788,7 +835,7 @@ mod tests {
         let (bodies, _) = super::super::log::parse(&data).unwrap();
         let mut m = Model::default();
         for b in bodies {
-            m.apply(&decode(b).unwrap());
+            decode_each(b, |r| m.apply(&r)).unwrap();
         }
         m
     }
@@ -851,6 +898,7 @@ mod tests {
             Record::Enqueue {
                 client: c.clone(),
                 id: 1,
+                entry: 11,
                 qos: 2,
                 retain: false,
                 sub_ids: vec![7, 9],
@@ -858,6 +906,7 @@ mod tests {
             Record::Enqueue {
                 client: c.clone(),
                 id: 2,
+                entry: 12,
                 qos: 2,
                 retain: true,
                 sub_ids: vec![],
@@ -865,18 +914,19 @@ mod tests {
             Record::Enqueue {
                 client: c.clone(),
                 id: 3,
+                entry: 13,
                 qos: 1,
                 retain: false,
                 sub_ids: vec![],
             },
             Record::Assign {
                 client: c.clone(),
-                id: 1,
+                entry: 11,
                 pkid: 11,
             },
             Record::Assign {
                 client: c.clone(),
-                id: 2,
+                entry: 12,
                 pkid: 12,
             },
             Record::Released {
@@ -885,7 +935,7 @@ mod tests {
             },
             Record::Done {
                 client: c.clone(),
-                id: 3,
+                entry: 13,
             },
             Record::InQos2 {
                 client: c.clone(),
@@ -977,6 +1027,7 @@ mod tests {
             Record::Enqueue {
                 client: c.clone(),
                 id: 1,
+                entry: 2,
                 qos: 1,
                 retain: false,
                 sub_ids: vec![],
@@ -1004,7 +1055,83 @@ mod tests {
         assert!(m.sessions[&c].queue.is_empty() && m.messages.is_empty());
         m.apply(&Record::Gone { client: c.clone() });
         assert!(m.sessions.is_empty());
-        assert_eq!(m.next_id, 2, "ids are never reused");
+        assert_eq!(m.next_id, 3, "ids are never reused");
+    }
+
+    #[test]
+    fn two_entries_of_one_message_are_finished_apart() {
+        // A shared group's pick at QoS 2 and the client's own subscription at QoS 1.
+        let c: Arc<str> = Arc::from("c");
+        let mut m = Model::default();
+        let enqueue = |entry, qos| Record::Enqueue {
+            client: c.clone(),
+            id: 1,
+            entry,
+            qos,
+            retain: false,
+            sub_ids: vec![],
+        };
+        for r in [
+            Record::Session {
+                client: c.clone(),
+                expiry: u32::MAX,
+                clean: true,
+                owner: None,
+            },
+            Record::Msg {
+                id: 1,
+                msg: msg("t", "x", None),
+            },
+            enqueue(2, 2),
+            enqueue(3, 1),
+            Record::Assign {
+                client: c.clone(),
+                entry: 2,
+                pkid: 9,
+            },
+            // The QoS 1 copy's PUBACK: the first entry of the message is not the one.
+            Record::Done {
+                client: c.clone(),
+                entry: 3,
+            },
+        ] {
+            m.apply(&r);
+        }
+        let q: Vec<_> = m.sessions[&c]
+            .queue
+            .iter()
+            .map(|e| (e.qos, e.sent))
+            .collect();
+        assert_eq!(
+            q,
+            [(2, Some((9, false)))],
+            "the QoS 2 copy is still in flight"
+        );
+        assert_eq!(m.messages[&1].1, 1);
+        assert_eq!(m.next_id, 4);
+    }
+
+    #[test]
+    fn an_enqueue_from_before_entry_ids_is_its_message_id() {
+        let mut body = Vec::new();
+        encode(
+            &Record::Enqueue {
+                client: Arc::from("c"),
+                id: 5,
+                entry: 5,
+                qos: 1,
+                retain: false,
+                sub_ids: vec![],
+            },
+            &mut body,
+        );
+        body.truncate(body.len() - 8);
+        let Ok(Record::Enqueue {
+            id: 5, entry: 5, ..
+        }) = decode(&body)
+        else {
+            panic!("an old enqueue record");
+        };
     }
 
     #[test]

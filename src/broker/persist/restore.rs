@@ -80,7 +80,7 @@ pub fn restore(shared: &Arc<Shared>, config: &Config, store: &Arc<Store>) {
                 qos: e.qos,
                 retain: e.retain,
                 sub_ids: e.sub_ids,
-                stored: Some(e.id),
+                stored: Some(e.entry),
             };
             match e.sent {
                 Some((pkid, released)) => {
@@ -91,7 +91,7 @@ pub fn restore(shared: &Arc<Shared>, config: &Config, store: &Arc<Store>) {
                     if !inbox.push(d) {
                         store.append(Record::Done {
                             client: client.clone(),
-                            id: e.id,
+                            entry: e.entry,
                         });
                     }
                 }
@@ -141,7 +141,6 @@ pub fn restore(shared: &Arc<Shared>, config: &Config, store: &Arc<Store>) {
     }
     drop(router);
     for (client, msg) in due_wills {
-        shared.publish(&msg);
-        store.append(Record::WillDone { client });
+        shared.publish_then(&msg, Some(Record::WillDone { client }));
     }
 }

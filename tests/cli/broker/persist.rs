@@ -507,3 +507,55 @@ fn a_directory_in_use_by_a_running_broker_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn a_temporary_session_taken_over_as_a_persistent_one_keeps_its_subscriptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = broker(dir.path());
+    // v5, clean start 0 but session expiry 0: a session that is not written to the log.
+    let (mut temporary, _) = Client::connect(b.port(), &Connect::new(V5, "adopt").clean(false));
+    temporary.send(&packet(
+        0x82,
+        &super::raw::subscribe_body(V5, 1, &[(b"ad/#", 1)], &[]),
+    ));
+    assert_eq!(temporary.expect("SUBACK").kind(), 0x90);
+    // Taken over with an expiry: the same session, now persistent [MQTT-3.1.2-4].
+    let connect = Connect::new(V5, "adopt")
+        .clean(false)
+        .props(prop_u32(0x11, 600));
+    let (mut c, ack) = Client::connect(b.port(), &connect);
+    assert!(parse_connack_v5(&ack).0, "the session is resumed");
+    c.send(&disconnect(V5, 0));
+    assert!(matches!(c.read(Duration::from_secs(5)), Read::Closed));
+    b.signal("KILL");
+
+    let b = broker(dir.path());
+    let (mut c, ack) = Client::connect(b.port(), &connect);
+    assert!(parse_connack_v5(&ack).0, "present after the restart");
+    publish_acked(b.port(), 1, false, "ad/x", "still subscribed");
+    let m = parse_publish(V5, &c.expect("a message on the adopted subscription"));
+    assert_eq!(m.payload, b"still subscribed");
+    c.send(&puback(m.pid.unwrap()));
+}
+
+#[test]
+fn a_retained_message_sent_on_subscribe_is_owed_across_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = broker(dir.path());
+    publish_acked(b.port(), 1, true, "rs/x", "retained");
+    let (mut c, _) = Client::connect(b.port(), &Connect::new(V4, "rs-sub").clean(false));
+    c.subscribe(1, &[("rs/#", 1)]);
+    let m = parse_publish(V4, &c.expect("the retained message"));
+    assert_eq!(m.payload, b"retained");
+    // Not acknowledged before the crash.
+    b.signal("KILL");
+
+    let b = broker(dir.path());
+    let mut c = resume(b.port(), "rs-sub");
+    let again = parse_publish(V4, &c.expect("the retained message, owed still"));
+    assert_eq!(
+        (again.topic, again.payload),
+        (b"rs/x".to_vec(), b"retained".to_vec())
+    );
+    c.send(&puback(again.pid.unwrap()));
+}
