@@ -45,10 +45,9 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     // The messages files get a sidecar saying how they were made (SENSORS.md §5.3).
     let meta = sidecar(&conn, &args.topics, args.qos, v5, args.serve);
     let rotatable = |path: &str| path != "-";
-    if args.rotate.is_some()
-        && !(args.layout != Layout::Wide && rotatable(&args.output))
-        && !args.raw.as_deref().is_some_and(rotatable)
-    {
+    let any_rotatable = (args.layout != Layout::Wide && rotatable(&args.output))
+        || args.raw.as_deref().is_some_and(rotatable);
+    if args.rotate.is_some() && !any_rotatable {
         return Err(usage(
             "--rotate rotates -o FILE (readings or messages layout) and --raw FILE: give it one",
         ));
@@ -58,7 +57,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let main = match args.layout {
         Layout::Readings => Main::Readings(Rotating::open(
             files(&args.output),
-            |line| line == readings::HEADER,
+            Box::new(|line| line == readings::HEADER),
             Box::new(ReadingsWriter::new),
             None,
         )?),
@@ -68,10 +67,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         }
         Layout::Messages => Main::Messages(Box::new(Rotating::open(
             files(&args.output),
-            match format {
-                capture::Format::Csv => |line| capture::header_matches(line, capture::Format::Csv),
-                capture::Format::Jsonl => |_| true,
-            },
+            Box::new(move |line| capture::header_matches(line, format)),
             Box::new(move |out, fresh| capture::Writer::new(out, format, fresh, false)),
             Some(meta.clone()),
         )?)),
@@ -79,7 +75,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let raw = match &args.raw {
         Some(path) => Some(Rotating::open(
             files(path),
-            |line| capture::header_matches(line, capture::Format::Csv),
+            Box::new(|line| capture::header_matches(line, capture::Format::Csv)),
             Box::new(|out, fresh| capture::Writer::new(out, capture::Format::Csv, fresh, false)),
             Some(meta),
         )?),
@@ -278,12 +274,13 @@ enum Main {
 }
 
 type Make<W> = Box<dyn Fn(Box<dyn Write>, bool) -> io::Result<W>>;
+type SameHeader = Box<dyn Fn(&str) -> bool>;
 
 /// A layout's writer on [`Files`]: a new file, with its header (and sidecar), when they rotate.
 struct Rotating<W> {
     files: Files,
     writer: W,
-    same_header: fn(&str) -> bool,
+    same_header: SameHeader,
     make: Make<W>,
     sidecar: Option<String>,
 }
@@ -291,12 +288,12 @@ struct Rotating<W> {
 impl<W> Rotating<W> {
     fn open(
         mut files: Files,
-        same_header: fn(&str) -> bool,
+        same_header: SameHeader,
         make: Make<W>,
         sidecar: Option<String>,
     ) -> anyhow::Result<Rotating<W>> {
         let path = files.next(chrono::Utc::now(), 0).unwrap_or_default();
-        let writer = open_with(&path, &files, same_header, &make, sidecar.as_deref())?;
+        let writer = open_with(&path, &files, &same_header, &make, sidecar.as_deref())?;
         Ok(Rotating {
             files,
             writer,
@@ -312,7 +309,7 @@ impl<W> Rotating<W> {
             self.writer = open_with(
                 &path,
                 &self.files,
-                self.same_header,
+                &self.same_header,
                 &self.make,
                 self.sidecar.as_deref(),
             )?;
@@ -324,7 +321,7 @@ impl<W> Rotating<W> {
 fn open_with<W>(
     path: &str,
     files: &Files,
-    same_header: fn(&str) -> bool,
+    same_header: &SameHeader,
     make: &Make<W>,
     sidecar: Option<&str>,
 ) -> anyhow::Result<W> {
