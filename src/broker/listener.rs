@@ -35,7 +35,7 @@ use crate::exit::usage;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest MQTT packet: 1 type byte, 4 length bytes, 268,435,455 bytes of body.
-const MAX_MQTT_PACKET: usize = 1 + 4 + 268_435_455;
+const MAX_MQTT_PACKET: usize = crate::conn::packet::MAX_PACKET;
 
 /// A WebSocket message may carry a maximum-size packet plus small packets a client coalesced
 /// into the same message; the broker's own packet-size limit applies after this.
@@ -157,6 +157,12 @@ fn default_port(scheme: Scheme) -> u16 {
         Scheme::Ws => 8000,
         Scheme::Wss => 8081,
     }
+}
+
+/// The first listener other machines can reach, if any: where anonymous access stops being
+/// the default.
+pub fn first_exposed(specs: &[ListenSpec]) -> Option<&ListenSpec> {
+    specs.iter().find(|s| !s.addr.ip().is_loopback())
 }
 
 /// What `smq serve-broker` listens on without `--listen`: this machine only, so starting a

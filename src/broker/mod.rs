@@ -59,7 +59,7 @@ impl Config {
             listen,
             tls: None,
             max_connections: 100_000,
-            max_packet: 268_435_455,
+            max_packet: crate::conn::packet::MAX_REMAINING_LENGTH,
             max_inflight: 100,
             max_queued: 1000,
             max_keepalive: u16::MAX,

@@ -92,7 +92,7 @@ async fn serve(args: &mut SubArgs) -> anyhow::Result<broker::Running> {
     };
     // As serve-broker: anonymous clients only on this machine unless explicitly let in. The
     // embedded broker has no password file, so refusing them would shut out smq's own client.
-    let exposed = specs.iter().find(|s| !s.addr.ip().is_loopback());
+    let exposed = listener::first_exposed(&specs);
     if let (Some(spec), false) = (exposed, args.allow_anonymous) {
         return Err(usage(format!(
             "--listen {} is reachable from your network and the embedded broker has no passwords: add --allow-anonymous to let anyone on it publish, or run smq serve-broker --password-file",

@@ -14,7 +14,9 @@ pub use v5::{
 };
 
 /// The largest packet MQTT can express (a 4-byte remaining length).
-pub const MAX_PACKET: usize = 268_435_455 + 5;
+/// MQTT's largest Remaining Length (four varint bytes).
+pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
+pub const MAX_PACKET: usize = MAX_REMAINING_LENGTH + 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {

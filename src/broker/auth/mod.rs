@@ -13,7 +13,7 @@ use acl::{AclFile, ClientAcl};
 use passwd::PasswordFile;
 use ratelimit::Failures;
 
-use super::codec::Connect;
+use super::codec::{self, Connect};
 use super::listener::ListenSpec;
 use crate::conn::packet::Protocol;
 
@@ -58,8 +58,7 @@ struct Credentials<'a> {
 pub struct Auth {
     files: RwLock<Files>,
     /// Where the files are read from, again on SIGHUP.
-    password_file: Option<PathBuf>,
-    acl_file: Option<PathBuf>,
+    config: AuthConfig,
     allow_anonymous: bool,
     identity_as_username: bool,
     failures: Failures,
@@ -73,6 +72,8 @@ struct Files {
     /// Checked for a user the password file does not know, at the cost of its typical entry.
     decoy: Option<passwd::Hash>,
     acl: Option<AclFile>,
+    /// The ACL file's rules for anonymous clients, built once: HTTP Push checks every topic.
+    anonymous_acl: Option<ClientAcl>,
 }
 
 impl Files {
@@ -82,10 +83,12 @@ impl Files {
             .as_deref()
             .map(PasswordFile::read)
             .transpose()?;
+        let acl = config.acl_file.as_deref().map(AclFile::read).transpose()?;
         Ok(Files {
             decoy: passwords.as_ref().map(PasswordFile::decoy),
             passwords,
-            acl: config.acl_file.as_deref().map(AclFile::read).transpose()?,
+            anonymous_acl: acl.as_ref().map(|a| a.for_client(None, "")),
+            acl,
         })
     }
 }
@@ -95,7 +98,7 @@ impl Auth {
     pub fn load(config: &AuthConfig, listeners: &[ListenSpec]) -> anyhow::Result<Auth> {
         let files = Files::read(config)?;
         let passwords = &files.passwords;
-        let exposed = listeners.iter().find(|l| !l.addr.ip().is_loopback());
+        let exposed = super::listener::first_exposed(listeners);
         let (allow_anonymous, why) = match (config.allow_anonymous, passwords, exposed) {
             (Some(true), _, _) => (true, "allowed (--allow-anonymous)".to_owned()),
             (Some(false), _, _) => (false, "refused (--allow-anonymous false)".to_owned()),
@@ -126,8 +129,7 @@ impl Auth {
         }
         Ok(Auth {
             files: RwLock::new(files),
-            password_file: config.password_file.clone(),
-            acl_file: config.acl_file.clone(),
+            config: config.clone(),
             allow_anonymous,
             identity_as_username: config.use_identity_as_username,
             failures: Failures::default(),
@@ -139,8 +141,7 @@ impl Auth {
     pub fn open() -> Auth {
         Auth {
             files: RwLock::default(),
-            password_file: None,
-            acl_file: None,
+            config: AuthConfig::default(),
             allow_anonymous: true,
             identity_as_username: false,
             failures: Failures::default(),
@@ -180,11 +181,13 @@ impl Auth {
             }
             Ok(admitted) => return Ok(admitted),
         };
-        Err(match (refusal, c.proto) {
-            (Refusal::BadCredentials, Protocol::V5) => 0x86,
-            (Refusal::BadCredentials, Protocol::V311) => 4,
-            (Refusal::NotAuthorized, Protocol::V5) => 0x87,
-            (Refusal::NotAuthorized, Protocol::V311) => 5,
+        let code = match refusal {
+            Refusal::BadCredentials => 0x86,
+            Refusal::NotAuthorized => 0x87,
+        };
+        Err(match c.proto {
+            Protocol::V5 => code,
+            Protocol::V311 => codec::connack_code_v311(code),
         })
     }
 
@@ -199,21 +202,22 @@ impl Auth {
             Ok(_) => {}
         }
         let files = self.files.read().unwrap_or_else(|e| e.into_inner());
-        let costly = match (&files.passwords, c.username) {
-            (Some(p), Some(u)) => p
-                .get(u)
-                .or(files.decoy.as_ref())
-                .is_some_and(passwd::Hash::is_costly),
-            _ => false,
-        };
+        let entry = files
+            .passwords
+            .as_ref()
+            .zip(c.username)
+            .map(|(p, u)| p.get(u));
+        let costly = entry
+            .and_then(|hash| hash.or(files.decoy.as_ref()))
+            .is_some_and(passwd::Hash::is_costly);
         let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
             == tokio::runtime::RuntimeFlavor::MultiThread;
         let result = if costly && multi_thread {
             // A hash with many iterations takes milliseconds: off the worker, so the other
             // connections on it keep going meanwhile.
-            tokio::task::block_in_place(|| self.check(&files, &c))
+            tokio::task::block_in_place(|| self.check(&files, &c, entry))
         } else {
-            self.check(&files, &c)
+            self.check(&files, &c, entry)
         };
         if result.is_err() {
             self.failures.failed(c.peer);
@@ -232,16 +236,11 @@ impl Auth {
     /// users and rules; connected clients keep the rules they got at CONNECT. On an error the
     /// old files stay in force. Says what was read.
     pub fn reload(&self) -> anyhow::Result<Option<String>> {
-        let config = AuthConfig {
-            password_file: self.password_file.clone(),
-            acl_file: self.acl_file.clone(),
-            ..AuthConfig::default()
-        };
-        let files = Files::read(&config)?;
+        let files = Files::read(&self.config)?;
         *self.files.write().unwrap_or_else(|e| e.into_inner()) = files;
         let read: Vec<String> = [
-            ("password file", &self.password_file),
-            ("ACL file", &self.acl_file),
+            ("password file", &self.config.password_file),
+            ("ACL file", &self.config.acl_file),
         ]
         .into_iter()
         .filter_map(|(what, path)| path.as_ref().map(|p| format!("{what} {}", p.display())))
@@ -249,7 +248,14 @@ impl Auth {
         Ok((!read.is_empty()).then(|| format!("reloaded {}", read.join(" and "))))
     }
 
-    fn check(&self, files: &Files, c: &Credentials<'_>) -> Result<Option<String>, Refusal> {
+    /// `entry`: the password file's answer for the user name, looked up by `login` (None
+    /// without a file or a user name).
+    fn check(
+        &self,
+        files: &Files,
+        c: &Credentials<'_>,
+        entry: Option<Option<&passwd::Hash>>,
+    ) -> Result<Option<String>, Refusal> {
         if let (true, Some(cn)) = (self.identity_as_username, c.tls_cn) {
             // The certificate vouches for the user; no password is asked (as mosquitto).
             return cn
@@ -263,7 +269,7 @@ impl Auth {
                 Err(Refusal::NotAuthorized)
             };
         };
-        let Some(passwords) = &files.passwords else {
+        let Some(entry) = entry else {
             // Without a password file a user name proves nothing: the client is anonymous
             // for the purpose of getting in, and the name is kept for the ACL.
             return if self.allow_anonymous {
@@ -273,7 +279,7 @@ impl Auth {
             };
         };
         let password = c.password.unwrap_or_default();
-        match passwords.get(user) {
+        match entry {
             Some(hash) if hash.verify(password) => Ok(Some(user.to_owned())),
             Some(_) => Err(Refusal::BadCredentials),
             None => {
@@ -297,9 +303,9 @@ impl Auth {
     pub fn anonymous_may_write(&self, topic: &str) -> bool {
         let files = self.files.read().unwrap_or_else(|e| e.into_inner());
         files
-            .acl
+            .anonymous_acl
             .as_ref()
-            .is_none_or(|acl| acl.for_client(None, "").may_write(topic.as_bytes()))
+            .is_none_or(|acl| acl.may_write(topic.as_bytes()))
     }
 }
 
@@ -338,9 +344,12 @@ mod tests {
             AuthConfig::default(),
             &["mqtt://127.0.0.1:0", "ws://[::1]:0"],
         );
-        assert_eq!(local.check(&Files::default(), &creds(None, None)), Ok(None));
         assert_eq!(
-            local.check(&Files::default(), &creds(Some("x"), None)),
+            local.check(&Files::default(), &creds(None, None), None),
+            Ok(None)
+        );
+        assert_eq!(
+            local.check(&Files::default(), &creds(Some("x"), None), None),
             Ok(Some("x".into())),
             "a name without a password file is kept for the ACL"
         );
@@ -350,11 +359,11 @@ mod tests {
         );
         assert!(lan.summary.contains("mqtt://0.0.0.0:0"), "{}", lan.summary);
         assert_eq!(
-            lan.check(&Files::default(), &creds(None, None)),
+            lan.check(&Files::default(), &creds(None, None), None),
             Err(Refusal::NotAuthorized)
         );
         assert_eq!(
-            lan.check(&Files::default(), &creds(Some("x"), Some(b"y"))),
+            lan.check(&Files::default(), &creds(Some("x"), Some(b"y")), None),
             Err(Refusal::NotAuthorized)
         );
         let open = auth(
@@ -364,7 +373,10 @@ mod tests {
             },
             &["mqtt://0.0.0.0:0"],
         );
-        assert_eq!(open.check(&Files::default(), &creds(None, None)), Ok(None));
+        assert_eq!(
+            open.check(&Files::default(), &creds(None, None), None),
+            Ok(None)
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,6 +402,7 @@ mod tests {
                 passwords: Some(PasswordFile::parse(&format!("slow:{h}")).unwrap()),
                 decoy: None,
                 acl: None,
+                anonymous_acl: None,
             }),
             allow_anonymous: false,
             ..Auth::open()
@@ -407,12 +420,18 @@ mod tests {
         };
         let mut c = creds(Some("claimed"), None);
         c.tls_cn = Some(Some("device-7"));
-        assert_eq!(a.check(&Files::default(), &c), Ok(Some("device-7".into())));
+        assert_eq!(
+            a.check(&Files::default(), &c, None),
+            Ok(Some("device-7".into()))
+        );
         c.tls_cn = Some(None);
-        assert_eq!(a.check(&Files::default(), &c), Err(Refusal::NotAuthorized));
+        assert_eq!(
+            a.check(&Files::default(), &c, None),
+            Err(Refusal::NotAuthorized)
+        );
         c.tls_cn = None;
         assert_eq!(
-            a.check(&Files::default(), &c),
+            a.check(&Files::default(), &c, None),
             Err(Refusal::NotAuthorized),
             "plain listener"
         );
