@@ -262,7 +262,7 @@ impl Connection {
             (c.keepalive, None)
         };
 
-        let (mailbox, kick, generation, entry_state, session_present, store, sync_to) = {
+        let (mailbox, kick, generation, entry_state, session_present, store, durable, sync_to) = {
             let mut router = shared.lock();
             let generation = router.next_generation();
             let old = router.sessions.remove(&client_id);
@@ -341,7 +341,9 @@ impl Connection {
                 }),
                 _ => 0,
             };
-            (mailbox, kick, generation, state, present, store, sync_to)
+            (
+                mailbox, kick, generation, state, present, store, durable, sync_to,
+            )
         };
         let ack = ConnAck {
             session_present,
@@ -378,7 +380,7 @@ impl Connection {
             backlog: VecDeque::new(),
             problem_info: c.request_problem_info,
             acl,
-            durable: store.is_some() && session_expiry > 0,
+            durable,
             store,
             sync_to,
         })
@@ -461,7 +463,8 @@ impl Connection {
             // Acknowledgements go out only once what they acknowledge is on disk; reading
             // goes on meanwhile, so one fsync covers a whole window of messages.
             out.stage(&mut wbuf, std::mem::take(&mut self.sync_to));
-            if let Some(s) = &store {
+            // Only held output waits for the disk: a clean session never reads the position.
+            if let (Some(s), false) = (&store, out.held.is_empty()) {
                 out.release(s.durable());
             }
             let waiting = out.held.front().map(|h| h.0);
@@ -617,14 +620,19 @@ impl Connection {
             } => self.on_subscribe(pkid, filters, sub_id, state, wbuf)?,
             Packet::Unsubscribe { pkid, filters } => {
                 let mut codes = Vec::with_capacity(filters.len());
+                let mut gone = Vec::with_capacity(filters.len());
                 let mut router = self.shared.lock();
-                for f in &filters {
-                    let existed = router.unsubscribe(f, &self.client_id);
-                    state.subscriptions.remove(f);
+                for f in filters {
+                    let existed = router.unsubscribe(&f, &self.client_id);
+                    state.subscriptions.remove(&f);
                     codes.push(if existed { 0 } else { 0x11 });
+                    // A filter that was not subscribed changes nothing on disk.
+                    if existed {
+                        gone.push(f);
+                    }
                 }
                 drop(router);
-                for f in filters {
+                for f in gone {
                     self.log_synced(Record::Unsub {
                         client: self.client_id.clone(),
                         filter: f,

@@ -1,6 +1,6 @@
 //! At start: the persisted state back into the router, with the timers it had running.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -101,7 +101,7 @@ pub fn restore(shared: &Arc<Shared>, config: &Config, store: &Arc<Store>) {
         let state = State {
             inbox,
             next_pkid: outgoing.keys().next_back().copied().unwrap_or(0),
-            subscriptions: subs.into_iter().collect::<HashMap<_, _>>(),
+            subscriptions: subs,
             outgoing,
             incoming_qos2: incoming_qos2.into_iter().collect::<HashSet<_>>(),
         };
