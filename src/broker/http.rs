@@ -541,11 +541,9 @@ async fn answer(
     }
     // At QoS 1/2 the 200 is the acknowledgement: with --persist, what a persistent session
     // queued must be on disk first, as for a PUBACK.
-    if let (Some(pos), true) = (synced, config.qos > 0) {
+    if config.qos > 0 {
         let store = shared.lock().store.clone();
-        if let Some(store) = store {
-            store.synced(pos).await;
-        }
+        super::session::synced(store.as_deref(), synced).await;
     }
     Ok(Reply::text(200, "ok\n"))
 }
@@ -573,11 +571,11 @@ fn digest(ingest: &Ingest, body: Bytes, path: &str) -> Result<Vec<(String, Bytes
         .topic
         .render(&envelope, path)
         .map_err(|why| Reply::text(400, format!("{why}\n")))?;
-    let messages = if config.split {
+    // None: the body goes out whole (no --split, or not a Sensor Logger batch).
+    let pieces = if config.split {
         let cap = config.max_body.saturating_mul(IN_FLIGHT_BODIES);
         match split(text, &envelope, &topic, cap) {
-            Ok(Some(messages)) => messages,
-            Ok(None) => vec![(topic, body.clone())],
+            Ok(messages) => messages,
             Err(SplitError::Bad(why)) => return Err(Reply::text(400, format!("{why}\n"))),
             Err(SplitError::TooLarge) => {
                 return Err(Reply::text(
@@ -590,8 +588,9 @@ fn digest(ingest: &Ingest, body: Bytes, path: &str) -> Result<Vec<(String, Bytes
             }
         }
     } else {
-        vec![(topic, body.clone())]
+        None
     };
+    let messages = pieces.unwrap_or_else(|| vec![(topic, body.clone())]);
     if let Some(max) = ingest.max_payload {
         if messages.iter().any(|(_, payload)| payload.len() > max) {
             return Err(Reply::text(

@@ -61,7 +61,7 @@ impl ListenSpec {
     }
 }
 
-fn url(scheme: Scheme, addr: SocketAddr) -> String {
+pub fn url(scheme: Scheme, addr: SocketAddr) -> String {
     // SocketAddr's Display already brackets IPv6 and drops a zero scope id.
     format!("{scheme}://{addr}")
 }
@@ -319,9 +319,8 @@ impl Listener {
         url(self.scheme(), self.local_addr)
     }
 
-    /// When bound to all interfaces, the URLs another device on the LAN (a phone) should use,
-    /// one per non-loopback address of this machine; empty otherwise, or when the addresses
-    /// cannot be found (this is advice, so it never fails).
+    /// [`Listener::lan_addrs`] as URLs.
+    #[cfg(test)]
     pub fn lan_urls(&self) -> Vec<String> {
         self.lan_addrs()
             .into_iter()
@@ -329,7 +328,9 @@ impl Listener {
             .collect()
     }
 
-    /// The addresses behind [`Listener::lan_urls`].
+    /// When bound to all interfaces, the addresses another device on the LAN (a phone) should
+    /// use, one per non-loopback address of this machine; empty otherwise, or when the
+    /// addresses cannot be found (this is advice, so it never fails).
     pub fn lan_addrs(&self) -> Vec<SocketAddr> {
         let ip = self.local_addr.ip();
         if !ip.is_unspecified() {

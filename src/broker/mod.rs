@@ -146,16 +146,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         if let Some(ingest) = &ingest {
             let _ = writeln!(err, "smq: {}", ingest.summary());
         }
-        for l in &listeners {
-            let _ = writeln!(err, "smq: listening on {}", l.url());
-            for lan in l.lan_urls() {
-                let _ = writeln!(err, "smq:   on your network: {lan}");
-            }
-        }
+        // Read once: the interface list comes from /proc.
         let lan: Vec<_> = listeners
             .iter()
             .map(|l| (l.scheme(), l.lan_addrs()))
             .collect();
+        for (l, (scheme, addrs)) in listeners.iter().zip(&lan) {
+            let _ = writeln!(err, "smq: listening on {}", l.url());
+            for addr in addrs {
+                let _ = writeln!(
+                    err,
+                    "smq:   on your network: {}",
+                    listener::url(*scheme, *addr)
+                );
+            }
+        }
         for line in phone::setup_lines(&lan, config.http.as_ref()) {
             let _ = writeln!(err, "smq: {line}");
         }

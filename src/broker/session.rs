@@ -1140,7 +1140,7 @@ impl Out {
 }
 
 /// Waits for the log to reach `pos`.
-async fn synced(store: Option<&Store>, pos: Option<u64>) {
+pub(super) async fn synced(store: Option<&Store>, pos: Option<u64>) {
     if let (Some(s), Some(pos)) = (store, pos) {
         s.synced(pos).await;
     }
