@@ -3,8 +3,10 @@
 //! leave after power loss, is no frame: its checksum would be that of a zero length).
 //! A crash can leave a torn last record (or garbage after it); reading stops at the first frame
 //! that is short or fails its checksum, and the file is cut back to the last good record. A
-//! bad frame with good ones after it is not a torn write but damage: reading refuses it.
-//! Compaction replaces the whole file atomically: temp file, fsync, rename, fsync the directory.
+//! bad frame before a checkpoint that vouches for it (every write starts with one saying how far
+//! the file was on disk, and a compacted file ends with one) is not a torn write but damage:
+//! reading refuses it. Compaction replaces the whole file atomically: temp file, fsync, rename,
+//! fsync the directory.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -139,6 +141,10 @@ pub fn read(path: &Path) -> io::Result<Vec<u8>> {
 /// Replaces `dir/name` with a log holding `records` (already framed), crash-safely: a crash
 /// at any point leaves either the old file or the new one. Returns the new file, open for
 /// appending, and its length.
+///
+/// The records end with a checkpoint covering all of them: the file is fsync'd whole before
+/// it takes the log's name, so none of it can be a torn write, and a bad frame in it is
+/// damage to refuse rather than a tail to cut off.
 pub fn replace(dir: &Path, name: &str, records: &[u8]) -> io::Result<(File, u64)> {
     let tmp = dir.join(format!("{name}.tmp"));
     let mut f = OpenOptions::new()
@@ -146,12 +152,15 @@ pub fn replace(dir: &Path, name: &str, records: &[u8]) -> io::Result<(File, u64)
         .write(true)
         .truncate(true)
         .open(&tmp)?;
+    let mut trailer = Vec::new();
+    checkpoint((HEADER + records.len()) as u64, &mut trailer);
     f.write_all(MAGIC)?;
     f.write_all(records)?;
+    f.write_all(&trailer)?;
     f.sync_all()?;
     fs::rename(&tmp, dir.join(name))?;
     File::open(dir)?.sync_all()?;
-    let len = (HEADER + records.len()) as u64;
+    let len = (HEADER + records.len() + trailer.len()) as u64;
     Ok((f, len))
 }
 
@@ -247,6 +256,38 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_frame_anywhere_in_a_compacted_file_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut recs = Vec::new();
+        for body in [&b"first"[..], b"second", b"third"] {
+            frame(body, &mut recs);
+        }
+        let (_, len) = replace(dir.path(), "log", &recs).unwrap();
+        let whole = read(&dir.path().join("log")).unwrap();
+        assert_eq!(whole.len() as u64, len);
+        assert_eq!(
+            parse(&whole).unwrap().0,
+            [&b"first"[..], b"second", b"third"]
+        );
+        // Every bit of every record, the last one included: nothing was torn, so nothing may
+        // be cut off without a word.
+        for bit in HEADER * 8..(HEADER + recs.len()) * 8 {
+            let mut flipped = whole.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                matches!(parse(&flipped), Err(Unreadable::Damaged(at)) if at <= bit / 8),
+                "bit {bit}: {:?}",
+                parse(&flipped)
+            );
+        }
+        // The trailing checkpoint itself, damaged: it vouches for nothing else, and every
+        // record before it is intact.
+        let mut flipped = whole.clone();
+        *flipped.last_mut().unwrap() ^= 0x80;
+        assert_eq!(parse(&flipped).unwrap().0.len(), 3);
+    }
+
+    #[test]
     fn a_foreign_file_is_refused() {
         assert!(parse(b"SQLite format 3\0").is_err());
         assert!(parse(b"xy").is_err());
@@ -271,7 +312,8 @@ mod tests {
             more
         })
         .unwrap();
-        assert_eq!(len, (HEADER + recs.len()) as u64);
+        // The records, then the checkpoint that vouches for them.
+        assert_eq!(len, (HEADER + recs.len() + 8 + 9) as u64);
         let data = read(&dir.path().join("log")).unwrap();
         assert_eq!(parse(&data).unwrap().0, [&b"new"[..], b"appended"]);
         assert!(!dir.path().join("log.tmp").exists());

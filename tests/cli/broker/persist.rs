@@ -106,6 +106,45 @@ fn retained_messages_survive_sigterm_and_kill_9() {
     );
 }
 
+#[test]
+fn a_bit_flipped_in_a_compacted_log_is_refused_and_the_file_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = broker(dir.path());
+    publish_acked(b.port(), 1, true, "r/a", "kept");
+    publish_acked(b.port(), 1, true, "r/b", "kept too");
+    b.stop();
+    // Every start compacts the log: this one leaves nothing but the compacted records.
+    broker(dir.path()).stop();
+    let log = dir.path().join("smq.log");
+    let mut data = std::fs::read(&log).unwrap();
+    let at = data
+        .windows(8)
+        .position(|w| w == b"kept too")
+        .expect("the retained payload in the log");
+    data[at + 2] ^= 0x04;
+    std::fs::write(&log, &data).unwrap();
+    let out = run_with_timeout(
+        smq()
+            .args([
+                "serve-broker",
+                "--listen",
+                "mqtt://127.0.0.1:0",
+                "--persist",
+            ])
+            .arg(dir.path()),
+        None,
+        10,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("smq.log: damaged at byte ") && err.contains("move the file aside"),
+        "{err}"
+    );
+    assert!(!err.contains("listening"), "refused before binding: {err}");
+    assert_eq!(std::fs::read(&log).unwrap(), data, "left as it was");
+}
+
 /// A subscriber as a real client behaves: it remembers the QoS 2 packet ids it answered
 /// PUBREC to until PUBREL, across reconnects, so a resent QoS 2 message is not delivered twice.
 #[derive(Default)]
