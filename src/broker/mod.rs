@@ -122,6 +122,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .as_deref()
         .map(persist::Store::open)
         .transpose()?;
+    if let Some(dir) = config.persist.as_deref() {
+        persist::stop_on_panic(dir);
+    }
     let tls = config.tls.as_ref().map(listener::server_tls).transpose()?;
     if config.http.is_some() && !config.listen.iter().any(|s| s.scheme.is_websocket()) {
         return Err(crate::exit::usage(

@@ -8,6 +8,7 @@
 
 mod persist;
 pub mod raw;
+mod soak;
 
 use std::io::Write as _;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};

@@ -182,17 +182,7 @@ impl Store {
     /// checksum: after a crash either all of them are there or none. Callers hold the router
     /// lock, so groups stay short; appends from other tasks meanwhile join the group.
     pub fn group(&self) -> Group<'_> {
-        let mut g = self.lock();
-        match &mut g.group {
-            Some((_, depth)) => *depth += 1,
-            None => {
-                let start = g.pending.len();
-                g.pending.extend_from_slice(&[0; 8]);
-                g.pending.push(model::GROUP);
-                g.appended += 9;
-                g.group = Some((start, 1));
-            }
-        }
+        self.lock().enter_group();
         Group(self)
     }
 
@@ -236,8 +226,20 @@ impl std::ops::Deref for Store {
 }
 
 impl Core {
+    /// The store's state. A panic while it was held may have left the model and the log
+    /// apart: nothing more may be acknowledged, so the broker stops.
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(_) => self.fail(&"a panic interrupted an update of the log"),
+        }
+    }
+
+    fn wait<'a>(&self, g: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
+        match self.wake.wait(g) {
+            Ok(g) => g,
+            Err(_) => self.fail(&"a panic interrupted an update of the log"),
+        }
     }
 
     fn write_loop(&self, mut file: File, mut len: u64) {
@@ -248,19 +250,12 @@ impl Core {
             let pos = {
                 let mut g = self.lock();
                 while g.sealed == 0 && !(g.closed && g.group.is_none()) {
-                    g = self.wake.wait(g).unwrap_or_else(|e| e.into_inner());
+                    g = self.wait(g);
                 }
                 if g.sealed == 0 {
                     return;
                 }
-                if g.sealed == g.pending.len() {
-                    std::mem::swap(&mut g.pending, &mut batch);
-                } else {
-                    let sealed = g.sealed;
-                    batch.extend(g.pending.drain(..sealed));
-                }
-                g.sealed = 0;
-                g.appended - g.pending.len() as u64
+                g.take_sealed(&mut batch)
             };
             mark.clear();
             log::checkpoint(len, &mut mark);
@@ -296,7 +291,7 @@ impl Core {
             let mut g = self.lock();
             // An open group's records are in the model already, the rest of it not yet.
             while g.group.is_some() {
-                g = self.wake.wait(g).unwrap_or_else(|e| e.into_inner());
+                g = self.wait(g);
             }
             let mut s = Vec::new();
             g.model.snapshot(&mut s);
@@ -318,6 +313,25 @@ impl Core {
         );
         std::process::exit(1);
     }
+}
+
+/// With a log, a panic anywhere in the broker stops it at the panic, before anything more is
+/// acknowledged. A connection task that panics halfway through an update may leave the router,
+/// the store's model and the log apart, and tokio would carry on with the other tasks; the log
+/// is what the next start trusts, and it holds everything acknowledged so far.
+pub fn stop_on_panic(dir: &Path) {
+    let log = dir.join(LOG);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        previous(info);
+        let _ = writeln!(
+            io::stderr(),
+            "smq: error: stopping after the panic above, before anything more is acknowledged; \
+             start the broker again: {} holds what was acknowledged",
+            log.display()
+        );
+        std::process::exit(1);
+    }));
 }
 
 /// Takes the directory's lock, or says who has it.
@@ -345,19 +359,15 @@ pub struct Group<'a>(&'a Store);
 
 impl Drop for Group<'_> {
     fn drop(&mut self) {
-        let mut g = self.0.lock();
-        let Some((start, depth)) = g.group else {
-            return;
-        };
-        if depth > 1 {
-            g.group = Some((start, depth - 1));
-            return;
+        // Unwinding from a panic halfway through the group: sealing it would write half of
+        // what was meant to reach the disk whole.
+        if std::thread::panicking() {
+            self.0.fail(&"a panic interrupted a group of log records");
         }
-        g.group = None;
-        log::seal_frame(&mut g.pending[start..]);
-        g.seal();
-        // The writer may be waiting for records, or a compaction for the group to close.
-        self.0.wake.notify_one();
+        if self.0.lock().leave_group() {
+            // The writer may be waiting for records, or a compaction for the group to close.
+            self.0.wake.notify_one();
+        }
     }
 }
 
@@ -375,6 +385,52 @@ impl Inner {
         }
         self.appended += (self.pending.len() - before) as u64;
         self.group.is_none() && self.seal()
+    }
+
+    /// Opens a group, or joins the one open (`Store::group`).
+    fn enter_group(&mut self) {
+        match &mut self.group {
+            Some((_, depth)) => *depth += 1,
+            None => {
+                let start = self.pending.len();
+                self.pending.extend_from_slice(&[0; 8]);
+                self.pending.push(model::GROUP);
+                self.appended += 9;
+                self.group = Some((start, 1));
+            }
+        }
+    }
+
+    /// Leaves the group; true when that closed it, sealing its frame.
+    fn leave_group(&mut self) -> bool {
+        let Some((start, depth)) = self.group else {
+            return false;
+        };
+        if depth > 1 {
+            self.group = Some((start, depth - 1));
+            return false;
+        }
+        self.group = None;
+        log::seal_frame(&mut self.pending[start..]);
+        self.seal();
+        true
+    }
+
+    /// Moves what the writer may take into `batch` (empty); returns the log position that
+    /// ends it.
+    fn take_sealed(&mut self, batch: &mut Vec<u8>) -> u64 {
+        if self.sealed == self.pending.len() {
+            std::mem::swap(&mut self.pending, batch);
+        } else {
+            // An open group follows what is sealed: its frame moves down with it.
+            let sealed = self.sealed;
+            batch.extend(self.pending.drain(..sealed));
+            if let Some((start, _)) = &mut self.group {
+                *start -= sealed;
+            }
+        }
+        self.sealed = 0;
+        self.appended - self.pending.len() as u64
     }
 
     /// Lets the writer take everything pending; true when it had nothing before.
@@ -526,6 +582,108 @@ mod tests {
         model::decode_each(bodies.last().unwrap(), |r| last.push(format!("{r:?}"))).unwrap();
         assert_eq!(last.len(), 2, "{last:?}");
         assert!(last[0].starts_with("Retain") && last[1].starts_with("WillDone"));
+    }
+
+    #[test]
+    fn the_writer_taking_records_while_a_group_is_open_leaves_the_group_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // The writer's part done by hand, at the moment that raced: records sealed ahead of
+        // a group that is still open when the writer takes them.
+        // Held throughout, so the real writer thread takes nothing meanwhile.
+        let mut g = store.lock();
+        for i in 0..3 {
+            g.push(&retained(&format!("before/{i}"), "x"));
+        }
+        g.enter_group();
+        g.push(&retained("in/group", "1"));
+        let mut batch = Vec::new();
+        let taken_to = g.take_sealed(&mut batch);
+        assert_eq!(taken_to, g.appended - g.pending.len() as u64);
+        g.push(&retained("in/group", "2"));
+        assert!(g.leave_group());
+        let mut rest = Vec::new();
+        let end = g.take_sealed(&mut rest);
+        assert_eq!(end, g.appended);
+        drop(g);
+        let mut data = log::MAGIC.to_vec();
+        data.extend_from_slice(&batch);
+        data.extend_from_slice(&rest);
+        let (bodies, good) = log::parse(&data).unwrap();
+        assert_eq!(good, data.len(), "every frame intact");
+        let mut records = Vec::new();
+        for b in bodies {
+            model::decode_each(b, |r| records.push(format!("{r:?}"))).unwrap();
+        }
+        assert_eq!(records.len(), 5, "{records:#?}");
+        assert!(records[3].contains("in/group") && records[4].contains("in/group"));
+    }
+
+    /// Set in the child processes of the panic test: how the child stops, and its directory.
+    const PANIC_CHILD: &str = "SMQ_TEST_PERSIST_PANIC_CHILD";
+    const PANIC_TEST: &str = "broker::persist::tests::a_panic_halfway_through_an_update_stops_before_anything_more_is_acknowledged";
+
+    /// The child: a store with something synced, then a task that panics halfway through a
+    /// group, then another record waited for as an acknowledgement would be.
+    fn panicking_child(hook: bool, dir: &Path) {
+        if hook {
+            stop_on_panic(dir);
+        }
+        let store = Store::open(dir).unwrap();
+        let pos = store.append(retained("before", "1"));
+        block_on(store.synced(pos));
+        let s = store.clone();
+        let _ = std::thread::spawn(move || {
+            let _group = s.group();
+            s.append(retained("half", "2"));
+            panic!("injected: a bug halfway through a group");
+        })
+        .join();
+        let pos = store.append(retained("after", "3"));
+        block_on(store.synced(pos));
+        let _ = writeln!(io::stdout(), "acknowledged after the panic");
+    }
+
+    #[test]
+    fn a_panic_halfway_through_an_update_stops_before_anything_more_is_acknowledged() {
+        if let Some(child) = std::env::var_os(PANIC_CHILD) {
+            let child = child.to_str().unwrap();
+            let (how, dir) = child.split_once(':').unwrap();
+            return panicking_child(how == "hook", Path::new(dir));
+        }
+        // With the broker's panic hook, and without it (the store's own guard).
+        for how in ["hook", "guard"] {
+            let dir = tempfile::tempdir().unwrap();
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", PANIC_TEST, "--nocapture", "--test-threads=1"])
+                .env(
+                    PANIC_CHILD,
+                    format!("{how}:{}", dir.path().to_str().unwrap()),
+                )
+                .env("RUST_BACKTRACE", "0")
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !stdout.contains("acknowledged after the panic"),
+                "{how}: {stdout}\n{stderr}"
+            );
+            assert_eq!(out.status.code(), Some(1), "{how}: {stdout}\n{stderr}");
+            assert!(stderr.contains("injected"), "{how}: {stderr}");
+            let said = if how == "hook" {
+                "before anything more is acknowledged"
+            } else {
+                "a panic interrupted a group of log records"
+            };
+            assert!(stderr.contains(said), "{how}: {stderr}");
+            // Half a group never reached the disk, nor anything after it.
+            assert_eq!(
+                topics(&Store::open(dir.path()).unwrap()),
+                ["before=1"],
+                "{how}"
+            );
+        }
     }
 
     #[test]

@@ -422,6 +422,24 @@ impl Client {
         (c, ack)
     }
 
+    /// `connect`, or None when the server is gone or does not accept the connection.
+    pub fn try_connect(port: u16, connect: &Connect) -> Option<(Client, Packet)> {
+        let stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+        let _ = stream.set_nodelay(true);
+        let mut c = Client {
+            stream,
+            buf: Vec::new(),
+            version: connect.version,
+        };
+        c.try_send(&connect.bytes()).ok()?;
+        match c.read(REPLY) {
+            Read::Packet(ack) if ack.first == CONNACK && ack.body.get(1) == Some(&0) => {
+                Some((c, ack))
+            }
+            _ => None,
+        }
+    }
+
     /// `Connect::new(version, id)` with defaults.
     pub fn connected(port: u16, version: u8, id: &str) -> Client {
         Self::connect(port, &Connect::new(version, id)).0
