@@ -14,7 +14,7 @@ use std::io::{self, Write};
 
 use bytes::Bytes;
 
-pub use client::{Client, Event};
+pub use client::{Client, Event, TooLarge};
 pub use packet::{Message, Protocol};
 pub use reason::{delivery as delivery_reason, subscribe as subscribe_reason};
 use transport::{Endpoint, TlsSetup, TransportSetup, WsSetup};

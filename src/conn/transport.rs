@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use rustls::ClientConfig;
@@ -22,6 +22,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
 use super::tls;
+
+/// The most of a shared payload one WebSocket frame carries.
+const WS_FRAME: usize = 1024 * 1024;
 
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
@@ -252,6 +255,28 @@ impl Writer {
             }
             Writer::Ws(sink) => {
                 let frame = buf.split().freeze();
+                sink.send(WsMessage::Binary(frame))
+                    .await
+                    .map_err(io::Error::other)
+            }
+        }
+    }
+
+    /// Writes some of `chunk`, a payload shared with the caller, and advances it past what was
+    /// written; cancel-safe in the same way. Over WebSocket a frame carries at most
+    /// `WS_FRAME` bytes of it, so the frame buffer never holds a second copy of a large
+    /// payload; MQTT packets may span frames (MQTT 5 §6.0).
+    pub async fn write_shared(&mut self, chunk: &mut Bytes) -> io::Result<()> {
+        match self {
+            Writer::Stream(w) => {
+                w.write_buf(chunk).await?;
+                if chunk.is_empty() {
+                    w.flush().await?;
+                }
+                Ok(())
+            }
+            Writer::Ws(sink) => {
+                let frame = chunk.split_to(chunk.len().min(WS_FRAME));
                 sink.send(WsMessage::Binary(frame))
                     .await
                     .map_err(io::Error::other)

@@ -6,6 +6,7 @@ mod broker_config;
 mod generated;
 mod http_push;
 mod publish;
+mod publish_limits;
 mod record_replay;
 mod subscribe;
 mod subscribe_format;
