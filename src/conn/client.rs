@@ -14,8 +14,8 @@ use bytes::{Bytes, BytesMut};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::packet::{self, Incoming, MAX_PACKET, Message, Protocol};
-use super::transport::{self, Reader, Writer};
-use super::{ConnectOptions, reason};
+use super::transport::{self, Reader, TransportSetup, Writer};
+use super::{ConnectOptions, explain, reason};
 use crate::exit::Failure;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -148,7 +148,7 @@ impl Client {
         };
         packet::encode_connect(opts.proto, &opts.connect_packet(), &mut client.wbuf)?;
         client.trace_out(format_args!("CONNECT"));
-        let connack = timeout(CONNECT_TIMEOUT, client.handshake())
+        let connack = timeout(CONNECT_TIMEOUT, client.handshake(setup))
             .await
             .map_err(|_| anyhow!("{} did not answer CONNECT", setup.describe()))??;
         let Incoming::ConnAck { code, props, .. } = connack else {
@@ -183,13 +183,25 @@ impl Client {
         Ok(client)
     }
 
-    async fn handshake(&mut self) -> anyhow::Result<Incoming> {
+    async fn handshake(&mut self, setup: &TransportSetup) -> anyhow::Result<Incoming> {
         while !self.wbuf.is_empty() {
-            self.writer.write(&mut self.wbuf).await?;
+            self.writer
+                .write(&mut self.wbuf)
+                .await
+                .map_err(|e| explain::before_connack(&e, setup))?;
         }
         self.last_sent = Instant::now();
         loop {
-            if let Some(p) = packet::decode(self.proto, &mut self.rbuf, self.max_in)? {
+            // A broker of another protocol answers in it: say so rather than "malformed".
+            if let Some(err) = explain::not_mqtt(&self.rbuf, setup) {
+                return Err(err);
+            }
+            let decoded = if explain::undecided(&self.rbuf) {
+                None
+            } else {
+                packet::decode(self.proto, &mut self.rbuf, self.max_in)?
+            };
+            if let Some(p) = decoded {
                 if let Incoming::ConnAck {
                     code,
                     session_present,
@@ -203,14 +215,9 @@ impl Client {
                 }
                 return Ok(p);
             }
-            if self.reader.read(&mut self.rbuf).await? == 0 {
-                return Err(anyhow!(
-                    "the broker closed the connection before CONNACK (does it speak MQTT {}?)",
-                    match self.proto {
-                        Protocol::V311 => "3.1.1; try -V mqttv5",
-                        Protocol::V5 => "5; try -V mqttv311",
-                    }
-                ));
+            let read = self.reader.read(&mut self.rbuf).await;
+            if read.map_err(|e| explain::before_connack(&e, setup))? == 0 {
+                return Err(explain::closed_before_connack(self.proto, setup));
             }
         }
     }

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
-use super::tls;
+use super::{explain, tls};
 
 /// The most of a shared payload one WebSocket frame carries.
 const WS_FRAME: usize = 1024 * 1024;
@@ -47,6 +47,7 @@ pub struct WsSetup {
 pub struct TlsSetup {
     pub config: Arc<ClientConfig>,
     pub server_name: ServerName<'static>,
+    pub context: Arc<tls::Context>,
 }
 
 #[derive(Debug, Clone)]
@@ -100,11 +101,10 @@ pub async fn open(setup: &TransportSetup) -> anyhow::Result<(Reader, Writer)> {
         None => stream,
         Some(t) => {
             let connector = tokio_rustls::TlsConnector::from(t.config.clone());
-            let name = t.server_name.to_str().into_owned();
             let tls = connector
                 .connect(t.server_name.clone(), stream)
                 .await
-                .map_err(|e| tls_error(e, &name))?;
+                .map_err(|e| explain::tls_handshake(&e, setup))?;
             Box::new(tls)
         }
     };
@@ -163,19 +163,6 @@ async fn tcp(host: &str, port: u16, setup: &TransportSetup) -> anyhow::Result<Tc
     })
 }
 
-fn tls_error(err: io::Error, name: &str) -> anyhow::Error {
-    match err
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<rustls::Error>())
-    {
-        Some(e) => anyhow!(
-            "TLS handshake with '{name}' failed: {}",
-            tls::explain(e, name)
-        ),
-        None => anyhow!("TLS handshake with '{name}' failed: {err}"),
-    }
-}
-
 async fn websocket(
     stream: Box<dyn Io>,
     ws: &WsSetup,
@@ -203,7 +190,7 @@ async fn websocket(
     }
     let (ws, _response) = tokio_tungstenite::client_async_with_config(request, stream, None)
         .await
-        .map_err(|e| anyhow!("WebSocket handshake with {url} failed: {e}"))?;
+        .map_err(|e| explain::websocket(&e, &url, setup))?;
     Ok(ws)
 }
 

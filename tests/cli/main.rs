@@ -12,3 +12,4 @@ mod subscribe;
 mod subscribe_format;
 mod support;
 mod support_selftest;
+mod tls_errors;

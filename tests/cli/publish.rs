@@ -620,7 +620,11 @@ fn tls_errors_say_what_is_wrong() {
         &["-t", "x", "-m", "x", "--cafile", ca],
         None,
     );
-    assert_fails(&out, 1, "certificate expired on");
+    assert_fails(
+        &out,
+        1,
+        "the broker's certificate (CN=smq test expired) expired on 2021-01-01 00:00 UTC",
+    );
 
     let out = publish(
         port,
