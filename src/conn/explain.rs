@@ -254,7 +254,7 @@ fn certificate(
         CertificateError::NotValidForNameContext { presented, .. } => {
             let names: Vec<&str> = presented.iter().map(|n| plain_name(n)).collect();
             format!(
-                "the broker's certificate is for {} but not for '{name}': connect with -h {} (a name on the certificate), or keep -h and add --servername {}; --insecure skips this check, as a last resort",
+                "the broker's certificate is for {} but not for '{name}': connect with -h {} (a name on the certificate), or keep -h and set --servername {}; --insecure skips this check, as a last resort",
                 names.join(", "),
                 names[0],
                 names[0]

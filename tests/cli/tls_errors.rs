@@ -283,7 +283,7 @@ fn broker_certificate_for_another_name() {
     assert_explained(
         &out,
         &[
-            "the broker's certificate is for example.invalid but not for '127.0.0.1': connect with -h example.invalid (a name on the certificate), or keep -h and add --servername example.invalid",
+            "the broker's certificate is for example.invalid but not for '127.0.0.1': connect with -h example.invalid (a name on the certificate), or keep -h and set --servername example.invalid",
             "--insecure skips this check, as a last resort",
         ],
     );

@@ -20,7 +20,8 @@ use crate::topic;
 
 /// How much `-l` asks of stdin at a time.
 const LINE_CHUNK: usize = 256 * 1024;
-/// How much more room `-f` makes when a file grows while it is read.
+/// How much more room `-f` and `-s` make when the first allocation was refused, or a file
+/// grew while it was read.
 const WHOLE_CHUNK: usize = 2 * 1024 * 1024;
 
 pub enum Next {
@@ -142,7 +143,7 @@ impl Source {
             input: reader,
             what,
             len,
-            buf: BytesMut::new(),
+            buf: Vec::new(),
             limit: Limit::new(client, shape.message, true),
             topic,
             left: shape.repeat,
@@ -178,7 +179,7 @@ impl Source {
                     let single = Source::Single {
                         what: std::mem::take(&mut whole.what),
                         topic: std::mem::take(&mut whole.topic),
-                        payload: whole.buf.split().freeze(),
+                        payload: Bytes::from(std::mem::take(&mut whole.buf)),
                         left: whole.left,
                     };
                     *self = single;
@@ -205,7 +206,8 @@ pub struct Whole {
     what: String,
     /// A regular file's length, checked before its first byte is read.
     len: Option<u64>,
-    buf: BytesMut,
+    /// A Vec, not a BytesMut: its allocation can fail without aborting.
+    buf: Vec<u8>,
     limit: Limit,
     topic: Bytes,
     left: u64,
@@ -217,18 +219,20 @@ impl Whole {
         let most = self.limit.bytes + 1;
         if self.buf.capacity() == 0 {
             // One allocation for all of it: growing a buffer copies it, and for a moment holds
-            // it twice. Capacity costs address space only; memory is used as bytes arrive.
+            // it twice. Capacity costs address space only; memory is used as bytes arrive. A
+            // system that does not overcommit may refuse that much: then it grows as needed.
             let expected = match self.len {
                 Some(len) if len >= most as u64 => return Err(self.limit.exceeded(&self.what)),
                 Some(len) => len as usize + 1,
                 None => most,
             };
-            self.buf.reserve(expected);
+            if self.buf.try_reserve_exact(expected).is_err() {
+                self.grow(expected.min(WHOLE_CHUNK))?;
+            }
         }
         let room = most - self.buf.len();
         if self.buf.len() == self.buf.capacity() {
-            // A file that grew while being read.
-            self.buf.reserve(room.min(WHOLE_CHUNK));
+            self.grow(room.min(WHOLE_CHUNK))?;
         }
         let n = (&mut self.input)
             .take(room as u64)
@@ -239,6 +243,16 @@ impl Whole {
             return Err(self.limit.exceeded(&self.what));
         }
         Ok(n == 0)
+    }
+
+    fn grow(&mut self, more: usize) -> anyhow::Result<()> {
+        self.buf.try_reserve(more).map_err(|_| {
+            anyhow!(
+                "reading {}: out of memory after {} bytes",
+                self.what,
+                self.buf.len()
+            )
+        })
     }
 }
 
@@ -480,7 +494,7 @@ mod tests {
             input: Box::new(input),
             what: "stdin (-s)".into(),
             len,
-            buf: BytesMut::new(),
+            buf: Vec::new(),
             limit: limit(max),
             topic: Bytes::from_static(b"t"),
             left: 1,
