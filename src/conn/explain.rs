@@ -287,7 +287,7 @@ fn certificate(
                 issue(&cafile)
             ),
             Some(webpki::Error::UnsupportedCertVersion) => {
-                version_1(chain, &cafile, &new_csr, new_ca, &issue)
+                version_1(chain, &ctx.trust, about, &cafile, &new_csr, new_ca, &issue)
             }
             _ => format!(
                 "the broker's certificate{about} was rejected: {other}; check it with `openssl x509 -noout -text -in FILE`"
@@ -349,6 +349,8 @@ fn unknown_issuer(ctx: &Context, leaf: Option<&Described>, about: &str) -> Strin
 
 fn version_1(
     chain: &[Option<Described>],
+    trust: &str,
+    about: &str,
     cafile: &str,
     new_csr: &str,
     new_ca: &str,
@@ -369,10 +371,22 @@ fn version_1(
             c.issuer,
             issue(cafile)
         ),
-        (Some(_), Some(c)) => format!(
-            "the CA certificate {} that the broker sends is X.509 version 1, and rustls accepts only version 3: re-issue it as a v3 CA with the same key and name: openssl x509 -in ca.pem -signkey ca.key -days 3650 -out ca-v3.pem -extfile <(printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage=keyCertSign,cRLSign')",
+        // A version 1 root is fine as a trust anchor; the broker sending one means the client
+        // does not trust it yet.
+        (Some(_), Some(c)) if c.self_issued => format!(
+            "the broker's certificate{about} is not signed by a trusted CA: it chains to {}, an X.509 version 1 CA that rustls accepts only as a trusted CA, never from the broker, and {trust} does not hold it; pass the certificate of {} with --cafile (or re-sign it as a v3 CA with its own key and name: openssl x509 -in CA.pem -signkey CA.key -days 3650 -out CA-v3.pem -extfile <(printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage=keyCertSign,cRLSign'))",
+            c.subject,
             c.subject
         ),
+        (Some(_), Some(c)) => {
+            let ca_key = std::path::Path::new(cafile).with_extension("key");
+            format!(
+                "the intermediate CA certificate {} (issued by {}) that the broker sends is X.509 version 1, and rustls accepts only version 3: re-issue it as v3 with the same key and name, and have the broker send that: openssl x509 -x509toreq -in intermediate.pem -key intermediate.key -out intermediate.csr && openssl x509 -req -in intermediate.csr -CA {cafile} -CAkey {} -CAcreateserial -days 3650 -out intermediate-v3.pem -extfile <(printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage=keyCertSign,cRLSign')",
+                c.subject,
+                c.issuer,
+                ca_key.display()
+            )
+        }
         _ => "a certificate the broker sends is X.509 version 1, and rustls accepts only version 3: re-issue it as v3 (openssl writes v3 when given -extfile)".into(),
     }
 }

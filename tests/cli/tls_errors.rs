@@ -381,6 +381,61 @@ fn broker_certificate_self_signed_x509_version_1() {
     );
 }
 
+/// A version 1 intermediate CA between the trusted CA and the broker's certificate.
+#[test]
+fn broker_sending_an_x509_version_1_intermediate() {
+    let certs = Certs::generate();
+    if !certs.openssl() {
+        return;
+    }
+    let b = Mosquitto::builder()
+        .tls(&certs)
+        .server_cert(certs.path("v1-chain.pem"), certs.server_key())
+        .start();
+    let ca = certs.ca();
+    let out = publish(b.tls_port(), &["--cafile", p(&ca)]);
+    assert_explained(
+        &out,
+        &[
+            "the intermediate CA certificate CN=smq v1 intermediate (issued by CN=smq test CA) that the broker sends is X.509 version 1, and rustls accepts only version 3",
+            &format!(
+                "openssl x509 -x509toreq -in intermediate.pem -key intermediate.key -out intermediate.csr && openssl x509 -req -in intermediate.csr -CA {} -CAkey {} ",
+                ca.display(),
+                certs.path("ca.key").display()
+            ),
+            "basicConstraints=critical,CA:TRUE",
+        ],
+    );
+}
+
+/// A version 1 root that the broker sends along: trusted only from --cafile.
+#[test]
+fn broker_sending_its_x509_version_1_root() {
+    let certs = Certs::generate();
+    if !certs.openssl() {
+        return;
+    }
+    let b = Mosquitto::builder()
+        .tls(&certs)
+        .server_cert(certs.path("v1-root-chain.pem"), certs.server_key())
+        .start();
+    let ca = certs.ca();
+    let out = publish(b.tls_port(), &["--cafile", p(&ca)]);
+    assert_explained(
+        &out,
+        &[
+            &format!(
+                "the broker's certificate (CN=localhost) is not signed by a trusted CA: it chains to CN=smq v1 CA, an X.509 version 1 CA that rustls accepts only as a trusted CA, never from the broker, and CA file {} (--cafile) does not hold it; pass the certificate of CN=smq v1 CA with --cafile",
+                ca.display()
+            ),
+            "openssl x509 -in CA.pem -signkey CA.key",
+        ],
+    );
+    // And trusted, it works.
+    let out = publish(b.tls_port(), &["--cafile", p(&certs.path("v1-ca.pem"))]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Client certificates
 

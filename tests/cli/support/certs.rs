@@ -93,6 +93,8 @@ impl Certs {
     /// |---|---|
     /// | `v1-server.pem` | X.509 version 1 cert for CN `localhost`, key `server.key`, signed by `ca.pem` |
     /// | `v1-self.pem` | X.509 version 1 self-signed cert for CN `localhost`, key `server.key` |
+    /// | `v1-root-chain.pem` | `server.pem`'s twin signed by `v1-ca.pem`, then that CA: X.509 version 1, self-signed, CN `smq v1 CA` |
+    /// | `v1-chain.pem` | `server.pem`'s twin signed by `v1-intermediate.pem`, then that intermediate: X.509 version 1, CN `smq v1 intermediate`, signed by `ca.pem` |
     /// | `client-encrypted.key` | `client.key`, encrypted with AES-256 and the password `secret` |
     ///
     /// False, after saying so on stderr, if there is no openssl on the PATH: the caller skips
@@ -153,7 +155,119 @@ impl Certs {
         ]
         .concat());
         run(&[&v1[..], &["-signkey", "server.key", "-out", "v1-self.pem"]].concat());
-        for file in ["v1-server.pem", "v1-self.pem"] {
+        run(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "v1-intermediate.key",
+            "-subj",
+            "/CN=smq v1 intermediate",
+            "-out",
+            "v1-intermediate.csr",
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "v1-intermediate.csr",
+            "-days",
+            "30",
+            "-set_serial",
+            "8",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-out",
+            "v1-intermediate.pem",
+        ]);
+        fs::write(
+            dir.join("v3.ext"),
+            "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        )
+        .expect("writing an openssl extension file");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "v1.csr",
+            "-days",
+            "30",
+            "-set_serial",
+            "9",
+            "-CA",
+            "v1-intermediate.pem",
+            "-CAkey",
+            "v1-intermediate.key",
+            "-extfile",
+            "v3.ext",
+            "-out",
+            "v3-by-v1.pem",
+        ]);
+        self.write(
+            "v1-chain.pem",
+            &self.concat(&["v3-by-v1.pem", "v1-intermediate.pem"]),
+        );
+        run(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "v1-ca.key",
+            "-subj",
+            "/CN=smq v1 CA",
+            "-out",
+            "v1-ca.csr",
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "v1-ca.csr",
+            "-days",
+            "30",
+            "-signkey",
+            "v1-ca.key",
+            "-out",
+            "v1-ca.pem",
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "v1.csr",
+            "-days",
+            "30",
+            "-set_serial",
+            "10",
+            "-CA",
+            "v1-ca.pem",
+            "-CAkey",
+            "v1-ca.key",
+            "-extfile",
+            "v3.ext",
+            "-out",
+            "v3-by-v1-ca.pem",
+        ]);
+        self.write(
+            "v1-root-chain.pem",
+            &self.concat(&["v3-by-v1-ca.pem", "v1-ca.pem"]),
+        );
+        for file in [
+            "v1-server.pem",
+            "v1-self.pem",
+            "v1-intermediate.pem",
+            "v1-ca.pem",
+        ] {
             let text = Command::new("openssl")
                 .args(["x509", "-noout", "-text", "-in", file])
                 .current_dir(dir)
@@ -239,6 +353,17 @@ impl Certs {
             .expect("signing a test certificate");
         self.write(&format!("{name}.pem"), &cert.pem());
         self.write(&format!("{name}.key"), &key.serialize_pem());
+    }
+
+    fn concat(&self, names: &[&str]) -> String {
+        names
+            .iter()
+            .map(|n| {
+                let path = self.path(n);
+                fs::read_to_string(&path)
+                    .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+            })
+            .collect()
     }
 
     fn write(&self, name: &str, pem: &str) {
