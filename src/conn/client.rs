@@ -4,23 +4,27 @@
 //! to the caller; this engine batches whatever is queued into one write and reports each
 //! completed delivery, which is what `pub` needs to exit only when nothing is outstanding.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Write};
 use std::time::Duration;
 
 use anyhow::anyhow;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::packet::{self, Incoming, MAX_PACKET, Message, Protocol};
-use super::transport::{self, Reader, Writer};
-use super::{ConnectOptions, reason};
+use super::transport::{self, Reader, TransportSetup, Writer};
+use super::{ConnectOptions, explain, reason};
 use crate::exit::Failure;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Above this much queued output, callers should let the writer catch up.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
+/// Payloads from this size on are written from the caller's buffer rather than copied into
+/// the packet; smaller ones are copied, so that many small packets go out in one write.
+const SHARED_PAYLOAD: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
@@ -36,9 +40,31 @@ enum Slot {
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub receive_max: u16,
+    /// The largest whole packet the broker takes: its Maximum Packet Size, else MQTT's.
     pub max_packet: usize,
+    /// Whether `max_packet` is the broker's own, from its MQTT 5 CONNACK.
+    pub max_packet_from_broker: bool,
     pub topic_alias_max: u16,
 }
+
+/// A PUBLISH that would be larger than `Limits::max_packet`; nothing was queued.
+#[derive(Debug)]
+pub struct TooLarge {
+    pub size: usize,
+    pub max_packet: usize,
+}
+
+impl fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a {}-byte PUBLISH is larger than the broker accepts ({} bytes)",
+            self.size, self.max_packet
+        )
+    }
+}
+
+impl std::error::Error for TooLarge {}
 
 pub enum Event {
     /// A QoS 1/2 publish finished: `code` is 0 (or 0x10, no subscribers) unless refused.
@@ -64,6 +90,9 @@ pub struct Client {
     reader: Reader,
     writer: Writer,
     rbuf: BytesMut,
+    /// Large payloads, and the packets queued before them, in the order they are written;
+    /// all of it goes out before `wbuf`.
+    shared: VecDeque<Bytes>,
     wbuf: BytesMut,
     max_in: usize,
     keepalive: Option<Duration>,
@@ -92,6 +121,7 @@ impl Client {
             reader,
             writer,
             rbuf: BytesMut::with_capacity(64 * 1024),
+            shared: VecDeque::new(),
             wbuf: BytesMut::with_capacity(64 * 1024),
             max_in: opts
                 .props
@@ -112,12 +142,13 @@ impl Client {
             limits: Limits {
                 receive_max: u16::MAX,
                 max_packet: MAX_PACKET,
+                max_packet_from_broker: false,
                 topic_alias_max: 0,
             },
         };
         packet::encode_connect(opts.proto, &opts.connect_packet(), &mut client.wbuf)?;
         client.trace_out(format_args!("CONNECT"));
-        let connack = timeout(CONNECT_TIMEOUT, client.handshake())
+        let connack = timeout(CONNECT_TIMEOUT, client.handshake(setup))
             .await
             .map_err(|_| anyhow!("{} did not answer CONNECT", setup.describe()))??;
         let Incoming::ConnAck { code, props, .. } = connack else {
@@ -138,6 +169,7 @@ impl Client {
             }
             if let Some(n) = p.max_packet_size {
                 client.limits.max_packet = n as usize;
+                client.limits.max_packet_from_broker = true;
             }
             client.limits.topic_alias_max = p.topic_alias_max.unwrap_or(0);
             if let Some(k) = p.server_keep_alive {
@@ -151,13 +183,25 @@ impl Client {
         Ok(client)
     }
 
-    async fn handshake(&mut self) -> anyhow::Result<Incoming> {
+    async fn handshake(&mut self, setup: &TransportSetup) -> anyhow::Result<Incoming> {
         while !self.wbuf.is_empty() {
-            self.writer.write(&mut self.wbuf).await?;
+            self.writer
+                .write(&mut self.wbuf)
+                .await
+                .map_err(|e| explain::before_connack(&e, setup))?;
         }
         self.last_sent = Instant::now();
         loop {
-            if let Some(p) = packet::decode(self.proto, &mut self.rbuf, self.max_in)? {
+            // A broker of another protocol answers in it: say so rather than "malformed".
+            if let Some(err) = explain::not_mqtt(&self.rbuf, setup) {
+                return Err(err);
+            }
+            let decoded = if explain::undecided(&self.rbuf) {
+                None
+            } else {
+                packet::decode(self.proto, &mut self.rbuf, self.max_in)?
+            };
+            if let Some(p) = decoded {
                 if let Incoming::ConnAck {
                     code,
                     session_present,
@@ -171,14 +215,9 @@ impl Client {
                 }
                 return Ok(p);
             }
-            if self.reader.read(&mut self.rbuf).await? == 0 {
-                return Err(anyhow!(
-                    "the broker closed the connection before CONNACK (does it speak MQTT {}?)",
-                    match self.proto {
-                        Protocol::V311 => "3.1.1; try -V mqttv5",
-                        Protocol::V5 => "5; try -V mqttv311",
-                    }
-                ));
+            let read = self.reader.read(&mut self.rbuf).await;
+            if read.map_err(|e| explain::before_connack(&e, setup))? == 0 {
+                return Err(explain::closed_before_connack(self.proto, setup));
             }
         }
     }
@@ -194,11 +233,17 @@ impl Client {
 
     /// Whether queued output should drain before more is queued.
     pub fn write_backlog(&self) -> bool {
-        self.wbuf.len() >= WRITE_HIGH_WATER
+        self.wbuf.len() + self.shared.iter().map(Bytes::len).sum::<usize>() >= WRITE_HIGH_WATER
     }
 
     pub fn unwritten(&self) -> bool {
-        !self.wbuf.is_empty()
+        !self.wbuf.is_empty() || !self.shared.is_empty()
+    }
+
+    /// The largest payload a PUBLISH like `msg` (its payload aside) may carry to this broker,
+    /// and how many bytes its topic, packet id and properties take.
+    pub fn payload_room(&self, msg: &Message) -> (usize, usize) {
+        packet::payload_room(self.proto, msg, self.limits.max_packet)
     }
 
     /// Whether a whole packet is already buffered, so `poll` will not wait for the network.
@@ -242,8 +287,16 @@ impl Client {
         Ok(pkid)
     }
 
-    /// Queues a PUBLISH; returns its packet id (0 at QoS 0).
+    /// Queues a PUBLISH; returns its packet id (0 at QoS 0). A message larger than the broker
+    /// takes fails with `TooLarge`.
     pub fn publish(&mut self, msg: &Message) -> anyhow::Result<u16> {
+        let shared = msg.payload.len() >= SHARED_PAYLOAD;
+        if shared {
+            let (head, room) = self.payload_room(msg);
+            if msg.payload.len() > room {
+                return Err(self.too_large(packet::packet_size(head + msg.payload.len())));
+            }
+        }
         let pkid = if msg.qos > 0 {
             self.in_flight += 1;
             self.take_pkid()
@@ -251,17 +304,28 @@ impl Client {
             0
         };
         let start = self.wbuf.len();
-        packet::encode_publish(self.proto, msg, pkid, false, &mut self.wbuf)?;
+        let encoded = if shared {
+            packet::encode_publish_head(self.proto, msg, pkid, false, &mut self.wbuf)
+        } else {
+            packet::encode_publish(self.proto, msg, pkid, false, &mut self.wbuf)
+        };
         let size = self.wbuf.len() - start;
-        if size > self.limits.max_packet {
+        if let Err(e) = encoded.and_then(|()| {
+            if size > self.limits.max_packet {
+                Err(self.too_large(size))
+            } else {
+                Ok(())
+            }
+        }) {
             self.wbuf.truncate(start);
             if pkid > 0 {
                 self.release(pkid);
             }
-            return Err(anyhow!(
-                "a {size}-byte message is larger than the broker accepts ({} bytes)",
-                self.limits.max_packet
-            ));
+            return Err(e);
+        }
+        if shared {
+            self.shared.push_back(self.wbuf.split().freeze());
+            self.shared.push_back(msg.payload.clone());
         }
         if pkid > 0 {
             self.slots[usize::from(pkid)] = if msg.qos == 1 {
@@ -280,6 +344,14 @@ impl Client {
             ));
         }
         Ok(pkid)
+    }
+
+    fn too_large(&self, size: usize) -> anyhow::Error {
+        TooLarge {
+            size,
+            max_packet: self.limits.max_packet,
+        }
+        .into()
     }
 
     fn take_pkid(&mut self) -> u16 {
@@ -310,12 +382,12 @@ impl Client {
                 .keepalive
                 .map(|k| self.last_sent + k)
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(86400));
-            let writing = !self.wbuf.is_empty();
+            let writing = self.unwritten();
             tokio::select! {
-                r = self.writer.write(&mut self.wbuf), if writing => {
+                r = write_some(&mut self.writer, &mut self.shared, &mut self.wbuf), if writing => {
                     r.map_err(lost)?;
                     self.last_sent = Instant::now();
-                    if self.wbuf.is_empty() {
+                    if !self.unwritten() {
                         return Ok(Event::Written);
                     }
                 }
@@ -447,8 +519,10 @@ impl Client {
         packet::encode_disconnect(self.proto, props, &mut self.wbuf)?;
         self.trace_out(format_args!("DISCONNECT"));
         let close = async {
-            while !self.wbuf.is_empty() {
-                self.writer.write(&mut self.wbuf).await.map_err(lost)?;
+            while self.unwritten() {
+                write_some(&mut self.writer, &mut self.shared, &mut self.wbuf)
+                    .await
+                    .map_err(lost)?;
             }
             // The broker may already have closed after reading DISCONNECT.
             let _ = self.writer.shutdown().await;
@@ -481,6 +555,24 @@ impl Client {
         if let Some(id) = &self.trace {
             let _ = writeln!(io::stderr().lock(), "Client {id} {dir} {what}");
         }
+    }
+}
+
+/// Writes some of what is queued, shared payloads first. Cancel-safe, as the writes are.
+async fn write_some(
+    writer: &mut Writer,
+    shared: &mut VecDeque<Bytes>,
+    wbuf: &mut BytesMut,
+) -> io::Result<()> {
+    match shared.front_mut() {
+        Some(chunk) => {
+            writer.write_shared(chunk).await?;
+            if chunk.is_empty() {
+                shared.pop_front();
+            }
+            Ok(())
+        }
+        None => writer.write(wbuf).await,
     }
 }
 

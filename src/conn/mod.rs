@@ -2,19 +2,22 @@
 //! `Client` out. Nothing outside `conn` touches rumqttc's types.
 
 mod client;
+mod explain;
 pub mod packet;
 mod password;
+mod pem;
 pub mod props;
 mod reason;
 pub mod tls;
 pub mod transport;
 pub mod url;
+mod x509;
 
 use std::io::{self, Write};
 
 use bytes::Bytes;
 
-pub use client::{Client, Event};
+pub use client::{Client, Event, TooLarge};
 pub use packet::{Message, Protocol};
 pub use reason::{delivery as delivery_reason, subscribe as subscribe_reason};
 use transport::{Endpoint, TlsSetup, TransportSetup, WsSetup};
@@ -226,9 +229,11 @@ fn transport_setup(
     };
     let tls = if use_tls {
         let name = args.tls.servername.clone().unwrap_or_else(|| host.clone());
+        let tls = tls::client_config(&args.tls, &|m| warn(quiet, m))?;
         Some(TlsSetup {
-            config: tls::client_config(&args.tls, &|m| warn(quiet, m))?,
+            config: tls.config,
             server_name: tls::server_name(&name)?,
+            context: tls.context,
         })
     } else {
         None

@@ -13,9 +13,9 @@ pub use v5::{
     SubscribeProperties, UnsubscribeProperties,
 };
 
-/// The largest packet MQTT can express (a 4-byte remaining length).
 /// MQTT's largest Remaining Length (four varint bytes).
 pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
+/// The largest packet MQTT can express: a fixed header of 5 bytes and the largest remaining length.
 pub const MAX_PACKET: usize = MAX_REMAINING_LENGTH + 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -437,6 +437,87 @@ pub fn encode_publish(
     }
 }
 
+/// The PUBLISH for `msg` up to its payload, with a remaining length that counts
+/// `msg.payload`: the caller sends the payload after it as it is, so a large one is never
+/// copied into the packet.
+pub fn encode_publish_head(
+    proto: Protocol,
+    msg: &Message,
+    pkid: u16,
+    dup: bool,
+    buf: &mut BytesMut,
+) -> anyhow::Result<()> {
+    let (byte1, body) = publish_head(proto, msg, pkid, dup)?;
+    let remaining = body.len() + msg.payload.len();
+    if remaining > MAX_REMAINING_LENGTH {
+        return Err(anyhow::anyhow!(
+            "cannot encode packet: a remaining length of {remaining} bytes is more than MQTT allows"
+        ));
+    }
+    buf.put_u8(byte1);
+    let mut n = remaining;
+    loop {
+        let digit = (n % 128) as u8;
+        n /= 128;
+        if n == 0 {
+            buf.put_u8(digit);
+            break;
+        }
+        buf.put_u8(digit | 0x80);
+    }
+    buf.put_slice(&body);
+    Ok(())
+}
+
+/// How many bytes a PUBLISH like `msg` (its payload aside) takes after the fixed header,
+/// and the largest payload it can carry in a packet of at most `max_packet` bytes (0 when the
+/// topic and properties alone do not fit).
+pub fn payload_room(proto: Protocol, msg: &Message, max_packet: usize) -> (usize, usize) {
+    // A topic or property the codec refuses fails later, when the message is encoded.
+    let head = publish_head(proto, msg, 1, false).map_or(0, |(_, body)| body.len());
+    let mut remaining = MAX_REMAINING_LENGTH.min(max_packet.saturating_sub(2));
+    while remaining > 0 && packet_size(remaining) > max_packet {
+        remaining -= 1;
+    }
+    (head, remaining.saturating_sub(head))
+}
+
+/// The first byte and the variable header (topic, packet id, properties) of a PUBLISH.
+fn publish_head(
+    proto: Protocol,
+    msg: &Message,
+    pkid: u16,
+    dup: bool,
+) -> anyhow::Result<(u8, BytesMut)> {
+    let bare = Message {
+        topic: msg.topic.clone(),
+        payload: Bytes::new(),
+        qos: msg.qos,
+        retain: msg.retain,
+        props: msg.props.clone(),
+    };
+    let mut packet = BytesMut::new();
+    encode_publish(proto, &bare, pkid, dup, &mut packet)?;
+    let Ok(Some((byte1, header_len, _))) = fixed_header(&packet) else {
+        return Err(anyhow::anyhow!("cannot encode packet: no fixed header"));
+    };
+    Ok((byte1, packet.split_off(header_len)))
+}
+
+/// The size of a whole packet with this remaining length.
+pub fn packet_size(remaining: usize) -> usize {
+    1 + varint_len(remaining) + remaining
+}
+
+fn varint_len(n: usize) -> usize {
+    match n {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    }
+}
+
 /// One `-t` filter with its subscription options (the v5 ones are ignored in 3.1.1).
 #[derive(Debug, Clone)]
 pub struct Subscription {
@@ -614,6 +695,65 @@ mod tests {
                 }
                 other => panic!("{other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn publish_head_and_payload_make_the_whole_packet() {
+        for (proto, qos) in [(Protocol::V311, 0), (Protocol::V311, 1), (Protocol::V5, 2)] {
+            for len in [0, 127, 128, 16_384, 70_000] {
+                let msg = Message {
+                    topic: Bytes::from_static(b"t/x"),
+                    payload: Bytes::from(vec![7u8; len]),
+                    qos,
+                    retain: false,
+                    props: None,
+                };
+                let mut whole = BytesMut::new();
+                encode_publish(proto, &msg, 3, false, &mut whole).unwrap();
+                let mut parts = BytesMut::new();
+                encode_publish_head(proto, &msg, 3, false, &mut parts).unwrap();
+                parts.extend_from_slice(&msg.payload);
+                assert_eq!(parts, whole, "{proto:?} q{qos} {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn payload_room_leaves_space_for_the_header() {
+        let msg = Message {
+            topic: Bytes::from_static(b"abc"),
+            payload: Bytes::new(),
+            qos: 1,
+            retain: false,
+            props: None,
+        };
+        // v3.1.1: 2 + 3 topic + 2 packet id after the fixed header.
+        assert_eq!(
+            payload_room(Protocol::V311, &msg, MAX_PACKET),
+            (7, MAX_REMAINING_LENGTH - 7)
+        );
+        // v5 adds a property length byte; 1000 bytes = 1 + 2 (remaining length) + 997.
+        assert_eq!(payload_room(Protocol::V5, &msg, 1000), (8, 989));
+        // 129 bytes: a 1-byte remaining length fits 127, a 2-byte one only 126.
+        assert_eq!(payload_room(Protocol::V5, &msg, 129).1, 127 - 8);
+        assert_eq!(payload_room(Protocol::V5, &msg, 5).1, 0);
+        for max in [129, 130, 131, 1000, 16_386, 16_387] {
+            let (_, room) = payload_room(Protocol::V5, &msg, max);
+            let fits = Message {
+                payload: Bytes::from(vec![0u8; room]),
+                ..msg.clone()
+            };
+            let mut buf = BytesMut::new();
+            encode_publish(Protocol::V5, &fits, 1, false, &mut buf).unwrap();
+            assert!(buf.len() <= max, "{max}: {}", buf.len());
+            let over = Message {
+                payload: Bytes::from(vec![0u8; room + 1]),
+                ..msg.clone()
+            };
+            buf.clear();
+            encode_publish(Protocol::V5, &over, 1, false, &mut buf).unwrap();
+            assert!(buf.len() > max, "{max}: {}", buf.len());
         }
     }
 

@@ -1,24 +1,55 @@
-//! rustls client configuration from mosquitto's TLS flags, and TLS errors in plain words.
+//! rustls client configuration from mosquitto's TLS flags, and what a TLS error message
+//! needs to know about it.
 //!
 //! The ring provider is passed explicitly: relying on the process default panics when two
 //! providers end up in the build.
 
 use std::fs;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context as _, anyhow};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+pub use super::pem::{read_certs, read_key};
 use crate::cli::TlsArgs;
 use crate::exit::usage;
+
+/// A client TLS setup: the rustls config, and what its errors may name.
+pub struct Tls {
+    pub config: Arc<ClientConfig>,
+    pub context: Arc<Context>,
+}
+
+/// What TLS error messages name: where trust comes from, the client certificate, and the
+/// certificates the broker presented in the last handshake.
+#[derive(Debug)]
+pub struct Context {
+    /// `CA file ca.pem (--cafile)`, `the OS certificate store`, …
+    pub trust: String,
+    pub cafile: Option<PathBuf>,
+    /// What --cafile holds, to recognise a broker certificate passed as its own CA.
+    pub ca_certs: Vec<CertificateDer<'static>>,
+    /// --cert and --key.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    presented: Arc<Mutex<Vec<CertificateDer<'static>>>>,
+}
+
+impl Context {
+    /// The broker's certificate chain from the last handshake, its own first.
+    pub fn presented(&self) -> Vec<CertificateDer<'static>> {
+        lock(&self.presented).clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Whether TLS is on: mosquitto turns it on with any CA option, and smq also with mqtts/wss.
 pub fn wanted(args: &TlsArgs, scheme_tls: bool, port: Option<u16>) -> bool {
@@ -49,7 +80,7 @@ pub fn reject_unsupported(args: &TlsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn client_config(args: &TlsArgs, warn: &dyn Fn(&str)) -> anyhow::Result<Arc<ClientConfig>> {
+pub fn client_config(args: &TlsArgs, warn: &dyn Fn(&str)) -> anyhow::Result<Tls> {
     let mut provider = rustls::crypto::ring::default_provider();
     if let Some(list) = &args.ciphers {
         let all = std::mem::take(&mut provider.cipher_suites);
@@ -87,6 +118,14 @@ pub fn client_config(args: &TlsArgs, warn: &dyn Fn(&str)) -> anyhow::Result<Arc<
         .with_protocol_versions(versions)
         .context("--ciphers leaves no cipher suite for the chosen --tls-version")?;
 
+    let presented = Arc::new(Mutex::new(Vec::new()));
+    let mut context = Context {
+        trust: String::new(),
+        cafile: args.cafile.clone(),
+        ca_certs: Vec::new(),
+        client_cert: args.cert.clone().zip(args.key.clone()),
+        presented: presented.clone(),
+    };
     let builder = if args.insecure {
         warn(
             "--insecure: the broker's certificate is NOT checked; anyone on the path can read and change this connection",
@@ -97,39 +136,65 @@ pub fn client_config(args: &TlsArgs, warn: &dyn Fn(&str)) -> anyhow::Result<Arc<
                 provider.signature_verification_algorithms,
             )))
     } else {
-        let roots = root_store(args, warn)?;
-        let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        let roots = root_store(args, &mut context, warn)?;
+        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
             .context("building the certificate verifier")?;
-        builder.with_webpki_verifier(verifier)
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Recording { inner, presented }))
     };
 
-    let mut config = match (&args.cert, &args.key) {
-        (Some(cert), Some(key)) => {
+    let mut config = match &context.client_cert {
+        Some((cert, key)) => {
             let chain = read_certs(cert, "client certificate")?;
-            let key = read_key(key, "client key")?;
+            let private = read_key(key, "client key")?;
             builder
-                .with_client_auth_cert(chain, key)
-                .context("the client certificate and key do not belong together")?
+                .with_client_auth_cert(chain, private)
+                .map_err(|e| mismatch(&e, cert, key))?
         }
-        _ => builder.with_no_client_auth(),
+        None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = args
         .tls_alpn
         .iter()
         .map(|p| p.as_bytes().to_vec())
         .collect();
-    Ok(Arc::new(config))
+    Ok(Tls {
+        config: Arc::new(config),
+        context: Arc::new(context),
+    })
 }
 
-fn root_store(args: &TlsArgs, warn: &dyn Fn(&str)) -> anyhow::Result<RootCertStore> {
+fn mismatch(err: &rustls::Error, cert: &std::path::Path, key: &std::path::Path) -> anyhow::Error {
+    let (cert, key) = (cert.display(), key.display());
+    match err {
+        rustls::Error::InconsistentKeys(_) => anyhow!(
+            "client certificate {cert} and client key {key} do not belong together: the key is not the one the certificate was made for; compare `openssl x509 -noout -pubkey -in {cert}` with `openssl pkey -pubout -in {key}`"
+        ),
+        other => anyhow!("client certificate {cert} cannot be used with key {key}: {other}"),
+    }
+}
+
+fn root_store(
+    args: &TlsArgs,
+    context: &mut Context,
+    warn: &dyn Fn(&str),
+) -> anyhow::Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
+    let mut trust = Vec::new();
     if let Some(file) = &args.cafile {
         for cert in read_certs(file, "CA file")? {
-            roots.add(cert).with_context(|| {
-                format!("CA file {} holds an unusable certificate", file.display())
+            roots.add(cert.clone()).map_err(|e| {
+                anyhow!(
+                    "CA file {} holds a certificate rustls cannot use as a CA ({e}): check it with `openssl x509 -noout -text -in {}`",
+                    file.display(),
+                    file.display()
+                )
             })?;
+            context.ca_certs.push(cert);
         }
+        trust.push(format!("CA file {} (--cafile)", file.display()));
     }
     if let Some(dir) = &args.capath {
         let entries =
@@ -145,10 +210,11 @@ fn root_store(args: &TlsArgs, warn: &dyn Fn(&str)) -> anyhow::Result<RootCertSto
         }
         if roots.is_empty() {
             return Err(anyhow!(
-                "CA directory {} holds no PEM certificates",
+                "CA directory {} holds no PEM certificates: put the CA certificates there as PEM files, or pass one with --cafile",
                 dir.display()
             ));
         }
+        trust.push(format!("CA directory {} (--capath)", dir.display()));
     }
     if args.tls_use_os_certs || (args.cafile.is_none() && args.capath.is_none()) {
         let native = rustls_native_certs::load_native_certs();
@@ -164,92 +230,63 @@ fn root_store(args: &TlsArgs, warn: &dyn Fn(&str)) -> anyhow::Result<RootCertSto
                 "no trusted CA certificates: the OS store is empty; pass --cafile or --capath"
             ));
         }
+        trust.push("the OS certificate store".to_owned());
     }
+    context.trust = trust.join(" and ");
     Ok(roots)
-}
-
-/// Every certificate in a PEM file; errors name the file. Shared with the broker.
-pub fn read_certs(path: &Path, what: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let bytes = fs::read(path).with_context(|| format!("reading {what} {}", path.display()))?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow!("reading {what} {}: {}", path.display(), pem_error(&e)))?;
-    if certs.is_empty() {
-        return Err(anyhow!(
-            "{what} {} holds no PEM certificate",
-            path.display()
-        ));
-    }
-    Ok(certs)
-}
-
-/// The private key in a PEM file; errors name the file. Shared with the broker.
-pub fn read_key(path: &Path, what: &str) -> anyhow::Result<PrivateKeyDer<'static>> {
-    PrivateKeyDer::from_pem_file(path)
-        .map_err(|e| anyhow!("reading {what} {}: {}", path.display(), pem_error(&e)))
-}
-
-fn pem_error(err: &rustls::pki_types::pem::Error) -> String {
-    match err {
-        rustls::pki_types::pem::Error::Io(e) => e.to_string(),
-        rustls::pki_types::pem::Error::NoItemsFound => "no PEM private key found".into(),
-        other => format!("not valid PEM ({other:?})"),
-    }
-}
-
-/// Turns a handshake failure into a sentence that names the cause and the fix.
-pub fn explain(err: &rustls::Error, name: &str) -> String {
-    use rustls::Error as E;
-    let date = |t: &UnixTime| {
-        i64::try_from(t.as_secs())
-            .ok()
-            .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
-            .map_or_else(
-                || "an unknown date".into(),
-                |d| d.format("%Y-%m-%d %H:%M UTC").to_string(),
-            )
-    };
-    match err {
-        E::InvalidCertificate(cert) => match cert {
-            CertificateError::UnknownIssuer => "the broker's certificate is not signed by a trusted CA: pass the CA that signed it with --cafile".into(),
-            CertificateError::NotValidForNameContext { presented, .. } => format!(
-                "the broker's certificate is for {} but not for '{name}': connect by one of those names, or set --servername",
-                presented
-                    .iter()
-                    .map(|n| plain_name(n))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            CertificateError::NotValidForName => format!(
-                "the broker's certificate is not valid for '{name}': connect by a name it lists, or set --servername"
-            ),
-            CertificateError::ExpiredContext { not_after, .. } => {
-                format!("the broker's certificate expired on {}", date(not_after))
-            }
-            CertificateError::Expired => "the broker's certificate has expired".into(),
-            CertificateError::NotValidYetContext { not_before, .. } => {
-                format!("the broker's certificate is not valid until {}", date(not_before))
-            }
-            other => format!("the broker's certificate was rejected: {other:?}"),
-        },
-        E::AlertReceived(alert) => format!(
-            "the broker ended the TLS handshake ({alert:?}); if it wants a client certificate, pass --cert and --key"
-        ),
-        other => format!("TLS failed: {other}"),
-    }
-}
-
-/// rustls lists names as `DnsName("host")`; people read `host`.
-fn plain_name(name: &str) -> &str {
-    match (name.find('"'), name.rfind('"')) {
-        (Some(a), Some(b)) if b > a => &name[a + 1..b],
-        _ => name,
-    }
 }
 
 pub fn server_name(name: &str) -> anyhow::Result<ServerName<'static>> {
     ServerName::try_from(name.to_owned())
         .map_err(|_| usage(format!("'{name}' is not a valid TLS server name")))
+}
+
+/// The webpki verifier, noting the certificates it was shown: an error message can then say
+/// which certificate failed, and who issued it.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<WebPkiServerVerifier>,
+    presented: Arc<Mutex<Vec<CertificateDer<'static>>>>,
+}
+
+impl ServerCertVerifier for Recording {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        *lock(&self.presented) = std::iter::once(end_entity)
+            .chain(intermediates)
+            .map(|c| c.clone().into_owned())
+            .collect();
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// `--insecure`: accepts every certificate, but still checks the handshake signatures.

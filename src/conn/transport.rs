@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use rustls::ClientConfig;
@@ -21,7 +21,10 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 
-use super::tls;
+use super::{explain, tls};
+
+/// The most of a shared payload one WebSocket frame carries.
+const WS_FRAME: usize = 1024 * 1024;
 
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
@@ -44,6 +47,7 @@ pub struct WsSetup {
 pub struct TlsSetup {
     pub config: Arc<ClientConfig>,
     pub server_name: ServerName<'static>,
+    pub context: Arc<tls::Context>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,11 +101,10 @@ pub async fn open(setup: &TransportSetup) -> anyhow::Result<(Reader, Writer)> {
         None => stream,
         Some(t) => {
             let connector = tokio_rustls::TlsConnector::from(t.config.clone());
-            let name = t.server_name.to_str().into_owned();
             let tls = connector
                 .connect(t.server_name.clone(), stream)
                 .await
-                .map_err(|e| tls_error(e, &name))?;
+                .map_err(|e| explain::tls_handshake(&e, setup))?;
             Box::new(tls)
         }
     };
@@ -160,19 +163,6 @@ async fn tcp(host: &str, port: u16, setup: &TransportSetup) -> anyhow::Result<Tc
     })
 }
 
-fn tls_error(err: io::Error, name: &str) -> anyhow::Error {
-    match err
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<rustls::Error>())
-    {
-        Some(e) => anyhow!(
-            "TLS handshake with '{name}' failed: {}",
-            tls::explain(e, name)
-        ),
-        None => anyhow!("TLS handshake with '{name}' failed: {err}"),
-    }
-}
-
 async fn websocket(
     stream: Box<dyn Io>,
     ws: &WsSetup,
@@ -200,7 +190,7 @@ async fn websocket(
     }
     let (ws, _response) = tokio_tungstenite::client_async_with_config(request, stream, None)
         .await
-        .map_err(|e| anyhow!("WebSocket handshake with {url} failed: {e}"))?;
+        .map_err(|e| explain::websocket(&e, &url, setup))?;
     Ok(ws)
 }
 
@@ -252,6 +242,28 @@ impl Writer {
             }
             Writer::Ws(sink) => {
                 let frame = buf.split().freeze();
+                sink.send(WsMessage::Binary(frame))
+                    .await
+                    .map_err(io::Error::other)
+            }
+        }
+    }
+
+    /// Writes some of `chunk`, a payload shared with the caller, and advances it past what was
+    /// written; cancel-safe in the same way. Over WebSocket a frame carries at most
+    /// `WS_FRAME` bytes of it, so the frame buffer never holds a second copy of a large
+    /// payload; MQTT packets may span frames (MQTT 5 §6.0).
+    pub async fn write_shared(&mut self, chunk: &mut Bytes) -> io::Result<()> {
+        match self {
+            Writer::Stream(w) => {
+                w.write_buf(chunk).await?;
+                if chunk.is_empty() {
+                    w.flush().await?;
+                }
+                Ok(())
+            }
+            Writer::Ws(sink) => {
+                let frame = chunk.split_to(chunk.len().min(WS_FRAME));
                 sink.send(WsMessage::Binary(frame))
                     .await
                     .map_err(io::Error::other)

@@ -3,16 +3,19 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use anyhow::anyhow;
+use bytes::Bytes;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::{Instant, sleep_until};
 
 use crate::cli::PubArgs;
-use crate::conn::{Client, ConnectOptions, Event, Message, delivery_reason, props};
+use crate::conn::{Client, ConnectOptions, Event, Message, TooLarge, delivery_reason, props};
 use crate::exit::{Failure, usage};
 use crate::topic;
+
+mod source;
+
+use source::{Input, Limit, Next, Shape, Source};
 
 const PACKETS: &[props::Packet] = &[
     props::Packet::Connect,
@@ -22,11 +25,14 @@ const PACKETS: &[props::Packet] = &[
 ];
 /// After Ctrl-C, how long outstanding acknowledgements may take.
 const DRAIN_AFTER_INTERRUPT: Duration = Duration::from_secs(2);
-const STDIN_CHUNK: usize = 256 * 1024;
 
 pub async fn run(args: PubArgs) -> anyhow::Result<ExitCode> {
     let opts = ConnectOptions::from_args(&args.conn, PACKETS)?;
-    let separator = args.line_topic_sep.as_deref().map(unescape).transpose()?;
+    let separator = args
+        .line_topic_sep
+        .as_deref()
+        .map(source::unescape)
+        .transpose()?;
     let topic = args.topic.clone().or_else(|| opts.url_topic.clone());
     if let Some(t) = &topic {
         if let Some(why) = topic::name_error(t) {
@@ -41,8 +47,27 @@ pub async fn run(args: PubArgs) -> anyhow::Result<ExitCode> {
         return Err(usage("--repeat works with -m, -f, -s and -n, not with -l"));
     }
     // Input is opened before connecting, so a bad path fails before the broker sees us.
-    let mut source = Source::open(&args, topic.map(Bytes::from), separator).await?;
+    let input = Input::open(&args).await?;
     let mut client = Client::connect(&opts).await?;
+    let shape = Message {
+        // Checked above: only -l may go without a topic.
+        topic: topic.clone().map(Bytes::from).unwrap_or_default(),
+        payload: Bytes::new(),
+        qos: args.qos,
+        retain: args.retain,
+        props: opts.props.publish.clone(),
+    };
+    let mut source = Source::new(
+        input,
+        &client,
+        Shape {
+            message: &shape,
+            has_topic: topic.is_some(),
+            repeat: args.repeat.unwrap_or(1),
+            send_empty: args.send_empty,
+            separator,
+        },
+    );
     let mut run = Publisher {
         qos: args.qos,
         retain: args.retain,
@@ -70,7 +95,12 @@ pub async fn run(args: PubArgs) -> anyhow::Result<ExitCode> {
         Outcome::Done(input_err) => {
             client.disconnect(opts.props.disconnect.clone()).await?;
             if let Some(err) = input_err {
-                return Err(err.context(run.tally()));
+                // Before the first message, a tally would only say "0".
+                return Err(if run.sent == 0 {
+                    err
+                } else {
+                    err.context(run.tally())
+                });
             }
             if run.refused > 0 {
                 return Err(anyhow!(
@@ -199,7 +229,11 @@ impl Publisher {
                         self.numbers[usize::from(pkid)] = self.sent;
                     }
                     Err(e) => {
-                        input_err = Some(e.context(source.position()));
+                        input_err = Some(if e.is::<TooLarge>() {
+                            Limit::new(client, &msg, true).exceeded(&source.what())
+                        } else {
+                            e.context(format!("publishing {}", source.what()))
+                        });
                         input_done = true;
                     }
                 }
@@ -254,7 +288,7 @@ impl Publisher {
                 r = source.fill(), if need_input => {
                     need_input = false;
                     if let Err(e) = r {
-                        input_err = Some(anyhow::Error::new(e).context("reading stdin"));
+                        input_err = Some(e);
                         input_done = true;
                     }
                 }
@@ -264,271 +298,5 @@ impl Publisher {
                 }
             }
         }
-    }
-}
-
-enum Next {
-    Message(Bytes, Bytes),
-    NeedInput,
-    End,
-    Bad(anyhow::Error),
-}
-
-enum Source {
-    Single {
-        topic: Bytes,
-        payload: Bytes,
-        left: u64,
-    },
-    Lines(Lines),
-}
-
-impl Source {
-    async fn open(
-        args: &PubArgs,
-        topic: Option<Bytes>,
-        separator: Option<Vec<u8>>,
-    ) -> anyhow::Result<Source> {
-        let payload = if let Some(m) = &args.message {
-            Bytes::from(m.clone().into_encoded_bytes())
-        } else if let Some(path) = &args.file {
-            Bytes::from(
-                tokio::fs::read(path)
-                    .await
-                    .with_context(|| format!("reading message file {}", path.display()))?,
-            )
-        } else if args.stdin_file {
-            let mut all = Vec::new();
-            tokio::io::stdin()
-                .read_to_end(&mut all)
-                .await
-                .context("reading stdin")?;
-            Bytes::from(all)
-        } else if args.null_message {
-            Bytes::new()
-        } else {
-            return Ok(Source::Lines(Lines {
-                input: Box::new(tokio::io::stdin()),
-                buf: BytesMut::with_capacity(STDIN_CHUNK),
-                scanned: 0,
-                eof: false,
-                line: 0,
-                send_empty: args.send_empty,
-                topic,
-                separator,
-            }));
-        };
-        Ok(Source::Single {
-            // Checked by the caller: only -l may go without a topic.
-            topic: topic.unwrap_or_default(),
-            payload,
-            left: args.repeat.unwrap_or(1),
-        })
-    }
-
-    fn next(&mut self) -> Next {
-        match self {
-            Source::Single {
-                topic,
-                payload,
-                left,
-            } => {
-                if *left == 0 {
-                    return Next::End;
-                }
-                *left -= 1;
-                Next::Message(topic.clone(), payload.clone())
-            }
-            Source::Lines(lines) => lines.next(),
-        }
-    }
-
-    async fn fill(&mut self) -> std::io::Result<()> {
-        match self {
-            Source::Single { .. } => Ok(()),
-            Source::Lines(lines) => lines.fill().await,
-        }
-    }
-
-    fn position(&self) -> String {
-        match self {
-            Source::Single { .. } => "publishing the message".to_owned(),
-            Source::Lines(lines) => format!("stdin line {}", lines.line),
-        }
-    }
-}
-
-/// `-l`: lines as byte strings of any length, read in large chunks as they arrive.
-struct Lines {
-    input: Box<dyn AsyncRead + Unpin + Send>,
-    buf: BytesMut,
-    /// How much of `buf` is known to hold no newline.
-    scanned: usize,
-    eof: bool,
-    line: u64,
-    send_empty: bool,
-    topic: Option<Bytes>,
-    separator: Option<Vec<u8>>,
-}
-
-impl Lines {
-    fn next(&mut self) -> Next {
-        loop {
-            let mut line = match self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
-                Some(i) => {
-                    let mut line = self.buf.split_to(self.scanned + i + 1);
-                    line.truncate(line.len() - 1);
-                    line
-                }
-                None if self.eof && !self.buf.is_empty() => self.buf.split(),
-                None if self.eof => return Next::End,
-                None => {
-                    self.scanned = self.buf.len();
-                    return Next::NeedInput;
-                }
-            };
-            self.scanned = 0;
-            self.line += 1;
-            if line.last() == Some(&b'\r') {
-                line.truncate(line.len() - 1);
-            }
-            if line.is_empty() && !self.send_empty {
-                continue;
-            }
-            return self.split_topic(line.freeze());
-        }
-    }
-
-    fn split_topic(&self, line: Bytes) -> Next {
-        let Some(sep) = &self.separator else {
-            return Next::Message(self.topic.clone().unwrap_or_default(), line);
-        };
-        let at = line.windows(sep.len()).position(|w| w == sep.as_slice());
-        let (topic, payload) = match (at, &self.topic) {
-            (Some(i), _) => (line.slice(..i), line.slice(i + sep.len()..)),
-            (None, Some(t)) => (t.clone(), line),
-            (None, None) => {
-                return Next::Bad(anyhow!(
-                    "stdin line {} has no topic separator (and there is no -t to fall back on)",
-                    self.line
-                ));
-            }
-        };
-        match std::str::from_utf8(&topic) {
-            Ok(t) => match topic::name_error(t) {
-                None => Next::Message(topic, payload),
-                Some(why) => Next::Bad(anyhow!("stdin line {}: bad topic '{t}': {why}", self.line)),
-            },
-            Err(_) => Next::Bad(anyhow!("stdin line {}: the topic is not UTF-8", self.line)),
-        }
-    }
-
-    async fn fill(&mut self) -> std::io::Result<()> {
-        self.buf.reserve(STDIN_CHUNK);
-        if self.input.read_buf(&mut self.buf).await? == 0 {
-            self.eof = true;
-        }
-        Ok(())
-    }
-}
-
-/// `--line-topic-sep '\t'`: backslash escapes, so a tab can be typed in any shell.
-fn unescape(s: &str) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            let mut b = [0; 4];
-            out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
-            continue;
-        }
-        out.push(match chars.next() {
-            Some('t') => b'\t',
-            Some('0') => 0,
-            Some('\\') => b'\\',
-            Some(other) => {
-                return Err(usage(format!(
-                    "--line-topic-sep: unknown escape '\\{other}': use \\t, \\0 or \\\\"
-                )));
-            }
-            None => return Err(usage("--line-topic-sep ends with a lone '\\'")),
-        });
-    }
-    if out.is_empty() {
-        return Err(usage("--line-topic-sep must not be empty"));
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn lines(
-        input: &[u8],
-        send_empty: bool,
-        sep: Option<&str>,
-        topic: Option<&str>,
-    ) -> Vec<String> {
-        let mut l = Lines {
-            input: Box::new(tokio::io::empty()),
-            buf: BytesMut::from(input),
-            scanned: 0,
-            eof: true,
-            line: 0,
-            send_empty,
-            topic: topic.map(|t| Bytes::copy_from_slice(t.as_bytes())),
-            separator: sep.map(|s| unescape(s).unwrap()),
-        };
-        let mut out = Vec::new();
-        loop {
-            match l.next() {
-                Next::Message(t, p) => out.push(format!(
-                    "{}|{}",
-                    String::from_utf8_lossy(&t),
-                    String::from_utf8_lossy(&p)
-                )),
-                Next::End => return out,
-                Next::Bad(e) => {
-                    out.push(format!("ERR {e}"));
-                    return out;
-                }
-                Next::NeedInput => panic!("input is at EOF"),
-            }
-        }
-    }
-
-    #[test]
-    fn line_mode_strips_cr_skips_blank_and_sends_last_line() {
-        assert_eq!(
-            lines(b"a\r\n\nb\r\n\r\nc", false, None, Some("t")),
-            ["t|a", "t|b", "t|c"]
-        );
-        assert_eq!(lines(b"a\n\n", true, None, Some("t")), ["t|a", "t|"]);
-    }
-
-    #[test]
-    fn line_mode_keeps_nul_bytes() {
-        assert_eq!(lines(b"a\0b\n", false, None, Some("t")), ["t|a\0b"]);
-    }
-
-    #[test]
-    fn per_line_topics() {
-        assert_eq!(
-            lines(b"x/y\t1\tz\nplain\n", false, Some("\\t"), Some("dflt")),
-            ["x/y|1\tz", "dflt|plain"]
-        );
-        let out = lines(b"a/+\tv\n", false, Some("\\t"), None);
-        assert!(out[0].contains("line 1: bad topic 'a/+'"), "{out:?}");
-        let out = lines(b"novalue\n", false, Some("\\t"), None);
-        assert!(out[0].contains("no topic separator"), "{out:?}");
-    }
-
-    #[test]
-    fn separator_escapes() {
-        assert_eq!(unescape("\\t").unwrap(), b"\t");
-        assert_eq!(unescape("::").unwrap(), b"::");
-        assert!(unescape("\\q").is_err());
-        assert!(unescape("").is_err());
     }
 }
