@@ -14,11 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::router::{Mailbox, SubOptions, shared_parts};
-use super::trie::{Trie, Vacant};
+use super::trie::Trie;
 
 #[derive(Default)]
 pub struct Subscriptions {
-    trie: Trie<Subscribers>,
+    /// Boxed: most nodes are levels on the way to a filter and hold no subscriber.
+    trie: Trie<Option<Box<Subscribers>>>,
     clients: Clients,
     /// Bumped for every message routed, so a slot's mark from an earlier one is stale.
     epoch: u64,
@@ -37,12 +38,6 @@ pub struct Target<'a> {
 struct Subscribers {
     plain: Vec<Subscriber>,
     groups: Vec<Group>,
-}
-
-impl Vacant for Subscribers {
-    fn is_vacant(&self) -> bool {
-        self.plain.is_empty() && self.groups.is_empty()
-    }
 }
 
 struct Subscriber {
@@ -130,6 +125,7 @@ impl Subscriptions {
         let Some(subs) = self.trie.entry(key.as_bytes()) else {
             return false;
         };
+        let subs = subs.get_or_insert_with(Box::default);
         let slot = self.clients.slot_for(mailbox);
         let list = match group {
             None => &mut subs.plain,
@@ -154,6 +150,10 @@ impl Subscriptions {
                 true
             }
             None => {
+                if list.is_empty() {
+                    // Most filters have one subscriber: room for just that one.
+                    list.reserve_exact(1);
+                }
                 list.push(Subscriber { slot, opts });
                 false
             }
@@ -194,7 +194,7 @@ impl Subscriptions {
         };
         let opts_of = |filter: &str| {
             let (key, group) = key_of(filter);
-            let subs = self.trie.get(key.as_bytes())?;
+            let subs = self.trie.get(key.as_bytes())?.as_deref()?;
             let list = match group {
                 None => &subs.plain,
                 Some(name) => &subs.groups.iter().find(|g| &*g.name == name)?.members,
@@ -219,6 +219,7 @@ impl Subscriptions {
         let mut targets: Vec<Target<'_>> = Vec::new();
         let mut picks: Vec<Target<'_>> = Vec::new();
         self.trie.filters_matching(topic, |subs| {
+            let Some(subs) = subs else { return };
             for s in &subs.plain {
                 let Some(c) = client(s.slot) else { continue };
                 if s.opts.no_local && from == Some(&*c.mailbox.client_id) {
@@ -281,18 +282,26 @@ impl Subscriptions {
             None => false,
         };
         self.trie
-            .update(key.as_bytes(), |subs| match group {
-                None => gone(&mut subs.plain),
-                Some(name) => {
-                    let Some(i) = subs.groups.iter().position(|g| &*g.name == name) else {
-                        return false;
-                    };
-                    let removed = gone(&mut subs.groups[i].members);
-                    if subs.groups[i].members.is_empty() {
-                        subs.groups.swap_remove(i);
-                    }
-                    removed
+            .update(key.as_bytes(), |node| {
+                let Some(subs) = node else { return false };
+                let removed = match group {
+                    None => gone(&mut subs.plain),
+                    Some(name) => match subs.groups.iter().position(|g| &*g.name == name) {
+                        Some(i) => {
+                            let removed = gone(&mut subs.groups[i].members);
+                            if subs.groups[i].members.is_empty() {
+                                subs.groups.swap_remove(i);
+                            }
+                            removed
+                        }
+                        None => false,
+                    },
+                };
+                if subs.plain.is_empty() && subs.groups.is_empty() {
+                    // Leaves the node vacant, so the tree prunes it.
+                    *node = None;
                 }
+                removed
             })
             .unwrap_or(false)
     }
@@ -332,7 +341,9 @@ mod tests {
         }
     }
 
-    const LEVELS: [&str; 6] = ["a", "b", "", "$s", "ü", "+"];
+    /// With `+` last: topics take the others. Enough levels that a node's children outgrow
+    /// a short list, and removals shrink them back.
+    const LEVELS: [&str; 12] = ["a", "b", "", "$s", "ü", "c", "d", "e", "f", "g", "h", "+"];
 
     fn random_filter(rng: &mut fastrand::Rng) -> String {
         let mut levels: Vec<&str> = (0..rng.usize(1..=3))
@@ -366,7 +377,7 @@ mod tests {
             let mut subs = Subscriptions::default();
             let mut model = Model::new();
             let boxes: Vec<Mailbox> = ids.iter().map(|id| mailbox(id, rng.bool())).collect();
-            for _ in 0..rng.usize(1..25) {
+            for _ in 0..rng.usize(1..60) {
                 let (c, f) = (rng.usize(..ids.len()), random_filter(&mut rng));
                 let o = opts(
                     rng.u8(..3),
@@ -384,9 +395,16 @@ mod tests {
                     "round {round}: {f}"
                 );
             }
-            // Some go again: by filter, and a whole client at a time.
-            for _ in 0..rng.usize(0..6) {
-                let (c, f) = (ids[rng.usize(..ids.len())], random_filter(&mut rng));
+            // Some go again: by filter (often one that exists), and a whole client at a time.
+            let held: Vec<(String, String)> = model.keys().cloned().collect();
+            for _ in 0..rng.usize(0..30) {
+                let (c, f) = match rng.bool() {
+                    true if !held.is_empty() => {
+                        let (c, f) = &held[rng.usize(..held.len())];
+                        (c.as_str(), f.clone())
+                    }
+                    _ => (ids[rng.usize(..ids.len())], random_filter(&mut rng)),
+                };
                 let existed = model.remove(&(c.to_owned(), f.clone())).is_some();
                 assert_eq!(subs.unsubscribe(&f, c), existed, "round {round}: {f}");
             }
@@ -410,6 +428,10 @@ mod tests {
                 let from = ids[rng.usize(..ids.len())];
                 check_one(&mut subs, &model, &t, from, round);
             }
+            for id in ids {
+                subs.remove_client(id);
+            }
+            assert_eq!(subs.trie.node_count(), 1, "round {round}: all pruned");
         }
     }
 

@@ -29,7 +29,7 @@ pub struct Trie<V> {
 }
 
 struct Node<V> {
-    children: HashMap<Box<[u8]>, Node<V>>,
+    children: Children<V>,
     value: V,
 }
 
@@ -44,7 +44,7 @@ impl<V: Default> Default for Trie<V> {
 impl<V: Default> Default for Node<V> {
     fn default() -> Self {
         Node {
-            children: HashMap::new(),
+            children: Children::Few(Vec::new()),
             value: V::default(),
         }
     }
@@ -54,18 +54,128 @@ impl<V> Drop for Node<V> {
     // The default drop recurses once per level; this one keeps the nodes still to drop on the
     // heap. Leaves (most nodes) are dropped at once and never stacked.
     fn drop(&mut self) {
-        fn inner<V>(children: &mut HashMap<Box<[u8]>, Node<V>>, stack: &mut Vec<Node<V>>) {
-            stack.extend(
-                children
-                    .drain()
-                    .map(|(_, n)| n)
-                    .filter(|n| !n.children.is_empty()),
-            );
-        }
         let mut stack = Vec::new();
-        inner(&mut self.children, &mut stack);
+        self.children.drain_into(&mut stack);
         while let Some(mut n) = stack.pop() {
-            inner(&mut n.children, &mut stack);
+            n.children.drain_into(&mut stack);
+        }
+    }
+}
+
+/// A node's children: a short list searched in order while there are few of them (most nodes
+/// have one or two, and a hash table of one costs a whole table), a hash table past that.
+enum Children<V> {
+    Few(Vec<(Box<[u8]>, Node<V>)>),
+    // Boxed so that every node, wide or not, is 24 bytes here rather than a table's 48.
+    #[allow(clippy::box_collection)]
+    Many(Box<HashMap<Box<[u8]>, Node<V>>>),
+}
+
+/// The most children kept in a list; a table that shrinks to half this becomes a list again.
+const FEW: usize = 8;
+
+impl<V> Children<V> {
+    fn len(&self) -> usize {
+        match self {
+            Children::Few(v) => v.len(),
+            Children::Many(m) => m.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get(&self, level: &[u8]) -> Option<&Node<V>> {
+        match self {
+            Children::Few(v) => v.iter().find(|(k, _)| **k == *level).map(|(_, n)| n),
+            Children::Many(m) => m.get(level),
+        }
+    }
+
+    fn get_mut(&mut self, level: &[u8]) -> Option<&mut Node<V>> {
+        match self {
+            Children::Few(v) => v.iter_mut().find(|(k, _)| **k == *level).map(|(_, n)| n),
+            Children::Many(m) => m.get_mut(level),
+        }
+    }
+
+    /// Adds a child the caller knows is not there.
+    fn insert(&mut self, level: &[u8], node: Node<V>) {
+        match self {
+            Children::Few(v) if v.len() < FEW => {
+                if v.is_empty() {
+                    // One child is the common case: room for just that one.
+                    v.reserve_exact(1);
+                }
+                v.push((Box::from(level), node));
+            }
+            Children::Few(v) => {
+                let mut m = HashMap::with_capacity(FEW * 2);
+                m.extend(v.drain(..));
+                m.insert(Box::from(level), node);
+                *self = Children::Many(Box::new(m));
+            }
+            Children::Many(m) => {
+                m.insert(Box::from(level), node);
+            }
+        }
+    }
+
+    /// Removes a child, giving back the memory its place took.
+    fn remove(&mut self, level: &[u8]) -> Option<Node<V>> {
+        match self {
+            Children::Few(v) => {
+                let i = v.iter().position(|(k, _)| **k == *level)?;
+                let (_, node) = v.swap_remove(i);
+                if v.is_empty() {
+                    *v = Vec::new();
+                }
+                Some(node)
+            }
+            Children::Many(m) => {
+                let node = m.remove(level)?;
+                let (len, cap) = (m.len(), m.capacity());
+                if len <= FEW / 2 {
+                    *self = Children::Few(m.drain().collect());
+                } else if len * 4 < cap {
+                    // Amortised O(1): only once three quarters of the table are unused.
+                    m.shrink_to(len * 2);
+                }
+                Some(node)
+            }
+        }
+    }
+
+    fn iter(&self) -> ChildIter<'_, V> {
+        match self {
+            Children::Few(v) => ChildIter::Few(v.iter()),
+            Children::Many(m) => ChildIter::Many(m.iter()),
+        }
+    }
+
+    /// Moves the children that have children of their own onto `stack`; drops the others.
+    fn drain_into(&mut self, stack: &mut Vec<Node<V>>) {
+        let inner = |n: &Node<V>| !n.children.is_empty();
+        match self {
+            Children::Few(v) => stack.extend(v.drain(..).map(|(_, n)| n).filter(inner)),
+            Children::Many(m) => stack.extend(m.drain().map(|(_, n)| n).filter(inner)),
+        }
+    }
+}
+
+enum ChildIter<'a, V> {
+    Few(std::slice::Iter<'a, (Box<[u8]>, Node<V>)>),
+    Many(hash_map::Iter<'a, Box<[u8]>, Node<V>>),
+}
+
+impl<'a, V> Iterator for ChildIter<'a, V> {
+    type Item = (&'a [u8], &'a Node<V>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            ChildIter::Few(it) => it.next().map(|(k, n)| (&**k, n)),
+            ChildIter::Many(it) => it.next().map(|(k, n)| (&**k, n)),
         }
     }
 }
@@ -103,8 +213,8 @@ impl<V: Default + Vacant> Trie<V> {
     pub fn entry(&mut self, key: &[u8]) -> Option<&mut V> {
         let mut node = &mut self.root;
         for level in levels(key) {
-            if !node.children.contains_key(level) {
-                node.children.insert(Box::from(level), Node::default());
+            if node.children.get(level).is_none() {
+                node.children.insert(level, Node::default());
             }
             node = node.children.get_mut(level)?;
         }
@@ -133,11 +243,6 @@ impl<V: Default + Vacant> Trie<V> {
             }
             if let Some(level) = path.next() {
                 at.children.remove(level);
-                // Amortised O(1): shrinks only when three quarters of the table are unused.
-                let (len, cap) = (at.children.len(), at.children.capacity());
-                if cap > 16 && len * 4 < cap {
-                    at.children.shrink_to(len * 2);
-                }
             }
         }
         Some(r)
@@ -154,7 +259,7 @@ impl<V: Default + Vacant> Trie<V> {
             if wildcards {
                 // `#` matches the rest, however many levels it has, none included: `a/#`
                 // matches `a`.
-                if let Some(hash) = node.children.get(&b"#"[..]) {
+                if let Some(hash) = node.children.get(b"#") {
                     f(&hash.value);
                 }
             }
@@ -172,7 +277,7 @@ impl<V: Default + Vacant> Trie<V> {
                 }
             }
             if wildcards {
-                if let Some(plus) = node.children.get(&b"+"[..]) {
+                if let Some(plus) = node.children.get(b"+") {
                     stack.push((plus, tail, false));
                 }
             }
@@ -194,8 +299,7 @@ impl<V: Default + Vacant> Trie<V> {
                 b"#" => {
                     f(&node.value);
                     // Depth first, a children iterator per level below.
-                    let mut below: Vec<hash_map::Iter<'a, Box<[u8]>, Node<V>>> =
-                        vec![node.children.iter()];
+                    let mut below: Vec<ChildIter<'a, V>> = vec![node.children.iter()];
                     loop {
                         let depth = below.len();
                         let Some(it) = below.last_mut() else { break };
@@ -213,7 +317,7 @@ impl<V: Default + Vacant> Trie<V> {
                     }
                 }
                 b"+" => {
-                    for (key, child) in &node.children {
+                    for (key, child) in node.children.iter() {
                         if !hidden_from_wildcards(first, key) {
                             stack.push((child, tail, false));
                         }
@@ -237,7 +341,7 @@ impl<V> Trie<V> {
         let mut stack = vec![&self.root];
         while let Some(n) = stack.pop() {
             count += 1;
-            stack.extend(n.children.values());
+            stack.extend(n.children.iter().map(|(_, c)| c));
         }
         count
     }
@@ -249,8 +353,22 @@ mod tests {
     use crate::topic;
 
     /// Topics and filters from a small alphabet, so that random ones often match: `$`
-    /// levels, empty levels, a non-UTF-8 byte and a non-ASCII letter among them.
-    const LEVELS: [&[u8]; 7] = [b"a", b"b", b"", b"$s", b"\xff", "é".as_bytes(), b"a$"];
+    /// levels, empty levels, a non-UTF-8 byte and a non-ASCII letter among them; enough of
+    /// them that a node's children outgrow a short list.
+    const LEVELS: [&[u8]; 12] = [
+        b"a",
+        b"b",
+        b"",
+        b"$s",
+        b"\xff",
+        "é".as_bytes(),
+        b"a$",
+        b"c",
+        b"d",
+        b"e",
+        b"f",
+        b"g",
+    ];
 
     fn random_topic(rng: &mut fastrand::Rng) -> Vec<u8> {
         let n = rng.usize(1..=4);
@@ -353,7 +471,7 @@ mod tests {
         assert_eq!(t.update(b"a/b", Option::take), Some(Some(2)));
         assert_eq!(t.update(b"a/x", Option::take), Some(Some(3)));
         assert_eq!(t.node_count(), 1);
-        assert!(t.root.children.capacity() <= 16);
+        assert!(matches!(&t.root.children, Children::Few(v) if v.capacity() == 0));
         assert_eq!(
             t.update(b"a/x", Option::take),
             None,
@@ -371,17 +489,23 @@ mod tests {
         for i in 0..10_000u32 {
             *t.entry(format!("w/{i}").as_bytes()).unwrap() = Some(i);
         }
-        let w = |t: &Trie<Option<u32>>| {
-            t.root
-                .children
-                .get(&b"w"[..])
-                .map(|n| n.children.capacity())
+        let w = |t: &Trie<Option<u32>>| match t.root.children.get(b"w").map(|n| &n.children) {
+            Some(Children::Many(m)) => m.capacity(),
+            Some(Children::Few(v)) => v.capacity(),
+            None => 0,
         };
-        let full = w(&t).unwrap();
-        for i in 0..9_990u32 {
+        let full = w(&t);
+        for i in 0..9_900u32 {
             t.update(format!("w/{i}").as_bytes(), Option::take);
         }
-        assert!(w(&t).unwrap() * 8 < full, "{:?} of {full}", w(&t));
+        assert!(w(&t) * 8 < full, "{} of {full}", w(&t));
+        for i in 9_900..9_998u32 {
+            t.update(format!("w/{i}").as_bytes(), Option::take);
+        }
+        assert!(
+            matches!(&t.root.children.get(b"w").unwrap().children, Children::Few(v) if v.capacity() <= FEW / 2),
+            "two left: a short list again"
+        );
     }
 
     #[test]
