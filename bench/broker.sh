@@ -4,8 +4,8 @@
 #
 #   N=200000 REPS=3 SMQ=target/release/smq bench/broker.sh
 #
-# Scenarios (SCENARIOS), each run on a fresh broker, the two brokers interleaved with the order
-# flipped every repetition:
+# Scenarios (SCENARIOS), each run on a fresh broker, the brokers interleaved with the order
+# rotated every repetition:
 #   fanin    8 publishers -> 1 subscriber, QoS 0 and 1, 100-byte payloads, N deliveries in all
 #   fanout   1 publisher -> 8 subscribers, same, N deliveries in all (N/8 published)
 #   latency  one publisher at a fixed rate (LAT_RATE msg/s for LAT_SECS s) whose payload is its
@@ -34,7 +34,7 @@ set -euo pipefail
 N=${N:-200000}
 REPS=${REPS:-3}
 QOS_LIST=${QOS_LIST:-0 1}
-SCENARIOS=${SCENARIOS:-fanin fanout latency idle persist}
+SCENARIOS=${SCENARIOS:-fanin fanout latency idle persist retained1m wild100k}
 BROKERS=${BROKERS:-smq mosquitto}
 SMQ=${SMQ:-target/release/smq}
 CLIENTS=${CLIENTS:-8}                   # publishers (fanin) / subscribers (fanout)
@@ -651,6 +651,7 @@ if [[ -s $SCALE ]]; then
         echo
         echo "$title"
         awk -F'\t' -v scen="$scen" -v cols="$*" "$AWK_LIB"'
+        function num(x) { return x >= 100 ? sprintf("%.0f", x) : sprintf("%.3g", x) }
         $1 == scen {
             b = $2; if (!(b in n)) { brokers[++nb] = b }; n[b]++
             if (!(b in lmin) || $4 < lmin[b]) lmin[b] = $4
@@ -673,8 +674,8 @@ if [[ -s $SCALE ]]; then
                         if (lo == "" || x < lo) lo = x; if (hi == "" || x > hi) hi = x
                     }
                     med[b, c] = cnt ? median(a, cnt) : ""
-                    cell = cnt ? sprintf("%g", med[b, c]) : "n/a"
-                    if (c == 1 && cnt) cell = cell " (" range(lo, hi, "%g") ")"
+                    cell = cnt ? num(med[b, c]) : "n/a"
+                    if (c == 1 && cnt) cell = cell " (" (lo == hi ? num(lo) : num(lo) "-" num(hi)) ")"
                     line = line sprintf(c == 1 ? " %-30s" : " %-13s", cell)
                 }
                 print line sprintf(" %-10s %d", range(lmin[b], lmax[b], "%s"), failed[b])
