@@ -220,6 +220,16 @@ impl Router {
     /// Adds or replaces one subscription; returns whether it existed before (for retain
     /// handling 1).
     pub fn subscribe(&mut self, filter: &str, mailbox: &Mailbox, opts: SubOptions) -> bool {
+        // A connection taken over a moment ago may still be reading a SUBSCRIBE. Its mailbox
+        // is no longer the session's, and a client's subscriptions share one mailbox: taking
+        // it would send the new session's messages to a queue nobody reads.
+        let stale = self
+            .sessions
+            .get(&mailbox.client_id)
+            .is_some_and(|e| !Arc::ptr_eq(&e.mailbox.inbox, &mailbox.inbox));
+        if stale {
+            return false;
+        }
         self.subscriptions.subscribe(filter, mailbox, opts)
     }
 
@@ -448,6 +458,38 @@ mod tests {
         assert!(r.unsubscribe("$share/g/s/+", "a"));
         r.route(&msg("s/1", 1));
         assert_eq!((count(&arx), count(&brx)), (0, 1));
+    }
+
+    #[test]
+    fn a_taken_over_connection_cannot_subscribe_the_new_session_away() {
+        let mut r = Router::default();
+        let (new, new_rx) = mailbox("c");
+        let (old, old_rx) = mailbox("c");
+        let state = super::super::session::State {
+            inbox: new.inbox.clone(),
+            subscriptions: HashMap::new(),
+            outgoing: Default::default(),
+            incoming_qos2: Default::default(),
+            next_pkid: 0,
+        };
+        r.sessions.insert(
+            Arc::from("c"),
+            SessionEntry {
+                mailbox: new.clone(),
+                kick: Arc::new(Notify::new()),
+                generation: 2,
+                state: Arc::new(tokio::sync::Mutex::new(state)),
+                owner: None,
+            },
+        );
+        r.subscribe("t", &new, opts(1, None));
+        // The old connection's SUBSCRIBE, processed after the takeover.
+        assert!(!r.subscribe("t", &old, opts(1, None)));
+        assert!(!r.subscribe("u/#", &old, opts(1, None)));
+        assert_eq!(r.route(&msg("t", 1)), (1, 0));
+        assert!(new_rx.pop().is_some());
+        assert!(old_rx.pop().is_none());
+        assert_eq!(r.subscriptions_of("c").len(), 1);
     }
 
     #[test]
