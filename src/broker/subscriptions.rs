@@ -56,8 +56,9 @@ struct Group {
 #[derive(Default)]
 struct Clients {
     slot_of: HashMap<Arc<str>, usize>,
-    /// None: free, and on the free list.
-    slots: Vec<Option<Client>>,
+    /// None: free, and on the free list. Boxed, so a slot left free after a crowd of clients
+    /// has gone costs a pointer, not a client.
+    slots: Vec<Option<Box<Client>>>,
     free: Vec<usize>,
 }
 
@@ -79,12 +80,12 @@ impl Clients {
                 return slot;
             }
         }
-        let client = Client {
+        let client = Box::new(Client {
             mailbox: mailbox.clone(),
             filters: HashSet::new(),
             seen: Cell::new(0),
             target: Cell::new(0),
-        };
+        });
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot] = Some(client);
@@ -101,16 +102,16 @@ impl Clients {
 
     fn get(&self, client_id: &str) -> Option<(usize, &Client)> {
         let slot = *self.slot_of.get(client_id)?;
-        Some((slot, self.slots.get(slot)?.as_ref()?))
+        Some((slot, self.slots.get(slot)?.as_deref()?))
     }
 
     fn get_mut(&mut self, client_id: &str) -> Option<(usize, &mut Client)> {
         let slot = *self.slot_of.get(client_id)?;
-        Some((slot, self.slots.get_mut(slot)?.as_mut()?))
+        Some((slot, self.slots.get_mut(slot)?.as_deref_mut()?))
     }
 
     /// Frees a client's slot, and with it the mailbox it held.
-    fn release(&mut self, client_id: &str) -> Option<(usize, Client)> {
+    fn release(&mut self, client_id: &str) -> Option<(usize, Box<Client>)> {
         let slot = self.slot_of.remove(client_id)?;
         let client = self.slots.get_mut(slot)?.take()?;
         self.free.push(slot);
@@ -215,7 +216,7 @@ impl Subscriptions {
         self.epoch += 1;
         let epoch = self.epoch;
         let slots = &self.clients.slots;
-        let client = |slot: usize| slots.get(slot).and_then(Option::as_ref);
+        let client = |slot: usize| slots.get(slot).and_then(Option::as_deref);
         let mut targets: Vec<Target<'_>> = Vec::new();
         let mut picks: Vec<Target<'_>> = Vec::new();
         self.trie.filters_matching(topic, |subs| {
