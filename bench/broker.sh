@@ -4,8 +4,8 @@
 #
 #   N=200000 REPS=3 SMQ=target/release/smq bench/broker.sh
 #
-# Scenarios (SCENARIOS), each run on a fresh broker, the two brokers interleaved with the order
-# flipped every repetition:
+# Scenarios (SCENARIOS), each run on a fresh broker, the brokers interleaved with the order
+# rotated every repetition:
 #   fanin    8 publishers -> 1 subscriber, QoS 0 and 1, 100-byte payloads, N deliveries in all
 #   fanout   1 publisher -> 8 subscribers, same, N deliveries in all (N/8 published)
 #   latency  one publisher at a fixed rate (LAT_RATE msg/s for LAT_SECS s) whose payload is its
@@ -15,6 +15,13 @@
 #   persist  fan-in at QoS 1 to a persistent-session subscriber (-c), three brokers:
 #            serve-broker --persist DIR (every acknowledged message fsync'd first),
 #            serve-broker in memory, and mosquitto with `persistence true`
+#   retained1m  RETAINED (1,000,000) retained topics loaded, then SUBSCRIBE -> SUBACK + its
+#            retained message: exact filters, `r/<k>/+` filters, a burst at once; a probe's
+#            publish round trips meanwhile show whether other traffic stalls (bench/scale.py)
+#   wild100k WILD (100,000) wildcard subscriptions w/<n>/+, then the round trip of a publish
+#            that one of them matches (bench/scale.py)
+# BROKERS may also hold `base`: serve-broker from the binary SMQ_BASE (an earlier build), run
+# like `smq` with the same load generator, for before/after numbers from one run.
 # Subscriber readiness: a retained "ready" message is published before the subscribers start,
 # and each subscribes to it together with the data topic (one SUBSCRIBE); its arrival in the
 # subscriber's output means the data subscription is live. Every client runs under `timeout`,
@@ -27,7 +34,7 @@ set -euo pipefail
 N=${N:-200000}
 REPS=${REPS:-3}
 QOS_LIST=${QOS_LIST:-0 1}
-SCENARIOS=${SCENARIOS:-fanin fanout latency idle persist}
+SCENARIOS=${SCENARIOS:-fanin fanout latency idle persist retained1m wild100k}
 BROKERS=${BROKERS:-smq mosquitto}
 SMQ=${SMQ:-target/release/smq}
 CLIENTS=${CLIENTS:-8}                   # publishers (fanin) / subscribers (fanout)
@@ -39,13 +46,25 @@ IDLE_CONNS=${IDLE_CONNS:-5000}
 DRAIN_IDLE=${DRAIN_IDLE:-5}             # subscribers give up after this many seconds without a message
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}         # hard limit for any one client process
 READY_TIMEOUT=${READY_TIMEOUT:-10}
+RETAINED=${RETAINED:-1000000}           # retained1m: retained topics loaded
+RETAINED_SAMPLES=${RETAINED_SAMPLES:-200} # retained1m: exact-filter SUBSCRIBEs timed
+RETAINED_PLUS=${RETAINED_PLUS:-20}      # retained1m: r/<k>/+ SUBSCRIBEs timed (1,000 retained each)
+RETAINED_BURST=${RETAINED_BURST:-50}    # retained1m: exact SUBSCRIBEs sent at once
+WILD=${WILD:-100000}                    # wild100k: wildcard subscriptions
+WILD_SAMPLES=${WILD_SAMPLES:-2000}      # wild100k: publish round trips timed
+WILD_CONNS=${WILD_CONNS:-4}             # wild100k: connections holding the subscriptions
+SCALE_READ_TIMEOUT=${SCALE_READ_TIMEOUT:-60} # retained1m/wild100k: longest wait for one packet
+SMQ_BASE=${SMQ_BASE:-}
 
-for var in N REPS CLIENTS INFLIGHT MAX_QUEUED LAT_RATE LAT_SECS IDLE_CONNS DRAIN_IDLE RUN_TIMEOUT READY_TIMEOUT; do
+for var in N REPS CLIENTS INFLIGHT MAX_QUEUED LAT_RATE LAT_SECS IDLE_CONNS DRAIN_IDLE RUN_TIMEOUT READY_TIMEOUT \
+    RETAINED RETAINED_SAMPLES RETAINED_PLUS RETAINED_BURST WILD WILD_SAMPLES WILD_CONNS SCALE_READ_TIMEOUT; do
     [[ ${!var} =~ ^[1-9][0-9]*$ ]] || bench_die "$var must be a positive integer, got '${!var}'"
 done
 for qos in $QOS_LIST; do [[ $qos == [01] ]] || bench_die "QOS_LIST may hold 0 and 1, got '$qos'"; done
-for s in $SCENARIOS; do [[ $s =~ ^(fanin|fanout|latency|idle|persist)$ ]] || bench_die "unknown scenario '$s'"; done
-for b in $BROKERS; do [[ $b == smq || $b == mosquitto ]] || bench_die "BROKERS may hold smq and mosquitto, got '$b'"; done
+for s in $SCENARIOS; do [[ $s =~ ^(fanin|fanout|latency|idle|persist|retained1m|wild100k)$ ]] || bench_die "unknown scenario '$s'"; done
+for b in $BROKERS; do [[ $b =~ ^(smq|mosquitto|base)$ ]] || bench_die "BROKERS may hold smq, mosquitto and base, got '$b'"; done
+[[ " $BROKERS " != *" base "* || -x $SMQ_BASE ]] || bench_die "BROKERS has base: set SMQ_BASE to an smq binary (got '$SMQ_BASE')"
+((WILD >= 2)) || bench_die "WILD must be at least 2"
 ((INFLIGHT < 65535)) || bench_die "INFLIGHT must stay below 65535 (MQTT packet ids)"
 ((N >= CLIENTS && N / CLIENTS <= 99999999)) || bench_die "N must be between CLIENTS and CLIENTS*99999999"
 PER=$((N / CLIENTS)) # messages per publisher (fanin) / published and per subscriber (fanout)
@@ -157,10 +176,11 @@ smq_listen_port() {
     return 1
 }
 
-# start_broker smq|mosquitto|smq-persist|mosquitto-persist: sets BROKER_PID and BROKER_PORT.
-# The -persist ones start on an empty persistence directory.
+# start_broker smq|base|mosquitto|smq-persist|mosquitto-persist: sets BROKER_PID and BROKER_PORT.
+# The -persist ones start on an empty persistence directory. MOSQ_EXTRA: more mosquitto.conf lines.
+MOSQ_EXTRA=()
 start_broker() {
-    local pid port start
+    local pid port start bin=$SMQ
     local -a persist=()
     case $1 in
     mosquitto | mosquitto-persist)
@@ -170,16 +190,17 @@ start_broker() {
             # the bench's private temp dir.
             persist=("persistence true" "persistence_location $BENCH_TMP/mosquitto-db/" "user $(id -un)")
         fi
-        bench_start_mosquitto "max_inflight_messages $INFLIGHT" "sys_interval 0" "${persist[@]}"
+        bench_start_mosquitto "max_inflight_messages $INFLIGHT" "sys_interval 0" "${persist[@]}" "${MOSQ_EXTRA[@]}"
         BROKER_PID=$MOSQ_PID BROKER_PORT=$MOSQ_PORT
         ;;
-    smq | smq-persist)
+    smq | smq-persist | base)
+        [[ $1 != base ]] || bin=$SMQ_BASE
         if [[ $1 == smq-persist ]]; then
             rm -rf "$BENCH_TMP/smq-db"
             persist=(--persist "$BENCH_TMP/smq-db")
         fi
         : >"$SMQ_BROKER_LOG"
-        "$SMQ" serve-broker --listen mqtt://127.0.0.1:0 --max-inflight "$INFLIGHT" \
+        "$bin" serve-broker --listen mqtt://127.0.0.1:0 --max-inflight "$INFLIGHT" \
             --max-queued "$MAX_QUEUED" --sys-interval 0 "${persist[@]}" >>"$SMQ_BROKER_LOG" 2>&1 </dev/null &
         pid=$!
         bench_track "$pid"
@@ -204,6 +225,7 @@ load1() { awk '{ print $1 }' /proc/loadavg; }
 label() {
     case $1 in
     smq) echo serve-broker ;;
+    base) echo serve-b-base ;;
     smq-persist) echo serve-b+persist ;;
     mosquitto-persist) echo mosq+persist ;;
     *) echo mosquitto ;;
@@ -256,10 +278,11 @@ wait_pids() {
 
 # --- scenarios -------------------------------------------------------------------------------
 
-TP=$BENCH_TMP/throughput.tsv LAT=$BENCH_TMP/latency.tsv IDLE=$BENCH_TMP/idle.tsv
+TP=$BENCH_TMP/throughput.tsv LAT=$BENCH_TMP/latency.tsv IDLE=$BENCH_TMP/idle.tsv SCALE=$BENCH_TMP/scale.tsv
 : >"$TP"
 : >"$LAT"
 : >"$IDLE"
+: >"$SCALE"
 
 # run_throughput fanin|fanout QOS BROKER REP: appends a row to $TP.
 run_throughput() {
@@ -377,10 +400,39 @@ run_idle() {
         "$(awk -v a="$rss0" -v b="$rss1" -v n="$ok" 'BEGIN { printf "%.0f", n ? (b - a) * 1024 / n : 0 }')" "$load")"
 }
 
+# run_scale retained1m|wild100k BROKER REP: appends a row to $SCALE (scen, broker, rep, load,
+# then scale.py's key=value line, or exit=CODE when it failed).
+run_scale() {
+    local scen=$1 broker=$2 rep=$3 load out rc=0
+    local -a args
+    load=$(load1)
+    # serve-broker sets TCP_NODELAY on every connection; without it Mosquitto's SUBACK and the
+    # retained PUBLISH after it meet the client's delayed ACK, 40 ms per SUBSCRIBE.
+    MOSQ_EXTRA=("set_tcp_nodelay true")
+    start_broker "$broker"
+    MOSQ_EXTRA=()
+    if [[ $scen == retained1m ]]; then
+        args=(retained "$BROKER_PORT" "$BROKER_PID" "$RETAINED" "$RETAINED_SAMPLES" "$RETAINED_PLUS" "$RETAINED_BURST")
+    else
+        args=(wild "$BROKER_PORT" "$BROKER_PID" "$WILD" "$WILD_SAMPLES" "$WILD_CONNS")
+    fi
+    out=$(timeout -k 5 "$RUN_TIMEOUT" python3 "$BENCH_DIR/scale.py" "${args[@]}" "$SCALE_READ_TIMEOUT" \
+        2>"$BENCH_TMP/scale.err" </dev/null) || rc=$?
+    bench_stop "$BROKER_PID"
+    if ((rc != 0)); then
+        bench_log "$scen $(label "$broker") rep $rep: scale.py exited $rc: $(tail -c 1000 "$BENCH_TMP/scale.err")"
+        out="exit=$rc"
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\n' "$scen" "$broker" "$rep" "$load" "$out" >>"$SCALE"
+    bench_log "$(printf '%-10s %-12s rep %s: %s  load %s' "$scen" "$(label "$broker")" "$rep" "$out" "$load")"
+}
+
 bench_log "broker: N=$N deliveries per throughput run ($CLIENTS clients x $PER), REPS=$REPS, QoS $QOS_LIST, scenarios: $SCENARIOS"
 read -ra brokers <<<"$BROKERS"
-order_for() { # order_for REP: the brokers in this repetition's order (flipped every repetition)
-    if (($1 % 2)) || ((${#brokers[@]} < 2)); then ORDER=("${brokers[@]}"); else ORDER=("${brokers[1]}" "${brokers[0]}"); fi
+order_for() { # order_for REP: the brokers in this repetition's order (rotated by one every repetition)
+    local i nb=${#brokers[@]}
+    ORDER=()
+    for ((i = 0; i < nb; i++)); do ORDER+=("${brokers[(i + $1 - 1) % nb]}"); done
 }
 for scen in $SCENARIOS; do
     for ((rep = 1; rep <= REPS; rep++)); do
@@ -395,6 +447,9 @@ for scen in $SCENARIOS; do
             ;;
         idle)
             for b in "${ORDER[@]}"; do run_idle "$b" "$rep"; done
+            ;;
+        retained1m | wild100k)
+            for b in "${ORDER[@]}"; do run_scale "$scen" "$b" "$rep"; done
             ;;
         persist)
             # Rotated every repetition, so none of the three always runs first.
@@ -418,7 +473,7 @@ function median(a, n,    i, j, t, s) {
     for (i = 2; i <= n; i++) { t = s[i]; for (j = i - 1; j >= 1 && s[j] > t; j--) s[j + 1] = s[j]; s[j + 1] = t }
     return n % 2 ? s[(n + 1) / 2] : (s[n / 2] + s[n / 2 + 1]) / 2
 }
-function name(b) { return b == "smq" ? "serve-broker" : b == "smq-persist" ? "serve-b+persist" : b == "mosquitto-persist" ? "mosq+persist" : "mosquitto" }
+function name(b) { return b == "smq" ? "serve-broker" : b == "base" ? "serve-b-base" : b == "smq-persist" ? "serve-b+persist" : b == "mosquitto-persist" ? "mosq+persist" : "mosquitto" }
 function range(lo, hi, fmt) { return lo == hi ? sprintf(fmt, lo) : sprintf(fmt "-" fmt, lo, hi) }'
 
 if [[ -s $TP ]]; then
@@ -460,18 +515,18 @@ if [[ -s $TP ]]; then
             printf "%-7s %-3s %-28s %-16s %s\n", "scen", "qos", "rate: median (paired min-max)", "CPU/msg", "notes"
         }
         for (i = 1; i <= nk; i++) {
-            k = keys[i]; if (brk[k] != "smq") continue
+            k = keys[i]; if (brk[k] != "smq" && brk[k] != "base") continue
             km = scen[k] SUBSEP qos[k] SUBSEP "mosquitto"; if (!(km in n)) continue
             lo = hi = ""
             for (rep = 1; rep <= reps; rep++) {
-                if (!((scen[k], qos[k], "smq", rep) in prate) || !((scen[k], qos[k], "mosquitto", rep) in prate)) continue
+                if (!((scen[k], qos[k], brk[k], rep) in prate) || !((scen[k], qos[k], "mosquitto", rep) in prate)) continue
                 if (prate[scen[k], qos[k], "mosquitto", rep] <= 0) continue
-                pr = prate[scen[k], qos[k], "smq", rep] / prate[scen[k], qos[k], "mosquitto", rep]
+                pr = prate[scen[k], qos[k], brk[k], rep] / prate[scen[k], qos[k], "mosquitto", rep]
                 if (lo == "" || pr < lo) lo = pr; if (hi == "" || pr > hi) hi = pr
             }
             rr = mr[km] > 0 ? mr[k] / mr[km] : 0
             cpm = (mr[k] > 0 && mr[km] > 0 && mb[km] > 0) ? sprintf("%.2f", (mb[k] / sent[k]) / (mb[km] / sent[km])) : "n/a"
-            notes = rr >= 1.5 ? "target >= 1.5x: met" : "target >= 1.5x: NOT met"
+            notes = (brk[k] == "base" ? "serve-b-base: " : "") (rr >= 1.5 ? "target >= 1.5x: met" : "target >= 1.5x: NOT met")
             for (t = 0; t < 2; t++) {
                 kk = t ? km : k
                 if (dmin[kk] < sent[kk]) notes = notes sprintf("; %s LOSS: %d of %d not delivered in the worst run (its time includes the %d s idle timeout)", name(brk[kk]), sent[kk] - dmin[kk], sent[kk], drain)
@@ -534,16 +589,16 @@ if [[ -s $LAT ]]; then
         print "ratios serve-broker/mosquitto: < 1 means serve-broker is faster (target p99 <= 1)"
         printf "%-3s %-8s %-28s %s\n", "qos", "p50", "p99: median (paired min-max)", "notes"
         for (i = 1; i <= nk; i++) {
-            k = keys[i]; if (brk[k] != "smq") continue
+            k = keys[i]; if (brk[k] != "smq" && brk[k] != "base") continue
             km = qos[k] SUBSEP "mosquitto"; if (!(km in n) || m50[km] <= 0 || m99[km] <= 0) continue
             lo = hi = ""
             for (rep = 1; rep <= reps; rep++) {
-                if (!((qos[k], "smq", rep) in pp99) || !((qos[k], "mosquitto", rep) in pp99) || pp99[qos[k], "mosquitto", rep] <= 0) continue
-                pr = pp99[qos[k], "smq", rep] / pp99[qos[k], "mosquitto", rep]
+                if (!((qos[k], brk[k], rep) in pp99) || !((qos[k], "mosquitto", rep) in pp99) || pp99[qos[k], "mosquitto", rep] <= 0) continue
+                pr = pp99[qos[k], brk[k], rep] / pp99[qos[k], "mosquitto", rep]
                 if (lo == "" || pr < lo) lo = pr; if (hi == "" || pr > hi) hi = pr
             }
             rr = m99[k] / m99[km]
-            notes = rr <= 1 ? "target p99 <= mosquitto: met" : "target p99 <= mosquitto: NOT met"
+            notes = (brk[k] == "base" ? "serve-b-base: " : "") (rr <= 1 ? "target p99 <= mosquitto: met" : "target p99 <= mosquitto: NOT met")
             for (t = 0; t < 2; t++) { kk = t ? km : k; if (rmin[kk] < sent[kk]) notes = notes sprintf("; %s LOSS: %d of %d not received in the worst run", name(brk[kk]), sent[kk] - rmin[kk], sent[kk]) }
             printf "%-3s %-8.2f %-28s %s\n", qos[k], m50[k] / m50[km], sprintf("%.2f", rr) (lo == "" ? "" : sprintf(" (%.2f-%.2f)", lo, hi)), notes
         }
@@ -583,4 +638,68 @@ if [[ -s $IDLE ]]; then
                 (lo == "" ? "" : sprintf(" (paired %.2f-%.2f)", lo, hi)), (rr <= 1 ? "met" : "NOT met")
         }
     }' "$IDLE"
+fi
+
+if [[ -s $SCALE ]]; then
+    # scale_report SCEN TITLE COLUMNS...: per broker the median of each key over the runs (the
+    # first column with its min-max), then each serve-broker's ratios to Mosquitto.
+    # A column is KEY:HEADER:RATIO (RATIO 1: it gets a ratio column).
+    scale_report() {
+        local scen=$1 title=$2
+        shift 2
+        [[ $(cut -f1 "$SCALE") == *"$scen"* ]] || return 0
+        echo
+        echo "$title"
+        awk -F'\t' -v scen="$scen" -v cols="$*" "$AWK_LIB"'
+        function num(x) { return x >= 100 ? sprintf("%.0f", x) : sprintf("%.3g", x) }
+        $1 == scen {
+            b = $2; if (!(b in n)) { brokers[++nb] = b }; n[b]++
+            if (!(b in lmin) || $4 < lmin[b]) lmin[b] = $4
+            if (!(b in lmax) || $4 > lmax[b]) lmax[b] = $4
+            m = split($5, kv, " ")
+            for (i = 1; i <= m; i++) { split(kv[i], p, "="); v[b, p[1], n[b]] = p[2]; if (p[1] == "exit") failed[b]++ }
+        }
+        END {
+            nc = split(cols, col, " ")
+            for (c = 1; c <= nc; c++) { split(col[c], f, ":"); key[c] = f[1]; head[c] = f[2]; ratio[c] = f[3] }
+            line = sprintf("%-18s", "broker")
+            for (c = 1; c <= nc; c++) line = line sprintf(c == 1 ? " %-30s" : " %-13s", head[c] (c == 1 ? ": median (min-max)" : ""))
+            print line sprintf(" %-10s %s", "loadavg1", "failed runs")
+            for (i = 1; i <= nb; i++) {
+                b = brokers[i]; line = sprintf("%-18s", name(b))
+                for (c = 1; c <= nc; c++) {
+                    cnt = 0; lo = hi = ""
+                    for (j = 1; j <= n[b]; j++) if ((b, key[c], j) in v) {
+                        x = v[b, key[c], j] + 0; a[++cnt] = x
+                        if (lo == "" || x < lo) lo = x; if (hi == "" || x > hi) hi = x
+                    }
+                    med[b, c] = cnt ? median(a, cnt) : ""
+                    cell = cnt ? num(med[b, c]) : "n/a"
+                    if (c == 1 && cnt) cell = cell " (" (lo == hi ? num(lo) : num(lo) "-" num(hi)) ")"
+                    line = line sprintf(c == 1 ? " %-30s" : " %-13s", cell)
+                }
+                print line sprintf(" %-10s %d", range(lmin[b], lmax[b], "%s"), failed[b])
+            }
+            if (!("mosquitto" in n)) exit
+            print ""
+            print "ratios serve-broker/mosquitto of the medians: < 1 means serve-broker is faster (or smaller)"
+            line = sprintf("%-18s", "ratio")
+            for (c = 1; c <= nc; c++) if (ratio[c]) line = line sprintf(" %-13s", head[c])
+            print line
+            for (i = 1; i <= nb; i++) {
+                b = brokers[i]; if (b == "mosquitto") continue
+                line = sprintf("%-18s", name(b) "/mosq")
+                for (c = 1; c <= nc; c++) if (ratio[c]) {
+                    ok = med[b, c] != "" && med["mosquitto", c] != "" && med["mosquitto", c] > 0
+                    line = line sprintf(" %-13s", ok ? sprintf("%.2f", med[b, c] / med["mosquitto", c]) : "n/a")
+                }
+                print line
+            }
+        }' "$SCALE"
+    }
+    scale_report retained1m "== retained: $RETAINED retained topics r/<i/1000>/<i%1000>; SUBSCRIBE -> SUBACK + retained: $RETAINED_SAMPLES exact, $RETAINED_PLUS r/<k>/+ (1,000 each), $RETAINED_BURST exact at once; a probe's own publish round trips meanwhile (mosquitto: set_tcp_nodelay true)" \
+        exact_p50_us:exact-p50-µs:1 exact_p99_us:exact-p99-µs:1 plus_p50_us:r/k/+-p50-µs:1 burst_ms:burst-ms:1 \
+        probe_p99_us:probe-p99-µs:1 probe_max_us:probe-max-µs:1 load_s:load-s:1 rss_kib:RSS-KiB:1
+    scale_report wild100k "== wildcard subscriptions: $WILD filters w/<n>/+ over $WILD_CONNS+1 connections; round trip of a QoS 0 publish that one matches, $WILD_SAMPLES samples (mosquitto: set_tcp_nodelay true)" \
+        rtt_p50_us:rtt-p50-µs:1 rtt_p99_us:rtt-p99-µs:1 rtt_max_us:rtt-max-µs:1 subscribe_s:subscribe-s:1 rss_kib:RSS-KiB:1
 fi

@@ -9,8 +9,11 @@ mod persist;
 mod phone;
 mod push_body;
 mod push_stats;
+mod retained;
 mod router;
 mod session;
+mod subscriptions;
+mod trie;
 
 use std::io::{self, Write};
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
-//! Who gets which message: sessions by client id, subscriptions (plain and `$share`d), the
-//! retained store, and the counters `$SYS` reports. One mutex guards it all; the work done
-//! under it is matching and non-blocking channel sends, never I/O.
+//! Who gets which message: sessions by client id, subscriptions (plain and `$share`d, in
+//! subscriptions.rs), the retained store (retained.rs), and the counters `$SYS` reports. One
+//! mutex guards it all; the work done under it is walking the two topic trees and
+//! non-blocking queue pushes, never I/O, and it costs what matches, not what exists.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,8 +15,9 @@ use tokio::sync::Notify;
 
 use super::persist::Store;
 use super::persist::model::Record;
+use super::retained::Retained;
+use super::subscriptions::{Subscriptions, Target};
 use crate::conn::packet::PublishProperties;
-use crate::topic;
 
 /// A message as the broker holds it: shared by every subscriber it goes to.
 #[derive(Debug)]
@@ -125,16 +127,6 @@ pub struct Mailbox {
     pub durable: Arc<AtomicBool>,
 }
 
-struct Subscriber {
-    mailbox: Mailbox,
-    opts: SubOptions,
-}
-
-struct SharedGroup {
-    members: Vec<Subscriber>,
-    next: usize,
-}
-
 /// A session known to the broker, connected or not.
 pub struct SessionEntry {
     pub mailbox: Mailbox,
@@ -161,10 +153,8 @@ pub struct Counters {
 #[derive(Default)]
 pub struct Router {
     pub sessions: HashMap<Arc<str>, SessionEntry>,
-    exact: HashMap<String, Vec<Subscriber>>,
-    wildcard: Vec<(String, Subscriber)>,
-    shared: HashMap<(String, String), SharedGroup>,
-    retained: HashMap<Bytes, Arc<Published>>,
+    subscriptions: Subscriptions,
+    retained: Retained,
     next_generation: u64,
     /// `--persist`: where retained messages and persistent sessions are written.
     pub store: Option<Arc<Store>>,
@@ -230,111 +220,33 @@ impl Router {
     /// Adds or replaces one subscription; returns whether it existed before (for retain
     /// handling 1).
     pub fn subscribe(&mut self, filter: &str, mailbox: &Mailbox, opts: SubOptions) -> bool {
-        if let Some((group, inner)) = shared_parts(filter) {
-            let g = self
-                .shared
-                .entry((group.to_owned(), inner.to_owned()))
-                .or_insert_with(|| SharedGroup {
-                    members: Vec::new(),
-                    next: 0,
-                });
-            return upsert(&mut g.members, mailbox, opts);
+        // A connection taken over a moment ago may still be reading a SUBSCRIBE. Its mailbox
+        // is no longer the session's, and a client's subscriptions share one mailbox: taking
+        // it would send the new session's messages to a queue nobody reads.
+        let stale = self
+            .sessions
+            .get(&mailbox.client_id)
+            .is_some_and(|e| !Arc::ptr_eq(&e.mailbox.inbox, &mailbox.inbox));
+        if stale {
+            return false;
         }
-        if is_wildcard(filter) {
-            if let Some((_, s)) = self
-                .wildcard
-                .iter_mut()
-                .find(|(f, s)| f == filter && s.mailbox.client_id == mailbox.client_id)
-            {
-                s.opts = opts;
-                s.mailbox = mailbox.clone();
-                return true;
-            }
-            self.wildcard.push((
-                filter.to_owned(),
-                Subscriber {
-                    mailbox: mailbox.clone(),
-                    opts,
-                },
-            ));
-            false
-        } else {
-            upsert(
-                self.exact.entry(filter.to_owned()).or_default(),
-                mailbox,
-                opts,
-            )
-        }
+        self.subscriptions.subscribe(filter, mailbox, opts)
     }
 
     /// Removes one subscription; returns whether it existed.
     pub fn unsubscribe(&mut self, filter: &str, client_id: &str) -> bool {
-        if let Some((group, inner)) = shared_parts(filter) {
-            let key = (group.to_owned(), inner.to_owned());
-            let Some(g) = self.shared.get_mut(&key) else {
-                return false;
-            };
-            let before = g.members.len();
-            g.members.retain(|s| &*s.mailbox.client_id != client_id);
-            let removed = g.members.len() != before;
-            if g.members.is_empty() {
-                self.shared.remove(&key);
-            }
-            return removed;
-        }
-        if is_wildcard(filter) {
-            let before = self.wildcard.len();
-            self.wildcard
-                .retain(|(f, s)| !(f == filter && &*s.mailbox.client_id == client_id));
-            before != self.wildcard.len()
-        } else {
-            let Some(list) = self.exact.get_mut(filter) else {
-                return false;
-            };
-            let before = list.len();
-            list.retain(|s| &*s.mailbox.client_id != client_id);
-            let removed = before != list.len();
-            if list.is_empty() {
-                self.exact.remove(filter);
-            }
-            removed
-        }
+        self.subscriptions.unsubscribe(filter, client_id)
     }
 
     /// Every subscription of a client id, wherever it is: for a clean start, whose old
     /// session state may still be held by the connection being taken over.
     pub fn remove_client(&mut self, client_id: &str) {
-        self.exact.retain(|_, list| {
-            list.retain(|s| &*s.mailbox.client_id != client_id);
-            !list.is_empty()
-        });
-        self.wildcard
-            .retain(|(_, s)| &*s.mailbox.client_id != client_id);
-        self.shared.retain(|_, g| {
-            g.members.retain(|s| &*s.mailbox.client_id != client_id);
-            !g.members.is_empty()
-        });
+        self.subscriptions.remove_client(client_id);
     }
 
     /// Every subscription of a client id, as it subscribed.
     pub fn subscriptions_of(&self, client_id: &str) -> Vec<(String, SubOptions)> {
-        let ours = |s: &Subscriber| &*s.mailbox.client_id == client_id;
-        let exact = self
-            .exact
-            .iter()
-            .flat_map(|(f, list)| list.iter().filter(|s| ours(s)).map(|s| (f.clone(), s.opts)));
-        let wildcard = self
-            .wildcard
-            .iter()
-            .filter(|(_, s)| ours(s))
-            .map(|(f, s)| (f.clone(), s.opts));
-        let shared = self.shared.iter().flat_map(|((group, f), g)| {
-            g.members
-                .iter()
-                .filter(|s| ours(s))
-                .map(move |s| (format!("$share/{group}/{f}"), s.opts))
-        });
-        exact.chain(wildcard).chain(shared).collect()
+        self.subscriptions.of(client_id)
     }
 
     /// Every subscription of a session that ends for good.
@@ -373,7 +285,7 @@ impl Router {
             from: msg.from.clone(),
         };
         let owned = Arc::new(owned);
-        self.retained.insert(topic, owned.clone());
+        self.retained.insert(owned.clone());
         store.map(|s| s.append(Record::Retain { msg: owned }))
     }
 
@@ -383,11 +295,7 @@ impl Router {
 
     /// Retained messages matching a (non-shared) filter, for delivery on subscribe.
     pub fn retained_matching(&self, filter: &str) -> Vec<Arc<Published>> {
-        self.retained
-            .values()
-            .filter(|m| topic::matches(filter, &m.topic) && !m.expired())
-            .cloned()
-            .collect()
+        self.retained.matching(filter)
     }
 
     /// Hands `msg` to every matching session: once per session, at the highest granted QoS
@@ -401,62 +309,17 @@ impl Router {
     /// `route`, plus the log position to wait for when the message was written for a
     /// persistent session.
     pub fn route_synced(&mut self, msg: &Arc<Published>) -> (u64, u64, Option<u64>) {
-        let mut targets: Vec<(Mailbox, SubOptions, Vec<u32>)> = Vec::new();
-        let mut add = |s: &Subscriber| {
-            if s.opts.no_local && msg.from.as_deref() == Some(&*s.mailbox.client_id) {
-                return;
-            }
-            match targets
-                .iter_mut()
-                .find(|(m, _, _)| m.client_id == s.mailbox.client_id)
-            {
-                Some((_, o, ids)) => {
-                    o.qos = o.qos.max(s.opts.qos);
-                    o.retain_as_published |= s.opts.retain_as_published;
-                    ids.extend(s.opts.sub_id);
-                }
-                None => targets.push((
-                    s.mailbox.clone(),
-                    s.opts,
-                    s.opts.sub_id.into_iter().collect(),
-                )),
-            }
-        };
-        if let Ok(t) = std::str::from_utf8(&msg.topic) {
-            if let Some(list) = self.exact.get(t) {
-                list.iter().for_each(&mut add);
-            }
-        }
-        for (f, s) in &self.wildcard {
-            if topic::matches(f, &msg.topic) {
-                add(s);
-            }
-        }
-        let mut shared_picks: Vec<(Mailbox, SubOptions)> = Vec::new();
-        for ((_, filter), g) in &mut self.shared {
-            if g.members.is_empty() || !topic::matches(filter, &msg.topic) {
-                continue;
-            }
-            // Round robin, preferring a member that is connected.
-            let n = g.members.len();
-            let pick = (0..n)
-                .map(|i| (g.next + i) % n)
-                .find(|&i| g.members[i].mailbox.online.load(Ordering::Relaxed))
-                .unwrap_or(g.next % n);
-            g.next = (pick + 1) % n;
-            let m = &g.members[pick];
-            shared_picks.push((m.mailbox.clone(), m.opts));
-        }
+        let targets = self.subscriptions.matching(&msg.topic, msg.from.as_deref());
         let mut delivered = 0;
         let mut dropped = 0;
         let mut stored: Option<u64> = None;
         let mut synced = None;
-        let all = targets.into_iter().chain(
-            shared_picks
-                .into_iter()
-                .map(|(m, o)| (m, o, o.sub_id.into_iter().collect())),
-        );
-        for (mailbox, opts, sub_ids) in all {
+        for Target {
+            mailbox,
+            opts,
+            sub_ids,
+        } in targets
+        {
             let qos = msg.qos.min(opts.qos);
             // QoS 0 is not queued for a session nobody is connected to (as mosquitto).
             if qos == 0 && !mailbox.online.load(Ordering::Relaxed) {
@@ -497,30 +360,6 @@ impl Router {
         }
         (delivered, dropped, synced)
     }
-}
-
-fn upsert(list: &mut Vec<Subscriber>, mailbox: &Mailbox, opts: SubOptions) -> bool {
-    match list
-        .iter_mut()
-        .find(|s| s.mailbox.client_id == mailbox.client_id)
-    {
-        Some(s) => {
-            s.opts = opts;
-            s.mailbox = mailbox.clone();
-            true
-        }
-        None => {
-            list.push(Subscriber {
-                mailbox: mailbox.clone(),
-                opts,
-            });
-            false
-        }
-    }
-}
-
-fn is_wildcard(filter: &str) -> bool {
-    filter.contains(['+', '#'])
 }
 
 /// `$share/group/filter` → (group, filter).
@@ -619,6 +458,38 @@ mod tests {
         assert!(r.unsubscribe("$share/g/s/+", "a"));
         r.route(&msg("s/1", 1));
         assert_eq!((count(&arx), count(&brx)), (0, 1));
+    }
+
+    #[test]
+    fn a_taken_over_connection_cannot_subscribe_the_new_session_away() {
+        let mut r = Router::default();
+        let (new, new_rx) = mailbox("c");
+        let (old, old_rx) = mailbox("c");
+        let state = super::super::session::State {
+            inbox: new.inbox.clone(),
+            subscriptions: HashMap::new(),
+            outgoing: Default::default(),
+            incoming_qos2: Default::default(),
+            next_pkid: 0,
+        };
+        r.sessions.insert(
+            Arc::from("c"),
+            SessionEntry {
+                mailbox: new.clone(),
+                kick: Arc::new(Notify::new()),
+                generation: 2,
+                state: Arc::new(tokio::sync::Mutex::new(state)),
+                owner: None,
+            },
+        );
+        r.subscribe("t", &new, opts(1, None));
+        // The old connection's SUBSCRIBE, processed after the takeover.
+        assert!(!r.subscribe("t", &old, opts(1, None)));
+        assert!(!r.subscribe("u/#", &old, opts(1, None)));
+        assert_eq!(r.route(&msg("t", 1)), (1, 0));
+        assert!(new_rx.pop().is_some());
+        assert!(old_rx.pop().is_none());
+        assert_eq!(r.subscriptions_of("c").len(), 1);
     }
 
     #[test]
