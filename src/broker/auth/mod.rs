@@ -320,6 +320,14 @@ impl Auth {
     }
 }
 
+/// Topics no client may publish to, whatever the ACL says: `$SYS` is the broker's own. As
+/// Mosquitto 2.0 (`acl__check_dollar`): every topic starting with `$SYS`, except
+/// `$SYS/broker/connection/+/state`, where Mosquitto bridges report whether they are connected
+/// (a bridge sets it as its will, so refusing it would keep bridges out).
+pub fn reserved_for_broker(topic: &[u8]) -> bool {
+    topic.starts_with(b"$SYS") && !crate::topic::matches("$SYS/broker/connection/+/state", topic)
+}
+
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the hashes.
@@ -389,6 +397,28 @@ mod tests {
             open.check(&Files::default(), &creds(None, None), None),
             Ok(None)
         );
+    }
+
+    #[test]
+    fn sys_topics_are_the_brokers_but_for_bridge_state() {
+        for reserved in [
+            "$SYS",
+            "$SYS/broker/version",
+            "$SYSTEM/x",
+            "$SYS/broker/connection/b/state/x",
+            "$SYS/broker/connection/state",
+        ] {
+            assert!(reserved_for_broker(reserved.as_bytes()), "{reserved}");
+        }
+        for open in [
+            "$SYS/broker/connection/b/state",
+            "$SYS/broker/connection//state",
+            "$sys/x",
+            "a/$SYS",
+            "$own/x",
+        ] {
+            assert!(!reserved_for_broker(open.as_bytes()), "{open}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
