@@ -8,6 +8,7 @@ pub mod listener;
 mod persist;
 mod phone;
 mod push_body;
+mod push_budget;
 mod push_stats;
 mod retained;
 mod router;

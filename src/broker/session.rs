@@ -11,7 +11,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Config;
-use super::auth::{Admitted, Auth, acl::ClientAcl};
+use super::auth::{Admitted, Auth, acl::ClientAcl, reserved_for_broker};
 use super::codec::{self, ConnAck, Connect, Packet, Violation};
 use super::persist::Store;
 use super::persist::model::{Record, unix_now};
@@ -372,7 +372,9 @@ impl Connection {
             generation,
             entry_state,
             keepalive: (keepalive > 0).then(|| Duration::from_millis(u64::from(keepalive) * 1500)),
-            will: c.will,
+            // Accepted and never published, as Mosquitto does with a will it would not let
+            // the client publish.
+            will: c.will.filter(|w| !reserved_for_broker(w.topic.as_bytes())),
             session_expiry,
             receive_max: usize::from(c.receive_max.max(1)),
             max_packet: c.max_packet.map_or(wire::MAX_PACKET, |m| m as usize),
@@ -740,7 +742,9 @@ impl Connection {
             .is_some_and(|max| msg.payload.len() > max)
         {
             Some(0x95)
-        } else if self.acl.as_ref().is_some_and(|a| !a.may_write(&msg.topic)) {
+        } else if reserved_for_broker(&msg.topic)
+            || self.acl.as_ref().is_some_and(|a| !a.may_write(&msg.topic))
+        {
             Some(0x87)
         } else {
             None

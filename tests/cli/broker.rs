@@ -24,6 +24,7 @@ use raw::{
 };
 
 use crate::support::certs::Certs;
+use crate::support::mosquitto::Mosquitto;
 use crate::support::smq_broker::{SmqBroker, poll};
 use crate::support::smq_sub::SmqSub;
 use crate::support::ws_broker::WsBroker;
@@ -1129,6 +1130,179 @@ fn wildcards_dollar_topics_and_sys_uptime() {
         let got: Vec<&str> = got.lines().collect();
         assert_eq!(got.join(" "), want, "filter {filter}");
     }
+}
+
+/// The topics the `$SYS` probe publishes to: refused by Mosquitto but for the bridge state.
+const SYS_TOPICS: [&str; 5] = [
+    "$SYS/broker/version",
+    "$SYS",
+    "$SYSTEM/x",
+    "$SYS/broker/connection/bridge/state",
+    "probe/end",
+];
+
+/// What a broker does with client PUBLISHes and wills on `$SYS` topics, as lines to compare
+/// with Mosquitto's: the acknowledgement of each publish (QoS 0, 1, 2, retained), what a
+/// subscriber gets live, what a later one gets retained, and which wills are published.
+fn sys_probe(port: u16, version: u8) -> Vec<String> {
+    let ack_reason = |p: &raw::Packet| p.body.get(2).copied().unwrap_or(0);
+    let mut lines = Vec::new();
+    let mut watch = Client::connected(port, version, &format!("sys-watch-{version}"));
+    let filters: Vec<(&str, u8)> = SYS_TOPICS
+        .iter()
+        .chain(&["$SYS/will", "$SYS/broker/connection/w/state"])
+        .map(|t| (*t, 0))
+        .collect();
+    watch.subscribe(1, &filters);
+
+    let mut spoof = Client::connected(port, version, &format!("sys-spoof-{version}"));
+    let mut pid = 10;
+    for topic in SYS_TOPICS {
+        for qos in 0..=2u8 {
+            pid += 1;
+            let props = (version == V5).then_some(&[][..]);
+            let payload = format!("spoof {qos}");
+            let first = 0x31 | (qos << 1);
+            spoof.send(&publish_raw(
+                first,
+                topic.as_bytes(),
+                (qos > 0).then_some(pid),
+                props,
+                payload.as_bytes(),
+            ));
+            if qos == 0 {
+                continue;
+            }
+            let ack = spoof.expect("an acknowledgement");
+            lines.push(format!(
+                "{topic} qos {qos}: ack {:02x} reason {:02x}",
+                ack.kind(),
+                ack_reason(&ack)
+            ));
+            // Where the QoS 2 flow goes on (3.1.1 always, v5 unless refused), it completes.
+            if qos == 2 && (version == V4 || ack_reason(&ack) < 0x80) {
+                spoof.send(&raw::pubrel(pid));
+                let done = spoof.expect("PUBCOMP");
+                lines.push(format!(
+                    "{topic} qos 2: then {:02x} reason {:02x}",
+                    done.kind(),
+                    ack_reason(&done)
+                ));
+            }
+        }
+    }
+    // What reached the subscriber before the marker (the last topic, QoS 2); not what was
+    // retained before it subscribed.
+    let mut live = Vec::new();
+    loop {
+        let p = parse_publish(version, &watch.expect("the marker"));
+        if p.retain {
+            continue;
+        }
+        let (topic, payload) = (text(&p.topic), text(&p.payload));
+        if topic == "probe/end" && payload == "spoof 2" {
+            break;
+        }
+        // The broker's own $SYS updates are not the client's.
+        if payload.starts_with("spoof") {
+            live.push(format!("live {topic} {payload}"));
+        }
+    }
+    live.sort();
+    lines.extend(live);
+
+    // What is retained now: sent on subscribing, before a message published after the SUBACK.
+    let mut later = Client::connected(port, version, &format!("sys-later-{version}"));
+    let mut later_filters = filters.clone();
+    later_filters.push(("probe/later", 0));
+    later.subscribe(2, &later_filters);
+    later.send(&publish(version, 0, "probe/later", 0, b"marker"));
+    let mut retained = Vec::new();
+    loop {
+        let p = parse_publish(version, &later.expect("retained messages, then the marker"));
+        let (topic, payload) = (text(&p.topic), text(&p.payload));
+        if topic == "probe/later" {
+            break;
+        }
+        if payload.starts_with("spoof") {
+            retained.push(format!("retained {topic} {payload}"));
+        }
+    }
+    retained.sort();
+    lines.extend(retained);
+
+    // Wills: the connection ends without a DISCONNECT. The refused one goes first; the
+    // allowed one is the marker after it.
+    for (id, topic) in [
+        ("sys-will-1", "$SYS/will"),
+        ("sys-will-2", "$SYS/broker/connection/w/state"),
+    ] {
+        let will = Will {
+            topic: topic.as_bytes(),
+            payload: b"gone",
+            qos: 0,
+            props: Vec::new(),
+        };
+        let (mut c, ack) = Client::connect(port, &Connect::new(version, id).will(will));
+        lines.push(format!("will {topic}: CONNACK {:02x}", ack.body[1]));
+        c.shutdown();
+    }
+    loop {
+        let p = parse_publish(version, &watch.expect("the allowed will"));
+        let (topic, payload) = (text(&p.topic), text(&p.payload));
+        if payload == "gone" {
+            lines.push(format!("will published on {topic}"));
+            if topic == "$SYS/broker/connection/w/state" {
+                break;
+            }
+        }
+    }
+    lines
+}
+
+/// Clients cannot publish (or retain, or leave a will) on `$SYS`: Mosquitto 2.0's rule,
+/// checked against a real Mosquitto, bridge state topics included; the broker's own `$SYS`
+/// updates go on.
+#[test]
+fn sys_topics_refuse_client_publishes_as_mosquitto_does() {
+    let broker = SmqBroker::start(&["--sys-interval", "1"]);
+    let mosquitto = Mosquitto::start();
+    for version in [V4, V5] {
+        let ours = sys_probe(broker.port(), version);
+        assert_eq!(
+            ours,
+            sys_probe(mosquitto.port(), version),
+            "v{version}: smq, then Mosquitto"
+        );
+        let refused = if version == V5 { "87" } else { "00" };
+        for (topic, allowed) in [
+            ("$SYS/broker/version", false),
+            ("$SYS", false),
+            ("$SYSTEM/x", false),
+            ("$SYS/broker/connection/bridge/state", true),
+        ] {
+            let reason = if allowed { "00" } else { refused };
+            assert!(
+                ours.contains(&format!("{topic} qos 1: ack 40 reason {reason}")),
+                "{ours:?}"
+            );
+            let delivered = ours.contains(&format!("live {topic} spoof 1"));
+            let retained = ours.contains(&format!("retained {topic} spoof 2"));
+            assert_eq!(
+                (delivered, retained),
+                (allowed, allowed),
+                "{topic}: {ours:?}"
+            );
+        }
+        assert!(
+            !ours.contains(&"will published on $SYS/will".to_owned()),
+            "{ours:?}"
+        );
+    }
+    // The broker's own version is what $SYS/broker/version holds.
+    let version = Sub::start(broker.port(), &["-t", "$SYS/broker/version", "-C", "1"]);
+    let version = text(&version.wait(SECS).stdout);
+    assert!(version.starts_with("smq "), "{version:?}");
 }
 
 /// v5 4.8.2 shared subscriptions: two members of `$share/g/...` split 20 messages.

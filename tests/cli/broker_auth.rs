@@ -211,6 +211,73 @@ fn anonymous_clients_follow_the_listeners_and_the_flags() {
     assert_eq!(connack(closed.port(), &Connect::new(V4, "anon")), 5);
 }
 
+/// The CONNACK code for a raw CONNECT that may wait its turn (up to 5 s) at the login brake.
+fn braked_connack(port: u16, connect: &Connect) -> u8 {
+    let mut c = Client::open(port);
+    c.version = connect.version;
+    c.send(&connect.bytes());
+    match c.read(std::time::Duration::from_secs(SECS)) {
+        Read::Packet(ack) if ack.first == CONNACK => ack.body[1],
+        other => panic!("expected CONNACK: {other:?}"),
+    }
+}
+
+#[test]
+fn a_client_that_logged_in_before_gets_in_while_its_address_guesses() {
+    let dir = temp_dir();
+    let passwd = dir.path().join("passwd");
+    mosquitto_passwd(&passwd, true, "alice", "right");
+    let broker = SmqBroker::start(&["--password-file", passwd.to_str().unwrap()]);
+    let port = broker.port();
+    // Alice's phone logged in from 127.0.0.1 before the guessing began.
+    let phone = Connect::new(V4, "alice-phone").login("alice", "right");
+    let (mut c, _) = Client::connect(port, &phone);
+    c.send(&crate::broker::raw::disconnect(V4, 0));
+    c.expect_close(std::time::Duration::from_secs(SECS), "DISCONNECT");
+
+    // Guesses from the same address, for alice and for a user who does not exist, from eight
+    // connections at once, until told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (codes, got) = std::sync::mpsc::channel();
+    let guessers: Vec<_> = (0..8)
+        .map(|i| {
+            let (codes, stop) = (codes.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let user = if i % 4 == 0 { "nobody" } else { "alice" };
+                let id = format!("guess-{i}");
+                while !stop.load(Ordering::Relaxed) {
+                    let code = braked_connack(port, &Connect::new(V4, &id).login(user, "wrong"));
+                    if codes.send(code).is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(codes);
+    // Until one is refused unchecked: the address's turns are taken for more than 5 s.
+    let mut seen = Vec::new();
+    while !seen.contains(&5) {
+        let code = got
+            .recv_timeout(std::time::Duration::from_secs(SECS))
+            .unwrap_or_else(|e| panic!("no guess was refused unchecked ({e}); seen {seen:?}"));
+        seen.push(code);
+    }
+    // The phone's turns are its own: it gets in now, while the guessing goes on (before, it
+    // was refused unchecked as the guesses were).
+    let phone_code = braked_connack(port, &phone);
+    stop.store(true, Ordering::Relaxed);
+    for guesser in guessers {
+        guesser.join().expect("a guesser");
+    }
+    assert_eq!(phone_code, 0, "alice's phone");
+    seen.extend(got.iter());
+    assert!(
+        seen.iter().all(|&code| code == 4 || code == 5),
+        "every guess refused: {seen:?}"
+    );
+}
+
 #[test]
 fn smq_passwd_writes_files_mosquitto_accepts() {
     let dir = temp_dir();
