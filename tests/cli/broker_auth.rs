@@ -279,6 +279,36 @@ fn a_client_that_logged_in_before_gets_in_while_its_address_guesses() {
 }
 
 #[test]
+fn a_burst_of_guesses_before_the_first_failure_is_braked_too() {
+    let dir = temp_dir();
+    let passwd = dir.path().join("passwd");
+    mosquitto_passwd(&passwd, true, "alice", "right");
+    let broker = SmqBroker::start(&["--password-file", passwd.to_str().unwrap()]);
+    // Every connection open first, then every guess sent at once: none has failed yet when
+    // the broker reads them.
+    let mut clients: Vec<Client> = (0..60).map(|_| Client::open(broker.port())).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send(
+            &Connect::new(V4, &format!("burst-{i}"))
+                .login("alice", "wrong")
+                .bytes(),
+        );
+    }
+    let codes: Vec<u8> = clients
+        .iter_mut()
+        .map(|c| match c.read(std::time::Duration::from_secs(SECS)) {
+            Read::Packet(ack) if ack.first == CONNACK => ack.body[1],
+            other => panic!("expected CONNACK: {other:?}"),
+        })
+        .collect();
+    let checked = codes.iter().filter(|&&c| c == 4).count();
+    assert!(codes.iter().all(|&c| c == 4 || c == 5), "{codes:?}");
+    // A few at a time until the first failures, then the brake's turns for 5 s (before, all
+    // 60 were checked at once).
+    assert!(checked <= 12, "{checked} of 60 guesses checked: {codes:?}");
+}
+
+#[test]
 fn smq_passwd_writes_files_mosquitto_accepts() {
     let dir = temp_dir();
     let file = dir.path().join("passwd");

@@ -201,11 +201,18 @@ impl Auth {
     /// logged in from the address before (ratelimit.rs).
     async fn login(&self, c: Credentials<'_>) -> Result<Admitted, Refusal> {
         let turns = self.failures.key(c.peer, c.username, c.sent_id);
-        match self.failures.attempt(turns) {
-            Err(ratelimit::Locked) => return Err(Refusal::NotAuthorized),
-            Ok(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
-            Ok(_) => {}
-        }
+        let _checking = loop {
+            match self.failures.attempt(turns) {
+                Err(ratelimit::Locked) => return Err(Refusal::NotAuthorized),
+                Ok(ratelimit::Attempt::Busy) => tokio::time::sleep(ratelimit::BUSY_RETRY).await,
+                Ok(ratelimit::Attempt::Go(wait, check)) => {
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                    break check;
+                }
+            }
+        };
         let files = self.files.read().unwrap_or_else(|e| e.into_inner());
         let entry = files
             .passwords

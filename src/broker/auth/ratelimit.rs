@@ -7,6 +7,10 @@
 //! (the oldest among equals) makes room, so a spray of addresses cannot grow it nor wipe the
 //! record of an address that keeps failing.
 //!
+//! Before the first failure is known, a burst of parallel CONNECTs would all be checked at
+//! once, each one a guess: so at most `PARALLEL` logins of one key are checked at a time, and
+//! the others ask again a moment later, by when a failure among those has started the brake.
+//!
 //! A guesser keeps its address's turns taken, so a real user behind the same address would be
 //! refused as long as the guessing goes on. Checking a password out of turn because it might
 //! be right would give the guesser the same: nothing in a CONNECT tells the two apart but the
@@ -29,6 +33,10 @@ const MOST: Duration = Duration::from_secs(5);
 const MAX_ENTRIES: usize = 4096;
 /// Devices remembered; past this the one that logged in longest ago is forgotten.
 const MAX_DEVICES: usize = 4096;
+/// Logins of one key checked at the same time.
+const PARALLEL: u32 = 4;
+/// How soon a login that found `PARALLEL` others being checked asks again.
+pub const BUSY_RETRY: Duration = Duration::from_millis(10);
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -36,11 +44,17 @@ struct Entry {
     last_failure: Instant,
     /// The next CONNECT from the address is checked no earlier than this.
     next_turn: Instant,
+    /// Turns given to logins not checked yet: each may be one more failure, so each spaces
+    /// the next turn out as one would. Otherwise a burst that arrives after the first failure
+    /// gets turns 100 ms apart, fifty guesses in the 5 s before the brake catches up.
+    reserved: u32,
 }
 
 #[derive(Debug, Default)]
 pub struct Failures {
     by_key: Mutex<HashMap<Key, Entry>>,
+    /// Logins being checked, by key; an entry lives only while one is.
+    checking: Mutex<HashMap<Key, u32>>,
     /// Devices that logged in, by a keyed hash of (address, user name, client id): fixed-size
     /// entries whatever the names' lengths, and no collisions a client could aim for.
     devices: Mutex<HashMap<u64, Instant>>,
@@ -57,6 +71,50 @@ pub enum Key {
 /// The address's turns are taken for longer than `MOST`: refuse without checking.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Locked;
+
+/// What a login may do now.
+#[derive(Debug)]
+pub enum Attempt<'a> {
+    /// Check it after this wait; it counts as being checked until the `Check` drops.
+    Go(Duration, Check<'a>),
+    /// `PARALLEL` logins of its key are being checked: ask again after `BUSY_RETRY`.
+    Busy,
+}
+
+/// A login being checked (see `PARALLEL`), holding its turn (see `Entry::reserved`).
+#[derive(Debug)]
+pub struct Check<'a> {
+    failures: &'a Failures,
+    key: Key,
+    reserved: bool,
+}
+
+impl Drop for Check<'_> {
+    fn drop(&mut self) {
+        let mut checking = self
+            .failures
+            .checking
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = checking.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                checking.remove(&self.key);
+            }
+        }
+        drop(checking);
+        if self.reserved {
+            let mut map = self
+                .failures
+                .by_key
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(e) = map.get_mut(&self.key) {
+                e.reserved = e.reserved.saturating_sub(1);
+            }
+        }
+    }
+}
 
 /// IPv4 addresses whole, IPv6 addresses by their /64 prefix.
 fn network(addr: IpAddr) -> IpAddr {
@@ -97,9 +155,34 @@ impl Failures {
         (!client_id.is_empty()).then(|| self.hasher.hash_one((network(addr), user, client_id)))
     }
 
-    /// How long a login waits before it is checked, or Locked.
-    pub fn attempt(&self, key: Key) -> Result<Duration, Locked> {
-        self.attempt_at(key, Instant::now())
+    /// How long a login waits before it is checked, whether to ask again, or Locked.
+    pub fn attempt(&self, key: Key) -> Result<Attempt<'_>, Locked> {
+        let now = Instant::now();
+        let mut checking = self.checking.lock().unwrap_or_else(|e| e.into_inner());
+        // Once the brake is on, its turns space the checks out (and refuse the excess at
+        // once, without a task that keeps asking).
+        let busy = checking.get(&key).is_some_and(|&n| n >= PARALLEL);
+        if busy && !self.braked(key, now) {
+            return Ok(Attempt::Busy);
+        }
+        let braked = self.braked(key, now);
+        let wait = self.attempt_at(key, now)?;
+        *checking.entry(key).or_insert(0) += 1;
+        Ok(Attempt::Go(
+            wait,
+            Check {
+                failures: self,
+                key,
+                reserved: braked,
+            },
+        ))
+    }
+
+    /// Whether a failure of `key` is recent enough to brake it.
+    fn braked(&self, key: Key, now: Instant) -> bool {
+        let map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&key)
+            .is_some_and(|e| now.duration_since(e.last_failure) < WINDOW)
     }
 
     pub fn failed(&self, key: Key) {
@@ -141,7 +224,8 @@ impl Failures {
         if wait > MOST {
             return Err(Locked);
         }
-        e.next_turn = turn + lock_for(e.failures);
+        e.next_turn = turn + lock_for(e.failures.saturating_add(e.reserved));
+        e.reserved = e.reserved.saturating_add(1);
         Ok(wait)
     }
 
@@ -163,6 +247,7 @@ impl Failures {
             failures: 0,
             last_failure: now,
             next_turn: now,
+            reserved: 0,
         });
         if now.duration_since(e.last_failure) >= WINDOW {
             e.failures = 0;
@@ -231,6 +316,68 @@ mod tests {
             offsets,
             [MOST, MOST * 2, MOST * 3, MOST * 4],
             "one check per turn, whatever the concurrency"
+        );
+    }
+
+    #[test]
+    fn a_burst_before_the_first_failure_is_checked_a_few_at_a_time() {
+        let f = Failures::default();
+        let a = at(IpAddr::from([10, 0, 0, 1]));
+        let mut checks = Vec::new();
+        for _ in 0..1000 {
+            match f.attempt(a) {
+                Ok(Attempt::Go(wait, check)) => {
+                    assert_eq!(wait, Duration::ZERO);
+                    checks.push(check);
+                }
+                Ok(Attempt::Busy) => {}
+                Err(Locked) => panic!("locked before any failure"),
+            }
+        }
+        assert_eq!(checks.len(), PARALLEL as usize, "the rest ask again later");
+        // Those checks fail: the ones that ask again wait for the brake's turns.
+        for c in checks.drain(..) {
+            f.failed(a);
+            drop(c);
+        }
+        let Ok(Attempt::Go(wait, check)) = f.attempt(a) else {
+            panic!("a turn after the failures")
+        };
+        assert!(wait >= FIRST * 4, "{wait:?}");
+        // Braked, the excess is refused at once rather than told to ask again.
+        let mut outcomes = Vec::new();
+        for _ in 0..1000 {
+            outcomes.push(f.attempt(a));
+        }
+        assert!(outcomes.iter().all(|o| !matches!(o, Ok(Attempt::Busy))));
+        assert!(outcomes.iter().any(|o| matches!(o, Err(Locked))));
+        drop(outcomes);
+        drop(check);
+        assert!(f.checking.lock().unwrap().is_empty(), "nothing left behind");
+    }
+
+    #[test]
+    fn turns_given_and_not_yet_checked_space_the_next_ones_as_failures_would() {
+        let f = Failures::default();
+        let a = at(IpAddr::from([10, 0, 0, 1]));
+        let t0 = Instant::now();
+        f.failed_at(a, t0);
+        let waits: Vec<Result<Duration, Locked>> = (0..8).map(|_| f.attempt_at(a, t0)).collect();
+        let ms = |n| Ok(Duration::from_millis(n));
+        // Each turn twice as far from the one before as that one's: the seventh is past 5 s.
+        // (Spaced by the one recorded failure alone, they came every 100 ms.)
+        assert_eq!(
+            waits,
+            [
+                ms(100),
+                ms(200),
+                ms(400),
+                ms(800),
+                ms(1600),
+                ms(3200),
+                Err(Locked),
+                Err(Locked)
+            ]
         );
     }
 
