@@ -472,6 +472,10 @@ impl Connection {
                 };
                 self.deliver(d, state, &mut wbuf);
             }
+            // A subscription to many retained messages grew it; they are sent.
+            if self.backlog.is_empty() && self.backlog.capacity() > 64 {
+                self.backlog = VecDeque::new();
+            }
             // Acknowledgements go out only once what they acknowledge is on disk; reading
             // goes on meanwhile, so one fsync covers a whole window of messages.
             out.stage(&mut wbuf, std::mem::take(&mut self.sync_to));
