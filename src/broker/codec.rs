@@ -561,7 +561,8 @@ fn message_property(
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
-/// The largest CONNECT taken, whatever the packet size limit: Mosquitto's `packet_max_connect`.
+/// The largest CONNECT taken, whatever the packet size limit: `packet_max_connect` in
+/// Mosquitto's current sources (2.0.11 has no such limit).
 /// It fits the largest will payload (64 KiB) with room for the rest; anything larger comes
 /// from no real client, and a client that has not logged in yet must not make the broker
 /// hold `--max-packet-size` bytes for it.

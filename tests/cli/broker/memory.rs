@@ -186,7 +186,7 @@ fn memory_a_large_message_took_is_given_back() {
 
 /// Issue 12 (8): a CONNECT announcing 200 MB is refused from its fixed header, before its body
 /// is read (it was buffered up to --max-packet-size); the broker closes without a CONNACK, as
-/// Mosquitto does past its `packet_max_connect`.
+/// Mosquitto's current sources do past their `packet_max_connect`.
 #[test]
 fn a_huge_connect_is_refused_before_its_body() {
     let broker = SmqBroker::start(&[]);
