@@ -29,7 +29,14 @@ use tokio::sync::watch;
 use auth::{Auth, AuthConfig};
 use http::{HttpConfig, Ingest};
 use listener::{ListenSpec, Listener, TlsFiles, Upgraded};
+pub use router::QueueLimits;
 use router::{Published, Shared};
+
+/// Bytes of messages queued per session by default: Mosquitto's `max_queued_bytes` is
+/// unlimited by default, and then one client that stops reading holds a thousand messages of
+/// any size (`max_queued_messages`). 64 MiB keeps a thousand typical sensor messages, or
+/// sixty-four of 1 MB; a larger message still goes to a session whose queue is empty.
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 64 << 20;
 
 /// How long shutdown waits for connections to say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -41,7 +48,7 @@ pub struct Config {
     pub max_connections: usize,
     pub max_packet: usize,
     pub max_inflight: u16,
-    pub max_queued: usize,
+    pub max_queued: QueueLimits,
     pub max_keepalive: u16,
     pub sys_interval: u64,
     /// None: no authentication at all (the embedded broker of `--serve`).
@@ -65,7 +72,10 @@ impl Config {
             max_connections: 100_000,
             max_packet: crate::conn::packet::MAX_REMAINING_LENGTH,
             max_inflight: 100,
-            max_queued: 1000,
+            max_queued: QueueLimits {
+                messages: 1000,
+                bytes: DEFAULT_MAX_QUEUED_BYTES,
+            },
             max_keepalive: u16::MAX,
             sys_interval: 10,
             auth: None,
@@ -116,6 +126,7 @@ pub struct Running {
 
 /// Binds every listener, announces it on stderr and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    crate::alloc::return_freed_memory_promptly();
     let auth = match &config.auth {
         Some(a) => Auth::load(a, &config.listen)?,
         None => Auth::open(),

@@ -16,12 +16,14 @@ use super::codec::{self, ConnAck, Connect, Packet, Violation};
 use super::persist::Store;
 use super::persist::model::{Record, unix_now};
 use super::router::{
-    Delivery, Inbox, Mailbox, Published, SessionEntry, Shared, SubOptions, shared_parts,
+    Delivery, Inbox, Mailbox, Published, Router, SessionEntry, Shared, SubOptions, shared_parts,
 };
 use crate::conn::packet::{self as wire, Message, Protocol};
 use crate::conn::transport::{Reader, Writer};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may take to send its CONNECT: a real client sends it at once, and a
+/// connection that has not logged in must not be held open (and its buffer with it) for long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a new connection waits for the one it takes over to hand the session back.
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Topic aliases a client may set up with us (v5 CONNACK Topic Alias Maximum).
@@ -30,6 +32,9 @@ pub(super) const NEVER: u32 = u32::MAX;
 /// Bytes of answers (PUBACKs and the like) a client may leave unread before we stop reading
 /// its packets; deliveries stop at a quarter of this.
 const MAX_UNREAD_ANSWERS: usize = 1024 * 1024;
+/// A buffer that grew past this for a large packet or a burst is given back once it has
+/// drained, rather than kept for the rest of the connection: ordinary traffic stays below it.
+const KEEP_BUFFER: usize = 64 * 1024;
 
 /// What a session keeps between connections.
 pub struct State {
@@ -429,9 +434,12 @@ impl Connection {
         let store = self.store.clone();
         loop {
             // Decode everything already read.
+            let mut large = false;
             loop {
+                let before = rbuf.len();
                 match codec::decode(self.proto, &mut rbuf, self.config.max_packet) {
                     Ok(Some(p)) => {
+                        large |= before - rbuf.len() > KEEP_BUFFER;
                         if let Some(k) = self.keepalive {
                             deadline = Some(Instant::now() + k);
                         }
@@ -455,12 +463,20 @@ impl Connection {
                     }
                 }
             }
+            // The buffer grew to hold that packet: what is left moves to a small one.
+            if large {
+                rbuf = BytesMut::from(&rbuf[..]);
+            }
             // Fill the client's receive window from the backlog, then the mailbox.
             while state.outgoing.len() < window && out.len() + wbuf.len() < 256 * 1024 {
                 let Some(d) = self.backlog.pop_front().or_else(|| state.inbox.pop()) else {
                     break;
                 };
                 self.deliver(d, state, &mut wbuf);
+            }
+            // A subscription to many retained messages grew it; they are sent.
+            if self.backlog.is_empty() && self.backlog.capacity() > 64 {
+                self.backlog = VecDeque::new();
             }
             // Acknowledgements go out only once what they acknowledge is on disk; reading
             // goes on meanwhile, so one fsync covers a whole window of messages.
@@ -477,6 +493,7 @@ impl Connection {
                     if r.is_err() {
                         return End::Abnormal;
                     }
+                    out.trim(&mut wbuf);
                 }
                 () = synced(store.as_deref(), waiting), if waiting.is_some() => {}
                 // A client that sends without reading what we answer is not read from
@@ -977,7 +994,7 @@ impl Connection {
             End::Disconnect { with_will: false } | End::Shutdown => None,
             End::Disconnect { with_will: true } | End::Abnormal => self.will,
         };
-        let still_ours = |router: &super::router::Router| {
+        let still_ours = |router: &Router| {
             router
                 .sessions
                 .get(&self.client_id)
@@ -1026,7 +1043,7 @@ impl Connection {
             return;
         }
         if self.session_expiry == 0 {
-            router.sessions.remove(&self.client_id);
+            forget(&mut router, &self.client_id);
             router.unsubscribe_all(&self.client_id, state.subscriptions.keys().cloned());
             if let Some(s) = &log {
                 s.append(Record::Gone {
@@ -1092,7 +1109,7 @@ pub(super) fn expire_later(
             .get(&client_id)
             .is_some_and(|e| e.generation == generation);
         if expired {
-            router.sessions.remove(&client_id);
+            forget(&mut router, &client_id);
             router.unsubscribe_all(&client_id, filters.into_iter());
             if let Some(s) = &router.store {
                 s.append(Record::Gone { client: client_id });
@@ -1101,12 +1118,23 @@ pub(super) fn expire_later(
     });
 }
 
+/// Ends a session for good. The table gives back what a crowd of clients that left grew it to.
+fn forget(router: &mut Router, client_id: &str) {
+    let sessions = &mut router.sessions;
+    sessions.remove(client_id);
+    if sessions.capacity() > 4 * sessions.len() + 1024 {
+        sessions.shrink_to(2 * sessions.len());
+    }
+}
+
 /// Output on its way to the client: `ready` is written as the socket takes it; each `held`
 /// segment waits, in order, for the log position that makes what it acknowledges durable.
 #[derive(Default)]
 struct Out {
     ready: BytesMut,
     held: VecDeque<(u64, BytesMut)>,
+    /// The most output (encoded, staged and unwritten) since the buffers were last given back.
+    peak: usize,
 }
 
 impl Out {
@@ -1120,6 +1148,7 @@ impl Out {
         if fresh.is_empty() {
             return;
         }
+        self.peak = self.peak.max(self.len() + fresh.len());
         let pos = self.held.back().map_or(pos, |h| h.0.max(pos));
         if pos > 0 {
             self.held.push_back((pos, fresh.split()));
@@ -1128,6 +1157,17 @@ impl Out {
         } else {
             self.ready.extend_from_slice(fresh);
             fresh.clear();
+        }
+    }
+
+    /// Once everything is written, gives back the buffers a burst or a large message grew:
+    /// `ready`, and `wbuf`, which it swaps with.
+    fn trim(&mut self, wbuf: &mut BytesMut) {
+        let drained = self.ready.is_empty() && self.held.is_empty() && wbuf.is_empty();
+        if self.peak > KEEP_BUFFER && drained {
+            self.ready = BytesMut::new();
+            *wbuf = BytesMut::with_capacity(256);
+            self.peak = 0;
         }
     }
 

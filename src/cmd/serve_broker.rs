@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use crate::broker::auth::AuthConfig;
 use crate::broker::conf::ConfFile;
 use crate::broker::http::HttpConfig;
-use crate::broker::{self, Config, listener};
+use crate::broker::{self, Config, QueueLimits, listener};
 use crate::cli::ServeBrokerArgs;
 use crate::exit::usage;
 
@@ -78,11 +78,21 @@ fn config(args: ServeBrokerArgs) -> anyhow::Result<Config> {
             .max_inflight
             .or(file.max_inflight)
             .unwrap_or(defaults.max_inflight),
-        max_queued: args
-            .max_queued
-            .map(|v| v as usize)
-            .or(file.max_queued)
-            .unwrap_or(defaults.max_queued),
+        max_queued: QueueLimits {
+            messages: args
+                .max_queued
+                .map(|v| v as usize)
+                .or(file.max_queued)
+                .unwrap_or(defaults.max_queued.messages),
+            bytes: args
+                .max_queued_bytes
+                .map(|v| match usize::try_from(v) {
+                    Ok(0) | Err(_) => usize::MAX,
+                    Ok(v) => v,
+                })
+                .or(file.max_queued_bytes)
+                .unwrap_or(defaults.max_queued.bytes),
+        },
         max_keepalive: args
             .max_keepalive
             .or(file.max_keepalive)

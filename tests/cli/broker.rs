@@ -6,6 +6,7 @@
 //! message published after the one that must not arrive (per-topic ordering), or where that is
 //! impossible with a short bounded window (`-W`).
 
+mod memory;
 mod persist;
 pub mod raw;
 mod soak;
