@@ -10,14 +10,17 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context as _, anyhow, bail};
 use rustls::RootCertStore;
 use rustls::ServerConfig;
 use rustls::server::WebPkiClientVerifier;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::WebSocketStream;
@@ -402,6 +405,8 @@ fn per_connection(err: &io::Error) -> bool {
 pub struct Accepted {
     pub reader: Reader,
     pub writer: Writer,
+    /// WebSocket: caps what the client may send until its CONNECT is in (`Gate::open`).
+    pub gate: Option<Gate>,
     /// The subject common name of the client's certificate, when it sent one (mqtts/wss with
     /// `--cafile`): for mosquitto's `use_identity_as_username`.
     pub cert_cn: Option<String>,
@@ -465,17 +470,22 @@ impl Upgrader {
                 (Box::new(tls), cn)
             }
         };
-        let (reader, writer) = if self.scheme.is_websocket() {
+        let (reader, writer, gate) = if self.scheme.is_websocket() {
             match accept_websocket(io, self.http).await? {
-                Handshake::Ws(ws) => split_ws(ws),
+                Handshake::Ws(ws, gate) => {
+                    let (reader, writer) = split_ws(ws);
+                    (reader, writer, Some(gate))
+                }
                 Handshake::Http(start) => return Ok(Upgraded::Http(start)),
             }
         } else {
-            split_stream(io)
+            let (reader, writer) = split_stream(io);
+            (reader, writer, None)
         };
         Ok(Upgraded::Mqtt(Accepted {
             reader,
             writer,
+            gate,
             cert_cn,
         }))
     }
@@ -495,8 +505,71 @@ fn tls_error(err: io::Error) -> anyhow::Error {
 }
 
 enum Handshake {
-    Ws(Ws),
+    Ws(Ws, Gate),
     Http(HttpStart),
+}
+
+/// What a WebSocket client may send before its CONNECT is in: the largest CONNECT taken, with
+/// room for its framing and for packets sent right behind it. tungstenite holds a whole
+/// message before handing it over, up to the largest MQTT packet: without this cap an
+/// unauthenticated client could make it hold 256 MB.
+const WS_BEFORE_CONNECT: u64 = 256 * 1024;
+
+/// Lifts a connection's `WS_BEFORE_CONNECT` cap once its CONNECT is in.
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<AtomicBool>);
+
+impl Gate {
+    pub fn open(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The stream under tungstenite, counting what it reads while the gate is shut.
+struct Capped {
+    io: Box<dyn Io>,
+    read: u64,
+    open: Arc<AtomicBool>,
+}
+
+impl AsyncRead for Capped {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let open = self.open.load(Ordering::Relaxed);
+        if !open && self.read >= WS_BEFORE_CONNECT {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("more than {WS_BEFORE_CONNECT} bytes before CONNECT"),
+            )));
+        }
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if !open {
+            self.read += (buf.filled().len() - before) as u64;
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Capped {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 /// Reads the HTTP request and answers it: 101 for a WebSocket upgrade on any path; with `http`,
@@ -533,9 +606,14 @@ async fn accept_websocket(mut io: Box<dyn Io>, http: bool) -> anyhow::Result<Han
         .context("answering the WebSocket upgrade")?;
     // Bytes already read past the head are the client's first frames; tungstenite starts with
     // them.
-    Ok(Handshake::Ws(
-        WebSocketStream::from_partially_read(io, tail, Role::Server, Some(ws_config())).await,
-    ))
+    let open = Arc::new(AtomicBool::new(false));
+    let capped: Box<dyn Io> = Box::new(Capped {
+        io,
+        read: tail.len() as u64,
+        open: open.clone(),
+    });
+    let ws = WebSocketStream::from_partially_read(capped, tail, Role::Server, Some(ws_config()));
+    Ok(Handshake::Ws(ws.await, Gate(open)))
 }
 
 fn ws_config() -> WebSocketConfig {

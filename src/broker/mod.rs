@@ -284,6 +284,7 @@ async fn accept_loop(
                         auth,
                         addr: peer.ip(),
                         tls_cn: tls.then_some(a.cert_cn),
+                        gate: a.gate,
                     };
                     session::serve(shared, config, client, a.reader, a.writer, stop).await;
                 }

@@ -71,6 +71,8 @@ pub struct Client {
     pub addr: std::net::IpAddr,
     /// On TLS listeners: the client certificate's subject CN, if it sent one.
     pub tls_cn: Option<Option<String>>,
+    /// On WebSocket listeners: what lifts the cap on bytes before CONNECT.
+    pub gate: Option<super::listener::Gate>,
 }
 
 pub async fn serve(
@@ -90,7 +92,12 @@ pub async fn serve(
     )
     .await
     {
-        Ok(Ok(Some(c))) => c,
+        Ok(Ok(Some(c))) => {
+            if let Some(gate) = &client.gate {
+                gate.open();
+            }
+            c
+        }
         Ok(Err(v)) => {
             refuse_connect(&mut writer, &v).await;
             return;

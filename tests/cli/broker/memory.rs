@@ -207,6 +207,47 @@ fn a_huge_connect_is_refused_before_its_body() {
     );
 }
 
+/// The same over WebSocket, from a real WebSocket client: a 200 MB message whose first bytes are
+/// a CONNECT is cut off after a few hundred KiB (tungstenite held a whole message, up to the
+/// largest MQTT packet, before the broker saw any of it).
+#[test]
+fn a_huge_connect_over_websocket_is_cut_off() {
+    use tungstenite::protocol::frame::Frame;
+    use tungstenite::protocol::frame::coding::{Data, OpCode};
+    let broker = SmqBroker::start_with_listeners(&["mqtt://127.0.0.1:0", "ws://127.0.0.1:0"], &[]);
+    let before = rss(&broker);
+    let stream = std::net::TcpStream::connect(("127.0.0.1", broker.ws_port())).unwrap();
+    let mut request = tungstenite::client::IntoClientRequest::into_client_request(format!(
+        "ws://127.0.0.1:{}/mqtt",
+        broker.ws_port()
+    ))
+    .unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "mqtt".parse().unwrap());
+    let (mut ws, _) = tungstenite::client(request, stream).expect("the WebSocket upgrade");
+    let mut first = vec![0x10];
+    first.extend(super::raw::varint(200 << 20));
+    first.resize(1 << 20, 0);
+    let mut chunks = std::iter::once(Frame::message(first, OpCode::Data(Data::Binary), false))
+        .chain(std::iter::repeat_with(|| {
+            Frame::message(vec![0u8; 1 << 20], OpCode::Data(Data::Continue), false)
+        }));
+    // Fragments of one 200 MB message: the broker must stop reading long before its end.
+    let refused = (0..150).any(|_| {
+        ws.write(tungstenite::Message::Frame(chunks.next().unwrap()))
+            .is_err()
+            || ws.flush().is_err()
+    });
+    assert!(refused, "the broker took 150 MiB of a 200 MiB CONNECT");
+    let grown = rss(&broker).saturating_sub(before);
+    assert!(
+        grown < 32 * MIB,
+        "the CONNECT grew the broker by {} MiB",
+        grown / MIB
+    );
+}
+
 /// A CONNECT that does not arrive within a few seconds is closed: a byte at a time, it would
 /// hold a connection (and its buffer) open for as long as the sender likes.
 #[test]
