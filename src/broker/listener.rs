@@ -31,6 +31,7 @@ use crate::conn::tls::{read_certs, read_key};
 use crate::conn::transport::{Io, Reader, Writer, Ws, split_stream, split_ws};
 pub use crate::conn::url::Scheme;
 use crate::exit::usage;
+use crate::x509;
 
 /// How long a client may take between TCP accept and a usable MQTT byte stream (TLS handshake
 /// plus WebSocket upgrade). Without it a client that connects and sends nothing holds a task
@@ -466,7 +467,7 @@ impl Upgrader {
                     .1
                     .peer_certificates()
                     .and_then(|chain| chain.first())
-                    .and_then(|cert| subject_cn(cert));
+                    .and_then(|cert| x509::subject_cn(cert));
                 (Box::new(tls), cn)
             }
         };
@@ -902,94 +903,6 @@ fn subprotocol(request: &HttpHead) -> Option<&str> {
         .find(|offered| SUBPROTOCOLS.iter().any(|p| p.eq_ignore_ascii_case(offered)))
 }
 
-/// The first common name (OID 2.5.4.3) of a certificate's subject. A small DER walk, since no
-/// X.509 parser is among the dependencies: Certificate → tbsCertificate → [version], serial,
-/// signature, issuer, validity, subject → RDN sets → (type, value).
-fn subject_cn(cert: &[u8]) -> Option<String> {
-    const SEQUENCE: u8 = 0x30;
-    const SET: u8 = 0x31;
-    const CN: &[u8] = &[0x55, 0x04, 0x03];
-    let (tag, certificate, _) = der(cert)?;
-    if tag != SEQUENCE {
-        return None;
-    }
-    let (tag, mut tbs, _) = der(certificate)?;
-    if tag != SEQUENCE {
-        return None;
-    }
-    let mut field = 0;
-    let subject = loop {
-        let (tag, content, rest) = der(tbs)?;
-        tbs = rest;
-        // The version is an optional [0] EXPLICIT field before the serial number.
-        if tag == 0xA0 {
-            continue;
-        }
-        if field == 4 {
-            break content;
-        }
-        field += 1;
-    };
-    let mut rdns = subject;
-    while !rdns.is_empty() {
-        let (tag, mut set, rest) = der(rdns)?;
-        rdns = rest;
-        if tag != SET {
-            return None;
-        }
-        while !set.is_empty() {
-            let (_, attribute, rest) = der(set)?;
-            set = rest;
-            let (tag, oid, value) = der(attribute)?;
-            if tag == 0x06 && oid == CN {
-                let (tag, value, _) = der(value)?;
-                return der_string(tag, value);
-            }
-        }
-    }
-    None
-}
-
-fn der_string(tag: u8, value: &[u8]) -> Option<String> {
-    match tag {
-        // UTF8String, PrintableString, IA5String
-        0x0C | 0x13 | 0x16 => String::from_utf8(value.to_vec()).ok(),
-        // BMPString: UTF-16 big-endian
-        0x1E if value.len() % 2 == 0 => {
-            let units: Vec<u16> = value
-                .chunks_exact(2)
-                .map(|c| u16::from_be_bytes([c[0], c[1]]))
-                .collect();
-            String::from_utf16(&units).ok()
-        }
-        // TeletexString: in practice Latin-1
-        0x14 => Some(value.iter().map(|&b| char::from(b)).collect()),
-        _ => None,
-    }
-}
-
-/// One DER element: (tag, content, what follows). None when truncated or malformed.
-fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7F);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return None;
-    }
-    Some((tag, &rest[..len], &rest[len..]))
-}
-
 /// This machine's non-loopback addresses, IPv4 first. Linux: from /proc (no unsafe
 /// getifaddrs, no new crate). Elsewhere, or if /proc says nothing: the address of the
 /// default route only.
@@ -1266,35 +1179,6 @@ garbage
             parse_if_inet6(if_inet6),
             ["fd00::2".parse::<Ipv6Addr>().expect("an IPv6 literal")]
         );
-    }
-
-    #[test]
-    fn reads_the_subject_common_name() {
-        let certs = Certs::new();
-        assert_eq!(
-            subject_cn(&certs.client_der).as_deref(),
-            Some("phone-1 ünïcode")
-        );
-        let mut params = CertificateParams::new(vec!["x".into()]).expect("SANs");
-        params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "no CN here");
-        let key = KeyPair::generate().expect("a key");
-        let cert = params.self_signed(&key).expect("a cert");
-        assert_eq!(subject_cn(cert.der()), None);
-        for garbage in [
-            &b""[..],
-            b"\x30",
-            b"\x30\x84\xff\xff\xff\xff",
-            b"\x02\x01\x00",
-        ] {
-            assert_eq!(subject_cn(garbage), None);
-        }
-        for cut in 0..certs.client_der.len() {
-            // Never a panic on a truncated certificate.
-            let _ = subject_cn(&certs.client_der[..cut]);
-        }
     }
 
     /// A CA, a server certificate for localhost/127.0.0.1 and a client certificate, as PEM
