@@ -16,7 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, watch};
 
 use super::auth::Auth;
-use super::listener::{HeadError, HttpHead, HttpStart, Refusal, read_head, reason_phrase, refuse};
+use super::http_head::{HeadError, HttpHead, Refusal, read_head, reason_phrase, refuse};
+use super::listener::HttpStart;
 use super::push_body::{Envelope, SplitError, level, split};
 use super::push_budget::{Budget, Busy, Charge};
 use super::push_stats::PushStats;

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod codec;
 pub mod conf;
 pub mod http;
+mod http_head;
 pub mod listener;
 mod persist;
 mod phone;
