@@ -8,29 +8,28 @@
 
 mod memory;
 mod persist;
-pub mod raw;
 mod soak;
 
-use std::io::Write as _;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::process::ExitStatus;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use raw::{
-    CONNACK, Client, Connect, DISCONNECT, PUBACK, PUBCOMP, PUBREC, Prop, Read, V4, V5, Will,
-    packet, parse_connack_v5, parse_publish, prop_str, prop_u16, prop_u32, publish, publish_raw,
-    subscribe_body,
-};
-
 use crate::support::certs::Certs;
+use crate::support::clients::{
+    kill_9, line_publisher, mpub_stdin, mqttjs, msub, send_line, smq_pub,
+};
 use crate::support::mosquitto::Mosquitto;
+use crate::support::raw::{
+    self, CONNACK, Client, Connect, DISCONNECT, PUBACK, PUBCOMP, PUBREC, Prop, Read, V4, V5, Will,
+    hex, hex_all, packet, parse_connack_v5, parse_publish, prop_str, prop_u16, prop_u32, publish,
+    publish_raw, subscribe_body, v4_closes, v5_disconnects,
+};
 use crate::support::smq_broker::{SmqBroker, poll};
 use crate::support::smq_sub::SmqSub;
-use crate::support::ws_broker::WsBroker;
 use crate::support::{
-    Sub, mosquitto_client, mosquitto_pub, run_with_timeout, smq, text, wait_with_deadline,
+    Sub, assert_ok, mosquitto_pub, run_with_timeout, send, text, wait_with_deadline,
 };
 
 const SECS: u64 = 30;
@@ -38,138 +37,10 @@ const SECS: u64 = 30;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-fn assert_ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what}: {}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
-
-/// mosquitto_pub that must succeed.
-fn mpub(port: u16, args: &[&str]) {
-    let out = run_with_timeout(mosquitto_pub(port).args(args), None, SECS);
-    assert_ok(&out, &format!("mosquitto_pub {args:?}"));
-}
-
-/// mosquitto_pub with `stdin` (for `-l`).
-fn mpub_stdin(port: u16, args: &[&str], stdin: &[u8]) {
-    let out = run_with_timeout(mosquitto_pub(port).args(args), Some(stdin), SECS);
-    assert_ok(&out, &format!("mosquitto_pub {args:?}"));
-}
-
-/// A one-shot mosquitto_sub (for `-E`, `-C` after an offline period).
-fn msub(port: u16, args: &[&str]) -> Output {
-    run_with_timeout(
-        mosquitto_client("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-            .args(args),
-        None,
-        SECS,
-    )
-}
-
-fn smq_pub(port: u16, args: &[&str]) -> Output {
-    run_with_timeout(
-        smq()
-            .args(["pub", "-h", "127.0.0.1", "-p", &port.to_string()])
-            .args(args),
-        None,
-        SECS,
-    )
-}
-
-/// MQTT.js's CLI (tests/ws-broker/node_modules/.bin/mqtt), a real WebSocket client. It exits 0
-/// even when it failed, so callers check arrival with a subscriber.
-fn mqttjs(args: &[&str]) -> Output {
-    let dir = WsBroker::package_dir();
-    let bin = dir.join("node_modules/.bin/mqtt");
-    assert!(
-        bin.exists(),
-        "MQTT.js is not installed: run `npm ci --prefix tests/ws-broker`"
-    );
-    run_with_timeout(Command::new(bin).args(args).current_dir(dir), None, SECS)
-}
-
-/// `smq pub -l` that stays connected, reading lines from the returned stdin.
-fn line_publisher(port: u16, args: &[&str]) -> (Child, ChildStdin) {
-    let mut child = smq()
-        .args(["pub", "-h", "127.0.0.1", "-p", &port.to_string(), "-l"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning smq pub -l");
-    let stdin = child.stdin.take().expect("piped stdin");
-    (child, stdin)
-}
-
-fn send_line(stdin: &mut ChildStdin, line: &str) {
-    stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
-    stdin.flush().unwrap();
-}
-
-fn kill_9(child: &mut Child) {
-    let status = Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .expect("running kill");
-    assert!(status.success());
-    let _ = child.wait();
-}
-
 /// A fresh connection gets PINGRESP: the broker still serves clients.
 fn assert_serving(broker: &mut SmqBroker) {
     assert!(broker.is_running(), "the broker exited\n{}", broker.log());
     Client::connected(broker.port(), V4, "").ping();
-}
-
-/// The bytes as hex, for failure messages.
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn hex_all(packets: &[raw::Packet]) -> String {
-    packets
-        .iter()
-        .map(|p| hex(&p.bytes()))
-        .collect::<Vec<_>>()
-        .join(" | ")
-}
-
-/// 3.1.1: after `bad`, the server closes the connection without sending anything.
-fn v4_closes(port: u16, bad: &[u8], statement: &str) {
-    let mut c = Client::connected(port, V4, "");
-    c.send(bad);
-    let got = c.expect_close(raw::REPLY, statement);
-    assert!(
-        got.is_empty(),
-        "{statement}: sent {}, expected the connection closed with nothing sent, got {}",
-        hex(bad),
-        hex_all(&got)
-    );
-}
-
-/// v5: after `bad`, the server sends DISCONNECT with one of `codes`, then closes.
-fn v5_disconnects(port: u16, bad: &[u8], codes: &[u8], statement: &str) {
-    let mut c = Client::connected(port, V5, "");
-    c.send(bad);
-    let got = c.expect_close(raw::REPLY, statement);
-    let ok = matches!(&got[..], [p] if p.kind() == DISCONNECT && codes.contains(&p.reason()));
-    assert!(
-        ok,
-        "{statement}: sent {}, expected DISCONNECT with reason {} then close, got [{}]",
-        hex(bad),
-        hex(codes),
-        hex_all(&got)
-    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -203,9 +74,9 @@ fn mosquitto_clients_v311_and_v5_interoperate() {
     let port = broker.port();
     let v311 = Sub::start(port, &["-t", "i/#", "-C", "3", "-v", "-q", "1"]);
     let v5 = Sub::start(port, &["-V", "5", "-t", "i/#", "-C", "3", "-v", "-q", "2"]);
-    mpub(port, &["-t", "i/a", "-m", "from-311", "-q", "1"]);
-    mpub(port, &["-V", "5", "-t", "i/b", "-m", "from-5", "-q", "2"]);
-    mpub(port, &["-V", "5", "-t", "i/c", "-m", "qos0"]);
+    send(port, &["-t", "i/a", "-m", "from-311", "-q", "1"]);
+    send(port, &["-V", "5", "-t", "i/b", "-m", "from-5", "-q", "2"]);
+    send(port, &["-V", "5", "-t", "i/c", "-m", "qos0"]);
     for (name, sub) in [("v3.1.1", v311), ("v5", v5)] {
         // Different QoS levels: no order between them is promised (4.6).
         let out = sub.wait(SECS);
@@ -341,7 +212,7 @@ fn tls_and_websocket_over_tls() {
     let expected = "t/mosq 1\nt/smq 2\nt/smq-wss 3\nt/js-wss 4\n";
     let plain = Sub::start(broker.port(), &["-t", "t/#", "-C", "4", "-v"]);
     let over_tls = Sub::start(tls, &["-t", "t/#", "-C", "4", "-v", "--cafile", ca]);
-    mpub(tls, &["-t", "t/mosq", "-m", "1", "-q", "1", "--cafile", ca]);
+    send(tls, &["-t", "t/mosq", "-m", "1", "-q", "1", "--cafile", ca]);
     assert_ok(
         &smq_pub(tls, &["-t", "t/smq", "-m", "2", "-q", "1", "--cafile", ca]),
         "smq pub mqtts",
@@ -433,7 +304,7 @@ fn require_certificate_refuses_tls_clients_without_one() {
         "smq pub without a client cert got through"
     );
     // With one signed by --cafile: accepted.
-    mpub(
+    send(
         tls,
         &[
             "-t",
@@ -487,7 +358,7 @@ fn delivered_qos_is_the_minimum_of_published_and_granted() {
         })
         .collect();
     for published in ["0", "1", "2"] {
-        mpub(port, &["-t", "q", "-m", published, "-q", published]);
+        send(port, &["-t", "q", "-m", published, "-q", published]);
     }
     for (granted, sub) in subs {
         let out = sub.wait(SECS);
@@ -553,7 +424,7 @@ fn unacknowledged_qos1_is_redelivered_with_dup_on_reconnect() {
         };
         let (mut c, _) = Client::connect(port, &session(false));
         assert_eq!(c.subscribe(1, &[("re", 1)]), [1]);
-        mpub(port, &["-t", "re", "-m", "payload", "-q", "1"]);
+        send(port, &["-t", "re", "-m", "payload", "-q", "1"]);
         let first = parse_publish(version, &c.expect("PUBLISH"));
         assert!(!first.dup, "first delivery has DUP=0 [MQTT-3.3.1-1]");
         assert_eq!(first.qos, 1);
@@ -581,7 +452,7 @@ fn retained_messages_store_replace_clear() {
     let broker = SmqBroker::start(&[]);
     let port = broker.port();
     let fmt = ["-F", "%r %q %p"];
-    mpub(port, &["-t", "r/a", "-m", "one", "-r", "-q", "1"]);
+    send(port, &["-t", "r/a", "-m", "one", "-r", "-q", "1"]);
     let s = Sub::start(
         port,
         &[&["-t", "r/a", "-q", "2", "-C", "1"][..], &fmt].concat(),
@@ -592,25 +463,25 @@ fn retained_messages_store_replace_clear() {
         "stored with its QoS"
     );
 
-    mpub(port, &["-t", "r/a", "-m", "two", "-r"]);
+    send(port, &["-t", "r/a", "-m", "two", "-r"]);
     let live = Sub::start(
         port,
         &[&["-t", "r/+", "-q", "1", "-C", "2"][..], &fmt].concat(),
     );
-    mpub(port, &["-t", "r/a", "-m", "three", "-r", "-q", "1"]);
+    send(port, &["-t", "r/a", "-m", "three", "-r", "-q", "1"]);
     assert_eq!(text(&live.wait(SECS).stdout), "1 0 two\n0 1 three\n");
 
     // A non-retained message doesn't touch the retained one.
-    mpub(port, &["-t", "r/a", "-m", "transient"]);
+    send(port, &["-t", "r/a", "-m", "transient"]);
     let s = Sub::start(port, &[&["-t", "r/a", "-C", "1"][..], &fmt].concat());
     assert_eq!(text(&s.wait(SECS).stdout), "1 0 three\n");
 
     // Zero-length retained: forwarded as normal, and clears.
     let live = Sub::start(port, &["-t", "r/a", "-C", "2", "-F", "%r [%p]"]);
-    mpub(port, &["-t", "r/a", "-n", "-r"]);
+    send(port, &["-t", "r/a", "-n", "-r"]);
     assert_eq!(text(&live.wait(SECS).stdout), "1 [three]\n0 []\n");
     let s = Sub::start(port, &[&["-t", "r/#", "-C", "1"][..], &fmt].concat());
-    mpub(port, &["-t", "r/a", "-m", "marker"]);
+    send(port, &["-t", "r/a", "-m", "marker"]);
     assert_eq!(
         text(&s.wait(SECS).stdout),
         "0 0 marker\n",
@@ -624,7 +495,7 @@ fn retained_messages_store_replace_clear() {
 fn v5_retain_handling_and_retain_as_published() {
     let broker = SmqBroker::start(&[]);
     let port = broker.port();
-    mpub(port, &["-t", "rh", "-m", "stored", "-r", "-q", "1"]);
+    send(port, &["-t", "rh", "-m", "stored", "-r", "-q", "1"]);
     let never = SmqSub::start(
         port,
         &[
@@ -641,7 +512,7 @@ fn v5_retain_handling_and_retain_as_published() {
         ],
     );
     let always = SmqSub::start(port, &["-V", "5", "-t", "rh", "-C", "2", "-F", "%r %p"]);
-    mpub(port, &["-t", "rh", "-m", "live", "-q", "1"]);
+    send(port, &["-t", "rh", "-m", "live", "-q", "1"]);
     assert_eq!(
         text(&never.wait(SECS).stdout),
         "0 live\n",
@@ -664,7 +535,7 @@ fn v5_retain_handling_and_retain_as_published() {
         ],
     );
     let plain = SmqSub::start(port, &["-V", "5", "-t", "rap", "-C", "1", "-F", "%r %p"]);
-    mpub(port, &["-V", "5", "-t", "rap", "-m", "x", "-r"]);
+    send(port, &["-V", "5", "-t", "rap", "-m", "x", "-r"]);
     assert_eq!(text(&rap.wait(SECS).stdout), "1 x\n", "retain as published");
     assert_eq!(text(&plain.wait(SECS).stdout), "0 x\n");
 }
@@ -674,7 +545,7 @@ fn v5_retain_handling_and_retain_as_published() {
 fn v5_retain_handling_1_only_on_a_new_subscription() {
     let broker = SmqBroker::start(&[]);
     let port = broker.port();
-    mpub(port, &["-t", "rh1", "-m", "stored", "-r"]);
+    send(port, &["-t", "rh1", "-m", "stored", "-r"]);
     let mut c = Client::connected(port, V5, "");
     let sub = |pid| packet(0x82, &subscribe_body(V5, pid, &[(b"rh1", 0x10)], &[]));
     c.send(&sub(1));
@@ -685,7 +556,7 @@ fn v5_retain_handling_1_only_on_a_new_subscription() {
     // The same subscription again: no retained message this time.
     c.send(&sub(2));
     c.expect_kind(raw::SUBACK, "second SUBACK");
-    mpub(port, &["-t", "rh1", "-m", "marker"]);
+    send(port, &["-t", "rh1", "-m", "marker"]);
     let p = parse_publish(V5, &c.expect("the marker"));
     assert_eq!(
         p.payload, b"marker",
@@ -770,7 +641,7 @@ fn v5_disconnect_with_will_message_publishes_the_will() {
         let got = c.expect_close(raw::REPLY, "DISCONNECT");
         assert!(got.is_empty(), "{}", hex_all(&got));
     }
-    mpub(port, &["-t", "w4/marker", "-m", "m"]);
+    send(port, &["-t", "w4/marker", "-m", "m"]);
     assert_eq!(
         text(&sub.wait(SECS).stdout),
         "w4/with-will will\nw4/marker m\n"
@@ -881,7 +752,7 @@ fn persistent_session_queues_qos1_while_offline() {
             ],
         );
         assert_ok(&out, "mosquitto_sub -E");
-        mpub(port, &["-t", &topic, "-m", "while away", "-q", "1"]);
+        send(port, &["-t", &topic, "-m", "while away", "-q", "1"]);
         let out = msub(
             port,
             &[
@@ -1067,13 +938,13 @@ fn non_ascii_topics_and_a_leading_byte_order_mark() {
     let bom = Sub::start(port, &["-t", "\u{feff}bom/+", "-C", "1", "-v"]);
     let stripped = Sub::start(port, &["-t", "bom/+", "-C", "1", "-v"]);
     let wild = Sub::start(port, &["-t", "+/温度/#", "-C", "1", "-v"]);
-    mpub(port, &["-t", topics[0], "-m", "1", "-q", "1"]);
+    send(port, &["-t", topics[0], "-m", "1", "-q", "1"]);
     assert_ok(
         &smq_pub(port, &["-t", topics[1], "-m", "2", "-q", "1", "-V", "5"]),
         "smq pub",
     );
-    mpub(port, &["-V", "5", "-t", topics[2], "-m", "3"]);
-    mpub(port, &["-t", "bom/marker", "-m", "4"]);
+    send(port, &["-V", "5", "-t", topics[2], "-m", "3"]);
+    send(port, &["-t", "bom/marker", "-m", "4"]);
     let want = format!(
         "{} 1\n{} 2\n{} 3\nbom/marker 4\n",
         topics[0], topics[1], topics[2]
@@ -1121,10 +992,10 @@ fn wildcards_dollar_topics_and_sys_uptime() {
             && line.trim_end().len() > "$SYS/broker/uptime ".len(),
         "uptime: {line:?}"
     );
-    mpub(port, &["-t", "$own/x", "-m", "m"]);
-    mpub(port, &["-t", "$own", "-m", "m"]);
+    send(port, &["-t", "$own/x", "-m", "m"]);
+    send(port, &["-t", "$own", "-m", "m"]);
     for topic in ["a", "a/b", "a/b/c", "a/b/c/d", "x/b/y", "/b/c"] {
-        mpub(port, &["-t", topic, "-m", "m"]);
+        send(port, &["-t", topic, "-m", "m"]);
     }
     for (filter, want, sub) in subs {
         let got = text(&sub.wait(SECS).stdout);
@@ -1373,7 +1244,7 @@ fn v5_no_local() {
     c.send(&publish(V5, 1, "nl", 5, b"own"));
     let (ack, before) = c.expect_kind(PUBACK, "PUBACK");
     assert_eq!(&ack.body[..2], &[0, 5]);
-    mpub(port, &["-t", "nl", "-m", "other", "-q", "1"]);
+    send(port, &["-t", "nl", "-m", "other", "-q", "1"]);
     let (p, _) = c.expect_kind(0x30, "PUBLISH");
     let got = parse_publish(V5, &p);
     assert!(
@@ -1384,7 +1255,7 @@ fn v5_no_local() {
     assert_eq!(got.payload, b"other", "own message delivered");
     // And through smq sub --no-local (its own connection doesn't publish): others still arrive.
     let s = SmqSub::start(port, &["-V", "5", "--no-local", "-t", "nl", "-C", "1"]);
-    mpub(port, &["-t", "nl", "-m", "x"]);
+    send(port, &["-t", "nl", "-m", "x"]);
     assert_eq!(text(&s.wait(SECS).stdout), "x\n");
 }
 
@@ -1410,7 +1281,7 @@ fn v5_subscription_identifiers() {
             "%S %p",
         ],
     );
-    mpub(port, &["-t", "sid/x", "-m", "hi"]);
+    send(port, &["-t", "sid/x", "-m", "hi"]);
     assert_eq!(text(&s.wait(SECS).stdout), "7 hi\n");
 }
 
@@ -1463,7 +1334,7 @@ fn v5_message_expiry() {
     );
     assert_ok(&out, "mosquitto_sub -E");
     let expiry = |secs| ["-D", "publish", "message-expiry-interval", secs];
-    mpub(
+    send(
         port,
         &[
             &["-V", "5", "-t", "expq", "-m", "short", "-q", "1"][..],
@@ -1471,7 +1342,7 @@ fn v5_message_expiry() {
         ]
         .concat(),
     );
-    mpub(
+    send(
         port,
         &[
             &["-V", "5", "-t", "expq", "-m", "long", "-q", "1"][..],
@@ -1479,7 +1350,7 @@ fn v5_message_expiry() {
         ]
         .concat(),
     );
-    mpub(
+    send(
         port,
         &[
             &["-V", "5", "-t", "exp", "-m", "soon", "-r", "-q", "1"][..],
@@ -1490,7 +1361,7 @@ fn v5_message_expiry() {
     // Poll until the retained one is gone: each probe subscribes and then publishes a marker.
     let gone = poll(Duration::from_secs(15), Duration::from_millis(200), || {
         let s = Sub::start(port, &["-t", "exp", "-C", "1", "-F", "%r %p"]);
-        mpub(port, &["-t", "exp", "-m", "marker"]);
+        send(port, &["-t", "exp", "-m", "marker"]);
         let got = text(&s.wait(SECS).stdout);
         match got.as_str() {
             "0 marker\n" => Some(()),
@@ -1610,8 +1481,8 @@ fn v5_server_respects_the_client_maximum_packet_size() {
     let port = broker.port();
     let (mut c, _) = Client::connect(port, &Connect::new(V5, "mps").props(prop_u32(0x27, 100)));
     assert_eq!(c.subscribe(1, &[("mps", 0)]), [0]);
-    mpub(port, &["-t", "mps", "-m", &"x".repeat(500)]);
-    mpub(port, &["-t", "mps", "-m", "small"]);
+    send(port, &["-t", "mps", "-m", &"x".repeat(500)]);
+    send(port, &["-t", "mps", "-m", "small"]);
     let p = c.expect("PUBLISH");
     assert!(
         p.bytes().len() <= 100,
@@ -1945,7 +1816,7 @@ fn invalid_topic_filters_are_refused_in_the_suback() {
             "MQTT {version}: SUBACK codes"
         );
         c.ping();
-        mpub(port, &["-t", "ok/x", "-m", "still works"]);
+        send(port, &["-t", "ok/x", "-m", "still works"]);
         let p = parse_publish(version, &c.expect("PUBLISH"));
         assert_eq!(p.payload, b"still works");
     }
@@ -2161,10 +2032,10 @@ fn garbage_from_many_connections_does_not_disturb_other_clients() {
     assert!(broker.is_running(), "the broker died\n{}", broker.log());
     // With the hanging connections still open, others are served.
     let sub = Sub::start(port, &["-t", "after/fuzz", "-C", "1", "-q", "1"]);
-    mpub(port, &["-t", "after/fuzz", "-m", "still here", "-q", "1"]);
+    send(port, &["-t", "after/fuzz", "-m", "still here", "-q", "1"]);
     assert_eq!(text(&sub.wait(SECS).stdout), "still here\n");
     let sub5 = Sub::start(port, &["-V", "5", "-t", "after/fuzz5", "-C", "1"]);
-    mpub(
+    send(
         port,
         &["-V", "5", "-t", "after/fuzz5", "-m", "v5 too", "-q", "2"],
     );

@@ -13,12 +13,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use tempfile::TempDir;
 
-use crate::broker::raw::{
+use crate::support::certs::Certs;
+use crate::support::mosquitto::Mosquitto;
+use crate::support::raw::{
     CONNACK, Client, Connect, PINGRESP, PUBACK, Packet, REPLY, Read, V4, V5, Will, packet,
     parse_publish, publish_raw,
 };
-use crate::support::certs::Certs;
-use crate::support::mosquitto::Mosquitto;
 use crate::support::smq_broker::SmqBroker;
 use crate::support::{Sub, mosquitto_pub, run_with_timeout, smq, text};
 
@@ -232,7 +232,7 @@ fn a_client_that_logged_in_before_gets_in_while_its_address_guesses() {
     // Alice's phone logged in from 127.0.0.1 before the guessing began.
     let phone = Connect::new(V4, "alice-phone").login("alice", "right");
     let (mut c, _) = Client::connect(port, &phone);
-    c.send(&crate::broker::raw::disconnect(V4, 0));
+    c.send(&crate::support::raw::disconnect(V4, 0));
     c.expect_close(std::time::Duration::from_secs(SECS), "DISCONNECT");
 
     // Guesses from the same address, for alice and for a user who does not exist, from eight
@@ -849,11 +849,11 @@ fn patterns_name_the_client_id_the_broker_assigned() {
     let acl = write(dir.path(), "acl", "pattern readwrite clients/%c/#\n");
     let broker = SmqBroker::start(&["--acl-file", acl.to_str().unwrap()]);
     let (mut c, ack) = Client::connect(broker.port(), &Connect::new(V5, ""));
-    let (_, _, props) = crate::broker::raw::parse_connack_v5(&ack);
+    let (_, _, props) = crate::support::raw::parse_connack_v5(&ack);
     let id = props
         .iter()
         .find_map(|(k, v)| match (k, v) {
-            (0x12, crate::broker::raw::Prop::Bin(id)) => Some(text(id)),
+            (0x12, crate::support::raw::Prop::Bin(id)) => Some(text(id)),
             _ => None,
         })
         .expect("an assigned client id");
@@ -865,7 +865,7 @@ fn patterns_name_the_client_id_the_broker_assigned() {
 
 #[test]
 fn messages_the_acl_hides_are_not_kept_in_the_persistence_log() {
-    use crate::broker::raw::{disconnect, puback, publish};
+    use crate::support::raw::{disconnect, puback, publish};
     let dir = temp_dir();
     let store = dir.path().join("store");
     let acl = write(

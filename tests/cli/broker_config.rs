@@ -3,11 +3,11 @@
 
 use std::fs;
 
-use crate::broker::raw::{
-    CONNACK, Client, Connect, Packet, Prop, V4, V5, Will, parse_connack_v5, publish_raw,
-};
 use crate::broker_auth::{temp_dir, write};
 use crate::support::mosquitto::Mosquitto;
+use crate::support::raw::{
+    CONNACK, Client, Connect, Packet, Prop, V4, V5, Will, parse_connack_v5, publish_raw,
+};
 use crate::support::smq_broker::SmqBroker;
 use crate::support::{run_with_timeout, smq, text};
 
@@ -38,10 +38,10 @@ fn publish_outcome(c: &mut Client, pid: u16, topic: &str, payload: &[u8], retain
         props,
         payload,
     ));
-    let got: Vec<Packet> = match c.read(crate::broker::raw::REPLY) {
-        crate::broker::raw::Read::Packet(p) => vec![p],
-        crate::broker::raw::Read::Closed => return "closed".into(),
-        crate::broker::raw::Read::TimedOut => return "no answer".into(),
+    let got: Vec<Packet> = match c.read(crate::support::raw::REPLY) {
+        crate::support::raw::Read::Packet(p) => vec![p],
+        crate::support::raw::Read::Closed => return "closed".into(),
+        crate::support::raw::Read::TimedOut => return "no answer".into(),
     };
     match got[0].kind() {
         0x40 => format!("puback {:#04x}", got[0].body.get(2).copied().unwrap_or(0)),

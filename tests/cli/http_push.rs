@@ -966,7 +966,7 @@ fn gzip_bombs_are_charged_for_what_they_decode_to() {
 
 #[test]
 fn a_qos_1_push_answered_200_survives_a_crash_with_persist() {
-    use crate::broker::raw::{Client, Connect, V4, disconnect, parse_publish};
+    use crate::support::raw::{Client, Connect, V4, disconnect, parse_publish};
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().to_str().unwrap();
     let args = ["--http-qos", "1", "--persist", store];

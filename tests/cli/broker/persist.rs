@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use super::raw::{
+use crate::support::raw::{
     Client, Connect, PUBACK, PUBCOMP, PUBREC, Packet, Read, V4, V5, Will, disconnect, packet,
     parse_connack_v5, parse_publish, prop_u32, puback, publish_raw, pubrel,
 };
@@ -335,7 +335,12 @@ fn session_expiry_and_subscriptions_survive_a_restart() {
         // No local, retain as published, subscription id 7.
         c.send(&packet(
             0x82,
-            &super::raw::subscribe_body(V5, 1, &[(b"s/#", 0x02 | 0x04 | 0x08)], &[0x0B, 7]),
+            &crate::support::raw::subscribe_body(
+                V5,
+                1,
+                &[(b"s/#", 0x02 | 0x04 | 0x08)],
+                &[0x0B, 7],
+            ),
         ));
         assert_eq!(c.expect("SUBACK").kind(), 0x90);
         c.send(&disconnect(V5, 0));
@@ -436,7 +441,7 @@ fn a_directory_holding_someone_elses_smq_log_is_refused() {
 }
 
 /// Reads packets until one of `kind` for packet id `pid`; returns the PUBLISHes seen meanwhile.
-fn until(c: &mut Client, kind: u8, pid: u16, what: &str) -> Vec<super::raw::Publish> {
+fn until(c: &mut Client, kind: u8, pid: u16, what: &str) -> Vec<crate::support::raw::Publish> {
     let mut seen = Vec::new();
     loop {
         let p = c.expect(what);
@@ -557,7 +562,7 @@ fn a_temporary_session_taken_over_as_a_persistent_one_keeps_its_subscriptions() 
     let (mut temporary, _) = Client::connect(b.port(), &Connect::new(V5, "adopt").clean(false));
     temporary.send(&packet(
         0x82,
-        &super::raw::subscribe_body(V5, 1, &[(b"ad/#", 1)], &[]),
+        &crate::support::raw::subscribe_body(V5, 1, &[(b"ad/#", 1)], &[]),
     ));
     assert_eq!(temporary.expect("SUBACK").kind(), 0x90);
     // Taken over with an expiry: the same session, now persistent [MQTT-3.1.2-4].
