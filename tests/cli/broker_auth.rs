@@ -20,7 +20,7 @@ use crate::support::raw::{
     parse_publish, publish_raw,
 };
 use crate::support::smq_broker::SmqBroker;
-use crate::support::{Sub, mosquitto_pub, run_with_timeout, smq, text};
+use crate::support::{Sub, assert_fails, mosquitto_pub, run_with_timeout, smq, text};
 
 const SECS: u64 = 30;
 
@@ -366,15 +366,13 @@ fn smq_passwd_refuses_bad_requests() {
     let dir = temp_dir();
     let missing = dir.path().join("missing");
     let out = smq_passwd(&["-b", missing.to_str().unwrap(), "alice", "pw"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("add -c to create it"), "{out:?}");
+    assert_fails(&out, 2, "add -c to create it");
     assert!(!missing.exists());
 
     let file = write(dir.path(), "passwd", "");
     let f = file.to_str().unwrap();
     let out = smq_passwd(&["-b", f, "a:b", "pw"]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(text(&out.stderr).contains("':'"), "{out:?}");
+    assert_fails(&out, 2, "':'");
     for (user, why) in [
         (
             "#x\nmallory",
@@ -384,25 +382,15 @@ fn smq_passwd_refuses_bad_requests() {
         (" x", "white space"),
     ] {
         let out = smq_passwd(&["-b", f, user, "pw"]);
-        assert_eq!(out.status.code(), Some(2), "{out:?}");
-        let err = text(&out.stderr);
-        assert!(err.contains(why) && err.lines().count() == 1, "{out:?}");
+        assert_fails(&out, 2, why);
     }
     assert_eq!(fs::read_to_string(&file).unwrap(), "", "nothing written");
     let out = smq_passwd(&["-D", f, "nobody"]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(
-        text(&out.stderr).contains("user 'nobody' is not in"),
-        "{out:?}"
-    );
+    assert_fails(&out, 1, "user 'nobody' is not in");
 
     let plain = write(dir.path(), "plain", "alice:clear-text\n");
     let out = smq_passwd(&["-b", plain.to_str().unwrap(), "bob", "pw"]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        text(&out.stderr).contains(":1: user 'alice': the password is not hashed"),
-        "{out:?}"
-    );
+    assert_fails(&out, 2, ":1: user 'alice': the password is not hashed");
     assert_eq!(fs::read_to_string(&plain).unwrap(), "alice:clear-text\n");
 }
 

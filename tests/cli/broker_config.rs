@@ -9,7 +9,7 @@ use crate::support::raw::{
     CONNACK, Client, Connect, Packet, Prop, V4, V5, Will, parse_connack_v5, publish_raw,
 };
 use crate::support::smq_broker::SmqBroker;
-use crate::support::{run_with_timeout, smq, text};
+use crate::support::{assert_fails, run_with_timeout, smq};
 
 const SECS: u64 = 30;
 
@@ -221,21 +221,15 @@ fn config_file_mistakes_name_the_line() {
             None,
             SECS,
         );
-        assert_eq!(out.status.code(), Some(2), "{conf:?}: {out:?}");
         let expected = format!("smq: error: config file {}:{line}: {why}", file.display());
-        assert!(
-            text(&out.stderr).contains(&expected),
-            "{conf:?}: {}",
-            text(&out.stderr)
-        );
+        assert_fails(&out, 2, &expected);
     }
     let out = run_with_timeout(
         smq().args(["serve-broker", "-c", "/nonexistent/smq.conf"]),
         None,
         SECS,
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("reading config file /nonexistent/smq.conf"));
+    assert_fails(&out, 1, "reading config file /nonexistent/smq.conf");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use crate::support::raw::{
     parse_connack_v5, parse_publish, prop_u32, puback, publish_raw, pubrel,
 };
 use crate::support::smq_broker::{SmqBroker, poll};
-use crate::support::{run_with_timeout, smq};
+use crate::support::{assert_fails, run_with_timeout, smq};
 
 /// Crash-and-restart rounds in the durability loop.
 const ROUNDS: usize = 12;
@@ -135,12 +135,8 @@ fn a_bit_flipped_in_a_compacted_log_is_refused_and_the_file_left_as_it_was() {
         None,
         10,
     );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("smq.log: damaged at byte ") && err.contains("move the file aside"),
-        "{err}"
-    );
+    let err = assert_fails(&out, 1, "smq.log: damaged at byte ");
+    assert!(err.contains("move the file aside"), "{err}");
     assert!(!err.contains("listening"), "refused before binding: {err}");
     assert_eq!(std::fs::read(&log).unwrap(), data, "left as it was");
 }
@@ -424,15 +420,12 @@ fn a_directory_holding_someone_elses_smq_log_is_refused() {
         None,
         10,
     );
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.starts_with("smq: error: ")
-            && err.contains(
-                "smq.log: not an smq persistence log; give --persist a directory of its own"
-            ),
-        "{err}"
+    let err = assert_fails(
+        &out,
+        1,
+        "smq.log: not an smq persistence log; give --persist a directory of its own",
     );
+    assert!(err.starts_with("smq: error: "), "{err}");
     assert!(!err.contains("listening"), "refused before binding: {err}");
     assert_eq!(
         std::fs::read(dir.path().join("smq.log")).unwrap(),
@@ -544,13 +537,10 @@ fn a_directory_in_use_by_a_running_broker_is_refused() {
         None,
         10,
     );
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains(
-            "is in use by another smq serve-broker; give each broker a directory of its own"
-        ),
-        "{err}"
+    assert_fails(
+        &out,
+        1,
+        "is in use by another smq serve-broker; give each broker a directory of its own",
     );
 }
 

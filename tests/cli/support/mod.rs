@@ -370,6 +370,18 @@ pub fn assert_ok(out: &Output, what: &str) {
     );
 }
 
+/// `out` failed as a user should see it: exit code `code`, one line on stderr and it says
+/// `needle`, no panic. Returns that stderr, for any further check.
+#[track_caller]
+pub fn assert_fails(out: &Output, code: i32, needle: &str) -> String {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "one line of error: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
 /// Lossy UTF-8 of an output stream, for assertions and messages.
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
