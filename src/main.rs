@@ -12,6 +12,7 @@ mod progress;
 mod sensors;
 mod stats;
 mod topic;
+mod x509;
 
 use std::process::ExitCode;
 

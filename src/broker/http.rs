@@ -16,12 +16,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, watch};
 
 use super::auth::Auth;
-use super::listener::{HeadError, HttpHead, HttpStart, Refusal, read_head, reason_phrase, refuse};
+use super::http_head::{HeadError, HttpHead, Refusal, read_head, reason_phrase, refuse};
+use super::listener::HttpStart;
 use super::push_body::{Envelope, SplitError, level, split};
 use super::push_budget::{Budget, Busy, Charge};
 use super::push_stats::PushStats;
 use super::router::{Published, Shared};
-use crate::cli::HttpArgs;
 use crate::conn::transport::Io;
 use crate::exit::usage;
 use crate::topic;
@@ -76,33 +76,6 @@ pub struct HttpConfig {
 }
 
 impl HttpConfig {
-    /// None without `--http`.
-    pub fn from_args(args: &HttpArgs, status_line: bool) -> anyhow::Result<Option<HttpConfig>> {
-        if !args.http {
-            return Ok(None);
-        }
-        let path = match &args.http_path {
-            None => None,
-            Some(p) if p.starts_with('/') && !p.contains(['?', '#', ' ']) => Some(p.clone()),
-            Some(p) => {
-                return Err(usage(format!(
-                    "--http-path '{p}': give a path starting with '/', e.g. /data"
-                )));
-            }
-        };
-        let max_body = usize::try_from(args.http_max_body)
-            .map_err(|_| usage("--http-max-body is larger than this machine can hold"))?;
-        Ok(Some(HttpConfig {
-            path,
-            topic: TopicTemplate::parse(&args.http_topic)?,
-            qos: args.http_qos,
-            token: args.http_token.clone(),
-            max_body,
-            split: args.split,
-            status_line,
-        }))
-    }
-
     /// The path to type into the app: the configured one, or the official sample's `/data`.
     pub fn suggested_path(&self) -> &str {
         self.path.as_deref().unwrap_or("/data")

@@ -1,9 +1,27 @@
 //! `smq serve-broker`: an MQTT 3.1.1 and 5 broker on tokio, over TCP, TLS and WebSocket.
+//! This file starts and stops it: `start` binds and announces the listeners and spawns an
+//! accept loop per listener and the `$SYS` loop; `run` serves until SIGINT or SIGTERM, and
+//! SIGHUP reloads the password and ACL files.
+//!
+//! Which file owns what:
+//! - `listener/`: `--listen` URLs, binding, TLS, the WebSocket upgrade, LAN addresses
+//! - `codec.rs`: the packets a broker reads and writes
+//! - `session.rs`: one client connection: CONNECT, the QoS flows, keep-alive, wills
+//! - `router.rs`: who gets which message: sessions, subscriptions, the retained store, the
+//!   `$SYS` counters; `subscriptions.rs` and `retained.rs` are its two trees (`trie.rs`)
+//! - `auth/`: password file, ACL, anonymous access, the brake on failed logins
+//! - `persist/`: `--persist`: retained messages and persistent sessions in a log on disk
+//! - `conf.rs`: `-c FILE`, the mosquitto.conf keys smq reads
+//! - `http.rs`: HTTP Push on the WebSocket port; `http_head.rs` reads request heads (for the
+//!   WebSocket upgrade too), `push_body.rs` the JSON fields, `push_budget.rs` the bytes
+//!   pushes may hold, `push_stats.rs` the per-device counts
+//! - `phone.rs`: what to type into Sensor Logger, and the per-device status line
 
 pub mod auth;
 pub mod codec;
 pub mod conf;
 pub mod http;
+mod http_head;
 pub mod listener;
 mod persist;
 mod phone;

@@ -13,14 +13,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use tempfile::TempDir;
 
-use crate::broker::raw::{
+use crate::support::certs::Certs;
+use crate::support::mosquitto::Mosquitto;
+use crate::support::raw::{
     CONNACK, Client, Connect, PINGRESP, PUBACK, Packet, REPLY, Read, V4, V5, Will, packet,
     parse_publish, publish_raw,
 };
-use crate::support::certs::Certs;
-use crate::support::mosquitto::Mosquitto;
 use crate::support::smq_broker::SmqBroker;
-use crate::support::{Sub, mosquitto_pub, run_with_timeout, smq, text};
+use crate::support::{Sub, assert_fails, mosquitto_pub, run_with_timeout, smq, text};
 
 const SECS: u64 = 30;
 
@@ -232,7 +232,7 @@ fn a_client_that_logged_in_before_gets_in_while_its_address_guesses() {
     // Alice's phone logged in from 127.0.0.1 before the guessing began.
     let phone = Connect::new(V4, "alice-phone").login("alice", "right");
     let (mut c, _) = Client::connect(port, &phone);
-    c.send(&crate::broker::raw::disconnect(V4, 0));
+    c.send(&crate::support::raw::disconnect(V4, 0));
     c.expect_close(std::time::Duration::from_secs(SECS), "DISCONNECT");
 
     // Guesses from the same address, for alice and for a user who does not exist, from eight
@@ -366,15 +366,13 @@ fn smq_passwd_refuses_bad_requests() {
     let dir = temp_dir();
     let missing = dir.path().join("missing");
     let out = smq_passwd(&["-b", missing.to_str().unwrap(), "alice", "pw"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("add -c to create it"), "{out:?}");
+    assert_fails(&out, 2, "add -c to create it");
     assert!(!missing.exists());
 
     let file = write(dir.path(), "passwd", "");
     let f = file.to_str().unwrap();
     let out = smq_passwd(&["-b", f, "a:b", "pw"]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(text(&out.stderr).contains("':'"), "{out:?}");
+    assert_fails(&out, 2, "':'");
     for (user, why) in [
         (
             "#x\nmallory",
@@ -384,25 +382,15 @@ fn smq_passwd_refuses_bad_requests() {
         (" x", "white space"),
     ] {
         let out = smq_passwd(&["-b", f, user, "pw"]);
-        assert_eq!(out.status.code(), Some(2), "{out:?}");
-        let err = text(&out.stderr);
-        assert!(err.contains(why) && err.lines().count() == 1, "{out:?}");
+        assert_fails(&out, 2, why);
     }
     assert_eq!(fs::read_to_string(&file).unwrap(), "", "nothing written");
     let out = smq_passwd(&["-D", f, "nobody"]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(
-        text(&out.stderr).contains("user 'nobody' is not in"),
-        "{out:?}"
-    );
+    assert_fails(&out, 1, "user 'nobody' is not in");
 
     let plain = write(dir.path(), "plain", "alice:clear-text\n");
     let out = smq_passwd(&["-b", plain.to_str().unwrap(), "bob", "pw"]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        text(&out.stderr).contains(":1: user 'alice': the password is not hashed"),
-        "{out:?}"
-    );
+    assert_fails(&out, 2, ":1: user 'alice': the password is not hashed");
     assert_eq!(fs::read_to_string(&plain).unwrap(), "alice:clear-text\n");
 }
 
@@ -849,11 +837,11 @@ fn patterns_name_the_client_id_the_broker_assigned() {
     let acl = write(dir.path(), "acl", "pattern readwrite clients/%c/#\n");
     let broker = SmqBroker::start(&["--acl-file", acl.to_str().unwrap()]);
     let (mut c, ack) = Client::connect(broker.port(), &Connect::new(V5, ""));
-    let (_, _, props) = crate::broker::raw::parse_connack_v5(&ack);
+    let (_, _, props) = crate::support::raw::parse_connack_v5(&ack);
     let id = props
         .iter()
         .find_map(|(k, v)| match (k, v) {
-            (0x12, crate::broker::raw::Prop::Bin(id)) => Some(text(id)),
+            (0x12, crate::support::raw::Prop::Bin(id)) => Some(text(id)),
             _ => None,
         })
         .expect("an assigned client id");
@@ -865,7 +853,7 @@ fn patterns_name_the_client_id_the_broker_assigned() {
 
 #[test]
 fn messages_the_acl_hides_are_not_kept_in_the_persistence_log() {
-    use crate::broker::raw::{disconnect, puback, publish};
+    use crate::support::raw::{disconnect, puback, publish};
     let dir = temp_dir();
     let store = dir.path().join("store");
     let acl = write(

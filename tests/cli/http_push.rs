@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::support::smq_broker::{SmqBroker, poll};
-use crate::support::{Sub, run_with_timeout, send, smq, text};
+use crate::support::{Sub, assert_fails, run_with_timeout, send, smq, text};
 
 const SECS: u64 = 30;
 
@@ -756,12 +756,7 @@ fn pushes_are_anonymous_clients_held_to_the_broker_rules() {
         None,
         SECS,
     );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("add --http-token SECRET"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 2, "add --http-token SECRET");
 
     let broker = http_broker(&[
         "-c",
@@ -966,7 +961,7 @@ fn gzip_bombs_are_charged_for_what_they_decode_to() {
 
 #[test]
 fn a_qos_1_push_answered_200_survives_a_crash_with_persist() {
-    use crate::broker::raw::{Client, Connect, V4, disconnect, parse_publish};
+    use crate::support::raw::{Client, Connect, V4, disconnect, parse_publish};
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().to_str().unwrap();
     let args = ["--http-qos", "1", "--persist", store];

@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use super::raw::{Client, Connect, PUBACK, Read, V4, packet, parse_publish, puback, publish};
+use crate::support::raw::{
+    Client, Connect, PUBACK, Read, V4, packet, parse_publish, puback, publish,
+};
 use crate::support::smq_broker::{SmqBroker, poll};
 
 const MIB: u64 = 1 << 20;
@@ -193,7 +195,7 @@ fn a_huge_connect_is_refused_before_its_body() {
     let before = rss(&broker);
     let mut c = Client::open(broker.port());
     let mut header = vec![0x10];
-    header.extend(super::raw::varint(200 << 20));
+    header.extend(crate::support::raw::varint(200 << 20));
     c.send(&header);
     let chunk = vec![0u8; 1 << 20];
     // The broker reads none of it: once it has closed, a write fails long before the end.
@@ -227,7 +229,7 @@ fn a_huge_connect_over_websocket_is_cut_off() {
         .insert("Sec-WebSocket-Protocol", "mqtt".parse().unwrap());
     let (mut ws, _) = tungstenite::client(request, stream).expect("the WebSocket upgrade");
     let mut first = vec![0x10];
-    first.extend(super::raw::varint(200 << 20));
+    first.extend(crate::support::raw::varint(200 << 20));
     first.resize(1 << 20, 0);
     let mut chunks = std::iter::once(Frame::message(first, OpCode::Data(Data::Binary), false))
         .chain(std::iter::repeat_with(|| {
