@@ -372,17 +372,22 @@ fn session_expiry_and_subscriptions_survive_a_restart() {
 fn a_delayed_will_pending_at_a_crash_is_published_after_the_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut b = broker(dir.path());
+    // A persistent watcher: a will due when the broker restarts is published while the log is
+    // read back, before any client could subscribe, and is queued for it.
+    let (mut w, _) = Client::connect(b.port(), &Connect::new(V4, "will-watcher").clean(false));
+    w.subscribe(1, &[("will/#", 1)]);
+    w.send(&disconnect(V4, 0));
     let will = Will {
         topic: b"will/crash-test",
         payload: b"gone",
         qos: 1,
-        props: prop_u32(0x18, 1),
+        props: prop_u32(0x18, 3),
     };
     let connect = Connect::new(V5, "mortal")
         .props(prop_u32(0x11, 60))
         .will(will);
     let (mut c, _) = Client::connect(b.port(), &connect);
-    // Dropped without DISCONNECT: the will is owed, after its 1 s delay.
+    // Dropped without DISCONNECT: the will is owed, after its 3 s delay.
     c.shutdown();
     let log = dir.path().join("smq.log");
     let written = poll(Duration::from_secs(5), Duration::from_millis(5), || {
@@ -395,9 +400,11 @@ fn a_delayed_will_pending_at_a_crash_is_published_after_the_restart() {
     b.signal("KILL");
 
     let b = broker(dir.path());
-    let mut w = Client::connected(b.port(), V4, "will-watcher");
-    w.subscribe(1, &[("will/#", 1)]);
-    let m = parse_publish(V4, &w.expect("the will, after its delay"));
+    let mut w = resume(b.port(), "will-watcher");
+    let m = match w.read(Duration::from_secs(10)) {
+        Read::Packet(p) => parse_publish(V4, &p),
+        other => panic!("waiting for the will, after its delay: {other:?}"),
+    };
     assert_eq!(
         (m.topic.as_slice(), m.payload.as_slice()),
         (&b"will/crash-test"[..], &b"gone"[..])
