@@ -23,7 +23,16 @@ fn broker(dir: &Path) -> SmqBroker {
     let dir = dir.to_str().expect("a UTF-8 temp dir");
     SmqBroker::start_with_listeners(
         &["mqtt://127.0.0.1:0"],
-        &["--persist", dir, "--sys-interval", "0"],
+        // A subscriber offline for a few rounds must not have its queue cut at the default
+        // 1,000 messages: what is tested is what survives the crashes.
+        &[
+            "--persist",
+            dir,
+            "--sys-interval",
+            "0",
+            "--max-queued",
+            "1000000",
+        ],
     )
 }
 
