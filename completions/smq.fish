@@ -30,6 +30,7 @@ complete -c smq -n "__fish_smq_needs_command" -f -a "pub" -d 'Publish messages, 
 complete -c smq -n "__fish_smq_needs_command" -f -a "sub" -d 'Subscribe and print messages, as mosquitto_sub'
 complete -c smq -n "__fish_smq_needs_command" -f -a "record" -d 'Record messages to a CSV or JSONL file'
 complete -c smq -n "__fish_smq_needs_command" -f -a "replay" -d 'Publish a recorded file again, with its original timing'
+complete -c smq -n "__fish_smq_needs_command" -f -a "bench" -d 'Load-test a broker: connections, publishers, subscribers, end-to-end latency'
 complete -c smq -n "__fish_smq_needs_command" -f -a "serve-broker" -d 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)'
 complete -c smq -n "__fish_smq_needs_command" -f -a "passwd" -d 'Add, change or delete a user in a mosquitto_passwd password file'
 complete -c smq -n "__fish_smq_needs_command" -f -a "generate" -d 'Write shell completions and man pages'
@@ -313,6 +314,241 @@ complete -c smq -n "__fish_smq_using_subcommand replay" -l tls-use-os-certs -d '
 complete -c smq -n "__fish_smq_using_subcommand replay" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
 complete -c smq -n "__fish_smq_using_subcommand replay" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
 complete -c smq -n "__fish_smq_using_subcommand replay" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand bench; and not __fish_seen_subcommand_from conn pub sub latency help" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand bench; and not __fish_seen_subcommand_from conn pub sub latency help" -f -a "conn" -d 'Open many connections at a rate; report connect rate, CONNACK latency and failures'
+complete -c smq -n "__fish_smq_using_subcommand bench; and not __fish_seen_subcommand_from conn pub sub latency help" -f -a "pub" -d 'Publishers at a rate or flat out; sequence-numbered, timestamped payloads'
+complete -c smq -n "__fish_smq_using_subcommand bench; and not __fish_seen_subcommand_from conn pub sub latency help" -f -a "sub" -d 'Subscribers: delivered rate, latency, and loss, duplicates and order per publisher'
+complete -c smq -n "__fish_smq_using_subcommand bench; and not __fish_seen_subcommand_from conn pub sub latency help" -f -a "latency" -d 'Publishers and subscribers in one process at a constant rate: end-to-end latency'
+complete -c smq -n "__fish_smq_using_subcommand bench; and not __fish_seen_subcommand_from conn pub sub latency help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s c -l clients -d 'Number of connections' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l rate -d 'New connections per second [default: as fast as the broker answers, 100 handshakes at a time]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l ifaddr -d 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address\'s ephemeral ports' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l duration -d 'Stop after SECS seconds (conn: hold the connections open until then)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s h -l host -d 'Broker host' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l ws-path -d 'WebSocket path' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s A -d 'Bind the outgoing socket to this local address' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+mqttv5\t''
+mqttv31\t''"
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s k -l keepalive -d 'Keep-alive seconds; 0 turns keep-alive off' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s x -l session-expiry -d 'MQTT 5 session expiry seconds; -1 or ∞ never expires' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s u -l username -d 'Username' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s P -l pw -d 'Password (visible in ps: prefer SMQ_PASSWORD, --pw-file or --pw-prompt, which win over it)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l pw-file -d 'Read the password from the first line of FILE' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s M -l max-inflight -d 'Maximum QoS 1/2 messages in flight' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l will-topic -d 'Topic of the Will (no wildcards)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l will-payload -d 'Will payload' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l will-qos -d 'Will QoS' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s D -l property -d 'MQTT 5 property: COMMAND NAME VALUE, or COMMAND user-property KEY VALUE (forces v5)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l cert -d 'Client certificate (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l ciphers -d 'Cipher suites, by IANA name, separated by \':\'' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l keyform -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l tls-engine -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l tls-engine-kpass-sha1 -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l psk -d 'Not supported by smq (TLS-PSK is not in rustls)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l psk-identity -d 'Not supported by smq (TLS-PSK is not in rustls)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l id-prefix -d 'Client id prefix; the process id is appended' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l json -d 'Print one JSON object (config, counts, rates, percentiles) on stdout at the end'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l csv -d 'Print one CSV row per second on stdout (the summary goes to stderr)'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l ws -d 'Connect over WebSocket'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l pw-prompt -d 'Ask for the password on the terminal'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l will-retain -d 'Retain the Will'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l nodelay -d 'Set TCP_NODELAY'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s d -l debug -d 'Trace every packet on stderr'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l quiet -d 'Print no error messages'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l tls-use-os-certs -d 'Trust the operating system\'s CA store; turns TLS on'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s c -l clients -d 'Number of publishers' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s I -l interval -d 'Milliseconds between two messages of one publisher' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l rate -d 'Messages per second from each publisher' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s s -l size -d 'Payload size in bytes; the first 24 carry the sequence number and send time' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s q -l qos -d 'QoS of every message' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s t -l topic -d 'Topic template: %i is the client index (from 1), %c the client id, %n the message number (from 1), %% a % [default: smq-bench/%i]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l count -d 'Messages per publisher, then stop' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l ifaddr -d 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address\'s ephemeral ports' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l duration -d 'Stop after SECS seconds (conn: hold the connections open until then)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s h -l host -d 'Broker host' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l ws-path -d 'WebSocket path' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s A -d 'Bind the outgoing socket to this local address' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+mqttv5\t''
+mqttv31\t''"
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s k -l keepalive -d 'Keep-alive seconds; 0 turns keep-alive off' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s x -l session-expiry -d 'MQTT 5 session expiry seconds; -1 or ∞ never expires' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s u -l username -d 'Username' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s P -l pw -d 'Password (visible in ps: prefer SMQ_PASSWORD, --pw-file or --pw-prompt, which win over it)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l pw-file -d 'Read the password from the first line of FILE' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s M -l max-inflight -d 'Maximum QoS 1/2 messages in flight' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l will-topic -d 'Topic of the Will (no wildcards)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l will-payload -d 'Will payload' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l will-qos -d 'Will QoS' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s D -l property -d 'MQTT 5 property: COMMAND NAME VALUE, or COMMAND user-property KEY VALUE (forces v5)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l cert -d 'Client certificate (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l ciphers -d 'Cipher suites, by IANA name, separated by \':\'' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l keyform -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l tls-engine -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l tls-engine-kpass-sha1 -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l psk -d 'Not supported by smq (TLS-PSK is not in rustls)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l psk-identity -d 'Not supported by smq (TLS-PSK is not in rustls)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l id-prefix -d 'Client id prefix; the process id is appended' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s r -l retain -d 'Set the retain flag'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l json -d 'Print one JSON object (config, counts, rates, percentiles) on stdout at the end'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l csv -d 'Print one CSV row per second on stdout (the summary goes to stderr)'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l ws -d 'Connect over WebSocket'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l pw-prompt -d 'Ask for the password on the terminal'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l will-retain -d 'Retain the Will'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l nodelay -d 'Set TCP_NODELAY'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s d -l debug -d 'Trace every packet on stderr'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l quiet -d 'Print no error messages'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l tls-use-os-certs -d 'Trust the operating system\'s CA store; turns TLS on'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s c -l clients -d 'Number of subscribers' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s t -l topic -d 'Filter template: %i is the subscriber\'s index (from 1), %c its client id [default: smq-bench/#]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s q -l qos -d 'Requested QoS' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l count -d 'Messages per subscriber, then stop' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l ifaddr -d 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address\'s ephemeral ports' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l duration -d 'Stop after SECS seconds (conn: hold the connections open until then)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s h -l host -d 'Broker host' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l ws-path -d 'WebSocket path' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s A -d 'Bind the outgoing socket to this local address' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+mqttv5\t''
+mqttv31\t''"
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s k -l keepalive -d 'Keep-alive seconds; 0 turns keep-alive off' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s x -l session-expiry -d 'MQTT 5 session expiry seconds; -1 or ∞ never expires' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s u -l username -d 'Username' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s P -l pw -d 'Password (visible in ps: prefer SMQ_PASSWORD, --pw-file or --pw-prompt, which win over it)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l pw-file -d 'Read the password from the first line of FILE' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s M -l max-inflight -d 'Maximum QoS 1/2 messages in flight' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l will-topic -d 'Topic of the Will (no wildcards)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l will-payload -d 'Will payload' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l will-qos -d 'Will QoS' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s D -l property -d 'MQTT 5 property: COMMAND NAME VALUE, or COMMAND user-property KEY VALUE (forces v5)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l cert -d 'Client certificate (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l ciphers -d 'Cipher suites, by IANA name, separated by \':\'' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l keyform -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l tls-engine -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l tls-engine-kpass-sha1 -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l psk -d 'Not supported by smq (TLS-PSK is not in rustls)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l psk-identity -d 'Not supported by smq (TLS-PSK is not in rustls)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l id-prefix -d 'Client id prefix; the process id is appended' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l json -d 'Print one JSON object (config, counts, rates, percentiles) on stdout at the end'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l csv -d 'Print one CSV row per second on stdout (the summary goes to stderr)'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l ws -d 'Connect over WebSocket'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l pw-prompt -d 'Ask for the password on the terminal'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l will-retain -d 'Retain the Will'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l nodelay -d 'Set TCP_NODELAY'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s d -l debug -d 'Trace every packet on stderr'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l quiet -d 'Print no error messages'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l tls-use-os-certs -d 'Trust the operating system\'s CA store; turns TLS on'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s c -l clients -d 'Number of publishers' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l subscribers -d 'Number of subscribers, each subscribed to every publisher\'s topic' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l filter -d 'Subscription filter [default: the topic template with each level that holds a % placeholder replaced by +]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s I -l interval -d 'Milliseconds between two messages of one publisher' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l rate -d 'Messages per second from each publisher' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s s -l size -d 'Payload size in bytes; the first 24 carry the sequence number and send time' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s q -l qos -d 'QoS of every message' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s t -l topic -d 'Topic template: %i is the client index (from 1), %c the client id, %n the message number (from 1), %% a % [default: smq-bench/%i]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l count -d 'Messages per publisher, then stop' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l ifaddr -d 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address\'s ephemeral ports' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l duration -d 'Stop after SECS seconds (conn: hold the connections open until then)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s h -l host -d 'Broker host' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l ws-path -d 'WebSocket path' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s A -d 'Bind the outgoing socket to this local address' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+mqttv5\t''
+mqttv31\t''"
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s k -l keepalive -d 'Keep-alive seconds; 0 turns keep-alive off' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s x -l session-expiry -d 'MQTT 5 session expiry seconds; -1 or ∞ never expires' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s u -l username -d 'Username' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s P -l pw -d 'Password (visible in ps: prefer SMQ_PASSWORD, --pw-file or --pw-prompt, which win over it)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l pw-file -d 'Read the password from the first line of FILE' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s M -l max-inflight -d 'Maximum QoS 1/2 messages in flight' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l will-topic -d 'Topic of the Will (no wildcards)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l will-payload -d 'Will payload' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l will-qos -d 'Will QoS' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s D -l property -d 'MQTT 5 property: COMMAND NAME VALUE, or COMMAND user-property KEY VALUE (forces v5)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l cert -d 'Client certificate (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l ciphers -d 'Cipher suites, by IANA name, separated by \':\'' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l keyform -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l tls-engine -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l tls-engine-kpass-sha1 -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l psk -d 'Not supported by smq (TLS-PSK is not in rustls)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l psk-identity -d 'Not supported by smq (TLS-PSK is not in rustls)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l id-prefix -d 'Client id prefix; the process id is appended' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s r -l retain -d 'Set the retain flag'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l json -d 'Print one JSON object (config, counts, rates, percentiles) on stdout at the end'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l csv -d 'Print one CSV row per second on stdout (the summary goes to stderr)'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l ws -d 'Connect over WebSocket'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l pw-prompt -d 'Ask for the password on the terminal'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l will-retain -d 'Retain the Will'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l nodelay -d 'Set TCP_NODELAY'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s d -l debug -d 'Trace every packet on stderr'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l quiet -d 'Print no error messages'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l tls-use-os-certs -d 'Trust the operating system\'s CA store; turns TLS on'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "conn" -d 'Open many connections at a rate; report connect rate, CONNACK latency and failures'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "pub" -d 'Publishers at a rate or flat out; sequence-numbered, timestamped payloads'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "sub" -d 'Subscribers: delivered rate, latency, and loss, duplicates and order per publisher'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "latency" -d 'Publishers and subscribers in one process at a constant rate: end-to-end latency'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -s c -l config -d 'Read settings from a mosquitto.conf file (the flags below override it)' -r -F
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l listen -d 'Listener URL: mqtt://ADDR:PORT, mqtts://, ws://, wss:// (repeatable; port 0 picks one) [default: mqtt://127.0.0.1:1883 and ws://127.0.0.1:8000]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l cert -d 'Server certificate chain (PEM), for mqtts:// and wss://' -r -F
@@ -345,11 +581,16 @@ complete -c smq -n "__fish_smq_using_subcommand passwd" -s b -d 'Batch mode: the
 complete -c smq -n "__fish_smq_using_subcommand passwd" -l help -d 'Print help (-h is --host, as in mosquitto)'
 complete -c smq -n "__fish_smq_using_subcommand generate" -l out-dir -d 'Directory to write completions/ and man/ into' -r -F
 complete -c smq -n "__fish_smq_using_subcommand generate" -l help -d 'Print help (-h is --host, as in mosquitto)'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker passwd generate help" -f -a "pub" -d 'Publish messages, as mosquitto_pub'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker passwd generate help" -f -a "sub" -d 'Subscribe and print messages, as mosquitto_sub'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker passwd generate help" -f -a "record" -d 'Record messages to a CSV or JSONL file'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker passwd generate help" -f -a "replay" -d 'Publish a recorded file again, with its original timing'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker passwd generate help" -f -a "serve-broker" -d 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker passwd generate help" -f -a "passwd" -d 'Add, change or delete a user in a mosquitto_passwd password file'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker passwd generate help" -f -a "generate" -d 'Write shell completions and man pages'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay serve-broker passwd generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "pub" -d 'Publish messages, as mosquitto_pub'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "sub" -d 'Subscribe and print messages, as mosquitto_sub'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "record" -d 'Record messages to a CSV or JSONL file'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "replay" -d 'Publish a recorded file again, with its original timing'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "bench" -d 'Load-test a broker: connections, publishers, subscribers, end-to-end latency'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "serve-broker" -d 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "passwd" -d 'Add, change or delete a user in a mosquitto_passwd password file'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "generate" -d 'Write shell completions and man pages'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smq -n "__fish_smq_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "conn" -d 'Open many connections at a rate; report connect rate, CONNACK latency and failures'
+complete -c smq -n "__fish_smq_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "pub" -d 'Publishers at a rate or flat out; sequence-numbered, timestamped payloads'
+complete -c smq -n "__fish_smq_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "sub" -d 'Subscribers: delivered rate, latency, and loss, duplicates and order per publisher'
+complete -c smq -n "__fish_smq_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "latency" -d 'Publishers and subscribers in one process at a constant rate: end-to-end latency'

@@ -7,6 +7,10 @@ use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, 
 
 use crate::exit::EXIT_CODES_HELP;
 
+mod bench;
+
+pub use bench::{BenchArgs, BenchLoad, BenchMode};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "smq",
@@ -41,14 +45,20 @@ impl Cli {
     {
         let matches = Cli::command().try_get_matches_from(args)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
+        let mut sub = matches.subcommand().map(|(_, m)| m);
         let conn = match &mut cli.command {
             Command::Pub(a) => Some(&mut a.conn),
             Command::Sub(a) => Some(&mut a.conn),
             Command::Record(a) => Some(&mut a.conn),
             Command::Replay(a) => Some(&mut a.conn),
+            Command::Bench(a) => {
+                // `smq bench MODE ...`: the flags belong to the mode's matches.
+                sub = sub.and_then(|m| m.subcommand()).map(|(_, m)| m);
+                Some(a.mode.conn_mut())
+            }
             Command::ServeBroker(_) | Command::Passwd(_) | Command::Generate(_) => None,
         };
-        if let (Some(conn), Some((_, sub))) = (conn, matches.subcommand()) {
+        if let (Some(conn), Some(sub)) = (conn, sub) {
             conn.property = sub
                 .get_occurrences::<String>("property")
                 .map(|all| all.map(|one| one.cloned().collect()).collect())
@@ -74,6 +84,7 @@ impl Cli {
             Command::Sub(a) => a.conn.quiet,
             Command::Record(a) => a.conn.quiet,
             Command::Replay(a) => a.conn.quiet,
+            Command::Bench(a) => a.mode.conn().quiet,
             Command::ServeBroker(_) | Command::Passwd(_) | Command::Generate(_) => false,
         }
     }
@@ -109,6 +120,9 @@ pub enum Command {
         after_long_help = EXIT_CODES_HELP
     )]
     Replay(Box<ReplayArgs>),
+    /// Load-test a broker: connections, publishers, subscribers, end-to-end latency
+    #[command(disable_help_flag = true, after_long_help = EXIT_CODES_HELP)]
+    Bench(Box<BenchArgs>),
     /// Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)
     #[command(disable_help_flag = true, after_long_help = EXIT_CODES_HELP)]
     ServeBroker(Box<ServeBrokerArgs>),
@@ -902,14 +916,14 @@ fn byte_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{s}' is not a positive size, e.g. 16MiB"))
 }
 
-fn positive_secs(s: &str) -> Result<f64, String> {
+pub(crate) fn positive_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
         _ => Err(format!("'{s}' is not a positive number of seconds")),
     }
 }
 
-fn positive_rate(s: &str) -> Result<f64, String> {
+pub(crate) fn positive_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
         _ => Err(format!(

@@ -1,5 +1,6 @@
 //! Dispatch only.
 
+mod bench;
 pub mod generate;
 mod passwd;
 mod publish;
@@ -18,6 +19,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sub(args) => subscribe::run(*args).await,
         Command::Record(args) => record::run(*args).await,
         Command::Replay(args) => replay::run(*args).await,
+        Command::Bench(args) => bench::run(*args).await,
         Command::ServeBroker(args) => serve_broker::run(*args).await,
         Command::Passwd(args) => passwd::run(args),
         // Handled before the runtime starts; see main.

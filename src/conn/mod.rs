@@ -31,7 +31,7 @@ const NEVER: u32 = u32::MAX;
 
 /// Everything needed to connect, checked: nothing here can make the client panic or send an
 /// invalid packet.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ConnectOptions {
     pub transport: TransportSetup,
     pub proto: Protocol,

@@ -1,5 +1,6 @@
 //! The one integration-test binary: the real smq against real brokers on 127.0.0.1.
 
+mod bench;
 mod broker;
 mod broker_auth;
 mod broker_config;
