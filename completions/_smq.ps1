@@ -21,7 +21,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
 
     $completions = @(switch ($command) {
         'smq' {
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-h is --host, as in mosquitto)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print the version')
             [CompletionResult]::new('pub', 'pub', [CompletionResultType]::ParameterValue, 'Publish messages, as mosquitto_pub')
             [CompletionResult]::new('sub', 'sub', [CompletionResultType]::ParameterValue, 'Subscribe and print messages, as mosquitto_sub')
@@ -47,8 +47,8 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--repeat-delay', '--repeat-delay', [CompletionResultType]::ParameterName, 'Seconds (fractions allowed) to wait after each message is delivered before the next')
             [CompletionResult]::new('--line-topic-sep', '--line-topic-sep', [CompletionResultType]::ParameterName, 'With -l: each line is TOPIC<SEP>PAYLOAD (SEP may be an escape such as ''\t'')')
             [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'Publish at most N messages per second')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Broker host')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Broker host')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)')
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]')
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]')
             [CompletionResult]::new('-L', '-L ', [CompletionResultType]::ParameterName, 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic')
@@ -113,7 +113,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--tls-use-os-certs', '--tls-use-os-certs', [CompletionResultType]::ParameterName, 'Trust the operating system''s CA store; turns TLS on')
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic')
             [CompletionResult]::new('--no-tls', '--no-tls', [CompletionResultType]::ParameterName, 'Turn TLS off, even with -p 8883 or a CA option')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-h is --host, as in mosquitto)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'smq;sub' {
@@ -127,7 +127,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--qos', '--qos', [CompletionResultType]::ParameterName, 'Requested QoS for every filter')
             [CompletionResult]::new('-C', '-C ', [CompletionResultType]::ParameterName, 'Exit after N messages')
             [CompletionResult]::new('-W', '-W ', [CompletionResultType]::ParameterName, 'Give up after SECS seconds: prints "Timed out" and exits 27')
-            [CompletionResult]::new('-F', '-F ', [CompletionResultType]::ParameterName, 'Output format (see mosquitto_sub(1)); overrides -v')
+            [CompletionResult]::new('-F', '-F ', [CompletionResultType]::ParameterName, 'Output format, mosquitto_sub''s language; overrides -v')
             [CompletionResult]::new('--random-filter', '--random-filter', [CompletionResultType]::ParameterName, 'Print about PCT percent of messages (0.1-100)')
             [CompletionResult]::new('--retain-handling', '--retain-handling', [CompletionResultType]::ParameterName, 'MQTT 5: when the broker sends retained messages')
             [CompletionResult]::new('--idle-timeout', '--idle-timeout', [CompletionResultType]::ParameterName, 'Exit when nothing has arrived for SECS seconds')
@@ -138,8 +138,8 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--http-qos', '--http-qos', [CompletionResultType]::ParameterName, 'QoS of the published messages')
             [CompletionResult]::new('--http-token', '--http-token', [CompletionResultType]::ParameterName, 'Require `Authorization: TOKEN` or `Authorization: Bearer TOKEN` on every push')
             [CompletionResult]::new('--http-max-body', '--http-max-body', [CompletionResultType]::ParameterName, 'Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Broker host')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Broker host')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)')
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]')
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]')
             [CompletionResult]::new('-L', '-L ', [CompletionResultType]::ParameterName, 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic')
@@ -213,7 +213,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--tls-use-os-certs', '--tls-use-os-certs', [CompletionResultType]::ParameterName, 'Trust the operating system''s CA store; turns TLS on')
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic')
             [CompletionResult]::new('--no-tls', '--no-tls', [CompletionResultType]::ParameterName, 'Turn TLS off, even with -p 8883 or a CA option')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-h is --host, as in mosquitto)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'smq;record' {
@@ -221,7 +221,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--topic', '--topic', [CompletionResultType]::ParameterName, 'Topic filter to record (repeatable); may come from -L')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output file; - is stdout')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output file; - is stdout')
-            [CompletionResult]::new('--layout', '--layout', [CompletionResultType]::ParameterName, 'What a row is: readings (one per reading field) or messages (lossless, what replay reads)')
+            [CompletionResult]::new('--layout', '--layout', [CompletionResultType]::ParameterName, 'What a row is: readings (one per reading field), messages (lossless, what replay reads) or wide (one CSV per sensor, with --out-dir)')
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'File format of the messages layout')
             [CompletionResult]::new('--raw', '--raw', [CompletionResultType]::ParameterName, 'Also write a lossless messages log (CSV) to FILE')
             [CompletionResult]::new('--rotate', '--rotate', [CompletionResultType]::ParameterName, 'Start a new -o/--raw file each UTC hour or day, or after N rows or N bytes (size:10M): FILE-2026-11-22T03.csv, FILE-0001.csv, ...')
@@ -238,8 +238,8 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--http-qos', '--http-qos', [CompletionResultType]::ParameterName, 'QoS of the published messages')
             [CompletionResult]::new('--http-token', '--http-token', [CompletionResultType]::ParameterName, 'Require `Authorization: TOKEN` or `Authorization: Bearer TOKEN` on every push')
             [CompletionResult]::new('--http-max-body', '--http-max-body', [CompletionResultType]::ParameterName, 'Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Broker host')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Broker host')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)')
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]')
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]')
             [CompletionResult]::new('-L', '-L ', [CompletionResultType]::ParameterName, 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic')
@@ -305,7 +305,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--tls-use-os-certs', '--tls-use-os-certs', [CompletionResultType]::ParameterName, 'Trust the operating system''s CA store; turns TLS on')
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic')
             [CompletionResult]::new('--no-tls', '--no-tls', [CompletionResultType]::ParameterName, 'Turn TLS off, even with -p 8883 or a CA option')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-h is --host, as in mosquitto)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'smq;replay' {
@@ -320,8 +320,8 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--qos', '--qos', [CompletionResultType]::ParameterName, 'Publish every message at this QoS instead of the recorded one')
             [CompletionResult]::new('--retain', '--retain', [CompletionResultType]::ParameterName, 'The retain flag: keep the recorded one, strip it, or force it on')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Replay at most N messages (per pass)')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Broker host')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Broker host')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)')
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]')
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]')
             [CompletionResult]::new('-L', '-L ', [CompletionResultType]::ParameterName, 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic')
@@ -380,11 +380,11 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--tls-use-os-certs', '--tls-use-os-certs', [CompletionResultType]::ParameterName, 'Trust the operating system''s CA store; turns TLS on')
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic')
             [CompletionResult]::new('--no-tls', '--no-tls', [CompletionResultType]::ParameterName, 'Turn TLS off, even with -p 8883 or a CA option')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-h is --host, as in mosquitto)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'smq;bench' {
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-h is --host, as in mosquitto)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('conn', 'conn', [CompletionResultType]::ParameterValue, 'Open many connections at a rate; report connect rate, CONNACK latency and failures')
             [CompletionResult]::new('pub', 'pub', [CompletionResultType]::ParameterValue, 'Publishers at a rate or flat out; sequence-numbered, timestamped payloads')
             [CompletionResult]::new('sub', 'sub', [CompletionResultType]::ParameterValue, 'Subscribers: delivered rate, latency, and loss, duplicates and order per publisher')
@@ -398,8 +398,8 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--rate', '--rate', [CompletionResultType]::ParameterName, 'New connections per second [default: as fast as the broker answers, 100 handshakes at a time]')
             [CompletionResult]::new('--ifaddr', '--ifaddr', [CompletionResultType]::ParameterName, 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address''s ephemeral ports')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after SECS seconds (conn: hold the connections open until then)')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Broker host')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Broker host')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)')
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]')
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]')
             [CompletionResult]::new('-L', '-L ', [CompletionResultType]::ParameterName, 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic')
@@ -455,7 +455,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic')
             [CompletionResult]::new('--no-tls', '--no-tls', [CompletionResultType]::ParameterName, 'Turn TLS off, even with -p 8883 or a CA option')
             [CompletionResult]::new('--disable-clean-session', '--disable-clean-session', [CompletionResultType]::ParameterName, 'Keep the session when disconnected (needs -i)')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-h is --host, as in mosquitto)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'smq;bench;pub' {
@@ -473,8 +473,8 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'Messages per publisher, then stop')
             [CompletionResult]::new('--ifaddr', '--ifaddr', [CompletionResultType]::ParameterName, 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address''s ephemeral ports')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after SECS seconds (conn: hold the connections open until then)')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Broker host')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Broker host')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)')
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]')
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]')
             [CompletionResult]::new('-L', '-L ', [CompletionResultType]::ParameterName, 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic')
@@ -532,7 +532,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic')
             [CompletionResult]::new('--no-tls', '--no-tls', [CompletionResultType]::ParameterName, 'Turn TLS off, even with -p 8883 or a CA option')
             [CompletionResult]::new('--disable-clean-session', '--disable-clean-session', [CompletionResultType]::ParameterName, 'Keep the session when disconnected (needs -i)')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-h is --host, as in mosquitto)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'smq;bench;sub' {
@@ -545,8 +545,8 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'Messages per subscriber, then stop')
             [CompletionResult]::new('--ifaddr', '--ifaddr', [CompletionResultType]::ParameterName, 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address''s ephemeral ports')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after SECS seconds (conn: hold the connections open until then)')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Broker host')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Broker host')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)')
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]')
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]')
             [CompletionResult]::new('-L', '-L ', [CompletionResultType]::ParameterName, 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic')
@@ -602,7 +602,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic')
             [CompletionResult]::new('--no-tls', '--no-tls', [CompletionResultType]::ParameterName, 'Turn TLS off, even with -p 8883 or a CA option')
             [CompletionResult]::new('--disable-clean-session', '--disable-clean-session', [CompletionResultType]::ParameterName, 'Keep the session when disconnected (needs -i)')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-h is --host, as in mosquitto)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'smq;bench;latency' {
@@ -622,8 +622,8 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--count', '--count', [CompletionResultType]::ParameterName, 'Messages per publisher, then stop')
             [CompletionResult]::new('--ifaddr', '--ifaddr', [CompletionResultType]::ParameterName, 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address''s ephemeral ports')
             [CompletionResult]::new('--duration', '--duration', [CompletionResultType]::ParameterName, 'Stop after SECS seconds (conn: hold the connections open until then)')
-            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Broker host')
-            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Broker host')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)')
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)')
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]')
             [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]')
             [CompletionResult]::new('-L', '-L ', [CompletionResultType]::ParameterName, 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic')
@@ -681,7 +681,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic')
             [CompletionResult]::new('--no-tls', '--no-tls', [CompletionResultType]::ParameterName, 'Turn TLS off, even with -p 8883 or a CA option')
             [CompletionResult]::new('--disable-clean-session', '--disable-clean-session', [CompletionResultType]::ParameterName, 'Keep the session when disconnected (needs -i)')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-h is --host, as in mosquitto)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'smq;bench;help' {
@@ -733,19 +733,19 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--use-identity-as-username', '--use-identity-as-username', [CompletionResultType]::ParameterName, 'On TLS listeners, the client certificate''s subject CN is the user name (no password)')
             [CompletionResult]::new('--http', '--http', [CompletionResultType]::ParameterName, 'Also accept HTTP on the ws:// port: a POSTed JSON body is published into the broker')
             [CompletionResult]::new('--split', '--split', [CompletionResultType]::ParameterName, 'Publish each Sensor Logger reading on TOPIC/{deviceId}/{sensor} instead of the whole batch')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-h is --host, as in mosquitto)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'smq;passwd' {
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Create the file, replacing one that exists')
             [CompletionResult]::new('-D', '-D ', [CompletionResultType]::ParameterName, 'Delete the user')
             [CompletionResult]::new('-b', '-b', [CompletionResultType]::ParameterName, 'Batch mode: the password is the third argument instead of a prompt (it is then visible to other users of this machine in the process list)')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-h is --host, as in mosquitto)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'smq;generate' {
             [CompletionResult]::new('--out-dir', '--out-dir', [CompletionResultType]::ParameterName, 'Directory to write completions/ and man/ into')
-            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (-h is --host, as in mosquitto)')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
         'smq;help' {

@@ -18,7 +18,7 @@ set edit:completion:arg-completer[smq] = {|@words|
     }
     var completions = [
         &'smq'= {
-            cand --help 'Print help (-h is --host, as in mosquitto)'
+            cand --help 'Print help'
             cand --version 'Print the version'
             cand pub 'Publish messages, as mosquitto_pub'
             cand sub 'Subscribe and print messages, as mosquitto_sub'
@@ -43,8 +43,8 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --repeat-delay 'Seconds (fractions allowed) to wait after each message is delivered before the next'
             cand --line-topic-sep 'With -l: each line is TOPIC<SEP>PAYLOAD (SEP may be an escape such as ''\t'')'
             cand --rate 'Publish at most N messages per second'
-            cand -h 'Broker host'
-            cand --host 'Broker host'
+            cand -h 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)'
+            cand --host 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)'
             cand -p 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]'
             cand --port 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]'
             cand -L 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic'
@@ -109,7 +109,7 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --tls-use-os-certs 'Trust the operating system''s CA store; turns TLS on'
             cand --insecure 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
             cand --no-tls 'Turn TLS off, even with -p 8883 or a CA option'
-            cand --help 'Print help (-h is --host, as in mosquitto)'
+            cand --help 'Print help'
         }
         &'smq;sub'= {
             cand -t 'Topic filter to subscribe to (repeatable; + and # wildcards); may come from -L'
@@ -122,7 +122,7 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --qos 'Requested QoS for every filter'
             cand -C 'Exit after N messages'
             cand -W 'Give up after SECS seconds: prints "Timed out" and exits 27'
-            cand -F 'Output format (see mosquitto_sub(1)); overrides -v'
+            cand -F 'Output format, mosquitto_sub''s language; overrides -v'
             cand --random-filter 'Print about PCT percent of messages (0.1-100)'
             cand --retain-handling 'MQTT 5: when the broker sends retained messages'
             cand --idle-timeout 'Exit when nothing has arrived for SECS seconds'
@@ -133,8 +133,8 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --http-qos 'QoS of the published messages'
             cand --http-token 'Require `Authorization: TOKEN` or `Authorization: Bearer TOKEN` on every push'
             cand --http-max-body 'Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)'
-            cand -h 'Broker host'
-            cand --host 'Broker host'
+            cand -h 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)'
+            cand --host 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)'
             cand -p 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]'
             cand --port 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]'
             cand -L 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic'
@@ -208,14 +208,14 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --tls-use-os-certs 'Trust the operating system''s CA store; turns TLS on'
             cand --insecure 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
             cand --no-tls 'Turn TLS off, even with -p 8883 or a CA option'
-            cand --help 'Print help (-h is --host, as in mosquitto)'
+            cand --help 'Print help'
         }
         &'smq;record'= {
             cand -t 'Topic filter to record (repeatable); may come from -L'
             cand --topic 'Topic filter to record (repeatable); may come from -L'
             cand -o 'Output file; - is stdout'
             cand --output 'Output file; - is stdout'
-            cand --layout 'What a row is: readings (one per reading field) or messages (lossless, what replay reads)'
+            cand --layout 'What a row is: readings (one per reading field), messages (lossless, what replay reads) or wide (one CSV per sensor, with --out-dir)'
             cand --format 'File format of the messages layout'
             cand --raw 'Also write a lossless messages log (CSV) to FILE'
             cand --rotate 'Start a new -o/--raw file each UTC hour or day, or after N rows or N bytes (size:10M): FILE-2026-11-22T03.csv, FILE-0001.csv, ...'
@@ -232,8 +232,8 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --http-qos 'QoS of the published messages'
             cand --http-token 'Require `Authorization: TOKEN` or `Authorization: Bearer TOKEN` on every push'
             cand --http-max-body 'Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)'
-            cand -h 'Broker host'
-            cand --host 'Broker host'
+            cand -h 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)'
+            cand --host 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)'
             cand -p 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]'
             cand --port 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]'
             cand -L 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic'
@@ -299,7 +299,7 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --tls-use-os-certs 'Trust the operating system''s CA store; turns TLS on'
             cand --insecure 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
             cand --no-tls 'Turn TLS off, even with -p 8883 or a CA option'
-            cand --help 'Print help (-h is --host, as in mosquitto)'
+            cand --help 'Print help'
         }
         &'smq;replay'= {
             cand --speed 'Play F times as fast (2 = twice as fast)'
@@ -313,8 +313,8 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --qos 'Publish every message at this QoS instead of the recorded one'
             cand --retain 'The retain flag: keep the recorded one, strip it, or force it on'
             cand --limit 'Replay at most N messages (per pass)'
-            cand -h 'Broker host'
-            cand --host 'Broker host'
+            cand -h 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)'
+            cand --host 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)'
             cand -p 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]'
             cand --port 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]'
             cand -L 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic'
@@ -373,10 +373,10 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --tls-use-os-certs 'Trust the operating system''s CA store; turns TLS on'
             cand --insecure 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
             cand --no-tls 'Turn TLS off, even with -p 8883 or a CA option'
-            cand --help 'Print help (-h is --host, as in mosquitto)'
+            cand --help 'Print help'
         }
         &'smq;bench'= {
-            cand --help 'Print help (-h is --host, as in mosquitto)'
+            cand --help 'Print help'
             cand conn 'Open many connections at a rate; report connect rate, CONNACK latency and failures'
             cand pub 'Publishers at a rate or flat out; sequence-numbered, timestamped payloads'
             cand sub 'Subscribers: delivered rate, latency, and loss, duplicates and order per publisher'
@@ -389,8 +389,8 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --rate 'New connections per second [default: as fast as the broker answers, 100 handshakes at a time]'
             cand --ifaddr 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address''s ephemeral ports'
             cand --duration 'Stop after SECS seconds (conn: hold the connections open until then)'
-            cand -h 'Broker host'
-            cand --host 'Broker host'
+            cand -h 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)'
+            cand --host 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)'
             cand -p 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]'
             cand --port 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]'
             cand -L 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic'
@@ -446,7 +446,7 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --insecure 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
             cand --no-tls 'Turn TLS off, even with -p 8883 or a CA option'
             cand --disable-clean-session 'Keep the session when disconnected (needs -i)'
-            cand --help 'Print help (-h is --host, as in mosquitto)'
+            cand --help 'Print help'
         }
         &'smq;bench;pub'= {
             cand -c 'Number of publishers'
@@ -463,8 +463,8 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --count 'Messages per publisher, then stop'
             cand --ifaddr 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address''s ephemeral ports'
             cand --duration 'Stop after SECS seconds (conn: hold the connections open until then)'
-            cand -h 'Broker host'
-            cand --host 'Broker host'
+            cand -h 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)'
+            cand --host 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)'
             cand -p 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]'
             cand --port 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]'
             cand -L 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic'
@@ -522,7 +522,7 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --insecure 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
             cand --no-tls 'Turn TLS off, even with -p 8883 or a CA option'
             cand --disable-clean-session 'Keep the session when disconnected (needs -i)'
-            cand --help 'Print help (-h is --host, as in mosquitto)'
+            cand --help 'Print help'
         }
         &'smq;bench;sub'= {
             cand -c 'Number of subscribers'
@@ -534,8 +534,8 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --count 'Messages per subscriber, then stop'
             cand --ifaddr 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address''s ephemeral ports'
             cand --duration 'Stop after SECS seconds (conn: hold the connections open until then)'
-            cand -h 'Broker host'
-            cand --host 'Broker host'
+            cand -h 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)'
+            cand --host 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)'
             cand -p 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]'
             cand --port 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]'
             cand -L 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic'
@@ -591,7 +591,7 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --insecure 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
             cand --no-tls 'Turn TLS off, even with -p 8883 or a CA option'
             cand --disable-clean-session 'Keep the session when disconnected (needs -i)'
-            cand --help 'Print help (-h is --host, as in mosquitto)'
+            cand --help 'Print help'
         }
         &'smq;bench;latency'= {
             cand -c 'Number of publishers'
@@ -610,8 +610,8 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --count 'Messages per publisher, then stop'
             cand --ifaddr 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address''s ephemeral ports'
             cand --duration 'Stop after SECS seconds (conn: hold the connections open until then)'
-            cand -h 'Broker host'
-            cand --host 'Broker host'
+            cand -h 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)'
+            cand --host 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)'
             cand -p 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]'
             cand --port 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]'
             cand -L 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic'
@@ -669,7 +669,7 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --insecure 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
             cand --no-tls 'Turn TLS off, even with -p 8883 or a CA option'
             cand --disable-clean-session 'Keep the session when disconnected (needs -i)'
-            cand --help 'Print help (-h is --host, as in mosquitto)'
+            cand --help 'Print help'
         }
         &'smq;bench;help'= {
             cand conn 'Open many connections at a rate; report connect rate, CONNACK latency and failures'
@@ -714,17 +714,17 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --use-identity-as-username 'On TLS listeners, the client certificate''s subject CN is the user name (no password)'
             cand --http 'Also accept HTTP on the ws:// port: a POSTed JSON body is published into the broker'
             cand --split 'Publish each Sensor Logger reading on TOPIC/{deviceId}/{sensor} instead of the whole batch'
-            cand --help 'Print help (-h is --host, as in mosquitto)'
+            cand --help 'Print help'
         }
         &'smq;passwd'= {
             cand -c 'Create the file, replacing one that exists'
             cand -D 'Delete the user'
             cand -b 'Batch mode: the password is the third argument instead of a prompt (it is then visible to other users of this machine in the process list)'
-            cand --help 'Print help (-h is --host, as in mosquitto)'
+            cand --help 'Print help'
         }
         &'smq;generate'= {
             cand --out-dir 'Directory to write completions/ and man/ into'
-            cand --help 'Print help (-h is --host, as in mosquitto)'
+            cand --help 'Print help'
         }
         &'smq;help'= {
             cand pub 'Publish messages, as mosquitto_pub'

@@ -24,7 +24,7 @@ function __fish_smq_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c smq -n "__fish_smq_needs_command" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_needs_command" -l help -d 'Print help'
 complete -c smq -n "__fish_smq_needs_command" -l version -d 'Print the version'
 complete -c smq -n "__fish_smq_needs_command" -f -a "pub" -d 'Publish messages, as mosquitto_pub'
 complete -c smq -n "__fish_smq_needs_command" -f -a "sub" -d 'Subscribe and print messages, as mosquitto_sub'
@@ -43,7 +43,7 @@ complete -c smq -n "__fish_smq_using_subcommand pub" -l repeat -d 'Publish the -
 complete -c smq -n "__fish_smq_using_subcommand pub" -l repeat-delay -d 'Seconds (fractions allowed) to wait after each message is delivered before the next' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l line-topic-sep -d 'With -l: each line is TOPIC<SEP>PAYLOAD (SEP may be an escape such as \'\\t\')' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l rate -d 'Publish at most N messages per second' -r
-complete -c smq -n "__fish_smq_using_subcommand pub" -s h -l host -d 'Broker host' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l ws-path -d 'WebSocket path' -r
@@ -93,14 +93,14 @@ complete -c smq -n "__fish_smq_using_subcommand pub" -l quiet -d 'Print no error
 complete -c smq -n "__fish_smq_using_subcommand pub" -l tls-use-os-certs -d 'Trust the operating system\'s CA store; turns TLS on'
 complete -c smq -n "__fish_smq_using_subcommand pub" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
 complete -c smq -n "__fish_smq_using_subcommand pub" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
-complete -c smq -n "__fish_smq_using_subcommand pub" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand pub" -l help -d 'Print help'
 complete -c smq -n "__fish_smq_using_subcommand sub" -s t -l topic -d 'Topic filter to subscribe to (repeatable; + and # wildcards); may come from -L' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s T -l filter-out -d 'Don\'t print messages whose topic matches FILTER (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s U -l unsubscribe -d 'Unsubscribe from FILTER, e.g. to clean up a persistent session (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s q -l qos -d 'Requested QoS for every filter' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s C -d 'Exit after N messages' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s W -d 'Give up after SECS seconds: prints "Timed out" and exits 27' -r
-complete -c smq -n "__fish_smq_using_subcommand sub" -s F -d 'Output format (see mosquitto_sub(1)); overrides -v' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s F -d 'Output format, mosquitto_sub\'s language; overrides -v' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l random-filter -d 'Print about PCT percent of messages (0.1-100)' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l retain-handling -d 'MQTT 5: when the broker sends retained messages' -r -f -a "always\t'Send retained messages on every subscribe (0)'
 new\t'Only on a new subscription (1)'
@@ -113,7 +113,7 @@ complete -c smq -n "__fish_smq_using_subcommand sub" -l http-topic -d 'Topic for
 complete -c smq -n "__fish_smq_using_subcommand sub" -l http-qos -d 'QoS of the published messages' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l http-token -d 'Require `Authorization: TOKEN` or `Authorization: Bearer TOKEN` on every push' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l http-max-body -d 'Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)' -r
-complete -c smq -n "__fish_smq_using_subcommand sub" -s h -l host -d 'Broker host' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l ws-path -d 'WebSocket path' -r
@@ -175,10 +175,10 @@ complete -c smq -n "__fish_smq_using_subcommand sub" -l quiet -d 'Print no error
 complete -c smq -n "__fish_smq_using_subcommand sub" -l tls-use-os-certs -d 'Trust the operating system\'s CA store; turns TLS on'
 complete -c smq -n "__fish_smq_using_subcommand sub" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
 complete -c smq -n "__fish_smq_using_subcommand sub" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
-complete -c smq -n "__fish_smq_using_subcommand sub" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l help -d 'Print help'
 complete -c smq -n "__fish_smq_using_subcommand record" -s t -l topic -d 'Topic filter to record (repeatable); may come from -L' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s o -l output -d 'Output file; - is stdout' -r
-complete -c smq -n "__fish_smq_using_subcommand record" -l layout -d 'What a row is: readings (one per reading field) or messages (lossless, what replay reads)' -r -f -a "readings\t'One row per reading field (long, tidy)'
+complete -c smq -n "__fish_smq_using_subcommand record" -l layout -d 'What a row is: readings (one per reading field), messages (lossless, what replay reads) or wide (one CSV per sensor, with --out-dir)' -r -f -a "readings\t'One row per reading field (long, tidy)'
 messages\t'One row per MQTT message, lossless: what replay reads'
 wide\t'One CSV per device, session and sensor, in Sensor Logger\'s export columns (--out-dir)'"
 complete -c smq -n "__fish_smq_using_subcommand record" -l format -d 'File format of the messages layout' -r -f -a "csv\t''
@@ -197,7 +197,7 @@ complete -c smq -n "__fish_smq_using_subcommand record" -l http-topic -d 'Topic 
 complete -c smq -n "__fish_smq_using_subcommand record" -l http-qos -d 'QoS of the published messages' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l http-token -d 'Require `Authorization: TOKEN` or `Authorization: Bearer TOKEN` on every push' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l http-max-body -d 'Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)' -r
-complete -c smq -n "__fish_smq_using_subcommand record" -s h -l host -d 'Broker host' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l ws-path -d 'WebSocket path' -r
@@ -252,7 +252,7 @@ complete -c smq -n "__fish_smq_using_subcommand record" -l quiet -d 'Print no er
 complete -c smq -n "__fish_smq_using_subcommand record" -l tls-use-os-certs -d 'Trust the operating system\'s CA store; turns TLS on'
 complete -c smq -n "__fish_smq_using_subcommand record" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
 complete -c smq -n "__fish_smq_using_subcommand record" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
-complete -c smq -n "__fish_smq_using_subcommand record" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand record" -l help -d 'Print help'
 complete -c smq -n "__fish_smq_using_subcommand replay" -l speed -d 'Play F times as fast (2 = twice as fast)' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -l loop -d 'Play the file N times (no N: forever)' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -l from -d 'Start at an offset from the first message (90, 90s, 1.5) or at a recorded time (RFC 3339)' -r
@@ -265,7 +265,7 @@ complete -c smq -n "__fish_smq_using_subcommand replay" -l retain -d 'The retain
 strip\t''
 force\t''"
 complete -c smq -n "__fish_smq_using_subcommand replay" -l limit -d 'Replay at most N messages (per pass)' -r
-complete -c smq -n "__fish_smq_using_subcommand replay" -s h -l host -d 'Broker host' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -l ws-path -d 'WebSocket path' -r
@@ -313,8 +313,8 @@ complete -c smq -n "__fish_smq_using_subcommand replay" -l quiet -d 'Print no er
 complete -c smq -n "__fish_smq_using_subcommand replay" -l tls-use-os-certs -d 'Trust the operating system\'s CA store; turns TLS on'
 complete -c smq -n "__fish_smq_using_subcommand replay" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
 complete -c smq -n "__fish_smq_using_subcommand replay" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
-complete -c smq -n "__fish_smq_using_subcommand replay" -l help -d 'Print help (-h is --host, as in mosquitto)'
-complete -c smq -n "__fish_smq_using_subcommand bench; and not __fish_seen_subcommand_from conn pub sub latency help" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand replay" -l help -d 'Print help'
+complete -c smq -n "__fish_smq_using_subcommand bench; and not __fish_seen_subcommand_from conn pub sub latency help" -l help -d 'Print help'
 complete -c smq -n "__fish_smq_using_subcommand bench; and not __fish_seen_subcommand_from conn pub sub latency help" -f -a "conn" -d 'Open many connections at a rate; report connect rate, CONNACK latency and failures'
 complete -c smq -n "__fish_smq_using_subcommand bench; and not __fish_seen_subcommand_from conn pub sub latency help" -f -a "pub" -d 'Publishers at a rate or flat out; sequence-numbered, timestamped payloads'
 complete -c smq -n "__fish_smq_using_subcommand bench; and not __fish_seen_subcommand_from conn pub sub latency help" -f -a "sub" -d 'Subscribers: delivered rate, latency, and loss, duplicates and order per publisher'
@@ -324,7 +324,7 @@ complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcomman
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l rate -d 'New connections per second [default: as fast as the broker answers, 100 handshakes at a time]' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l ifaddr -d 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address\'s ephemeral ports' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l duration -d 'Stop after SECS seconds (conn: hold the connections open until then)' -r
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s h -l host -d 'Broker host' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l ws-path -d 'WebSocket path' -r
@@ -371,7 +371,7 @@ complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcomman
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l help -d 'Print help'
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s c -l clients -d 'Number of publishers' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s I -l interval -d 'Milliseconds between two messages of one publisher' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l rate -d 'Messages per second from each publisher' -r
@@ -381,7 +381,7 @@ complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcomman
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l count -d 'Messages per publisher, then stop' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l ifaddr -d 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address\'s ephemeral ports' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l duration -d 'Stop after SECS seconds (conn: hold the connections open until then)' -r
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s h -l host -d 'Broker host' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l ws-path -d 'WebSocket path' -r
@@ -429,14 +429,14 @@ complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcomman
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l help -d 'Print help'
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s c -l clients -d 'Number of subscribers' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s t -l topic -d 'Filter template: %i is the subscriber\'s index (from 1), %c its client id [default: smq-bench/#]' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s q -l qos -d 'Requested QoS' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l count -d 'Messages per subscriber, then stop' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l ifaddr -d 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address\'s ephemeral ports' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l duration -d 'Stop after SECS seconds (conn: hold the connections open until then)' -r
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s h -l host -d 'Broker host' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l ws-path -d 'WebSocket path' -r
@@ -483,7 +483,7 @@ complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcomman
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l help -d 'Print help'
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s c -l clients -d 'Number of publishers' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l subscribers -d 'Number of subscribers, each subscribed to every publisher\'s topic' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l filter -d 'Subscription filter [default: the topic template with each level that holds a % placeholder replaced by +]' -r
@@ -495,7 +495,7 @@ complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcomman
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l count -d 'Messages per publisher, then stop' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l ifaddr -d 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address\'s ephemeral ports' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l duration -d 'Stop after SECS seconds (conn: hold the connections open until then)' -r
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s h -l host -d 'Broker host' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l ws-path -d 'WebSocket path' -r
@@ -543,7 +543,7 @@ complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcomman
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l help -d 'Print help'
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "conn" -d 'Open many connections at a rate; report connect rate, CONNACK latency and failures'
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "pub" -d 'Publishers at a rate or flat out; sequence-numbered, timestamped payloads'
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "sub" -d 'Subscribers: delivered rate, latency, and loss, duplicates and order per publisher'
@@ -574,13 +574,13 @@ complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l require-certifi
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l use-identity-as-username -d 'On TLS listeners, the client certificate\'s subject CN is the user name (no password)'
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http -d 'Also accept HTTP on the ws:// port: a POSTed JSON body is published into the broker'
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l split -d 'Publish each Sensor Logger reading on TOPIC/{deviceId}/{sensor} instead of the whole batch'
-complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l help -d 'Print help'
 complete -c smq -n "__fish_smq_using_subcommand passwd" -s c -d 'Create the file, replacing one that exists'
 complete -c smq -n "__fish_smq_using_subcommand passwd" -s D -d 'Delete the user'
 complete -c smq -n "__fish_smq_using_subcommand passwd" -s b -d 'Batch mode: the password is the third argument instead of a prompt (it is then visible to other users of this machine in the process list)'
-complete -c smq -n "__fish_smq_using_subcommand passwd" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand passwd" -l help -d 'Print help'
 complete -c smq -n "__fish_smq_using_subcommand generate" -l out-dir -d 'Directory to write completions/ and man/ into' -r -F
-complete -c smq -n "__fish_smq_using_subcommand generate" -l help -d 'Print help (-h is --host, as in mosquitto)'
+complete -c smq -n "__fish_smq_using_subcommand generate" -l help -d 'Print help'
 complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "pub" -d 'Publish messages, as mosquitto_pub'
 complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "sub" -d 'Subscribe and print messages, as mosquitto_sub'
 complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "record" -d 'Record messages to a CSV or JSONL file'

@@ -26,7 +26,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// Print help (-h is --host, as in mosquitto)
+    /// Print help
     #[arg(long, action = ArgAction::Help, global = true)]
     help: Option<bool>,
 
@@ -43,7 +43,9 @@ impl Cli {
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
-        let matches = Cli::command().try_get_matches_from(args)?;
+        let matches = Cli::command()
+            .try_get_matches_from(args)
+            .map_err(mosquitto_only)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
         let mut sub = matches.subcommand().map(|(_, m)| m);
         let conn = match &mut cli.command {
@@ -88,6 +90,36 @@ impl Cli {
             Command::ServeBroker(_) | Command::Passwd(_) | Command::Generate(_) => false,
         }
     }
+}
+
+/// mosquitto flags smq does not have: say so, and what to do instead, rather than clap's
+/// "unexpected argument".
+fn mosquitto_only(err: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() != ErrorKind::UnknownArgument {
+        return err;
+    }
+    let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else {
+        return err;
+    };
+    let flag = arg.split('=').next().unwrap_or_default();
+    let advice = match flag {
+        "--proxy" => {
+            "smq has no SOCKS5 proxy (mosquitto's --proxy): tunnel the broker's port instead, e.g. `ssh -N -L 1883:BROKER:1883 HOST` and then -h localhost, or run smq under proxychains"
+        }
+        "-S" => {
+            "smq does not look brokers up in DNS SRV records (mosquitto's -S): find one with `dig +short SRV _mqtt._tcp.DOMAIN` and pass -h HOST -p PORT"
+        }
+        "-w" | "--watch" => {
+            "smq sub has no --watch (mosquitto 2.1): --stats draws a live per-topic table on a terminal"
+        }
+        "--message-rate" => {
+            "smq sub has no --message-rate (mosquitto 2.1): --stats shows each topic's rate"
+        }
+        "--tls-keylog" => "smq has no --tls-keylog (mosquitto 2.1)",
+        _ => return err,
+    };
+    Cli::command().error(ErrorKind::UnknownArgument, advice)
 }
 
 #[derive(Debug, Subcommand)]
@@ -245,8 +277,8 @@ pub struct SubArgs {
     #[arg(short = 'v', long)]
     pub verbose: bool,
 
-    /// Output format (see mosquitto_sub(1)); overrides -v
-    #[arg(short = 'F', value_name = "FORMAT")]
+    /// Output format, mosquitto_sub's language; overrides -v
+    #[arg(short = 'F', value_name = "FORMAT", long_help = FORMAT_HELP)]
     pub format: Option<String>,
 
     /// No newline after each message
@@ -333,7 +365,8 @@ pub struct RecordArgs {
     #[arg(short = 'o', long, value_name = "FILE", default_value = "-")]
     pub output: String,
 
-    /// What a row is: readings (one per reading field) or messages (lossless, what replay reads)
+    /// What a row is: readings (one per reading field), messages (lossless, what replay reads)
+    /// or wide (one CSV per sensor, with --out-dir)
     #[arg(long, value_name = "LAYOUT", default_value = "readings")]
     pub layout: Layout,
 
@@ -686,7 +719,7 @@ pub enum ProtocolVersion {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Connection")]
 pub struct ConnectArgs {
-    /// Broker host
+    /// Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)
     #[arg(short = 'h', long, value_name = "HOST")]
     pub host: Option<String>,
 
@@ -858,25 +891,79 @@ pub struct TlsArgs {
     pub no_tls: bool,
 
     /// Not supported by smq (OpenSSL only)
-    #[arg(long, value_name = "FORM", hide_short_help = true)]
+    #[arg(
+        long,
+        value_name = "FORM",
+        hide_short_help = true,
+        long_help = "Not supported by smq: OpenSSL key forms and engines are not in rustls; give --key a PEM file"
+    )]
     pub keyform: Option<String>,
 
     /// Not supported by smq (OpenSSL only)
-    #[arg(long, value_name = "ID", hide_short_help = true)]
+    #[arg(
+        long,
+        value_name = "ID",
+        hide_short_help = true,
+        long_help = "Not supported by smq: OpenSSL engines are not in rustls; give --key a PEM file"
+    )]
     pub tls_engine: Option<String>,
 
     /// Not supported by smq (OpenSSL only)
-    #[arg(long, value_name = "HEX", hide_short_help = true)]
+    #[arg(
+        long,
+        value_name = "HEX",
+        hide_short_help = true,
+        long_help = "Not supported by smq: OpenSSL engines are not in rustls; give --key a PEM file"
+    )]
     pub tls_engine_kpass_sha1: Option<String>,
 
     /// Not supported by smq (TLS-PSK is not in rustls)
-    #[arg(long, value_name = "HEX", hide_short_help = true)]
+    #[arg(
+        long,
+        value_name = "HEX",
+        hide_short_help = true,
+        long_help = "Not supported by smq: TLS-PSK is not in rustls; use certificates (--cafile, --cert, --key)"
+    )]
     pub psk: Option<String>,
 
     /// Not supported by smq (TLS-PSK is not in rustls)
-    #[arg(long, value_name = "ID", hide_short_help = true)]
+    #[arg(
+        long,
+        value_name = "ID",
+        hide_short_help = true,
+        long_help = "Not supported by smq: TLS-PSK is not in rustls; use certificates (--cafile, --cert, --key)"
+    )]
     pub psk_identity: Option<String>,
 }
+
+/// `-F`, in full: the long help of `sub -F` and `rr -F`, so `--help` and the man pages have it.
+pub const FORMAT_HELP: &str = "\
+Output format, mosquitto_sub's language; overrides -v. A newline follows each message unless -N.
+Checked before connecting: an unknown or incomplete sequence is a usage error naming its position.
+
+%[-][0][WIDTH][.PRECISION]LETTER prints a field of the message:
+  %%  a %                          %t  topic
+  %p  payload, raw bytes           %x  payload as lowercase hex   %X  uppercase hex
+  %l  payload length in bytes      %q  QoS                        %r  retain flag (1/0)
+  %m  message id (0 at QoS 0)      %I  receive time, ISO 8601: 2026-03-14T09:30:00+0000
+  %U  Unix receive time with nanoseconds: 1773480600.130482917
+  %j  JSON: tst, topic, qos, retain, payloadlen, mid, properties, payload (a string)
+  %J  the same with the payload inserted as JSON (not JSON: printed as %j, with a warning)
+  %f  payload as a 4-byte IEEE 754 float   %d  payload as an 8-byte double (mosquitto 2.1)
+MQTT 5 properties (blank when absent): %A topic alias, %C content type, %D correlation data,
+  %E message expiry interval, %F payload format indicator, %P user properties as key:value
+  separated by spaces, %R response topic, %S subscription identifier.
+Modifiers: - left-aligns; 0 pads with zeros (%A %E %F %l %m %S %x %X %d %f); WIDTH is the
+  minimum width (it pads %p and %x but never cuts them); .N is the maximum width of %C %I %R %t,
+  and on %x/%X groups the hex into N-digit groups, separated by spaces (%.2:x uses : instead;
+  also - . , ; _ / |).
+@X prints strftime's %X of the receive time (local), e.g. @Y-@m-@dT@H:@M:@S@z; @N the
+  nanoseconds of the second (9 digits); @@ an @. One clock reading per message.
+Escapes: \\\\ \\0 (NUL, for xargs -0) \\a \\e (ESC, for colours) \\n \\r \\t \\v.
+%j and %J are always valid JSON: a payload that is not UTF-8 goes out as payload_b64 (base64),
+  correlation data likewise as correlation-data-b64, user properties as an array of one-key
+  objects; tst is 2026-03-14T09:30:00.130482+0000 (mosquitto 2.0.11 wrote ...130482Z+0000).
+  --pretty prints them over several lines.";
 
 fn non_negative_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {

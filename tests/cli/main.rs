@@ -9,6 +9,7 @@ mod http_push;
 mod publish;
 mod publish_limits;
 mod record_replay;
+mod rough_edges;
 mod subscribe;
 mod subscribe_format;
 mod support;

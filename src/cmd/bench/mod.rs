@@ -87,6 +87,7 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<ExitCode> {
         mode,
         broker: opts.transport.describe(),
         protocol: match opts.proto {
+            Protocol::V311 if opts.mqtt31 => "3.1",
             Protocol::V311 => "3.1.1",
             Protocol::V5 => "5",
         },
