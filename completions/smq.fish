@@ -28,6 +28,7 @@ complete -c smq -n "__fish_smq_needs_command" -l help -d 'Print help'
 complete -c smq -n "__fish_smq_needs_command" -l version -d 'Print the version'
 complete -c smq -n "__fish_smq_needs_command" -f -a "pub" -d 'Publish messages, as mosquitto_pub'
 complete -c smq -n "__fish_smq_needs_command" -f -a "sub" -d 'Subscribe and print messages, as mosquitto_sub'
+complete -c smq -n "__fish_smq_needs_command" -f -a "rr" -d 'Publish a request and print the response, as mosquitto_rr'
 complete -c smq -n "__fish_smq_needs_command" -f -a "record" -d 'Record messages to a CSV or JSONL file'
 complete -c smq -n "__fish_smq_needs_command" -f -a "replay" -d 'Publish a recorded file again, with its original timing'
 complete -c smq -n "__fish_smq_needs_command" -f -a "bench" -d 'Load-test a broker: connections, publishers, subscribers, end-to-end latency'
@@ -176,6 +177,66 @@ complete -c smq -n "__fish_smq_using_subcommand sub" -l tls-use-os-certs -d 'Tru
 complete -c smq -n "__fish_smq_using_subcommand sub" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
 complete -c smq -n "__fish_smq_using_subcommand sub" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
 complete -c smq -n "__fish_smq_using_subcommand sub" -l help -d 'Print help'
+complete -c smq -n "__fish_smq_using_subcommand rr" -s t -l topic -d 'Topic the request is published to (no wildcards); may come from -L' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s e -d 'Response topic: subscribed to before the request goes out, and sent as its MQTT 5 response topic' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s m -l message -d 'Send this argument as the request' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s f -l file -d 'Send the whole file as the request (binary-safe)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand rr" -s q -l qos -d 'QoS of the request and of the subscription to the response topic' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s C -d 'Wait for N responses, then exit' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s W -d 'Give up after SECS seconds without every response: prints "Timed out" and exits 27' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s F -d 'Output format, mosquitto_sub\'s language; overrides -v' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -l ws-path -d 'WebSocket path' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
+complete -c smq -n "__fish_smq_using_subcommand rr" -s A -d 'Bind the outgoing socket to this local address' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+mqttv5\t''
+mqttv31\t''"
+complete -c smq -n "__fish_smq_using_subcommand rr" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s I -l id-prefix -d 'Client id prefix; the process id is appended' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s k -l keepalive -d 'Keep-alive seconds; 0 turns keep-alive off' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s x -l session-expiry -d 'MQTT 5 session expiry seconds; -1 or ∞ never expires' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s u -l username -d 'Username' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s P -l pw -d 'Password (visible in ps: prefer SMQ_PASSWORD, --pw-file or --pw-prompt, which win over it)' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -l pw-file -d 'Read the password from the first line of FILE' -r -F
+complete -c smq -n "__fish_smq_using_subcommand rr" -s M -l max-inflight -d 'Maximum QoS 1/2 messages in flight' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -l will-topic -d 'Topic of the Will (no wildcards)' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -l will-payload -d 'Will payload' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -l will-qos -d 'Will QoS' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s D -l property -d 'MQTT 5 property: COMMAND NAME VALUE, or COMMAND user-property KEY VALUE (forces v5)' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
+complete -c smq -n "__fish_smq_using_subcommand rr" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
+complete -c smq -n "__fish_smq_using_subcommand rr" -l cert -d 'Client certificate (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand rr" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand rr" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -l ciphers -d 'Cipher suites, by IANA name, separated by \':\'' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -l keyform -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -l tls-engine -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -l tls-engine-kpass-sha1 -d 'Not supported by smq (OpenSSL only)' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -l psk -d 'Not supported by smq (TLS-PSK is not in rustls)' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -l psk-identity -d 'Not supported by smq (TLS-PSK is not in rustls)' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s s -l stdin-file -d 'Send all of stdin as the request'
+complete -c smq -n "__fish_smq_using_subcommand rr" -s n -l null-message -d 'Send a zero-length request'
+complete -c smq -n "__fish_smq_using_subcommand rr" -s R -d 'Don\'t print retained (stale) responses'
+complete -c smq -n "__fish_smq_using_subcommand rr" -s v -l verbose -d 'Print the topic before each response'
+complete -c smq -n "__fish_smq_using_subcommand rr" -s N -d 'No newline after each response'
+complete -c smq -n "__fish_smq_using_subcommand rr" -l pretty -d 'Multi-line JSON for %j and %J'
+complete -c smq -n "__fish_smq_using_subcommand rr" -l ws -d 'Connect over WebSocket'
+complete -c smq -n "__fish_smq_using_subcommand rr" -s c -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
+complete -c smq -n "__fish_smq_using_subcommand rr" -l pw-prompt -d 'Ask for the password on the terminal'
+complete -c smq -n "__fish_smq_using_subcommand rr" -l will-retain -d 'Retain the Will'
+complete -c smq -n "__fish_smq_using_subcommand rr" -l nodelay -d 'Set TCP_NODELAY'
+complete -c smq -n "__fish_smq_using_subcommand rr" -s d -l debug -d 'Trace every packet on stderr'
+complete -c smq -n "__fish_smq_using_subcommand rr" -l quiet -d 'Print no error messages'
+complete -c smq -n "__fish_smq_using_subcommand rr" -l tls-use-os-certs -d 'Trust the operating system\'s CA store; turns TLS on'
+complete -c smq -n "__fish_smq_using_subcommand rr" -l insecure -d 'DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic'
+complete -c smq -n "__fish_smq_using_subcommand rr" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
+complete -c smq -n "__fish_smq_using_subcommand rr" -l help -d 'Print help'
 complete -c smq -n "__fish_smq_using_subcommand record" -s t -l topic -d 'Topic filter to record (repeatable); may come from -L' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s o -l output -d 'Output file; - is stdout' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l layout -d 'What a row is: readings (one per reading field), messages (lossless, what replay reads) or wide (one CSV per sensor, with --out-dir)' -r -f -a "readings\t'One row per reading field (long, tidy)'
@@ -581,15 +642,16 @@ complete -c smq -n "__fish_smq_using_subcommand passwd" -s b -d 'Batch mode: the
 complete -c smq -n "__fish_smq_using_subcommand passwd" -l help -d 'Print help'
 complete -c smq -n "__fish_smq_using_subcommand generate" -l out-dir -d 'Directory to write completions/ and man/ into' -r -F
 complete -c smq -n "__fish_smq_using_subcommand generate" -l help -d 'Print help'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "pub" -d 'Publish messages, as mosquitto_pub'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "sub" -d 'Subscribe and print messages, as mosquitto_sub'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "record" -d 'Record messages to a CSV or JSONL file'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "replay" -d 'Publish a recorded file again, with its original timing'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "bench" -d 'Load-test a broker: connections, publishers, subscribers, end-to-end latency'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "serve-broker" -d 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "passwd" -d 'Add, change or delete a user in a mosquitto_passwd password file'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "generate" -d 'Write shell completions and man pages'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub record replay bench serve-broker passwd generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd generate help" -f -a "pub" -d 'Publish messages, as mosquitto_pub'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd generate help" -f -a "sub" -d 'Subscribe and print messages, as mosquitto_sub'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd generate help" -f -a "rr" -d 'Publish a request and print the response, as mosquitto_rr'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd generate help" -f -a "record" -d 'Record messages to a CSV or JSONL file'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd generate help" -f -a "replay" -d 'Publish a recorded file again, with its original timing'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd generate help" -f -a "bench" -d 'Load-test a broker: connections, publishers, subscribers, end-to-end latency'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd generate help" -f -a "serve-broker" -d 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd generate help" -f -a "passwd" -d 'Add, change or delete a user in a mosquitto_passwd password file'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd generate help" -f -a "generate" -d 'Write shell completions and man pages'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smq -n "__fish_smq_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "conn" -d 'Open many connections at a rate; report connect rate, CONNACK latency and failures'
 complete -c smq -n "__fish_smq_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "pub" -d 'Publishers at a rate or flat out; sequence-numbered, timestamped payloads'
 complete -c smq -n "__fish_smq_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "sub" -d 'Subscribers: delivered rate, latency, and loss, duplicates and order per publisher'

@@ -8,8 +8,10 @@ use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, 
 use crate::exit::EXIT_CODES_HELP;
 
 mod bench;
+mod rr;
 
 pub use bench::{BenchArgs, BenchLoad, BenchMode};
+pub use rr::RrArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,6 +55,7 @@ impl Cli {
             Command::Sub(a) => Some(&mut a.conn),
             Command::Record(a) => Some(&mut a.conn),
             Command::Replay(a) => Some(&mut a.conn),
+            Command::Rr(a) => Some(&mut a.conn),
             Command::Bench(a) => {
                 // `smq bench MODE ...`: the flags belong to the mode's matches.
                 sub = sub.and_then(|m| m.subcommand()).map(|(_, m)| m);
@@ -86,6 +89,7 @@ impl Cli {
             Command::Sub(a) => a.conn.quiet,
             Command::Record(a) => a.conn.quiet,
             Command::Replay(a) => a.conn.quiet,
+            Command::Rr(a) => a.conn.quiet,
             Command::Bench(a) => a.mode.conn().quiet,
             Command::ServeBroker(_) | Command::Passwd(_) | Command::Generate(_) => false,
         }
@@ -138,6 +142,13 @@ pub enum Command {
         after_long_help = EXIT_CODES_HELP
     )]
     Sub(Box<SubArgs>),
+    /// Publish a request and print the response, as mosquitto_rr
+    #[command(
+        disable_help_flag = true,
+        args_override_self = true,
+        after_long_help = EXIT_CODES_HELP
+    )]
+    Rr(Box<RrArgs>),
     /// Record messages to a CSV or JSONL file
     #[command(
         disable_help_flag = true,

@@ -6,6 +6,7 @@ mod passwd;
 mod publish;
 mod record;
 mod replay;
+mod rr;
 mod serve_broker;
 mod subscribe;
 
@@ -19,6 +20,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sub(args) => subscribe::run(*args).await,
         Command::Record(args) => record::run(*args).await,
         Command::Replay(args) => replay::run(*args).await,
+        Command::Rr(args) => rr::run(*args).await,
         Command::Bench(args) => bench::run(*args).await,
         Command::ServeBroker(args) => serve_broker::run(*args).await,
         Command::Passwd(args) => passwd::run(args),

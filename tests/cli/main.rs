@@ -10,6 +10,7 @@ mod publish;
 mod publish_limits;
 mod record_replay;
 mod rough_edges;
+mod rr;
 mod subscribe;
 mod subscribe_format;
 mod support;
