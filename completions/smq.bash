@@ -1415,7 +1415,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__pub)
-            opts="-t -m -f -s -l -n -q -r -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --message --file --stdin-file --stdin-line --null-message --qos --retain --repeat --repeat-delay --send-empty --line-topic-sep --rate --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
+            opts="-t -m -f -s -l -n -q -r -o -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --message --file --stdin-file --stdin-line --null-message --qos --retain --repeat --repeat-delay --send-empty --line-topic-sep --rate --no-options-file --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1466,6 +1466,10 @@ _smq() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2173,7 +2177,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__rr)
-            opts="-t -e -m -f -s -n -q -C -W -R -v -F -N -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --message --file --stdin-file --null-message --qos --verbose --pretty --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
+            opts="-t -e -m -f -s -n -q -C -W -R -v -F -N -o -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --message --file --stdin-file --null-message --qos --verbose --pretty --no-options-file --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2224,6 +2228,10 @@ _smq() {
                     return 0
                     ;;
                 -F)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2513,7 +2521,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__sub)
-            opts="-t -T -U -q -C -W -E -R -v -F -N -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --filter-out --unsubscribe --qos --retained-only --remove-retained --verbose --pretty --random-filter --retain-as-published --retain-handling --no-local --json --idle-timeout --grep --changed-only --stats --no-reconnect --serve --listen --allow-anonymous --http --http-path --http-topic --http-qos --http-token --http-max-body --split --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
+            opts="-t -T -U -q -C -W -E -R -v -F -N -o -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --filter-out --unsubscribe --qos --retained-only --remove-retained --verbose --pretty --random-filter --retain-as-published --retain-handling --no-local --json --idle-timeout --grep --changed-only --stats --no-reconnect --serve --listen --allow-anonymous --http --http-path --http-topic --http-qos --http-token --http-max-body --split --no-options-file --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2600,6 +2608,10 @@ _smq() {
                     return 0
                     ;;
                 --http-max-body)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -44,6 +44,7 @@ complete -c smq -n "__fish_smq_using_subcommand pub" -l repeat -d 'Publish the -
 complete -c smq -n "__fish_smq_using_subcommand pub" -l repeat-delay -d 'Seconds (fractions allowed) to wait after each message is delivered before the next' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l line-topic-sep -d 'With -l: each line is TOPIC<SEP>PAYLOAD (SEP may be an escape such as \'\\t\')' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l rate -d 'Publish at most N messages per second' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s o -d 'Read default options from FILE instead of $XDG_CONFIG_HOME/mosquitto_pub (_sub, _rr; else ~/.config/...): one option per line, the command line wins' -r -F
 complete -c smq -n "__fish_smq_using_subcommand pub" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
@@ -84,6 +85,7 @@ complete -c smq -n "__fish_smq_using_subcommand pub" -s l -l stdin-line -d 'Send
 complete -c smq -n "__fish_smq_using_subcommand pub" -s n -l null-message -d 'Send a zero-length payload (with -r: clear the retained message)'
 complete -c smq -n "__fish_smq_using_subcommand pub" -s r -l retain -d 'Set the retain flag'
 complete -c smq -n "__fish_smq_using_subcommand pub" -l send-empty -d 'With -l: send empty lines as zero-length messages instead of skipping them'
+complete -c smq -n "__fish_smq_using_subcommand pub" -l no-options-file -d 'Read no options file'
 complete -c smq -n "__fish_smq_using_subcommand pub" -l ws -d 'Connect over WebSocket'
 complete -c smq -n "__fish_smq_using_subcommand pub" -s c -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
 complete -c smq -n "__fish_smq_using_subcommand pub" -l pw-prompt -d 'Ask for the password on the terminal'
@@ -114,6 +116,7 @@ complete -c smq -n "__fish_smq_using_subcommand sub" -l http-topic -d 'Topic for
 complete -c smq -n "__fish_smq_using_subcommand sub" -l http-qos -d 'QoS of the published messages' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l http-token -d 'Require `Authorization: TOKEN` or `Authorization: Bearer TOKEN` on every push' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l http-max-body -d 'Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s o -d 'Read default options from FILE instead of $XDG_CONFIG_HOME/mosquitto_pub (_sub, _rr; else ~/.config/...): one option per line, the command line wins' -r -F
 complete -c smq -n "__fish_smq_using_subcommand sub" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
@@ -166,6 +169,7 @@ complete -c smq -n "__fish_smq_using_subcommand sub" -l serve -d 'Also run the e
 complete -c smq -n "__fish_smq_using_subcommand sub" -l allow-anonymous -d 'With --serve: let anyone who reaches a non-loopback --listen in, with no password'
 complete -c smq -n "__fish_smq_using_subcommand sub" -l http -d 'Also accept HTTP on the ws:// port: a POSTed JSON body is published into the broker'
 complete -c smq -n "__fish_smq_using_subcommand sub" -l split -d 'Publish each Sensor Logger reading on TOPIC/{deviceId}/{sensor} instead of the whole batch'
+complete -c smq -n "__fish_smq_using_subcommand sub" -l no-options-file -d 'Read no options file'
 complete -c smq -n "__fish_smq_using_subcommand sub" -l ws -d 'Connect over WebSocket'
 complete -c smq -n "__fish_smq_using_subcommand sub" -s c -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
 complete -c smq -n "__fish_smq_using_subcommand sub" -l pw-prompt -d 'Ask for the password on the terminal'
@@ -185,6 +189,7 @@ complete -c smq -n "__fish_smq_using_subcommand rr" -s q -l qos -d 'QoS of the r
 complete -c smq -n "__fish_smq_using_subcommand rr" -s C -d 'Wait for N responses, then exit' -r
 complete -c smq -n "__fish_smq_using_subcommand rr" -s W -d 'Give up after SECS seconds without every response: prints "Timed out" and exits 27' -r
 complete -c smq -n "__fish_smq_using_subcommand rr" -s F -d 'Output format, mosquitto_sub\'s language; overrides -v' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s o -d 'Read default options from FILE instead of $XDG_CONFIG_HOME/mosquitto_pub (_sub, _rr; else ~/.config/...): one option per line, the command line wins' -r -F
 complete -c smq -n "__fish_smq_using_subcommand rr" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
 complete -c smq -n "__fish_smq_using_subcommand rr" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand rr" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
@@ -226,6 +231,7 @@ complete -c smq -n "__fish_smq_using_subcommand rr" -s R -d 'Don\'t print retain
 complete -c smq -n "__fish_smq_using_subcommand rr" -s v -l verbose -d 'Print the topic before each response'
 complete -c smq -n "__fish_smq_using_subcommand rr" -s N -d 'No newline after each response'
 complete -c smq -n "__fish_smq_using_subcommand rr" -l pretty -d 'Multi-line JSON for %j and %J'
+complete -c smq -n "__fish_smq_using_subcommand rr" -l no-options-file -d 'Read no options file'
 complete -c smq -n "__fish_smq_using_subcommand rr" -l ws -d 'Connect over WebSocket'
 complete -c smq -n "__fish_smq_using_subcommand rr" -s c -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
 complete -c smq -n "__fish_smq_using_subcommand rr" -l pw-prompt -d 'Ask for the password on the terminal'

@@ -237,9 +237,26 @@ pub struct PubArgs {
     #[arg(long, value_name = "N", value_parser = positive_rate)]
     pub rate: Option<f64>,
 
+    #[command(flatten)]
+    pub options_file: OptionsFileArgs,
+
     // Last, so the connection flags are listed under their own heading.
     #[command(flatten)]
     pub conn: ConnectArgs,
+}
+
+/// mosquitto's options files, read by `options_file` before clap sees the command line.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Options file")]
+pub struct OptionsFileArgs {
+    /// Read default options from FILE instead of $XDG_CONFIG_HOME/mosquitto_pub (_sub, _rr;
+    /// else ~/.config/...): one option per line, the command line wins
+    #[arg(short = 'o', value_name = "FILE")]
+    pub options_file: Option<PathBuf>,
+
+    /// Read no options file
+    #[arg(long, conflicts_with = "options_file")]
+    pub no_options_file: bool,
 }
 
 #[derive(Debug, Args)]
@@ -360,6 +377,9 @@ pub struct SubArgs {
     // HTTP Push needs the embedded broker: checked when the broker starts.
     #[command(flatten)]
     pub http: HttpArgs,
+
+    #[command(flatten)]
+    pub options_file: OptionsFileArgs,
 
     // Last, so the connection flags are listed under their own heading.
     #[command(flatten)]

@@ -6,6 +6,7 @@ mod conn;
 mod exit;
 mod format;
 mod layout;
+mod options_file;
 mod output;
 mod progress;
 mod sensors;
@@ -21,7 +22,11 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     // Parse first: --help and usage errors never start a runtime.
-    let cli = cli::Cli::parse_from_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    let (args, file) =
+        options_file::expand(std::env::args_os().collect()).unwrap_or_else(|e| e.exit());
+    let cli = cli::Cli::parse_from_args(args)
+        .map_err(|e| options_file::blame(e, file.as_ref()))
+        .unwrap_or_else(|e| e.exit());
     let quiet = cli.quiet();
     if let cli::Command::Generate(args) = &cli.command {
         return exit::finish(cmd::generate::run(args), quiet);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{ConnectArgs, FORMAT_HELP};
+use super::{ConnectArgs, FORMAT_HELP, OptionsFileArgs};
 
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("source").required(true).multiple(false))]
@@ -72,6 +72,9 @@ pub struct RrArgs {
     /// Multi-line JSON for %j and %J
     #[arg(long)]
     pub pretty: bool,
+
+    #[command(flatten)]
+    pub options_file: OptionsFileArgs,
 
     // Last, so the connection flags are listed under their own heading.
     #[command(flatten)]

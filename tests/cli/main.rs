@@ -6,6 +6,7 @@ mod broker_auth;
 mod broker_config;
 mod generated;
 mod http_push;
+mod options_file;
 mod publish;
 mod publish_limits;
 mod record_replay;
