@@ -45,6 +45,7 @@ complete -c smq -n "__fish_smq_using_subcommand pub" -l repeat-delay -d 'Seconds
 complete -c smq -n "__fish_smq_using_subcommand pub" -l line-topic-sep -d 'With -l: each line is TOPIC<SEP>PAYLOAD (SEP may be an escape such as \'\\t\')' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l rate -d 'Publish at most N messages per second' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -s o -d 'Read default options from FILE instead of $XDG_CONFIG_HOME/mosquitto_pub (_sub, _rr; else ~/.config/...): one option per line, the command line wins' -r -F
+complete -c smq -n "__fish_smq_using_subcommand pub" -l profile -d 'Connection settings from [profile.NAME] in $XDG_CONFIG_HOME/smq/config.toml (else ~/.config/smq/config.toml): host, port, TLS, username, pw-file; flags given here win' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
@@ -117,6 +118,7 @@ complete -c smq -n "__fish_smq_using_subcommand sub" -l http-qos -d 'QoS of the 
 complete -c smq -n "__fish_smq_using_subcommand sub" -l http-token -d 'Require `Authorization: TOKEN` or `Authorization: Bearer TOKEN` on every push' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l http-max-body -d 'Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s o -d 'Read default options from FILE instead of $XDG_CONFIG_HOME/mosquitto_pub (_sub, _rr; else ~/.config/...): one option per line, the command line wins' -r -F
+complete -c smq -n "__fish_smq_using_subcommand sub" -l profile -d 'Connection settings from [profile.NAME] in $XDG_CONFIG_HOME/smq/config.toml (else ~/.config/smq/config.toml): host, port, TLS, username, pw-file; flags given here win' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
@@ -190,6 +192,7 @@ complete -c smq -n "__fish_smq_using_subcommand rr" -s C -d 'Wait for N response
 complete -c smq -n "__fish_smq_using_subcommand rr" -s W -d 'Give up after SECS seconds without every response: prints "Timed out" and exits 27' -r
 complete -c smq -n "__fish_smq_using_subcommand rr" -s F -d 'Output format, mosquitto_sub\'s language; overrides -v' -r
 complete -c smq -n "__fish_smq_using_subcommand rr" -s o -d 'Read default options from FILE instead of $XDG_CONFIG_HOME/mosquitto_pub (_sub, _rr; else ~/.config/...): one option per line, the command line wins' -r -F
+complete -c smq -n "__fish_smq_using_subcommand rr" -l profile -d 'Connection settings from [profile.NAME] in $XDG_CONFIG_HOME/smq/config.toml (else ~/.config/smq/config.toml): host, port, TLS, username, pw-file; flags given here win' -r
 complete -c smq -n "__fish_smq_using_subcommand rr" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
 complete -c smq -n "__fish_smq_using_subcommand rr" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand rr" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
@@ -264,6 +267,7 @@ complete -c smq -n "__fish_smq_using_subcommand record" -l http-topic -d 'Topic 
 complete -c smq -n "__fish_smq_using_subcommand record" -l http-qos -d 'QoS of the published messages' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l http-token -d 'Require `Authorization: TOKEN` or `Authorization: Bearer TOKEN` on every push' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l http-max-body -d 'Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l profile -d 'Connection settings from [profile.NAME] in $XDG_CONFIG_HOME/smq/config.toml (else ~/.config/smq/config.toml): host, port, TLS, username, pw-file; flags given here win' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
@@ -332,6 +336,7 @@ complete -c smq -n "__fish_smq_using_subcommand replay" -l retain -d 'The retain
 strip\t''
 force\t''"
 complete -c smq -n "__fish_smq_using_subcommand replay" -l limit -d 'Replay at most N messages (per pass)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l profile -d 'Connection settings from [profile.NAME] in $XDG_CONFIG_HOME/smq/config.toml (else ~/.config/smq/config.toml): host, port, TLS, username, pw-file; flags given here win' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
@@ -391,6 +396,7 @@ complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcomman
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l rate -d 'New connections per second [default: as fast as the broker answers, 100 handshakes at a time]' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l ifaddr -d 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address\'s ephemeral ports' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l duration -d 'Stop after SECS seconds (conn: hold the connections open until then)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l profile -d 'Connection settings from [profile.NAME] in $XDG_CONFIG_HOME/smq/config.toml (else ~/.config/smq/config.toml): host, port, TLS, username, pw-file; flags given here win' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
@@ -448,6 +454,7 @@ complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcomman
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l count -d 'Messages per publisher, then stop' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l ifaddr -d 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address\'s ephemeral ports' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l duration -d 'Stop after SECS seconds (conn: hold the connections open until then)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l profile -d 'Connection settings from [profile.NAME] in $XDG_CONFIG_HOME/smq/config.toml (else ~/.config/smq/config.toml): host, port, TLS, username, pw-file; flags given here win' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
@@ -503,6 +510,7 @@ complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcomman
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l count -d 'Messages per subscriber, then stop' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l ifaddr -d 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address\'s ephemeral ports' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l duration -d 'Stop after SECS seconds (conn: hold the connections open until then)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l profile -d 'Connection settings from [profile.NAME] in $XDG_CONFIG_HOME/smq/config.toml (else ~/.config/smq/config.toml): host, port, TLS, username, pw-file; flags given here win' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
@@ -562,6 +570,7 @@ complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcomman
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l count -d 'Messages per publisher, then stop' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l ifaddr -d 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address\'s ephemeral ports' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l duration -d 'Stop after SECS seconds (conn: hold the connections open until then)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l profile -d 'Connection settings from [profile.NAME] in $XDG_CONFIG_HOME/smq/config.toml (else ~/.config/smq/config.toml): host, port, TLS, username, pw-file; flags given here win' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r

@@ -750,6 +750,11 @@ pub enum ProtocolVersion {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Connection")]
 pub struct ConnectArgs {
+    /// Connection settings from [profile.NAME] in $XDG_CONFIG_HOME/smq/config.toml (else
+    /// ~/.config/smq/config.toml): host, port, TLS, username, pw-file; flags given here win
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
     /// Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)
     #[arg(short = 'h', long, value_name = "HOST")]
     pub host: Option<String>,

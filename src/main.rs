@@ -8,6 +8,7 @@ mod format;
 mod layout;
 mod options_file;
 mod output;
+mod profile;
 mod progress;
 mod sensors;
 mod stats;
@@ -22,8 +23,10 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     // Parse first: --help and usage errors never start a runtime.
+    // Precedence, lowest first: a --profile, then an options file, then the command line.
     let (args, file) =
         options_file::expand(std::env::args_os().collect()).unwrap_or_else(|e| e.exit());
+    let args = profile::expand(args).unwrap_or_else(|e| e.exit());
     let cli = cli::Cli::parse_from_args(args)
         .map_err(|e| options_file::blame(e, file.as_ref()))
         .unwrap_or_else(|e| e.exit());

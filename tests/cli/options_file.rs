@@ -136,3 +136,60 @@ fn without_xdg_config_home_the_file_is_in_home_config() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn a_profile_from_config_toml_connects_and_flags_win() {
+    let broker = Mosquitto::builder().password("alice", "s3cret").start();
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("lab.pw");
+    fs::write(&pw, "s3cret\n").unwrap();
+    fs::create_dir(dir.path().join("smq")).unwrap();
+    fs::write(
+        dir.path().join("smq/config.toml"),
+        format!(
+            "[profile.lab]\nhost = \"127.0.0.1\"\nport = {}\nusername = \"alice\"\npw-file = \"{}\"\n\n[profile.broken]\nport = 1\nhost = \"127.0.0.1\"\n",
+            broker.port(),
+            pw.display()
+        ),
+    )
+    .unwrap();
+    let sub = Sub::start(
+        broker.port(),
+        &[
+            "-t", "prof/#", "-C", "2", "-v", "-u", "alice", "-P", "s3cret",
+        ],
+    );
+    let out = smq_in(
+        dir.path(),
+        &["pub", "--profile", "lab", "-t", "prof/a", "-m", "one"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The command line wins over the profile, and so does an options file.
+    fs::write(
+        dir.path().join("mosquitto_pub"),
+        format!("-p {}\n-u alice\n", broker.port()),
+    )
+    .unwrap();
+    let out = smq_in(
+        dir.path(),
+        &[
+            "pub",
+            "--profile=broken",
+            "--pw-file",
+            pw.to_str().unwrap(),
+            "-t",
+            "prof/b",
+            "-m",
+            "two",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&sub.wait(SECS).stdout), "prof/a one\nprof/b two\n");
+    let out = smq_in(dir.path(), &["pub", "--profile", "nope", "-t", "a", "-n"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no [profile.nope]"),
+        "{}",
+        text(&out.stderr)
+    );
+}
