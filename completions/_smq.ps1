@@ -31,6 +31,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Load-test a broker: connections, publishers, subscribers, end-to-end latency')
             [CompletionResult]::new('serve-broker', 'serve-broker', [CompletionResultType]::ParameterValue, 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)')
             [CompletionResult]::new('passwd', 'passwd', [CompletionResultType]::ParameterValue, 'Add, change or delete a user in a mosquitto_passwd password file')
+            [CompletionResult]::new('certs', 'certs', [CompletionResultType]::ParameterValue, 'Make a lab CA and v3 server and client certificates, and print the flags that use them')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write shell completions and man pages')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -841,6 +842,15 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'smq;certs' {
+            [CompletionResult]::new('--out-dir', '--out-dir', [CompletionResultType]::ParameterName, 'Directory for ca.pem, ca.key, server.pem, server.key, client.pem, client.key')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Another name the server certificate is for: a DNS name or an IP address (repeatable); localhost, 127.0.0.1, ::1, this machine''s host name and LAN address are always on it')
+            [CompletionResult]::new('--client-cn', '--client-cn', [CompletionResultType]::ParameterName, 'Common name of the client certificate (the user name with --use-identity-as-username)')
+            [CompletionResult]::new('--days', '--days', [CompletionResultType]::ParameterName, 'Days the certificates are valid')
+            [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace certificate files that are already there')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'smq;generate' {
             [CompletionResult]::new('--out-dir', '--out-dir', [CompletionResultType]::ParameterName, 'Directory to write completions/ and man/ into')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -855,6 +865,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('bench', 'bench', [CompletionResultType]::ParameterValue, 'Load-test a broker: connections, publishers, subscribers, end-to-end latency')
             [CompletionResult]::new('serve-broker', 'serve-broker', [CompletionResultType]::ParameterValue, 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)')
             [CompletionResult]::new('passwd', 'passwd', [CompletionResultType]::ParameterValue, 'Add, change or delete a user in a mosquitto_passwd password file')
+            [CompletionResult]::new('certs', 'certs', [CompletionResultType]::ParameterValue, 'Make a lab CA and v3 server and client certificates, and print the flags that use them')
             [CompletionResult]::new('generate', 'generate', [CompletionResultType]::ParameterValue, 'Write shell completions and man pages')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -897,6 +908,9 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             break
         }
         'smq;help;passwd' {
+            break
+        }
+        'smq;help;certs' {
             break
         }
         'smq;help;generate' {

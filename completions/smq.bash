@@ -19,6 +19,9 @@ _smq() {
             smq,bench)
                 cmd="smq__subcmd__bench"
                 ;;
+            smq,certs)
+                cmd="smq__subcmd__certs"
+                ;;
             smq,generate)
                 cmd="smq__subcmd__generate"
                 ;;
@@ -79,6 +82,9 @@ _smq() {
             smq__subcmd__help,bench)
                 cmd="smq__subcmd__help__subcmd__bench"
                 ;;
+            smq__subcmd__help,certs)
+                cmd="smq__subcmd__help__subcmd__certs"
+                ;;
             smq__subcmd__help,generate)
                 cmd="smq__subcmd__help__subcmd__generate"
                 ;;
@@ -125,7 +131,7 @@ _smq() {
 
     case "${cmd}" in
         smq)
-            opts="--help --version pub sub rr record replay bench serve-broker passwd generate help"
+            opts="--help --version pub sub rr record replay bench serve-broker passwd certs generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1188,6 +1194,36 @@ _smq() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        smq__subcmd__certs)
+            opts="--out-dir --name --client-cn --days --force --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --out-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-cn)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --days)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         smq__subcmd__generate)
             opts="--out-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -1207,7 +1243,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__help)
-            opts="pub sub rr record replay bench serve-broker passwd generate help"
+            opts="pub sub rr record replay bench serve-broker passwd certs generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1279,6 +1315,20 @@ _smq() {
         smq__subcmd__help__subcmd__bench__subcmd__sub)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        smq__subcmd__help__subcmd__certs)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -28,6 +28,7 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand bench 'Load-test a broker: connections, publishers, subscribers, end-to-end latency'
             cand serve-broker 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)'
             cand passwd 'Add, change or delete a user in a mosquitto_passwd password file'
+            cand certs 'Make a lab CA and v3 server and client certificates, and print the flags that use them'
             cand generate 'Write shell completions and man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -819,6 +820,14 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand -b 'Batch mode: the password is the third argument instead of a prompt (it is then visible to other users of this machine in the process list)'
             cand --help 'Print help'
         }
+        &'smq;certs'= {
+            cand --out-dir 'Directory for ca.pem, ca.key, server.pem, server.key, client.pem, client.key'
+            cand --name 'Another name the server certificate is for: a DNS name or an IP address (repeatable); localhost, 127.0.0.1, ::1, this machine''s host name and LAN address are always on it'
+            cand --client-cn 'Common name of the client certificate (the user name with --use-identity-as-username)'
+            cand --days 'Days the certificates are valid'
+            cand --force 'Replace certificate files that are already there'
+            cand --help 'Print help'
+        }
         &'smq;generate'= {
             cand --out-dir 'Directory to write completions/ and man/ into'
             cand --help 'Print help'
@@ -832,6 +841,7 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand bench 'Load-test a broker: connections, publishers, subscribers, end-to-end latency'
             cand serve-broker 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)'
             cand passwd 'Add, change or delete a user in a mosquitto_passwd password file'
+            cand certs 'Make a lab CA and v3 server and client certificates, and print the flags that use them'
             cand generate 'Write shell completions and man pages'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -862,6 +872,8 @@ set edit:completion:arg-completer[smq] = {|@words|
         &'smq;help;serve-broker'= {
         }
         &'smq;help;passwd'= {
+        }
+        &'smq;help;certs'= {
         }
         &'smq;help;generate'= {
         }

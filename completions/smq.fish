@@ -34,6 +34,7 @@ complete -c smq -n "__fish_smq_needs_command" -f -a "replay" -d 'Publish a recor
 complete -c smq -n "__fish_smq_needs_command" -f -a "bench" -d 'Load-test a broker: connections, publishers, subscribers, end-to-end latency'
 complete -c smq -n "__fish_smq_needs_command" -f -a "serve-broker" -d 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)'
 complete -c smq -n "__fish_smq_needs_command" -f -a "passwd" -d 'Add, change or delete a user in a mosquitto_passwd password file'
+complete -c smq -n "__fish_smq_needs_command" -f -a "certs" -d 'Make a lab CA and v3 server and client certificates, and print the flags that use them'
 complete -c smq -n "__fish_smq_needs_command" -f -a "generate" -d 'Write shell completions and man pages'
 complete -c smq -n "__fish_smq_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smq -n "__fish_smq_using_subcommand pub" -s t -l topic -d 'Topic to publish to (no wildcards); may come from -L instead' -r
@@ -655,18 +656,25 @@ complete -c smq -n "__fish_smq_using_subcommand passwd" -s c -d 'Create the file
 complete -c smq -n "__fish_smq_using_subcommand passwd" -s D -d 'Delete the user'
 complete -c smq -n "__fish_smq_using_subcommand passwd" -s b -d 'Batch mode: the password is the third argument instead of a prompt (it is then visible to other users of this machine in the process list)'
 complete -c smq -n "__fish_smq_using_subcommand passwd" -l help -d 'Print help'
+complete -c smq -n "__fish_smq_using_subcommand certs" -l out-dir -d 'Directory for ca.pem, ca.key, server.pem, server.key, client.pem, client.key' -r -F
+complete -c smq -n "__fish_smq_using_subcommand certs" -l name -d 'Another name the server certificate is for: a DNS name or an IP address (repeatable); localhost, 127.0.0.1, ::1, this machine\'s host name and LAN address are always on it' -r
+complete -c smq -n "__fish_smq_using_subcommand certs" -l client-cn -d 'Common name of the client certificate (the user name with --use-identity-as-username)' -r
+complete -c smq -n "__fish_smq_using_subcommand certs" -l days -d 'Days the certificates are valid' -r
+complete -c smq -n "__fish_smq_using_subcommand certs" -l force -d 'Replace certificate files that are already there'
+complete -c smq -n "__fish_smq_using_subcommand certs" -l help -d 'Print help'
 complete -c smq -n "__fish_smq_using_subcommand generate" -l out-dir -d 'Directory to write completions/ and man/ into' -r -F
 complete -c smq -n "__fish_smq_using_subcommand generate" -l help -d 'Print help'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd generate help" -f -a "pub" -d 'Publish messages, as mosquitto_pub'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd generate help" -f -a "sub" -d 'Subscribe and print messages, as mosquitto_sub'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd generate help" -f -a "rr" -d 'Publish a request and print the response, as mosquitto_rr'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd generate help" -f -a "record" -d 'Record messages to a CSV or JSONL file'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd generate help" -f -a "replay" -d 'Publish a recorded file again, with its original timing'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd generate help" -f -a "bench" -d 'Load-test a broker: connections, publishers, subscribers, end-to-end latency'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd generate help" -f -a "serve-broker" -d 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd generate help" -f -a "passwd" -d 'Add, change or delete a user in a mosquitto_passwd password file'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd generate help" -f -a "generate" -d 'Write shell completions and man pages'
-complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd certs generate help" -f -a "pub" -d 'Publish messages, as mosquitto_pub'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd certs generate help" -f -a "sub" -d 'Subscribe and print messages, as mosquitto_sub'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd certs generate help" -f -a "rr" -d 'Publish a request and print the response, as mosquitto_rr'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd certs generate help" -f -a "record" -d 'Record messages to a CSV or JSONL file'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd certs generate help" -f -a "replay" -d 'Publish a recorded file again, with its original timing'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd certs generate help" -f -a "bench" -d 'Load-test a broker: connections, publishers, subscribers, end-to-end latency'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd certs generate help" -f -a "serve-broker" -d 'Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd certs generate help" -f -a "passwd" -d 'Add, change or delete a user in a mosquitto_passwd password file'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd certs generate help" -f -a "certs" -d 'Make a lab CA and v3 server and client certificates, and print the flags that use them'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd certs generate help" -f -a "generate" -d 'Write shell completions and man pages'
+complete -c smq -n "__fish_smq_using_subcommand help; and not __fish_seen_subcommand_from pub sub rr record replay bench serve-broker passwd certs generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smq -n "__fish_smq_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "conn" -d 'Open many connections at a rate; report connect rate, CONNACK latency and failures'
 complete -c smq -n "__fish_smq_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "pub" -d 'Publishers at a rate or flat out; sequence-numbered, timestamped payloads'
 complete -c smq -n "__fish_smq_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "sub" -d 'Subscribers: delivered rate, latency, and loss, duplicates and order per publisher'

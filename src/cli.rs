@@ -8,9 +8,11 @@ use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, 
 use crate::exit::EXIT_CODES_HELP;
 
 mod bench;
+mod certs;
 mod rr;
 
 pub use bench::{BenchArgs, BenchLoad, BenchMode};
+pub use certs::CertsArgs;
 pub use rr::RrArgs;
 
 #[derive(Debug, Parser)]
@@ -61,7 +63,10 @@ impl Cli {
                 sub = sub.and_then(|m| m.subcommand()).map(|(_, m)| m);
                 Some(a.mode.conn_mut())
             }
-            Command::ServeBroker(_) | Command::Passwd(_) | Command::Generate(_) => None,
+            Command::ServeBroker(_)
+            | Command::Passwd(_)
+            | Command::Certs(_)
+            | Command::Generate(_) => None,
         };
         if let (Some(conn), Some(sub)) = (conn, sub) {
             conn.property = sub
@@ -91,7 +96,10 @@ impl Cli {
             Command::Replay(a) => a.conn.quiet,
             Command::Rr(a) => a.conn.quiet,
             Command::Bench(a) => a.mode.conn().quiet,
-            Command::ServeBroker(_) | Command::Passwd(_) | Command::Generate(_) => false,
+            Command::ServeBroker(_)
+            | Command::Passwd(_)
+            | Command::Certs(_)
+            | Command::Generate(_) => false,
         }
     }
 }
@@ -172,6 +180,9 @@ pub enum Command {
     /// Add, change or delete a user in a mosquitto_passwd password file
     #[command(disable_help_flag = true)]
     Passwd(PasswdArgs),
+    /// Make a lab CA and v3 server and client certificates, and print the flags that use them
+    #[command(disable_help_flag = true)]
+    Certs(CertsArgs),
     /// Write shell completions and man pages
     #[command(disable_help_flag = true)]
     Generate(GenerateArgs),

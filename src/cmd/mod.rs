@@ -1,6 +1,7 @@
 //! Dispatch only.
 
 mod bench;
+mod certs;
 pub mod generate;
 mod passwd;
 mod publish;
@@ -24,6 +25,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::run(*args).await,
         Command::ServeBroker(args) => serve_broker::run(*args).await,
         Command::Passwd(args) => passwd::run(args),
+        Command::Certs(args) => certs::run(&args),
         // Handled before the runtime starts; see main.
         Command::Generate(args) => generate::run(&args),
     }

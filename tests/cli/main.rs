@@ -4,6 +4,7 @@ mod bench;
 mod broker;
 mod broker_auth;
 mod broker_config;
+mod certs;
 mod generated;
 mod http_push;
 mod options_file;
