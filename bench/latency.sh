@@ -95,7 +95,7 @@ for qos in sorted({k[0] for k in by}):
         name = "serve-broker" if b == "smq" else "mosquitto"
         print("%-4s %-13s %10.1f %10.1f %10.1f %10.1f %18s %6d %-9s %s" % (qos, name, med(rs, 3), med(rs, 4), med(rs, 5),
               med(rs, 6), "%d/%d" % (sum(int(r[7]) for r in rs), sum(int(r[8]) for r in rs)), sum(int(r[9]) for r in rs),
-              "%s-%s" % (min(r[10] for r in rs), max(r[10] for r in rs)), ",".join(r[11] for r in rs)))
+              "%s-%s" % (min(rs, key=lambda r: float(r[10]))[10], max(rs, key=lambda r: float(r[10]))[10]), ",".join(r[11] for r in rs)))
 print()
 print("ratios serve-broker/mosquitto (medians; paired by rep: min-max); < 1 means serve-broker is faster")
 print("%-4s %-22s %-22s %-22s" % ("qos", "p50", "p99", "p99.9"))
