@@ -7,6 +7,14 @@ use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, 
 
 use crate::exit::EXIT_CODES_HELP;
 
+mod bench;
+mod certs;
+mod rr;
+
+pub use bench::{BenchArgs, BenchLoad, BenchMode};
+pub use certs::CertsArgs;
+pub use rr::RrArgs;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "smq",
@@ -22,7 +30,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// Print help (-h is --host, as in mosquitto)
+    /// Print help
     #[arg(long, action = ArgAction::Help, global = true)]
     help: Option<bool>,
 
@@ -39,16 +47,28 @@ impl Cli {
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
-        let matches = Cli::command().try_get_matches_from(args)?;
+        let matches = Cli::command()
+            .try_get_matches_from(args)
+            .map_err(mosquitto_only)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
+        let mut sub = matches.subcommand().map(|(_, m)| m);
         let conn = match &mut cli.command {
             Command::Pub(a) => Some(&mut a.conn),
             Command::Sub(a) => Some(&mut a.conn),
             Command::Record(a) => Some(&mut a.conn),
             Command::Replay(a) => Some(&mut a.conn),
-            Command::ServeBroker(_) | Command::Passwd(_) | Command::Generate(_) => None,
+            Command::Rr(a) => Some(&mut a.conn),
+            Command::Bench(a) => {
+                // `smq bench MODE ...`: the flags belong to the mode's matches.
+                sub = sub.and_then(|m| m.subcommand()).map(|(_, m)| m);
+                Some(a.mode.conn_mut())
+            }
+            Command::ServeBroker(_)
+            | Command::Passwd(_)
+            | Command::Certs(_)
+            | Command::Generate(_) => None,
         };
-        if let (Some(conn), Some((_, sub))) = (conn, matches.subcommand()) {
+        if let (Some(conn), Some(sub)) = (conn, sub) {
             conn.property = sub
                 .get_occurrences::<String>("property")
                 .map(|all| all.map(|one| one.cloned().collect()).collect())
@@ -74,9 +94,44 @@ impl Cli {
             Command::Sub(a) => a.conn.quiet,
             Command::Record(a) => a.conn.quiet,
             Command::Replay(a) => a.conn.quiet,
-            Command::ServeBroker(_) | Command::Passwd(_) | Command::Generate(_) => false,
+            Command::Rr(a) => a.conn.quiet,
+            Command::Bench(a) => a.mode.conn().quiet,
+            Command::ServeBroker(_)
+            | Command::Passwd(_)
+            | Command::Certs(_)
+            | Command::Generate(_) => false,
         }
     }
+}
+
+/// mosquitto flags smq does not have: say so, and what to do instead, rather than clap's
+/// "unexpected argument".
+fn mosquitto_only(err: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() != ErrorKind::UnknownArgument {
+        return err;
+    }
+    let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else {
+        return err;
+    };
+    let flag = arg.split('=').next().unwrap_or_default();
+    let advice = match flag {
+        "--proxy" => {
+            "smq has no SOCKS5 proxy (mosquitto's --proxy): tunnel the broker's port instead, e.g. `ssh -N -L 1883:BROKER:1883 HOST` and then -h localhost, or run smq under proxychains"
+        }
+        "-S" => {
+            "smq does not look brokers up in DNS SRV records (mosquitto's -S): find one with `dig +short SRV _mqtt._tcp.DOMAIN` and pass -h HOST -p PORT"
+        }
+        "-w" | "--watch" => {
+            "smq sub has no --watch (mosquitto 2.1): --stats draws a live per-topic table on a terminal"
+        }
+        "--message-rate" => {
+            "smq sub has no --message-rate (mosquitto 2.1): --stats shows each topic's rate"
+        }
+        "--tls-keylog" => "smq has no --tls-keylog (mosquitto 2.1)",
+        _ => return err,
+    };
+    Cli::command().error(ErrorKind::UnknownArgument, advice)
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +150,13 @@ pub enum Command {
         after_long_help = EXIT_CODES_HELP
     )]
     Sub(Box<SubArgs>),
+    /// Publish a request and print the response, as mosquitto_rr
+    #[command(
+        disable_help_flag = true,
+        args_override_self = true,
+        after_long_help = EXIT_CODES_HELP
+    )]
+    Rr(Box<RrArgs>),
     /// Record messages to a CSV or JSONL file
     #[command(
         disable_help_flag = true,
@@ -109,12 +171,18 @@ pub enum Command {
         after_long_help = EXIT_CODES_HELP
     )]
     Replay(Box<ReplayArgs>),
+    /// Load-test a broker: connections, publishers, subscribers, end-to-end latency
+    #[command(disable_help_flag = true, after_long_help = EXIT_CODES_HELP)]
+    Bench(Box<BenchArgs>),
     /// Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)
     #[command(disable_help_flag = true, after_long_help = EXIT_CODES_HELP)]
     ServeBroker(Box<ServeBrokerArgs>),
     /// Add, change or delete a user in a mosquitto_passwd password file
     #[command(disable_help_flag = true)]
     Passwd(PasswdArgs),
+    /// Make a lab CA and v3 server and client certificates, and print the flags that use them
+    #[command(disable_help_flag = true)]
+    Certs(CertsArgs),
     /// Write shell completions and man pages
     #[command(disable_help_flag = true)]
     Generate(GenerateArgs),
@@ -180,9 +248,26 @@ pub struct PubArgs {
     #[arg(long, value_name = "N", value_parser = positive_rate)]
     pub rate: Option<f64>,
 
+    #[command(flatten)]
+    pub options_file: OptionsFileArgs,
+
     // Last, so the connection flags are listed under their own heading.
     #[command(flatten)]
     pub conn: ConnectArgs,
+}
+
+/// mosquitto's options files, read by `options_file` before clap sees the command line.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Options file")]
+pub struct OptionsFileArgs {
+    /// Read default options from FILE instead of $XDG_CONFIG_HOME/mosquitto_pub (_sub, _rr;
+    /// else ~/.config/...): one option per line, the command line wins
+    #[arg(short = 'o', value_name = "FILE")]
+    pub options_file: Option<PathBuf>,
+
+    /// Read no options file
+    #[arg(long, conflicts_with = "options_file")]
+    pub no_options_file: bool,
 }
 
 #[derive(Debug, Args)]
@@ -231,8 +316,8 @@ pub struct SubArgs {
     #[arg(short = 'v', long)]
     pub verbose: bool,
 
-    /// Output format (see mosquitto_sub(1)); overrides -v
-    #[arg(short = 'F', value_name = "FORMAT")]
+    /// Output format, mosquitto_sub's language; overrides -v
+    #[arg(short = 'F', value_name = "FORMAT", long_help = FORMAT_HELP)]
     pub format: Option<String>,
 
     /// No newline after each message
@@ -304,6 +389,9 @@ pub struct SubArgs {
     #[command(flatten)]
     pub http: HttpArgs,
 
+    #[command(flatten)]
+    pub options_file: OptionsFileArgs,
+
     // Last, so the connection flags are listed under their own heading.
     #[command(flatten)]
     pub conn: ConnectArgs,
@@ -319,7 +407,8 @@ pub struct RecordArgs {
     #[arg(short = 'o', long, value_name = "FILE", default_value = "-")]
     pub output: String,
 
-    /// What a row is: readings (one per reading field) or messages (lossless, what replay reads)
+    /// What a row is: readings (one per reading field), messages (lossless, what replay reads)
+    /// or wide (one CSV per sensor, with --out-dir)
     #[arg(long, value_name = "LAYOUT", default_value = "readings")]
     pub layout: Layout,
 
@@ -677,7 +766,12 @@ pub enum ProtocolVersion {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Connection")]
 pub struct ConnectArgs {
-    /// Broker host
+    /// Connection settings from [profile.NAME] in $XDG_CONFIG_HOME/smq/config.toml (else
+    /// ~/.config/smq/config.toml): host, port, TLS, username, pw-file; flags given here win
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)
     #[arg(short = 'h', long, value_name = "HOST")]
     pub host: Option<String>,
 
@@ -849,25 +943,79 @@ pub struct TlsArgs {
     pub no_tls: bool,
 
     /// Not supported by smq (OpenSSL only)
-    #[arg(long, value_name = "FORM", hide_short_help = true)]
+    #[arg(
+        long,
+        value_name = "FORM",
+        hide_short_help = true,
+        long_help = "Not supported by smq: OpenSSL key forms and engines are not in rustls; give --key a PEM file"
+    )]
     pub keyform: Option<String>,
 
     /// Not supported by smq (OpenSSL only)
-    #[arg(long, value_name = "ID", hide_short_help = true)]
+    #[arg(
+        long,
+        value_name = "ID",
+        hide_short_help = true,
+        long_help = "Not supported by smq: OpenSSL engines are not in rustls; give --key a PEM file"
+    )]
     pub tls_engine: Option<String>,
 
     /// Not supported by smq (OpenSSL only)
-    #[arg(long, value_name = "HEX", hide_short_help = true)]
+    #[arg(
+        long,
+        value_name = "HEX",
+        hide_short_help = true,
+        long_help = "Not supported by smq: OpenSSL engines are not in rustls; give --key a PEM file"
+    )]
     pub tls_engine_kpass_sha1: Option<String>,
 
     /// Not supported by smq (TLS-PSK is not in rustls)
-    #[arg(long, value_name = "HEX", hide_short_help = true)]
+    #[arg(
+        long,
+        value_name = "HEX",
+        hide_short_help = true,
+        long_help = "Not supported by smq: TLS-PSK is not in rustls; use certificates (--cafile, --cert, --key)"
+    )]
     pub psk: Option<String>,
 
     /// Not supported by smq (TLS-PSK is not in rustls)
-    #[arg(long, value_name = "ID", hide_short_help = true)]
+    #[arg(
+        long,
+        value_name = "ID",
+        hide_short_help = true,
+        long_help = "Not supported by smq: TLS-PSK is not in rustls; use certificates (--cafile, --cert, --key)"
+    )]
     pub psk_identity: Option<String>,
 }
+
+/// `-F`, in full: the long help of `sub -F` and `rr -F`, so `--help` and the man pages have it.
+pub const FORMAT_HELP: &str = "\
+Output format, mosquitto_sub's language; overrides -v. A newline follows each message unless -N.
+Checked before connecting: an unknown or incomplete sequence is a usage error naming its position.
+
+%[-][0][WIDTH][.PRECISION]LETTER prints a field of the message:
+  %%  a %                          %t  topic
+  %p  payload, raw bytes           %x  payload as lowercase hex   %X  uppercase hex
+  %l  payload length in bytes      %q  QoS                        %r  retain flag (1/0)
+  %m  message id (0 at QoS 0)      %I  receive time, ISO 8601: 2026-03-14T09:30:00+0000
+  %U  Unix receive time with nanoseconds: 1773480600.130482917
+  %j  JSON: tst, topic, qos, retain, payloadlen, mid, properties, payload (a string)
+  %J  the same with the payload inserted as JSON (not JSON: printed as %j, with a warning)
+  %f  payload as a 4-byte IEEE 754 float   %d  payload as an 8-byte double (mosquitto 2.1)
+MQTT 5 properties (blank when absent): %A topic alias, %C content type, %D correlation data,
+  %E message expiry interval, %F payload format indicator, %P user properties as key:value
+  separated by spaces, %R response topic, %S subscription identifier.
+Modifiers: - left-aligns; 0 pads with zeros (%A %E %F %l %m %S %x %X %d %f); WIDTH is the
+  minimum width (it pads %p and %x but never cuts them); .N is the maximum width of %C %I %R %t,
+  and on %x/%X groups the hex into N-digit groups, separated by spaces (%.2:x uses : instead;
+  also - . , ; _ / |).
+@X prints strftime's %X of the receive time (local), e.g. @Y-@m-@dT@H:@M:@S@z; @N the
+  nanoseconds of the second (9 digits); @@ an @. One clock reading per message.
+Escapes: \\\\ \\0 (NUL, for xargs -0) \\a \\e (ESC, for colours) \\n \\r \\t \\v.
+%j and %J are always valid JSON: a payload that is not UTF-8 goes out as payload_b64 (base64),
+  correlation data likewise as correlation-data-b64, user properties as an array of one-key
+  objects; tst is 2026-03-14T09:30:00.130482+0000 (mosquitto 2.0.11 wrote ...130482Z+0000).
+  --pretty prints them over several lines.";
 
 fn non_negative_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -915,14 +1063,14 @@ fn byte_size_or_zero(s: &str) -> Result<u64, String> {
     byte_size(s)
 }
 
-fn positive_secs(s: &str) -> Result<f64, String> {
+pub(crate) fn positive_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
         _ => Err(format!("'{s}' is not a positive number of seconds")),
     }
 }
 
-fn positive_rate(s: &str) -> Result<f64, String> {
+pub(crate) fn positive_rate(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
         _ => Err(format!(

@@ -7,7 +7,9 @@ mod conn;
 mod exit;
 mod format;
 mod layout;
+mod options_file;
 mod output;
+mod profile;
 mod progress;
 mod sensors;
 mod stats;
@@ -18,7 +20,13 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // Parse first: --help and usage errors never start a runtime.
-    let cli = cli::Cli::parse_from_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    // Precedence, lowest first: a --profile, then an options file, then the command line.
+    let (args, file) =
+        options_file::expand(std::env::args_os().collect()).unwrap_or_else(|e| e.exit());
+    let args = profile::expand(args).unwrap_or_else(|e| e.exit());
+    let cli = cli::Cli::parse_from_args(args)
+        .map_err(|e| options_file::blame(e, file.as_ref()))
+        .unwrap_or_else(|e| e.exit());
     let quiet = cli.quiet();
     if let cli::Command::Generate(args) = &cli.command {
         return exit::finish(cmd::generate::run(args), quiet);

@@ -2427,6 +2427,7 @@ mod tests {
                 p
             });
             let c = client::Connect {
+                mqtt31: false,
                 client_id: "me",
                 keepalive: 0,
                 clean: false,
@@ -2778,6 +2779,7 @@ mod tests {
                 props: None,
             };
             let c = client::Connect {
+                mqtt31: false,
                 client_id: "id",
                 keepalive: 5,
                 clean: true,

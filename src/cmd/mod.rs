@@ -1,10 +1,13 @@
 //! Dispatch only.
 
+mod bench;
+mod certs;
 pub mod generate;
 mod passwd;
 mod publish;
 mod record;
 mod replay;
+mod rr;
 mod serve_broker;
 mod subscribe;
 
@@ -18,8 +21,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sub(args) => subscribe::run(*args).await,
         Command::Record(args) => record::run(*args).await,
         Command::Replay(args) => replay::run(*args).await,
+        Command::Rr(args) => rr::run(*args).await,
+        Command::Bench(args) => bench::run(*args).await,
         Command::ServeBroker(args) => serve_broker::run(*args).await,
         Command::Passwd(args) => passwd::run(args),
+        Command::Certs(args) => certs::run(&args),
         // Handled before the runtime starts; see main.
         Command::Generate(args) => generate::run(&args),
     }

@@ -124,6 +124,11 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         changed_only: false,
         stats: false,
         no_reconnect: args.no_reconnect,
+        // record reads no mosquitto options file.
+        options_file: crate::cli::OptionsFileArgs {
+            options_file: None,
+            no_options_file: true,
+        },
         duration: args.duration.map(std::time::Duration::from_secs_f64),
         serve: args.serve,
         listen: args.listen,

@@ -143,9 +143,12 @@ async fn subscribe(mut args: SubArgs, printer: Printer) -> anyhow::Result<ExitCo
         filters.insert(0, t.clone());
     }
     if filters.is_empty() && args.unsubscribe.is_empty() {
-        return Err(usage(
-            "a topic filter is needed: -t FILTER, a -L URL whose path is the filter, or -U FILTER",
-        ));
+        // `record` has no -U: its hint must not offer unsubscribing as a way to record.
+        return Err(usage(if matches!(printer, Printer::Sink(_)) {
+            "a topic filter to record is needed: -t FILTER, or a -L URL whose path is the filter"
+        } else {
+            "a topic filter is needed: -t FILTER, a -L URL whose path is the filter, or -U FILTER (only to unsubscribe)"
+        }));
     }
     for f in filters
         .iter()

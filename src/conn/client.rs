@@ -26,14 +26,34 @@ const WRITE_HIGH_WATER: usize = 256 * 1024;
 /// the packet; smaller ones are copied, so that many small packets go out in one write.
 const SHARED_PAYLOAD: usize = 64 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Slot {
+    #[default]
     Free,
     AwaitPubAck,
     AwaitPubRec,
     AwaitPubComp,
     AwaitSubAck,
     AwaitUnsubAck,
+}
+
+/// State per packet id, grown only as far as the ids in use: an idle connection (`smq bench`
+/// holds thousands) keeps none, a busy one at most 64 KiB.
+#[derive(Debug, Default)]
+struct ById<T>(Vec<T>);
+
+impl<T: Copy + Default> ById<T> {
+    fn get(&self, id: u16) -> T {
+        self.0.get(usize::from(id)).copied().unwrap_or_default()
+    }
+
+    fn set(&mut self, id: u16, value: T) {
+        let i = usize::from(id);
+        if i >= self.0.len() {
+            self.0.resize(i + 1, T::default());
+        }
+        self.0[i] = value;
+    }
 }
 
 /// What the broker allowed in CONNACK.
@@ -99,9 +119,9 @@ pub struct Client {
     last_sent: Instant,
     ping_sent: Option<Instant>,
     trace: Option<String>,
-    slots: Vec<Slot>,
+    slots: ById<Slot>,
     /// Incoming QoS 2 ids between PUBREC and PUBREL: a resent PUBLISH is not delivered twice.
-    awaiting_rel: Vec<bool>,
+    awaiting_rel: ById<bool>,
     in_flight: usize,
     max_in_flight: usize,
     /// Whether a SUBSCRIBE was sent: messages may arrive at any time.
@@ -120,9 +140,11 @@ impl Client {
             proto: opts.proto,
             reader,
             writer,
-            rbuf: BytesMut::with_capacity(64 * 1024),
+            // Small to start: a busy connection grows them (a read reserves up to 64 KiB), an
+            // idle one (`smq bench conn` holds thousands) stays small.
+            rbuf: BytesMut::with_capacity(4 * 1024),
             shared: VecDeque::new(),
-            wbuf: BytesMut::with_capacity(64 * 1024),
+            wbuf: BytesMut::with_capacity(4 * 1024),
             max_in: opts
                 .props
                 .connect
@@ -133,8 +155,8 @@ impl Client {
             last_sent: Instant::now(),
             ping_sent: None,
             trace: opts.debug.then(|| opts.client_id.clone()),
-            slots: vec![Slot::Free; 65536],
-            awaiting_rel: vec![false; 65536],
+            slots: ById::default(),
+            awaiting_rel: ById::default(),
             in_flight: 0,
             subscribed: false,
             max_in_flight: opts.max_inflight.into(),
@@ -259,7 +281,7 @@ impl Client {
     ) -> anyhow::Result<u16> {
         let pkid = self.take_pkid();
         self.subscribed = true;
-        self.slots[usize::from(pkid)] = Slot::AwaitSubAck;
+        self.slots.set(pkid, Slot::AwaitSubAck);
         packet::encode_subscribe(self.proto, pkid, subs, props, &mut self.wbuf)?;
         if self.trace.is_some() {
             for s in subs {
@@ -278,7 +300,7 @@ impl Client {
         props: Option<packet::UnsubscribeProperties>,
     ) -> anyhow::Result<u16> {
         let pkid = self.take_pkid();
-        self.slots[usize::from(pkid)] = Slot::AwaitUnsubAck;
+        self.slots.set(pkid, Slot::AwaitUnsubAck);
         packet::encode_unsubscribe(self.proto, pkid, filters, props, &mut self.wbuf)?;
         self.trace_out(format_args!(
             "UNSUBSCRIBE (Mid: {pkid}, {})",
@@ -328,11 +350,12 @@ impl Client {
             self.shared.push_back(msg.payload.clone());
         }
         if pkid > 0 {
-            self.slots[usize::from(pkid)] = if msg.qos == 1 {
+            let slot = if msg.qos == 1 {
                 Slot::AwaitPubAck
             } else {
                 Slot::AwaitPubRec
             };
+            self.slots.set(pkid, slot);
         }
         if self.trace.is_some() {
             self.trace_out(format_args!(
@@ -358,14 +381,14 @@ impl Client {
         // The window is far below 65535, so a free id is always near.
         loop {
             self.next_pkid = self.next_pkid.wrapping_add(1).max(1);
-            if self.slots[usize::from(self.next_pkid)] == Slot::Free {
+            if self.slots.get(self.next_pkid) == Slot::Free {
                 return self.next_pkid;
             }
         }
     }
 
     fn release(&mut self, pkid: u16) {
-        self.slots[usize::from(pkid)] = Slot::Free;
+        self.slots.set(pkid, Slot::Free);
         self.in_flight -= 1;
     }
 
@@ -420,10 +443,8 @@ impl Client {
                 if code >= 0x80 {
                     return Ok(self.complete(pkid, code, Slot::AwaitPubRec));
                 }
-                if let Some(slot) = self.slots.get_mut(usize::from(pkid)) {
-                    if *slot == Slot::AwaitPubRec {
-                        *slot = Slot::AwaitPubComp;
-                    }
+                if self.slots.get(pkid) == Slot::AwaitPubRec {
+                    self.slots.set(pkid, Slot::AwaitPubComp);
                 }
                 // PUBREL is owed even for an id we no longer track (MQTT 5 §4.3.3).
                 packet::encode_ack(6, pkid, &mut self.wbuf);
@@ -453,8 +474,8 @@ impl Client {
                     1 => packet::encode_ack(4, pkid, &mut self.wbuf),
                     2 => {
                         packet::encode_ack(5, pkid, &mut self.wbuf);
-                        let seen =
-                            std::mem::replace(&mut self.awaiting_rel[usize::from(pkid)], true);
+                        let seen = self.awaiting_rel.get(pkid);
+                        self.awaiting_rel.set(pkid, true);
                         if seen {
                             return Ok(None);
                         }
@@ -465,24 +486,24 @@ impl Client {
             }
             Incoming::PubRel { pkid } => {
                 self.trace_in(format_args!("PUBREL (Mid: {pkid})"));
-                self.awaiting_rel[usize::from(pkid)] = false;
+                self.awaiting_rel.set(pkid, false);
                 packet::encode_ack(7, pkid, &mut self.wbuf);
                 Ok(None)
             }
             Incoming::SubAck { pkid, codes } => {
                 self.trace_in(format_args!("SUBACK (Mid: {pkid}, codes {codes:?})"));
-                if self.slots[usize::from(pkid)] != Slot::AwaitSubAck {
+                if self.slots.get(pkid) != Slot::AwaitSubAck {
                     return Ok(None);
                 }
-                self.slots[usize::from(pkid)] = Slot::Free;
+                self.slots.set(pkid, Slot::Free);
                 Ok(Some(Event::SubAck { codes }))
             }
             Incoming::UnsubAck { pkid } => {
                 self.trace_in(format_args!("UNSUBACK (Mid: {pkid})"));
-                if self.slots[usize::from(pkid)] != Slot::AwaitUnsubAck {
+                if self.slots.get(pkid) != Slot::AwaitUnsubAck {
                     return Ok(None);
                 }
-                self.slots[usize::from(pkid)] = Slot::Free;
+                self.slots.set(pkid, Slot::Free);
                 Ok(Some(Event::UnsubAck))
             }
             Incoming::Disconnect { code, reason: why } => {
@@ -501,7 +522,7 @@ impl Client {
     }
 
     fn complete(&mut self, pkid: u16, code: u8, expected: Slot) -> Option<Event> {
-        if self.slots.get(usize::from(pkid)) != Some(&expected) {
+        if self.slots.get(pkid) != expected {
             return None;
         }
         self.release(pkid);

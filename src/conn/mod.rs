@@ -31,10 +31,12 @@ const NEVER: u32 = u32::MAX;
 
 /// Everything needed to connect, checked: nothing here can make the client panic or send an
 /// invalid packet.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ConnectOptions {
     pub transport: TransportSetup,
     pub proto: Protocol,
+    /// `-V mqttv31`: CONNECT says MQIsdp, level 3; `proto` is V311 for everything else.
+    pub mqtt31: bool,
     pub client_id: String,
     pub keepalive: u16,
     pub clean: bool,
@@ -54,26 +56,43 @@ impl ConnectOptions {
         let url = args.url.as_deref().map(url::parse).transpose()?;
         let mut props = props::parse(&args.property, allowed)?;
 
+        let mqtt31 = args.protocol_version == Some(ProtocolVersion::V31);
         let proto = match args.protocol_version {
-            Some(ProtocolVersion::V31) => {
-                return Err(usage(
-                    "MQTT 3.1 (-V mqttv31) is not supported by smq: use -V mqttv311 or -V mqttv5",
-                ));
+            Some(v @ (ProtocolVersion::V31 | ProtocolVersion::V311))
+                if !props.is_empty() || args.session_expiry.is_some() =>
+            {
+                let flag = if v == ProtocolVersion::V31 {
+                    "mqttv31"
+                } else {
+                    "mqttv311"
+                };
+                return Err(usage(format!(
+                    "-D and -x are MQTT 5 features: drop -V {flag} or use -V mqttv5"
+                )));
             }
-            Some(ProtocolVersion::V311) if !props.is_empty() || args.session_expiry.is_some() => {
-                return Err(usage(
-                    "-D and -x are MQTT 5 features: drop -V mqttv311 or use -V mqttv5",
-                ));
-            }
-            Some(ProtocolVersion::V311) => Protocol::V311,
+            // 3.1 differs from 3.1.1 only in CONNECT (protocol name MQIsdp, level 3) and in
+            // wanting a client id: every other packet is the same on the wire.
+            Some(ProtocolVersion::V31 | ProtocolVersion::V311) => Protocol::V311,
             Some(ProtocolVersion::V5) => Protocol::V5,
             None if !props.is_empty() || args.session_expiry.is_some() => Protocol::V5,
             None => Protocol::V311,
         };
 
         let client_id = match (&args.id, &args.id_prefix) {
+            (Some(id), _) if id.is_empty() && mqtt31 => {
+                return Err(usage(
+                    "MQTT 3.1 needs a client id: give -i ID (1-23 characters), or leave -i out for a generated one",
+                ));
+            }
             (Some(id), _) => id.clone(),
             (None, Some(prefix)) => format!("{prefix}{}", std::process::id()),
+            // A 3.1 broker cannot assign an id; mosquitto_pub makes one the same way.
+            (None, None) if mqtt31 => {
+                let tail: String = std::iter::repeat_with(fastrand::alphanumeric)
+                    .take(19)
+                    .collect();
+                format!("smq-{tail}")
+            }
             (None, None) => String::new(),
         };
         if client_id.len() > 65535 {
@@ -130,6 +149,7 @@ impl ConnectOptions {
         Ok(ConnectOptions {
             transport,
             proto,
+            mqtt31,
             client_id,
             keepalive: args.keepalive,
             clean: !args.disable_clean_session,
@@ -146,6 +166,7 @@ impl ConnectOptions {
 
     fn connect_packet(&self) -> packet::Connect<'_> {
         packet::Connect {
+            mqtt31: self.mqtt31,
             client_id: &self.client_id,
             keepalive: self.keepalive,
             clean: self.clean,

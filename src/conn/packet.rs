@@ -317,6 +317,8 @@ fn reason_string(body: &mut Bytes) -> Option<String> {
 
 /// Everything CONNECT carries.
 pub struct Connect<'a> {
+    /// MQTT 3.1 rather than 3.1.1 (with `Protocol::V311`).
+    pub mqtt31: bool,
     pub client_id: &'a str,
     pub keepalive: u16,
     pub clean: bool,
@@ -376,7 +378,12 @@ pub fn encode_connect(proto: Protocol, c: &Connect<'_>, buf: &mut BytesMut) -> a
                     password: c.password.unwrap_or_default().to_owned(),
                 }),
             };
-            encoded(v4::Packet::Connect(packet).write(buf, MAX_PACKET))
+            if !c.mqtt31 {
+                return encoded(v4::Packet::Connect(packet).write(buf, MAX_PACKET));
+            }
+            let mut v4 = BytesMut::new();
+            encoded(v4::Packet::Connect(packet).write(&mut v4, MAX_PACKET))?;
+            as_mqtt31(&v4, buf)
         }
         Protocol::V5 => {
             let packet = v5::Connect {
@@ -398,6 +405,33 @@ pub fn encode_connect(proto: Protocol, c: &Connect<'_>, buf: &mut BytesMut) -> a
             });
             encoded(v5::Packet::Connect(packet, will, login).write(buf, None))
         }
+    }
+}
+
+/// Rewrites a 3.1.1 CONNECT as 3.1: protocol name `MQIsdp`, level 3, the rest unchanged.
+fn as_mqtt31(connect: &[u8], buf: &mut BytesMut) -> anyhow::Result<()> {
+    const V311: &[u8] = b"\x00\x04MQTT\x04";
+    let header = fixed_header(connect).ok().flatten();
+    let Some((_, header_len, remaining)) = header.filter(|h| connect[h.1..].starts_with(V311))
+    else {
+        return Err(anyhow::anyhow!("cannot encode packet: not a 3.1.1 CONNECT"));
+    };
+    buf.put_u8(0x10);
+    put_remaining_length(remaining + 2, buf);
+    buf.put_slice(b"\x00\x06MQIsdp\x03");
+    buf.put_slice(&connect[header_len + V311.len()..]);
+    Ok(())
+}
+
+fn put_remaining_length(mut n: usize, buf: &mut BytesMut) {
+    loop {
+        let digit = (n % 128) as u8;
+        n /= 128;
+        if n == 0 {
+            buf.put_u8(digit);
+            break;
+        }
+        buf.put_u8(digit | 0x80);
     }
 }
 
@@ -455,16 +489,7 @@ pub fn encode_publish_head(
         ));
     }
     buf.put_u8(byte1);
-    let mut n = remaining;
-    loop {
-        let digit = (n % 128) as u8;
-        n /= 128;
-        if n == 0 {
-            buf.put_u8(digit);
-            break;
-        }
-        buf.put_u8(digit | 0x80);
-    }
+    put_remaining_length(remaining, buf);
     buf.put_slice(&body);
     Ok(())
 }
@@ -755,6 +780,28 @@ mod tests {
             encode_publish(Protocol::V5, &over, 1, false, &mut buf).unwrap();
             assert!(buf.len() > max, "{max}: {}", buf.len());
         }
+    }
+
+    #[test]
+    fn mqtt31_connect_says_mqisdp_level_3() {
+        let c = Connect {
+            mqtt31: true,
+            client_id: "smq-a",
+            keepalive: 60,
+            clean: true,
+            username: Some("u"),
+            password: Some("p"),
+            will: None,
+            props: None,
+        };
+        let mut buf = BytesMut::new();
+        encode_connect(Protocol::V311, &c, &mut buf).unwrap();
+        let mut v311 = BytesMut::new();
+        encode_connect(Protocol::V311, &Connect { mqtt31: false, ..c }, &mut v311).unwrap();
+        assert_eq!(&buf[2..11], b"\x00\x06MQIsdp\x03");
+        assert_eq!(usize::from(buf[1]), buf.len() - 2);
+        assert_eq!(buf[1], v311[1] + 2);
+        assert_eq!(&buf[11..], &v311[9..]);
     }
 
     #[test]

@@ -33,6 +33,44 @@ impl Packet {
     }
 }
 
+impl Packet {
+    /// The property names `-D` takes for this packet, as mosquitto spells them.
+    fn properties(self) -> &'static [&'static str] {
+        match self {
+            Packet::Connect => &[
+                "session-expiry-interval",
+                "receive-maximum",
+                "maximum-packet-size",
+                "topic-alias-maximum",
+                "request-response-information",
+                "request-problem-information",
+                "user-property",
+            ],
+            Packet::Publish => &[
+                "payload-format-indicator",
+                "message-expiry-interval",
+                "content-type",
+                "response-topic",
+                "correlation-data",
+                "topic-alias",
+                "user-property",
+            ],
+            Packet::Will => &[
+                "will-delay-interval",
+                "payload-format-indicator",
+                "message-expiry-interval",
+                "content-type",
+                "response-topic",
+                "correlation-data",
+                "user-property",
+            ],
+            Packet::Subscribe => &["subscription-identifier", "user-property"],
+            Packet::Unsubscribe => &["user-property"],
+            Packet::Disconnect => &["session-expiry-interval", "reason-string", "user-property"],
+        }
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Properties {
     pub connect: Option<ConnectProperties>,
@@ -101,8 +139,9 @@ pub fn parse(specs: &[Vec<String>], allowed: &[Packet]) -> anyhow::Result<Proper
         };
         let not_allowed = || {
             usage(format!(
-                "-D: property '{name}' is not allowed on {} (see the MQTT 5 spec, section 3)",
-                packet.name()
+                "-D: property '{name}' is not allowed on {}: use {}",
+                packet.name(),
+                packet.properties().join(", ")
             ))
         };
         let v = value.as_str();
@@ -291,6 +330,39 @@ mod tests {
         assert_eq!(publish.message_expiry_interval, Some(30));
         assert_eq!(p.connect.unwrap().session_expiry_interval, Some(60));
         assert_eq!(p.will.unwrap().delay_interval, Some(5));
+    }
+
+    #[test]
+    fn every_listed_name_is_taken_and_an_unknown_one_gets_the_list() {
+        let all = [
+            Packet::Connect,
+            Packet::Publish,
+            Packet::Will,
+            Packet::Subscribe,
+            Packet::Unsubscribe,
+            Packet::Disconnect,
+        ];
+        for packet in all {
+            for name in packet.properties() {
+                let value = match *name {
+                    "content-type" | "response-topic" | "correlation-data" | "reason-string" => "x",
+                    _ => "1",
+                };
+                let mut spec = vec![packet.name(), name, value];
+                if *name == "user-property" {
+                    spec.push("v");
+                }
+                let result = parse(&specs(&[&spec]), &all);
+                assert!(result.is_ok(), "{spec:?}: {}", result.unwrap_err());
+            }
+        }
+        let err = parse(&specs(&[&["publish", "bogus", "1"]]), PUB)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("'bogus' is not allowed on publish"), "{err}");
+        for name in Packet::Publish.properties() {
+            assert!(err.contains(name), "{err}");
+        }
     }
 
     #[test]

@@ -79,7 +79,7 @@ fn url(broker: &SmqBroker, path: &str) -> String {
 
 /// The interpreter with paho-mqtt: $SMQ_TEST_PYTHON, else the venv .ci/run makes, else
 /// python3. Missing means a broken setup, so it fails the test rather than skipping it.
-fn python() -> Command {
+pub fn python() -> Command {
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python3");
     let program = std::env::var_os("SMQ_TEST_PYTHON")
         .map(PathBuf::from)

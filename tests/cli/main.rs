@@ -1,13 +1,18 @@
 //! The one integration-test binary: the real smq against real brokers on 127.0.0.1.
 
+mod bench;
 mod broker;
 mod broker_auth;
 mod broker_config;
+mod certs;
 mod generated;
 mod http_push;
+mod options_file;
 mod publish;
 mod publish_limits;
 mod record_replay;
+mod rough_edges;
+mod rr;
 mod subscribe;
 mod subscribe_format;
 mod support;

@@ -871,8 +871,12 @@ fn usage_errors_exit_2_before_connecting() {
         (&["-t", "a/#", "-m", "x"][..], "bad topic 'a/#'"),
         (&["-m", "x"][..], "a topic is needed"),
         (
-            &["-t", "a", "-m", "x", "-V", "mqttv31"][..],
-            "MQTT 3.1 (-V mqttv31) is not supported",
+            &["-t", "a", "-m", "x", "-V", "mqttv31", "-i", ""][..],
+            "MQTT 3.1 needs a client id",
+        ),
+        (
+            &["-t", "a", "-m", "x", "-V", "mqttv31", "-x", "5"][..],
+            "drop -V mqttv31",
         ),
         (&["-t", "a", "-m", "x", "-c"][..], "needs a client id"),
         (&["-t", "a", "-m", "x", "-x", "-1"][..], "needs a client id"),

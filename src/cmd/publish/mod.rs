@@ -183,6 +183,11 @@ impl Publisher {
                 if client.write_backlog() || (self.qos > 0 && !client.has_window()) {
                     break;
                 }
+                // The delay is between messages: none after the last one (as mosquitto_pub).
+                if held.is_none() && source.exhausted() {
+                    input_done = true;
+                    break;
+                }
                 if self.repeat_delay.is_some()
                     && (client.in_flight() > 0 || client.unwritten() || wake.is_some())
                 {

@@ -169,6 +169,11 @@ impl Source {
         }
     }
 
+    /// Whether every message has been taken: the next `next` would be `End`.
+    pub fn exhausted(&self) -> bool {
+        matches!(self, Source::Single { left: 0, .. })
+    }
+
     /// Reads more input; errors name the input and, for one that is too large, the limit.
     pub async fn fill(&mut self) -> anyhow::Result<()> {
         match self {

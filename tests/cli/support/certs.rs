@@ -291,6 +291,11 @@ impl Certs {
         true
     }
 
+    /// Certificates another program wrote into `dir` under the same names (`smq certs`).
+    pub fn from_dir(dir: TempDir) -> Certs {
+        Certs { dir }
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

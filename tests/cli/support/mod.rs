@@ -41,8 +41,11 @@ pub fn smq() -> Command {
             cmd.env_remove(key);
         }
     }
+    // No options file or profile of whoever runs the tests: the tests that want one set
+    // their own XDG_CONFIG_HOME.
     cmd.env("RUST_BACKTRACE", "0")
         .env("NO_COLOR", "1")
+        .env("XDG_CONFIG_HOME", "/nonexistent/smq-tests")
         .stdin(Stdio::null());
     cmd
 }
