@@ -42,14 +42,18 @@ complete -c smq -n "__fish_smq_using_subcommand pub" -l repeat -d 'Publish the -
 complete -c smq -n "__fish_smq_using_subcommand pub" -l repeat-delay -d 'Seconds (fractions allowed) to wait after each message is delivered before the next' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l line-topic-sep -d 'With -l: each line is TOPIC<SEP>PAYLOAD (SEP may be an escape such as \'\\t\')' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l rate -d 'Publish at most N messages per second' -r
-complete -c smq -n "__fish_smq_using_subcommand pub" -s h -l host -d 'Broker host' -r
-complete -c smq -n "__fish_smq_using_subcommand pub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
-complete -c smq -n "__fish_smq_using_subcommand pub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l max-buffer -d 'With -l: how much input to hold while reconnecting before reading stops (k, M suffixes)' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s h -l host -d 'Broker host, or HOST:PORT ([::1]:1883 for IPv6); repeat -h or -L to name brokers to fail over to, tried in the order given' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s p -l port -d 'Broker port, for brokers named without one [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic (repeatable, as -h)' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l connect-retry -d 'Keep trying the first connection for SECS seconds when no broker answers' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l ack-timeout -d 'Seconds the broker may take to acknowledge a message or subscription' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l ws-path -d 'WebSocket path' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
 complete -c smq -n "__fish_smq_using_subcommand pub" -s A -d 'Bind the outgoing socket to this local address' -r
-complete -c smq -n "__fish_smq_using_subcommand pub" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+complete -c smq -n "__fish_smq_using_subcommand pub" -s V -l protocol-version -d 'MQTT protocol version: auto tries mqttv5, then mqttv311 if the broker refuses it [default: auto]' -r -f -a "auto\t'MQTT 5, then 3.1.1 if the broker does not speak 5'
+mqttv311\t''
 mqttv5\t''
 mqttv31\t''"
 complete -c smq -n "__fish_smq_using_subcommand pub" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
@@ -67,7 +71,8 @@ complete -c smq -n "__fish_smq_using_subcommand pub" -s D -l property -d 'MQTT 5
 complete -c smq -n "__fish_smq_using_subcommand pub" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand pub" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand pub" -l cert -d 'Client certificate (PEM)' -r -F
-complete -c smq -n "__fish_smq_using_subcommand pub" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand pub" -l key -d 'Client private key (PEM; an encrypted one asks for its passphrase, or takes it from SMQ_KEY_PASSWORD or --key-pw-file)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand pub" -l key-pw-file -d 'Read the --key passphrase from the first line of FILE' -r -F
 complete -c smq -n "__fish_smq_using_subcommand pub" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
@@ -82,6 +87,7 @@ complete -c smq -n "__fish_smq_using_subcommand pub" -s l -l stdin-line -d 'Send
 complete -c smq -n "__fish_smq_using_subcommand pub" -s n -l null-message -d 'Send a zero-length payload (with -r: clear the retained message)'
 complete -c smq -n "__fish_smq_using_subcommand pub" -s r -l retain -d 'Set the retain flag'
 complete -c smq -n "__fish_smq_using_subcommand pub" -l send-empty -d 'With -l: send empty lines as zero-length messages instead of skipping them'
+complete -c smq -n "__fish_smq_using_subcommand pub" -l no-reconnect -d 'Exit when the connection drops instead of reconnecting and resending'
 complete -c smq -n "__fish_smq_using_subcommand pub" -l ws -d 'Connect over WebSocket'
 complete -c smq -n "__fish_smq_using_subcommand pub" -s c -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
 complete -c smq -n "__fish_smq_using_subcommand pub" -l pw-prompt -d 'Ask for the password on the terminal'
@@ -112,14 +118,17 @@ complete -c smq -n "__fish_smq_using_subcommand sub" -l http-topic -d 'Topic for
 complete -c smq -n "__fish_smq_using_subcommand sub" -l http-qos -d 'QoS of the published messages' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l http-token -d 'Require `Authorization: TOKEN` or `Authorization: Bearer TOKEN` on every push' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l http-max-body -d 'Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)' -r
-complete -c smq -n "__fish_smq_using_subcommand sub" -s h -l host -d 'Broker host' -r
-complete -c smq -n "__fish_smq_using_subcommand sub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
-complete -c smq -n "__fish_smq_using_subcommand sub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s h -l host -d 'Broker host, or HOST:PORT ([::1]:1883 for IPv6); repeat -h or -L to name brokers to fail over to, tried in the order given' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s p -l port -d 'Broker port, for brokers named without one [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic (repeatable, as -h)' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l connect-retry -d 'Keep trying the first connection for SECS seconds when no broker answers' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l ack-timeout -d 'Seconds the broker may take to acknowledge a message or subscription' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l ws-path -d 'WebSocket path' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
 complete -c smq -n "__fish_smq_using_subcommand sub" -s A -d 'Bind the outgoing socket to this local address' -r
-complete -c smq -n "__fish_smq_using_subcommand sub" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+complete -c smq -n "__fish_smq_using_subcommand sub" -s V -l protocol-version -d 'MQTT protocol version: auto tries mqttv5, then mqttv311 if the broker refuses it [default: auto]' -r -f -a "auto\t'MQTT 5, then 3.1.1 if the broker does not speak 5'
+mqttv311\t''
 mqttv5\t''
 mqttv31\t''"
 complete -c smq -n "__fish_smq_using_subcommand sub" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
@@ -137,7 +146,8 @@ complete -c smq -n "__fish_smq_using_subcommand sub" -s D -l property -d 'MQTT 5
 complete -c smq -n "__fish_smq_using_subcommand sub" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand sub" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand sub" -l cert -d 'Client certificate (PEM)' -r -F
-complete -c smq -n "__fish_smq_using_subcommand sub" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand sub" -l key -d 'Client private key (PEM; an encrypted one asks for its passphrase, or takes it from SMQ_KEY_PASSWORD or --key-pw-file)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand sub" -l key-pw-file -d 'Read the --key passphrase from the first line of FILE' -r -F
 complete -c smq -n "__fish_smq_using_subcommand sub" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
@@ -196,14 +206,17 @@ complete -c smq -n "__fish_smq_using_subcommand record" -l http-topic -d 'Topic 
 complete -c smq -n "__fish_smq_using_subcommand record" -l http-qos -d 'QoS of the published messages' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l http-token -d 'Require `Authorization: TOKEN` or `Authorization: Bearer TOKEN` on every push' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l http-max-body -d 'Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)' -r
-complete -c smq -n "__fish_smq_using_subcommand record" -s h -l host -d 'Broker host' -r
-complete -c smq -n "__fish_smq_using_subcommand record" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
-complete -c smq -n "__fish_smq_using_subcommand record" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s h -l host -d 'Broker host, or HOST:PORT ([::1]:1883 for IPv6); repeat -h or -L to name brokers to fail over to, tried in the order given' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s p -l port -d 'Broker port, for brokers named without one [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic (repeatable, as -h)' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l connect-retry -d 'Keep trying the first connection for SECS seconds when no broker answers' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l ack-timeout -d 'Seconds the broker may take to acknowledge a message or subscription' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l ws-path -d 'WebSocket path' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
 complete -c smq -n "__fish_smq_using_subcommand record" -s A -d 'Bind the outgoing socket to this local address' -r
-complete -c smq -n "__fish_smq_using_subcommand record" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+complete -c smq -n "__fish_smq_using_subcommand record" -s V -l protocol-version -d 'MQTT protocol version: auto tries mqttv5, then mqttv311 if the broker refuses it [default: auto]' -r -f -a "auto\t'MQTT 5, then 3.1.1 if the broker does not speak 5'
+mqttv311\t''
 mqttv5\t''
 mqttv31\t''"
 complete -c smq -n "__fish_smq_using_subcommand record" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
@@ -221,7 +234,8 @@ complete -c smq -n "__fish_smq_using_subcommand record" -s D -l property -d 'MQT
 complete -c smq -n "__fish_smq_using_subcommand record" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand record" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand record" -l cert -d 'Client certificate (PEM)' -r -F
-complete -c smq -n "__fish_smq_using_subcommand record" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand record" -l key -d 'Client private key (PEM; an encrypted one asks for its passphrase, or takes it from SMQ_KEY_PASSWORD or --key-pw-file)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand record" -l key-pw-file -d 'Read the --key passphrase from the first line of FILE' -r -F
 complete -c smq -n "__fish_smq_using_subcommand record" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
@@ -264,14 +278,17 @@ complete -c smq -n "__fish_smq_using_subcommand replay" -l retain -d 'The retain
 strip\t''
 force\t''"
 complete -c smq -n "__fish_smq_using_subcommand replay" -l limit -d 'Replay at most N messages (per pass)' -r
-complete -c smq -n "__fish_smq_using_subcommand replay" -s h -l host -d 'Broker host' -r
-complete -c smq -n "__fish_smq_using_subcommand replay" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
-complete -c smq -n "__fish_smq_using_subcommand replay" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -s h -l host -d 'Broker host, or HOST:PORT ([::1]:1883 for IPv6); repeat -h or -L to name brokers to fail over to, tried in the order given' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -s p -l port -d 'Broker port, for brokers named without one [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic (repeatable, as -h)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l connect-retry -d 'Keep trying the first connection for SECS seconds when no broker answers' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l ack-timeout -d 'Seconds the broker may take to acknowledge a message or subscription' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -l ws-path -d 'WebSocket path' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
 complete -c smq -n "__fish_smq_using_subcommand replay" -s A -d 'Bind the outgoing socket to this local address' -r
-complete -c smq -n "__fish_smq_using_subcommand replay" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+complete -c smq -n "__fish_smq_using_subcommand replay" -s V -l protocol-version -d 'MQTT protocol version: auto tries mqttv5, then mqttv311 if the broker refuses it [default: auto]' -r -f -a "auto\t'MQTT 5, then 3.1.1 if the broker does not speak 5'
+mqttv311\t''
 mqttv5\t''
 mqttv31\t''"
 complete -c smq -n "__fish_smq_using_subcommand replay" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
@@ -289,7 +306,8 @@ complete -c smq -n "__fish_smq_using_subcommand replay" -s D -l property -d 'MQT
 complete -c smq -n "__fish_smq_using_subcommand replay" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand replay" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand replay" -l cert -d 'Client certificate (PEM)' -r -F
-complete -c smq -n "__fish_smq_using_subcommand replay" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand replay" -l key -d 'Client private key (PEM; an encrypted one asks for its passphrase, or takes it from SMQ_KEY_PASSWORD or --key-pw-file)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand replay" -l key-pw-file -d 'Read the --key passphrase from the first line of FILE' -r -F
 complete -c smq -n "__fish_smq_using_subcommand replay" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
@@ -302,6 +320,7 @@ complete -c smq -n "__fish_smq_using_subcommand replay" -l psk-identity -d 'Not 
 complete -c smq -n "__fish_smq_using_subcommand replay" -l no-wait -d 'Publish as fast as the broker takes them, ignoring the recorded timing'
 complete -c smq -n "__fish_smq_using_subcommand replay" -l dry-run -d 'Print the messages (as sub -v) instead of publishing them'
 complete -c smq -n "__fish_smq_using_subcommand replay" -l skip-bad -d 'Skip malformed lines (with a count) instead of stopping before anything is published'
+complete -c smq -n "__fish_smq_using_subcommand replay" -l no-reconnect -d 'Exit when the connection drops instead of reconnecting and resending'
 complete -c smq -n "__fish_smq_using_subcommand replay" -l ws -d 'Connect over WebSocket'
 complete -c smq -n "__fish_smq_using_subcommand replay" -s c -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
 complete -c smq -n "__fish_smq_using_subcommand replay" -l pw-prompt -d 'Ask for the password on the terminal'

@@ -74,21 +74,42 @@ pub fn before_connack(err: &io::Error, setup: &TransportSetup) -> anyhow::Error 
     }
 }
 
-/// The broker closed the connection before CONNACK.
-pub fn closed_before_connack(proto: Protocol, setup: &TransportSetup) -> anyhow::Error {
+/// The broker closed the connection before CONNACK: under `-V auto`, what a broker that does
+/// not speak MQTT 5 does (RabbitMQ 3.10), so a sign to try 3.1.1.
+#[derive(Debug)]
+pub struct ClosedBeforeConnack(String);
+
+impl std::fmt::Display for ClosedBeforeConnack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ClosedBeforeConnack {}
+
+pub fn closed_before_connack(proto: Protocol, setup: &TransportSetup) -> ClosedBeforeConnack {
     let version = match proto {
-        Protocol::V311 => "MQTT 3.1.1? try -V mqttv5",
-        Protocol::V5 => "MQTT 5? try -V mqttv311",
+        Protocol::V311 => "does it speak MQTT 3.1.1? try -V mqttv5",
+        Protocol::V5 => "does it speak MQTT 5? try -V mqttv311",
     };
+    closed(version, setup)
+}
+
+/// `-V auto`: the broker closed the connection before CONNACK to both versions.
+pub fn closed_to_both(setup: &TransportSetup) -> ClosedBeforeConnack {
+    closed("to an MQTT 5 and to an MQTT 3.1.1 CONNECT", setup)
+}
+
+fn closed(what: &str, setup: &TransportSetup) -> ClosedBeforeConnack {
     let tls = if setup.tls.is_none() {
         format!("; if {} wants TLS, {}", port(setup), tls_instead(setup))
     } else {
         String::new()
     };
-    anyhow!(
-        "{} closed the connection before CONNACK (does it speak {version}){tls}",
+    ClosedBeforeConnack(format!(
+        "{} closed the connection before CONNACK ({what}){tls}",
         setup.describe()
-    )
+    ))
 }
 
 /// What the broker sent instead of CONNACK, when that says it speaks another protocol: TLS

@@ -3,10 +3,12 @@
 mod broker;
 mod broker_auth;
 mod broker_config;
+mod failover;
 mod generated;
 mod http_push;
 mod publish;
 mod publish_limits;
+mod rabbitmq;
 mod record_replay;
 mod subscribe;
 mod subscribe_format;

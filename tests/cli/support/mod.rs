@@ -8,8 +8,10 @@
 
 pub mod certs;
 pub mod mosquitto;
+pub mod rabbitmq;
 pub mod smq_broker;
 pub mod smq_sub;
+pub mod watched;
 pub mod ws_broker;
 
 use std::io::{BufRead, BufReader, Read, Write};
