@@ -24,7 +24,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-use crate::conn::tls::{read_certs, read_key};
+use crate::conn::tls::{Own, own_version_1, read_certs, read_key};
 use crate::conn::transport::{Io, Reader, Writer, Ws, split_stream, split_ws};
 pub use crate::conn::url::Scheme;
 use crate::exit::usage;
@@ -229,13 +229,17 @@ pub fn server_tls(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
         }
     };
     let chain = read_certs(&files.cert, "certificate")?;
-    let key = read_key(&files.key, "key")?;
-    let config = builder.with_single_cert(chain, key).map_err(|e| {
-        anyhow!(
+    let key = read_key(&files.key, "key", None)?;
+    let v1 = own_version_1(&chain, &files.cert, &files.key, Own::Broker);
+    let config = builder.with_single_cert(chain, key).map_err(|e| match v1 {
+        // rustls cannot read the key out of a version 1 certificate, so it calls them a
+        // mismatch (UnsupportedCertVersion): the certificate is what needs fixing.
+        Some(v1) => anyhow!("{v1}"),
+        None => anyhow!(
             "the certificate {} and key {} do not belong together ({e})",
             files.cert.display(),
             files.key.display()
-        )
+        ),
     })?;
     Ok(Arc::new(config))
 }

@@ -325,3 +325,26 @@ fn qos_1_answered_with_pubrec_completes_and_warns_once() {
         "a PUBREL for each PUBREC: {seen:x?}"
     );
 }
+
+#[test]
+fn connect_retry_waits_for_a_broker_that_is_not_up_yet() {
+    let port = free_port();
+    let p = Watched::spawn(&mut on(
+        "pub",
+        &[host(port)],
+        &["-t", "late", "-m", "x", "-q", "1", "--connect-retry", "60"],
+    ));
+    // Without --connect-retry the same command gives up at once.
+    let out = run_with_timeout(
+        &mut on("pub", &[host(port)], &["-t", "late", "-m", "x"]),
+        None,
+        SECS,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let _broker = crate::support::smq_broker::SmqBroker::start_with_listeners(
+        &[&format!("mqtt://127.0.0.1:{port}")],
+        &[],
+    );
+    let (status, _, err) = p.wait(SECS);
+    assert!(status.success(), "{err}");
+}

@@ -52,6 +52,12 @@ impl Builder {
         self
     }
 
+    /// A TLS listener with these files rather than `Certs`' own.
+    pub fn tls_files(mut self, ca: PathBuf, cert: PathBuf, key: PathBuf) -> Self {
+        self.tls = Some(Tls { ca, cert, key });
+        self
+    }
+
     /// Serve another cert on the TLS listener, e.g. `certs.expired_cert()`. Needs `tls()`.
     pub fn server_cert(mut self, cert: PathBuf, key: PathBuf) -> Self {
         let tls = self.tls.as_mut().expect("server_cert() needs tls() first");
