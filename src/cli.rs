@@ -80,6 +80,23 @@ impl Cli {
     }
 }
 
+/// How the clients pick a broker and a version, for `--help` and the man pages.
+const BROKERS_HELP: &str = "\
+Brokers and versions:
+  -V auto (the default) sends an MQTT 5 CONNECT; if the broker closes the connection before
+  CONNACK, or answers CONNACK 1 or 0x84, smq connects once more with MQTT 3.1.1 and says so.
+  -D, -x and sub's MQTT 5 options make that an error that names them.
+  -h and -L may be repeated. The brokers are tried in the order given, at start and after
+  every lost connection, each round from the first, with back-off (0.1 s doubling to 5 s,
+  with jitter); --connect-retry SECS keeps trying the first connection. sub and record
+  subscribe again; pub -l, pub --repeat and replay send what was not acknowledged again (on
+  a resumed -c session with DUP and the same packet ids, else as new messages) and exit 0
+  once everything is acknowledged. --no-reconnect exits 1 at the first lost connection.";
+
+fn client_help() -> String {
+    format!("{BROKERS_HELP}\n\n{EXIT_CODES_HELP}")
+}
+
 /// -h and -L values by their position on the command line.
 fn brokers_in_order(sub: &clap::ArgMatches) -> Vec<BrokerArg> {
     let named = |id: &str, make: fn(String) -> BrokerArg| {
@@ -102,28 +119,28 @@ pub enum Command {
     #[command(
         disable_help_flag = true,
         args_override_self = true,
-        after_long_help = EXIT_CODES_HELP
+        after_long_help = client_help()
     )]
     Pub(Box<PubArgs>),
     /// Subscribe and print messages, as mosquitto_sub
     #[command(
         disable_help_flag = true,
         args_override_self = true,
-        after_long_help = EXIT_CODES_HELP
+        after_long_help = client_help()
     )]
     Sub(Box<SubArgs>),
     /// Record messages to a CSV or JSONL file
     #[command(
         disable_help_flag = true,
         args_override_self = true,
-        after_long_help = EXIT_CODES_HELP
+        after_long_help = client_help()
     )]
     Record(Box<RecordArgs>),
     /// Publish a recorded file again, with its original timing
     #[command(
         disable_help_flag = true,
         args_override_self = true,
-        after_long_help = EXIT_CODES_HELP
+        after_long_help = client_help()
     )]
     Replay(Box<ReplayArgs>),
     /// Run an MQTT 3.1.1 and 5 broker (TCP, TLS, WebSocket)
