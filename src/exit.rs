@@ -13,7 +13,8 @@ Exit codes:
   1-5      MQTT 3.1.1 broker refused the connection: its CONNACK code
   128-159  MQTT 5 broker refused the connection: its CONNACK reason code
   27       timed out: -W, or a message not acknowledged within --ack-timeout
-  130      interrupted (Ctrl-C) before every message was handed to the broker";
+  130      interrupted (Ctrl-C): pub or replay before every message was handed over; sub or
+           record before it had connected";
 
 pub const USAGE: u8 = 2;
 pub const TIMED_OUT: u8 = 27;

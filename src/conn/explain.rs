@@ -79,7 +79,7 @@ pub fn before_connack(err: &io::Error, setup: &TransportSetup) -> anyhow::Error 
 /// The broker closed the connection before CONNACK: under `-V auto`, what a broker that does
 /// not speak MQTT 5 does (RabbitMQ 3.10), so a sign to try 3.1.1.
 #[derive(Debug)]
-pub struct ClosedBeforeConnack(String);
+pub struct ClosedBeforeConnack(pub(super) String);
 
 impl std::fmt::Display for ClosedBeforeConnack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

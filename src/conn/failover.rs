@@ -246,3 +246,65 @@ fn all_failed(opts: &ConnectOptions, mut failed: Vec<anyhow::Error>) -> anyhow::
         _ => anyhow!(msg),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn connector(line: &str) -> Connector {
+        let cli = Cli::parse_from_args(line.split_whitespace()).unwrap();
+        let Command::Pub(args) = cli.command else {
+            panic!("not pub")
+        };
+        Connector::new(Arc::new(
+            ConnectOptions::from_args(&args.conn, &[]).unwrap(),
+        ))
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_its_cap() {
+        let mut c = connector("smq pub -t t -m x");
+        let mut base = FIRST_BACKOFF;
+        for _ in 0..12 {
+            let pause = c.next_backoff();
+            assert!(
+                pause <= base && pause >= base.mul_f64(0.75),
+                "{pause:?} for {base:?}"
+            );
+            base = (base * 2).min(MAX_BACKOFF);
+        }
+        assert_eq!(c.backoff, MAX_BACKOFF);
+    }
+
+    #[test]
+    fn brokers_are_named_with_their_place_when_there_are_several() {
+        let c = connector("smq pub -t t -m x -h a -L mqtts://b:8884/t -h [::1]:1");
+        assert_eq!(c.describe(0), "mqtt://a:1883 (1 of 3)");
+        assert_eq!(c.describe(1), "mqtts://b:8884 (2 of 3)");
+        assert_eq!(c.describe(2), "mqtt://[::1]:1 (3 of 3)");
+        assert_eq!(
+            connector("smq pub -t t -m x -h a:2").describe(0),
+            "mqtt://a:2"
+        );
+    }
+
+    #[test]
+    fn which_answers_mean_mqtt_3_1_1_and_which_end_retrying() {
+        let refused = |code| {
+            anyhow::Error::from(Failure::Refused {
+                code,
+                reason: String::new(),
+            })
+        };
+        let closed = anyhow::Error::from(ClosedBeforeConnack("closed".into()));
+        assert!(refuses_v5(&closed).is_some());
+        assert!(refuses_v5(&refused(0x01)).is_some());
+        assert!(refuses_v5(&refused(0x84)).is_some());
+        assert!(refuses_v5(&refused(0x86)).is_none());
+        assert!(refuses_v5(&anyhow!("connection refused")).is_none());
+        assert!(is_final(&refused(4)) && is_final(&refused(0x87)));
+        assert!(!is_final(&refused(3)) && !is_final(&refused(0x88)));
+        assert!(!is_final(&closed) && !is_final(&anyhow!("connection refused")));
+    }
+}
