@@ -348,3 +348,104 @@ fn connect_retry_waits_for_a_broker_that_is_not_up_yet() {
     let (status, _, err) = p.wait(SECS);
     assert!(status.success(), "{err}");
 }
+
+/// A broker for two connections in turn. The first takes one PUBLISH (answering a QoS 2 one
+/// with PUBREC, and waiting for its PUBREL) and then drops the connection unanswered; the
+/// second says whether the session is present, and acknowledges what comes. Returns each
+/// connection's packets as (first byte, packet id).
+fn dropping_once(session_present: bool) -> (u16, JoinHandle<Vec<Vec<(u8, u16)>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = thread::spawn(move || {
+        let mut all = Vec::new();
+        for round in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut seen = Vec::new();
+            while let Some((kind, body)) = packet(&mut s) {
+                let id = match kind >> 4 {
+                    3 => {
+                        let topic = usize::from(u16::from_be_bytes([body[0], body[1]]));
+                        u16::from_be_bytes([body[2 + topic], body[3 + topic]])
+                    }
+                    6 => u16::from_be_bytes([body[0], body[1]]),
+                    _ => 0,
+                };
+                seen.push((kind, id));
+                let [hi, lo] = id.to_be_bytes();
+                let present = u8::from(round == 1 && session_present);
+                match (round, kind >> 4) {
+                    (_, 1) => drop(s.write_all(&[0x20, 2, present, 0])),
+                    (0, 3) if kind & 0x06 == 0x04 => drop(s.write_all(&[0x50, 2, hi, lo])),
+                    (0, 3 | 6) => break,
+                    (1, 3) if kind & 0x06 == 0x04 => drop(s.write_all(&[0x50, 2, hi, lo])),
+                    (1, 3) => drop(s.write_all(&[0x40, 2, hi, lo])),
+                    (1, 6) => drop(s.write_all(&[0x70, 2, hi, lo])),
+                    (_, 14) => break,
+                    _ => {}
+                }
+            }
+            all.push(seen);
+        }
+        all
+    });
+    (port, handle)
+}
+
+/// What the second connection carried, without CONNECT and DISCONNECT.
+fn resent(all: &[Vec<(u8, u16)>]) -> Vec<(u8, u16)> {
+    all[1][1..]
+        .iter()
+        .copied()
+        .filter(|&(k, _)| k != 0xE0)
+        .collect()
+}
+
+fn publish_once_through_a_drop(
+    session_present: bool,
+    qos: &str,
+    extra: &[&str],
+) -> Vec<Vec<(u8, u16)>> {
+    let (port, broker) = dropping_once(session_present);
+    let out = run_with_timeout(
+        &mut on(
+            "pub",
+            &[host(port)],
+            &[&["-t", "t", "-l", "-q", qos, "-V", "mqttv311"][..], extra].concat(),
+        ),
+        Some(b"one\n"),
+        SECS,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    broker.join().unwrap()
+}
+
+#[test]
+fn a_resumed_session_gets_the_publish_again_with_dup_and_its_packet_id() {
+    let all = publish_once_through_a_drop(true, "1", &["-c", "-i", "resume-1"]);
+    let (first, id) = all[0][1];
+    assert_eq!(first, 0x32, "QoS 1 PUBLISH, DUP clear: {all:x?}");
+    assert_eq!(resent(&all), [(0x3A, id)], "DUP set, same id: {all:x?}");
+}
+
+#[test]
+fn a_resumed_qos_2_session_gets_only_the_pubrel_again() {
+    let all = publish_once_through_a_drop(true, "2", &["-c", "-i", "resume-2"]);
+    let id = all[0][1].1;
+    assert_eq!(all[0][2], (0x62, id), "PUBREL after PUBREC: {all:x?}");
+    assert_eq!(
+        resent(&all),
+        [(0x62, id)],
+        "exactly once: no second PUBLISH: {all:x?}"
+    );
+}
+
+#[test]
+fn a_new_session_gets_the_message_as_a_new_publish() {
+    let all = publish_once_through_a_drop(false, "1", &[]);
+    assert_eq!(resent(&all).len(), 1, "{all:x?}");
+    assert_eq!(
+        resent(&all)[0].0,
+        0x32,
+        "a new PUBLISH, DUP clear: {all:x?}"
+    );
+}
