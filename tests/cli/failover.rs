@@ -349,11 +349,14 @@ fn connect_retry_waits_for_a_broker_that_is_not_up_yet() {
     assert!(status.success(), "{err}");
 }
 
+/// One connection's packets: (first byte, packet id).
+type Packets = Vec<(u8, u16)>;
+
 /// A broker for two connections in turn. The first takes one PUBLISH (answering a QoS 2 one
 /// with PUBREC, and waiting for its PUBREL) and then drops the connection unanswered; the
 /// second says whether the session is present, and acknowledges what comes. Returns each
 /// connection's packets as (first byte, packet id).
-fn dropping_once(session_present: bool) -> (u16, JoinHandle<Vec<Vec<(u8, u16)>>>) {
+fn dropping_once(session_present: bool) -> (u16, JoinHandle<Vec<Packets>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let handle = thread::spawn(move || {
@@ -392,7 +395,7 @@ fn dropping_once(session_present: bool) -> (u16, JoinHandle<Vec<Vec<(u8, u16)>>>
 }
 
 /// What the second connection carried, without CONNECT and DISCONNECT.
-fn resent(all: &[Vec<(u8, u16)>]) -> Vec<(u8, u16)> {
+fn resent(all: &[Packets]) -> Packets {
     all[1][1..]
         .iter()
         .copied()
