@@ -201,7 +201,7 @@ start_broker() {
         fi
         : >"$SMQ_BROKER_LOG"
         "$bin" serve-broker --listen mqtt://127.0.0.1:0 --max-inflight "$INFLIGHT" \
-            --max-queued "$MAX_QUEUED" --sys-interval 0 "${persist[@]}" >>"$SMQ_BROKER_LOG" 2>&1 </dev/null &
+            --max-queued "$MAX_QUEUED" --max-queued-bytes 0 --sys-interval 0 "${persist[@]}" >>"$SMQ_BROKER_LOG" 2>&1 </dev/null &
         pid=$!
         bench_track "$pid"
         start=$(bench_now_us)
@@ -465,7 +465,7 @@ done
 # --- report ----------------------------------------------------------------------------------
 
 echo "broker: smq serve-broker vs $("$MOSQUITTO" -h 2>/dev/null | head -n 1 | awk '{ print $1, $3 }'), $REPS reps, $(nproc) cores, load generator: $SMQ pub/sub"
-echo "brokers: serve-broker --max-inflight $INFLIGHT --max-queued $MAX_QUEUED --sys-interval 0;" \
+echo "brokers: serve-broker --max-inflight $INFLIGHT --max-queued $MAX_QUEUED --max-queued-bytes 0 --sys-interval 0;" \
     "mosquitto max_inflight_messages $INFLIGHT, max_queued_messages 0, sys_interval 0"
 AWK_LIB='
 function median(a, n,    i, j, t, s) {

@@ -56,7 +56,7 @@ run_once() {
     local wrk_out=$BENCH_TMP/wrk.out bpid spid mqtt ws id received last same
     : >"$log"
     "$SMQ" serve-broker --listen mqtt://127.0.0.1:0 --listen ws://127.0.0.1:0 --http \
-        --max-queued 10000000 --sys-interval 0 2>"$log" &
+        --max-queued 10000000 --max-queued-bytes 0 --sys-interval 0 2>"$log" &
     bpid=$!
     bench_track "$bpid"
     bench_wait_for "$log" '^smq: listening on ws://' "$READY_TIMEOUT" "$bpid" ||

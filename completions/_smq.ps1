@@ -411,6 +411,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--max-packet-size', '--max-packet-size', [CompletionResultType]::ParameterName, 'Largest packet accepted, in bytes [default: 268435455]')
             [CompletionResult]::new('--max-inflight', '--max-inflight', [CompletionResultType]::ParameterName, 'QoS 1/2 messages in flight to each client (and the receive maximum offered) [default: 100]')
             [CompletionResult]::new('--max-queued', '--max-queued', [CompletionResultType]::ParameterName, 'Messages queued per session before new ones are dropped [default: 1000]')
+            [CompletionResult]::new('--max-queued-bytes', '--max-queued-bytes', [CompletionResultType]::ParameterName, 'Bytes of messages (topic and payload) queued per session before new ones are dropped; 0: no limit; suffixes k, M, G [default: 64MiB]')
             [CompletionResult]::new('--max-keepalive', '--max-keepalive', [CompletionResultType]::ParameterName, 'Largest keep-alive granted to MQTT 5 clients, in seconds [default: 65535]')
             [CompletionResult]::new('--sys-interval', '--sys-interval', [CompletionResultType]::ParameterName, 'Seconds between $SYS/broker/... updates (0: none) [default: 10]')
             [CompletionResult]::new('--persist', '--persist', [CompletionResultType]::ParameterName, 'Keep retained messages and persistent sessions in DIR, across restarts and crashes')

@@ -403,6 +403,7 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --max-packet-size 'Largest packet accepted, in bytes [default: 268435455]'
             cand --max-inflight 'QoS 1/2 messages in flight to each client (and the receive maximum offered) [default: 100]'
             cand --max-queued 'Messages queued per session before new ones are dropped [default: 1000]'
+            cand --max-queued-bytes 'Bytes of messages (topic and payload) queued per session before new ones are dropped; 0: no limit; suffixes k, M, G [default: 64MiB]'
             cand --max-keepalive 'Largest keep-alive granted to MQTT 5 clients, in seconds [default: 65535]'
             cand --sys-interval 'Seconds between $SYS/broker/... updates (0: none) [default: 10]'
             cand --persist 'Keep retained messages and persistent sessions in DIR, across restarts and crashes'

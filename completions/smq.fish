@@ -345,6 +345,7 @@ complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-connections
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-packet-size -d 'Largest packet accepted, in bytes [default: 268435455]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-inflight -d 'QoS 1/2 messages in flight to each client (and the receive maximum offered) [default: 100]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-queued -d 'Messages queued per session before new ones are dropped [default: 1000]' -r
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-queued-bytes -d 'Bytes of messages (topic and payload) queued per session before new ones are dropped; 0: no limit; suffixes k, M, G [default: 64MiB]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-keepalive -d 'Largest keep-alive granted to MQTT 5 clients, in seconds [default: 65535]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l sys-interval -d 'Seconds between $SYS/broker/... updates (0: none) [default: 10]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l persist -d 'Keep retained messages and persistent sessions in DIR, across restarts and crashes' -r -F

@@ -606,6 +606,11 @@ pub struct ServeBrokerArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_queued: Option<u32>,
 
+    /// Bytes of messages (topic and payload) queued per session before new ones are dropped;
+    /// 0: no limit; suffixes k, M, G [default: 64MiB]
+    #[arg(long, value_name = "BYTES", value_parser = byte_size_or_zero)]
+    pub max_queued_bytes: Option<u64>,
+
     /// Largest keep-alive granted to MQTT 5 clients, in seconds [default: 65535]
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u16).range(1..))]
     pub max_keepalive: Option<u16>,
@@ -983,6 +988,14 @@ fn byte_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{s}' is not a positive size, e.g. 16MiB"))
 }
 
+/// A size as `byte_size` takes it, or 0.
+fn byte_size_or_zero(s: &str) -> Result<u64, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    byte_size(s)
+}
+
 fn positive_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
@@ -1035,6 +1048,9 @@ mod tests {
         assert!(byte_size("0").is_err());
         assert!(byte_size("1.5M").is_err());
         assert!(byte_size("99999999999G").is_err());
+        assert_eq!(byte_size_or_zero("0"), Ok(0));
+        assert_eq!(byte_size_or_zero("64MiB"), Ok(64 << 20));
+        assert!(byte_size_or_zero("-1").is_err());
     }
 
     #[test]

@@ -1,3 +1,4 @@
+mod alloc;
 mod broker;
 mod capture;
 mod cli;
@@ -11,13 +12,9 @@ mod progress;
 mod sensors;
 mod stats;
 mod topic;
+mod x509;
 
 use std::process::ExitCode;
-
-// Decoding a Sensor Logger batch allocates per reading field; glibc's malloc and free were
-// 40% of `record`'s CPU (perf), mimalloc's thread-local free lists make that cheap.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     // Parse first: --help and usage errors never start a runtime.

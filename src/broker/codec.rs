@@ -12,10 +12,9 @@
 //! rule differently both are given ("5.0: ...").
 //!
 //! Every decoder works on a whole packet only, never panics on any input, and leaves `buf`
-//! untouched when it returns `Ok(None)`. A PUBLISH shares the receive buffer: its topic and
-//! payload are slices of it, not copies.
-
-// Nothing calls the codec until the broker is wired in.
+//! untouched when it returns `Ok(None)`. A PUBLISH owns its bytes: topic and payload are
+//! copied out of the receive buffer, once, so that a message queued for a slow subscriber holds
+//! only itself and never the (possibly megabytes large) buffer it arrived in.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -562,11 +561,20 @@ fn message_property(
 // ---------------------------------------------------------------------------------------------
 // Decoding
 
+/// The largest CONNECT taken, whatever the packet size limit: `packet_max_connect` in
+/// Mosquitto's current sources (2.0.11 has no such limit).
+/// It fits the largest will payload (64 KiB) with room for the rest; anything larger comes
+/// from no real client, and a client that has not logged in yet must not make the broker
+/// hold `--max-packet-size` bytes for it.
+pub const MAX_CONNECT: usize = 100_000;
+
 /// Decodes the first packet of a connection, which must be a CONNECT [MQTT-3.1.0-1].
 ///
 /// `Ok(None)`: more bytes are needed (`buf` is untouched). On `Err`, close the connection after
-/// sending the CONNACK that [`Violation::connack_code`] names, if any.
+/// sending the CONNACK that [`Violation::connack_code`] names, if any. A CONNECT larger than
+/// `max` or [`MAX_CONNECT`] is refused from its fixed header, before its body is read.
 pub fn decode_connect(buf: &mut BytesMut, max: usize) -> Result<Option<Connect>, Violation> {
+    let max = max.min(MAX_CONNECT);
     let Some(&byte1) = buf.first() else {
         return Ok(None);
     };
@@ -976,16 +984,16 @@ fn decode_publish(
             "PUBLISH payload is declared UTF-8 but is not (5.0 §3.3.2.3.2)",
         ));
     }
-    // Slice topic and payload out of the receive buffer without copying.
+    // One allocation for topic and payload (and the few bytes between them).
     let payload_start = size - r.len();
-    let mut frame = buf.split_to(size).freeze();
-    frame.advance(header + 2);
-    let topic = frame.split_to(topic_len);
-    frame.advance(payload_start - header - 2 - topic_len);
+    let owned = Bytes::copy_from_slice(buf.get(header + 2..size).unwrap_or_default());
+    let topic = owned.slice(..topic_len);
+    let payload = owned.slice(payload_start - header - 2..);
+    buf.advance(size);
     Ok(Packet::Publish {
         msg: Message {
             topic,
-            payload: frame,
+            payload,
             qos,
             retain,
             props,
@@ -1620,10 +1628,11 @@ mod tests {
     // ---- PUBLISH --------------------------------------------------------------------------
 
     #[test]
-    fn publish_decodes_without_copying() {
+    fn publish_owns_its_bytes() {
         let raw = publish(0x3B, b"a/b", &[0x12, 0x34, b'h', b'i']); // DUP, QoS 1, retain
         let mut buf = BytesMut::from(&raw[..]);
         let base = buf.as_ptr() as usize;
+        let inside = |p: *const u8| (base..base + raw.len()).contains(&(p as usize));
         let (msg, pkid, dup) = published(
             decode(Protocol::V311, &mut buf, MAX_PACKET)
                 .unwrap()
@@ -1635,9 +1644,9 @@ mod tests {
         );
         assert_eq!((msg.qos, msg.retain, pkid, dup), (1, true, 0x1234, true));
         assert!(msg.props.is_none());
-        // Slices of the receive buffer, not copies.
-        assert_eq!(msg.topic.as_ptr() as usize, base + 4);
-        assert_eq!(msg.payload.as_ptr() as usize, base + raw.len() - 2);
+        // Copies: a queued message must not keep the receive buffer alive.
+        assert!(!inside(msg.topic.as_ptr()) && !inside(msg.payload.as_ptr()));
+        assert!(buf.is_empty());
         // v5 with an empty property list.
         let (msg, pkid, _) = published(ok(Protocol::V5, &publish(0x30, b"t", &[0, b'p'])));
         assert_eq!(
@@ -2159,6 +2168,15 @@ mod tests {
             decode_connect(&mut buf, 50).unwrap_err().code,
             PACKET_TOO_LARGE
         );
+        // Larger than MAX_CONNECT, whatever the packet size limit: refused from the fixed
+        // header, closing without a CONNACK (the protocol is not known yet), as Mosquitto.
+        let mut buf = BytesMut::from(&[0x10, 0x80, 0x80, 0x80, 0x64][..]); // 200 MiB
+        let v = decode_connect(&mut buf, MAX_PACKET).unwrap_err();
+        assert_eq!((v.code, v.answer), (PACKET_TOO_LARGE, None));
+        // The largest will payload fits.
+        let will = cat(&[&s(b"id"), &s(b"w"), &s(&vec![b'x'; 65_535])]);
+        let c = connected(&connect_raw(b"MQTT", 4, 0x06, &will));
+        assert_eq!(c.will.map(|w| w.payload.len()), Some(65_535));
         // Incomplete: wait, untouched.
         let raw = connect_raw(b"MQTT", 4, 2, &s(b"id"));
         for cut in 0..raw.len() {

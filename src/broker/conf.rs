@@ -31,6 +31,8 @@ pub struct ConfFile {
     pub message_size_limit: Option<Option<usize>>,
     pub max_inflight: Option<u16>,
     pub max_queued: Option<usize>,
+    /// `usize::MAX`: explicitly unlimited (0).
+    pub max_queued_bytes: Option<usize>,
     pub max_keepalive: Option<u16>,
     pub retain_available: Option<bool>,
     pub sys_interval: Option<u64>,
@@ -283,6 +285,13 @@ impl ConfFile {
                     let v: u32 = number(value).map_err(err)?;
                     c.max_queued = Some(if v == 0 { usize::MAX } else { v as usize });
                 }
+                "max_queued_bytes" => {
+                    let v: u64 = number(value).map_err(err)?;
+                    c.max_queued_bytes = Some(match usize::try_from(v) {
+                        Ok(0) | Err(_) => usize::MAX,
+                        Ok(v) => v,
+                    });
+                }
                 "max_keepalive" => {
                     let v: u16 = number(value).map_err(err)?;
                     if v == 0 {
@@ -452,6 +461,7 @@ max_packet_size 0
 message_size_limit 1024
 max_inflight_messages 0
 max_queued_messages 500
+max_queued_bytes 1048576
 max_keepalive 60
 retain_available false
 sys_interval 0
@@ -496,6 +506,7 @@ port 1884
         assert_eq!(c.message_size_limit, Some(Some(1024)));
         assert_eq!(c.max_inflight, Some(u16::MAX));
         assert_eq!(c.max_queued, Some(500));
+        assert_eq!(c.max_queued_bytes, Some(1 << 20));
         assert_eq!(c.max_keepalive, Some(60));
         assert_eq!(c.retain_available, Some(false));
         assert_eq!(c.sys_interval, Some(0));
@@ -505,7 +516,7 @@ port 1884
         assert_eq!(c.use_identity_as_username, Some(true));
         assert_eq!(
             c.warnings,
-            ["config file m.conf:16: 'log_dest' is not supported by smq, ignored"]
+            ["config file m.conf:17: 'log_dest' is not supported by smq, ignored"]
         );
     }
 
@@ -593,6 +604,7 @@ port 1884
             ("listener 1\npsk_file /p", 2, "refusing to start"),
             ("psk_hint h", 1, "refusing to start"),
             ("port x", 1, "not a number"),
+            ("max_queued_bytes -1", 1, "not a number"),
             (
                 "listener 1\ncertfile /c\nrequire_certificate true\nlistener 2\ncertfile /c\n",
                 4,
@@ -608,5 +620,12 @@ port 1884
             assert_eq!((e.file.as_str(), e.line), ("m.conf", line), "{text:?}");
             assert!(e.why.contains(why), "{text:?}: {e}");
         }
+    }
+
+    #[test]
+    fn zero_queued_bytes_is_no_limit() {
+        let c = ConfFile::parse("max_queued_bytes 0\n", "m.conf").unwrap();
+        assert_eq!(c.max_queued_bytes, Some(usize::MAX));
+        assert_eq!(ConfFile::default().max_queued_bytes, None);
     }
 }

@@ -16,11 +16,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Semaphore, watch};
 
 use super::auth::Auth;
-use super::listener::{HeadError, HttpHead, HttpStart, Refusal, read_head, reason_phrase, refuse};
+use super::http_head::{HeadError, HttpHead, Refusal, read_head, reason_phrase, refuse};
+use super::listener::HttpStart;
 use super::push_body::{Envelope, SplitError, level, split};
+use super::push_budget::{Budget, Busy, Charge};
 use super::push_stats::PushStats;
 use super::router::{Published, Shared};
-use crate::cli::HttpArgs;
 use crate::conn::transport::Io;
 use crate::exit::usage;
 use crate::topic;
@@ -33,9 +34,16 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// this, a client that stopped sending (slowloris) loses its connection.
 const BODY_STALL_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The longest a whole request body may take: a 16 MiB camera frame over a poor phone link
-/// takes well under this, and a client trickling bytes just fast enough to beat
-/// [`BODY_STALL_TIMEOUT`] still loses its connection.
+/// A body arrives at [`BODY_MIN_RATE`] bytes/s on average once [`BODY_GRACE`] has passed:
+/// each byte that arrives moves its deadline on by 1/rate s (Apache's mod_reqtimeout default,
+/// `body=20,MinRate=500`). A client trickling a byte every few seconds, just often enough to
+/// beat [`BODY_STALL_TIMEOUT`], is dropped after about 20 s, not [`BODY_TIMEOUT`]; a poor
+/// 2G link (a few KB/s) is far above the rate.
+const BODY_GRACE: Duration = Duration::from_secs(20);
+const BODY_MIN_RATE: u64 = 500;
+
+/// The longest a whole request body may take, at any rate: a 16 MiB camera frame over a poor
+/// phone link takes well under this.
 const BODY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A chunk-size line (hex digits and extensions) longer than this is not a real client.
@@ -45,8 +53,8 @@ const MAX_CHUNK_LINE: usize = 1024;
 /// reads the answers loses its connection instead of holding its task forever.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Bodies in flight at once, as multiples of `--http-max-body`; `--split`'s messages from one
-/// body are capped at the same multiple. Memory for pushes stays a small multiple of this.
+/// What pushes in flight may hold at once (bodies as they arrive, their gzip decoding, their
+/// `--split` messages), as a multiple of `--http-max-body`; one push may hold all of it.
 const IN_FLIGHT_BODIES: usize = 4;
 
 /// Bodies larger than this are parsed (and split) on a blocking thread: a 16 MiB body takes
@@ -68,33 +76,6 @@ pub struct HttpConfig {
 }
 
 impl HttpConfig {
-    /// None without `--http`.
-    pub fn from_args(args: &HttpArgs, status_line: bool) -> anyhow::Result<Option<HttpConfig>> {
-        if !args.http {
-            return Ok(None);
-        }
-        let path = match &args.http_path {
-            None => None,
-            Some(p) if p.starts_with('/') && !p.contains(['?', '#', ' ']) => Some(p.clone()),
-            Some(p) => {
-                return Err(usage(format!(
-                    "--http-path '{p}': give a path starting with '/', e.g. /data"
-                )));
-            }
-        };
-        let max_body = usize::try_from(args.http_max_body)
-            .map_err(|_| usage("--http-max-body is larger than this machine can hold"))?;
-        Ok(Some(HttpConfig {
-            path,
-            topic: TopicTemplate::parse(&args.http_topic)?,
-            qos: args.http_qos,
-            token: args.http_token.clone(),
-            max_body,
-            split: args.split,
-            status_line,
-        }))
-    }
-
     /// The path to type into the app: the configured one, or the official sample's `/data`.
     pub fn suggested_path(&self) -> &str {
         self.path.as_deref().unwrap_or("/data")
@@ -221,9 +202,13 @@ pub struct Ingest {
     auth: Arc<Auth>,
     /// mosquitto's `message_size_limit`, for each published message.
     max_payload: Option<usize>,
-    /// Bytes of request bodies being read or processed, as permits.
-    in_flight: Semaphore,
-    in_flight_max: usize,
+    /// The bytes requests in flight hold, charged as they arrive and are made.
+    budget: Budget,
+    /// Bodies being decoded or parsed off the network threads, at most one per core: more
+    /// would not finish sooner, and each blocking thread's allocator keeps what it freed for
+    /// a while, so hundreds of gzip bodies decoding at once kept hundreds of MiB after the
+    /// budget had them back. The others wait their turn (fairly), their bodies already read.
+    parsers: Semaphore,
 }
 
 impl Ingest {
@@ -238,17 +223,16 @@ impl Ingest {
                 "--http takes pushes without a login, but this broker refuses anonymous clients: add --http-token SECRET (the app's auth token), or --allow-anonymous",
             ));
         }
-        let in_flight_max = config
-            .max_body
-            .saturating_mul(IN_FLIGHT_BODIES)
-            .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        let budget = Budget::new(config.max_body.saturating_mul(IN_FLIGHT_BODIES));
         Ok(Ingest {
             config,
             stats: Mutex::new(PushStats::default()),
             auth,
             max_payload,
-            in_flight: Semaphore::new(in_flight_max),
-            in_flight_max,
+            budget,
+            parsers: Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            ),
         })
     }
 
@@ -277,11 +261,7 @@ pub async fn serve(
         mut head,
         tail,
     } = start;
-    let mut conn = Conn {
-        buf: tail,
-        pos: 0,
-        max_body: ingest.config.max_body,
-    };
+    let mut conn = Conn::new(tail, ingest.config.max_body);
     loop {
         if !handle(&mut io, &head, &mut conn, &shared, &ingest).await {
             return;
@@ -307,11 +287,7 @@ pub async fn serve(
                 return;
             }
         };
-        conn = Conn {
-            buf: tail,
-            pos: 0,
-            max_body: ingest.config.max_body,
-        };
+        conn = Conn::new(tail, ingest.config.max_body);
     }
 }
 
@@ -357,6 +333,27 @@ impl Reply {
             headers: "",
             keep_alive: true,
         }
+    }
+}
+
+impl From<Refusal> for Reply {
+    /// The refusal answered without closing: the request was read whole.
+    fn from(refusal: Refusal) -> Reply {
+        Reply {
+            status: refusal.status,
+            body: format!("{}\n", refusal.why),
+            headers: refusal.headers,
+            keep_alive: true,
+        }
+    }
+}
+
+/// The push budget is spent (by other pushes: one push alone never exceeds it).
+fn busy() -> Refusal {
+    Refusal {
+        status: 503,
+        headers: "Retry-After: 1\r\n",
+        why: "smq: too many pushes at once: try again in a second".into(),
     }
 }
 
@@ -459,23 +456,9 @@ async fn answer(
         }
     };
     let framing = framing(head, config.max_body).map_err(End::Refuse)?;
-    // Reserved before the body is read, held until its messages are routed.
-    let want = match framing {
-        Framing::Length(n) => n,
-        Framing::Chunked => config.max_body,
-    }
-    .min(ingest.in_flight_max);
-    let _permit = match u32::try_from(want) {
-        Ok(0) => None,
-        Ok(n) => Some(ingest.in_flight.try_acquire_many(n).map_err(|_| {
-            End::Refuse(Refusal {
-                status: 503,
-                headers: "Retry-After: 1\r\n",
-                why: "smq: too many pushes at once: try again in a second".into(),
-            })
-        })?),
-        Err(_) => None,
-    };
+    // Charged as the bytes arrive and are made, not from the length announced; given back
+    // once the messages are routed.
+    let mut charge = ingest.budget.charge();
     if head.has_token("Expect", "100-continue") && !conn.holds_whole(&framing) {
         // The client waits for this before sending the body (curl does for large bodies).
         let sent = tokio::time::timeout(
@@ -487,36 +470,35 @@ async fn answer(
             return Err(End::Gone);
         }
     }
-    let read = async {
-        match framing {
-            Framing::Length(n) => conn.read_exact(io, n).await,
-            Framing::Chunked => conn.read_chunked(io).await,
-        }
-    };
-    let body = tokio::time::timeout(BODY_TIMEOUT, read)
-        .await
-        .map_err(|_| {
-            End::Refuse(Refusal::new(
-                408,
-                format!(
-                    "smq: the request body took longer than {} s",
-                    BODY_TIMEOUT.as_secs()
-                ),
-            ))
-        })??;
-    let body = if gzip {
-        gunzip(&body, config.max_body).map_err(End::Refuse)?
-    } else {
-        body
-    };
-    let body = Bytes::from(body);
-    let messages = if body.len() > PARSE_INLINE {
+    conn.pace = Pace::new(tokio::time::Instant::now());
+    let mut body = Vec::new();
+    match framing {
+        Framing::Length(n) => conn.read_into(io, &mut body, n, n, &mut charge).await?,
+        Framing::Chunked => conn.read_chunked(io, &mut body, &mut charge).await?,
+    }
+    let (messages, _held) = if gzip || body.len() > PARSE_INLINE {
+        // A gzip body may decode to --http-max-body from a few KiB, which takes as long as
+        // parsing a large body does.
+        let Ok(_parser) = ingest.parsers.acquire().await else {
+            return Err(End::Gone);
+        };
         let (ingest, path) = (ingest.clone(), path.to_owned());
-        tokio::task::spawn_blocking(move || digest(&ingest, body, &path))
-            .await
-            .unwrap_or_else(|_| Err(Reply::text(500, "smq: the body could not be read\n")))
+        let work = tokio::task::spawn_blocking(move || {
+            let messages = decode(&ingest, body, gzip, &mut charge)
+                .and_then(|body| digest(&ingest, body, &path, &mut charge));
+            (messages, charge)
+        });
+        match work.await {
+            Ok((messages, charge)) => (messages, Some(charge)),
+            // Its charge was given back as the task unwound.
+            Err(_) => (
+                Err(Reply::text(500, "smq: the body could not be read\n")),
+                None,
+            ),
+        }
     } else {
-        digest(ingest, body, path)
+        let messages = digest(ingest, Bytes::from(body), path, &mut charge);
+        (messages, Some(charge))
     };
     let messages = match messages {
         Ok(messages) => messages,
@@ -548,9 +530,25 @@ async fn answer(
     Ok(Reply::text(200, "ok\n"))
 }
 
-/// A body's messages, or the answer refusing it: checks the JSON, fills the topic, splits,
-/// and holds each message to the broker's rules for anonymous clients.
-fn digest(ingest: &Ingest, body: Bytes, path: &str) -> Result<Vec<(String, Bytes)>, Reply> {
+/// The body as it is published: a gzip body decoded, its output charged as it grows.
+fn decode(ingest: &Ingest, body: Vec<u8>, gzip: bool, charge: &mut Charge) -> Result<Bytes, Reply> {
+    if !gzip {
+        return Ok(Bytes::from(body));
+    }
+    gunzip(&body, ingest.config.max_body, charge)
+        .map(Bytes::from)
+        .map_err(Reply::from)
+}
+
+/// A body's messages, or the answer refusing it: checks the JSON, fills the topic, splits
+/// (charging the messages), and holds each message to the broker's rules for anonymous
+/// clients.
+fn digest(
+    ingest: &Ingest,
+    body: Bytes,
+    path: &str,
+    charge: &mut Charge,
+) -> Result<Vec<(String, Bytes)>, Reply> {
     let config = &ingest.config;
     let Ok(text) = std::str::from_utf8(&body) else {
         return Err(Reply::text(400, "smq: the body is not JSON (not UTF-8)\n"));
@@ -573,19 +571,21 @@ fn digest(ingest: &Ingest, body: Bytes, path: &str) -> Result<Vec<(String, Bytes
         .map_err(|why| Reply::text(400, format!("{why}\n")))?;
     // None: the body goes out whole (no --split, or not a Sensor Logger batch).
     let pieces = if config.split {
-        let cap = config.max_body.saturating_mul(IN_FLIGHT_BODIES);
-        match split(text, &envelope, &topic, cap) {
+        // With the body: what one push may hold at most on an idle broker.
+        let cap = ingest.budget.max().saturating_sub(charge.held());
+        match split(text, &envelope, &topic, cap, |n| charge.take(n).is_ok()) {
             Ok(messages) => messages,
             Err(SplitError::Bad(why)) => return Err(Reply::text(400, format!("{why}\n"))),
             Err(SplitError::TooLarge) => {
                 return Err(Reply::text(
                     413,
                     format!(
-                        "smq: --split would make more than {} of messages from this body\n",
-                        size_text(cap)
+                        "smq: this body and its --split messages would take more than {}\n",
+                        size_text(ingest.budget.max())
                     ),
                 ));
             }
+            Err(SplitError::Busy) => return Err(Reply::from(busy())),
         }
     } else {
         None
@@ -738,26 +738,63 @@ fn size_text(n: usize) -> String {
 }
 
 /// Decodes a gzip body, refusing output past `max_body` (a small body can inflate to
-/// gigabytes).
-fn gunzip(body: &[u8], max_body: usize) -> Result<Vec<u8>, Refusal> {
-    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max_body));
-    let limit = u64::try_from(max_body)
-        .unwrap_or(u64::MAX)
-        .saturating_add(1);
-    flate2::read::MultiGzDecoder::new(body)
-        .take(limit)
-        .read_to_end(&mut out)
-        .map_err(|e| Refusal::new(400, format!("smq: the body is not valid gzip ({e})")))?;
-    if out.len() > max_body {
-        return Err(Refusal::new(
-            413,
-            format!(
-                "smq: the decoded body exceeds {} (--http-max-body)",
-                size_text(max_body)
-            ),
-        ));
+/// gigabytes); the output is charged as it grows.
+fn gunzip(body: &[u8], max_body: usize, charge: &mut Charge) -> Result<Vec<u8>, Refusal> {
+    let bad =
+        |e: std::io::Error| Refusal::new(400, format!("smq: the body is not valid gzip ({e})"));
+    // The body is already in memory: read it in place, with no buffer of the decoder's own.
+    let mut decoder = flate2::bufread::MultiGzDecoder::new(body);
+    let mut out = Vec::new();
+    // The trailer's ISIZE (the last member's length, mod 4 GiB) is the client's word: taken as
+    // the first allocation when the budget has room for it, so that a body is decoded into
+    // one allocation rather than a doubling series, which the allocator would keep a while.
+    let hint = body
+        .last_chunk::<4>()
+        .map_or(0, |&size| u32::from_le_bytes(size) as usize)
+        .min(max_body);
+    if charge.take(hint).is_ok() {
+        out.reserve_exact(hint);
     }
-    Ok(out)
+    loop {
+        let start = out.len();
+        let step = (max_body - start).min(64 * 1024);
+        if step == 0 {
+            // Full: one more byte says whether the body is too large.
+            return match read_full(&mut decoder, &mut [0u8]).map_err(bad)? {
+                0 => Ok(out),
+                _ => Err(Refusal::new(
+                    413,
+                    format!(
+                        "smq: the decoded body exceeds {} (--http-max-body)",
+                        size_text(max_body)
+                    ),
+                )),
+            };
+        }
+        charge
+            .grow(&mut out, step, max_body)
+            .map_err(|Busy| busy())?;
+        out.resize(start + step, 0);
+        let n = read_full(&mut decoder, &mut out[start..]).map_err(bad)?;
+        out.truncate(start + n);
+        if n < step {
+            return Ok(out);
+        }
+    }
+}
+
+/// Fills `buf` unless the reader ends first; how much was read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// The bytes of a connection read past the current request head.
@@ -765,9 +802,58 @@ struct Conn {
     buf: Vec<u8>,
     pos: usize,
     max_body: usize,
+    /// The body being read: how slow it may still be.
+    pace: Pace,
+}
+
+/// The deadlines of the body being read ([`BODY_MIN_RATE`], [`BODY_TIMEOUT`]); tokio's clock,
+/// so that paused time tests them.
+struct Pace {
+    started: tokio::time::Instant,
+    received: u64,
+}
+
+impl Pace {
+    fn new(started: tokio::time::Instant) -> Pace {
+        Pace {
+            started,
+            received: 0,
+        }
+    }
+
+    /// When the body is too slow: by its rate, or at the latest by [`BODY_TIMEOUT`].
+    fn deadline(&self) -> tokio::time::Instant {
+        self.started + self.by_rate().min(BODY_TIMEOUT)
+    }
+
+    fn by_rate(&self) -> Duration {
+        let earned = Duration::from_millis(self.received.saturating_mul(1000) / BODY_MIN_RATE);
+        BODY_GRACE.saturating_add(earned)
+    }
+
+    /// What the client is told at the deadline.
+    fn too_slow(&self) -> String {
+        if self.by_rate() < BODY_TIMEOUT {
+            format!("smq: the request body arrived slower than {BODY_MIN_RATE} bytes/s")
+        } else {
+            format!(
+                "smq: the request body took longer than {} s",
+                BODY_TIMEOUT.as_secs()
+            )
+        }
+    }
 }
 
 impl Conn {
+    fn new(tail: Vec<u8>, max_body: usize) -> Conn {
+        Conn {
+            buf: tail,
+            pos: 0,
+            max_body,
+            pace: Pace::new(tokio::time::Instant::now()),
+        }
+    }
+
     fn available(&self) -> &[u8] {
         &self.buf[self.pos..]
     }
@@ -787,19 +873,23 @@ impl Conn {
         }
     }
 
-    /// Reads more bytes; a stalled or closed client ends the request.
+    /// Reads more bytes; a stalled, too slow or closed client ends the request.
     async fn fill(&mut self, io: &mut Box<dyn Io>) -> Result<(), End> {
         if self.pos > 0 && self.pos == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
         }
+        let stalled = tokio::time::Instant::now() + BODY_STALL_TIMEOUT;
+        let slow = self.pace.deadline();
         let mut chunk = [0u8; 16 * 1024];
-        match tokio::time::timeout(BODY_STALL_TIMEOUT, io.read(&mut chunk)).await {
+        match tokio::time::timeout_at(stalled.min(slow), io.read(&mut chunk)).await {
             Ok(Ok(0)) | Ok(Err(_)) => Err(End::Gone),
             Ok(Ok(n)) => {
+                self.pace.received = self.pace.received.saturating_add(n as u64);
                 self.buf.extend_from_slice(&chunk[..n]);
                 Ok(())
             }
+            Err(_) if slow < stalled => Err(End::Refuse(Refusal::new(408, self.pace.too_slow()))),
             Err(_) => Err(End::Refuse(Refusal::new(
                 408,
                 format!(
@@ -810,15 +900,29 @@ impl Conn {
         }
     }
 
-    async fn read_exact(&mut self, io: &mut Box<dyn Io>, n: usize) -> Result<Vec<u8>, End> {
-        // Grown as bytes arrive: a declared length alone must not reserve memory.
-        let mut body = Vec::with_capacity(n.min(64 * 1024));
+    /// Appends the next `n` bytes of the body to `body`, charging its growth as they arrive
+    /// (never past `limit`, the most the body can be): a declared length reserves nothing.
+    async fn read_into(
+        &mut self,
+        io: &mut Box<dyn Io>,
+        body: &mut Vec<u8>,
+        n: usize,
+        limit: usize,
+        charge: &mut Charge,
+    ) -> Result<(), End> {
+        let mut left = n;
         loop {
-            let take = (n - body.len()).min(self.available().len());
-            body.extend_from_slice(&self.available()[..take]);
-            self.pos += take;
-            if body.len() == n {
-                return Ok(body);
+            let take = left.min(self.available().len());
+            if take > 0 {
+                charge
+                    .grow(body, take, limit)
+                    .map_err(|Busy| End::Refuse(busy()))?;
+                body.extend_from_slice(&self.available()[..take]);
+                self.pos += take;
+                left -= take;
+            }
+            if left == 0 {
+                return Ok(());
             }
             self.fill(io).await?;
         }
@@ -844,9 +948,13 @@ impl Conn {
         }
     }
 
-    async fn read_chunked(&mut self, io: &mut Box<dyn Io>) -> Result<Vec<u8>, End> {
+    async fn read_chunked(
+        &mut self,
+        io: &mut Box<dyn Io>,
+        body: &mut Vec<u8>,
+        charge: &mut Charge,
+    ) -> Result<(), End> {
         let bad = |why: &str| End::Refuse(Refusal::new(400, format!("smq: {why}")));
-        let mut body = Vec::new();
         loop {
             let line = self.read_line(io).await?;
             let size = line.split(';').next().unwrap_or_default().trim();
@@ -860,7 +968,7 @@ impl Conn {
                 loop {
                     let trailer = self.read_line(io).await?;
                     if trailer.is_empty() {
-                        return Ok(body);
+                        return Ok(());
                     }
                     trailer_bytes += trailer.len();
                     if trailer_bytes > MAX_CHUNK_LINE * 16 {
@@ -877,8 +985,8 @@ impl Conn {
                     ),
                 )));
             }
-            let chunk = self.read_exact(io, size).await?;
-            body.extend_from_slice(&chunk);
+            self.read_into(io, body, size, self.max_body, charge)
+                .await?;
             if !self.read_line(io).await?.is_empty() {
                 return Err(bad("a chunk is longer than its size"));
             }
@@ -994,14 +1102,124 @@ mod tests {
     }
 
     #[test]
-    fn gzip_is_bounded() {
+    fn gzip_is_bounded_and_charged_as_it_decodes() {
         use std::io::Write;
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         enc.write_all(&vec![b' '; 100_000]).expect("compress");
         let zipped = enc.finish().expect("compress");
-        assert_eq!(gunzip(&zipped, 100_000).expect("fits").len(), 100_000);
-        assert_eq!(gunzip(&zipped, 99_999).expect_err("bomb").status, 413);
-        assert_eq!(gunzip(b"not gzip", 10).expect_err("garbage").status, 400);
+        let budget = Budget::new(1 << 20);
+        let mut charge = budget.charge();
+        let decoded = gunzip(&zipped, 100_000, &mut charge).expect("fits");
+        assert_eq!(decoded.len(), 100_000);
+        assert_eq!(
+            (decoded.capacity(), charge.held()),
+            (100_000, 100_000),
+            "one allocation, sized by the trailer, charged"
+        );
+        let mut charge = budget.charge();
+        assert_eq!(
+            gunzip(&zipped, 99_999, &mut charge)
+                .expect_err("bomb")
+                .status,
+            413
+        );
+        assert_eq!(
+            gunzip(b"not gzip", 10, &mut charge)
+                .expect_err("garbage")
+                .status,
+            400
+        );
+        // The decoded bytes, not the compressed ones, are what must fit.
+        let small = Budget::new(50_000);
+        let busy = gunzip(&zipped, 100_000, &mut small.charge()).expect_err("over the budget");
+        assert_eq!((busy.status, busy.headers), (503, "Retry-After: 1\r\n"));
+    }
+
+    fn test_ingest(max_body: usize) -> Arc<Ingest> {
+        let config = HttpConfig {
+            path: None,
+            topic: TopicTemplate::parse("t").expect("valid"),
+            qos: 0,
+            token: None,
+            max_body,
+            split: false,
+            status_line: false,
+        };
+        Arc::new(Ingest::new(config, Arc::new(Auth::open()), None).expect("open broker"))
+    }
+
+    /// A byte every 10 s never stalls for BODY_STALL_TIMEOUT; the rate drops it after the
+    /// grace period, long before BODY_TIMEOUT (paused time: no real wait).
+    #[tokio::test(start_paused = true)]
+    async fn a_trickled_body_is_dropped_for_its_rate() {
+        let (server, mut client) = tokio::io::duplex(64 * 1024);
+        let head = HttpHead::parse(b"POST /data HTTP/1.1\r\nContent-Length: 1000\r\n\r\n")
+            .expect("a head");
+        let start = HttpStart {
+            io: Box::new(server),
+            head,
+            tail: Vec::new(),
+        };
+        let (_stop, stopped) = watch::channel(false);
+        let began = tokio::time::Instant::now();
+        let served = tokio::spawn(serve(
+            start,
+            Arc::new(Shared::new()),
+            test_ingest(1 << 20),
+            stopped,
+        ));
+        let mut answer = Vec::new();
+        for _ in 0..1000 {
+            if client.write_all(b" ").await.is_err() {
+                break;
+            }
+            let wait = tokio::time::timeout(Duration::from_secs(10), client.read_buf(&mut answer));
+            if matches!(wait.await, Ok(Ok(_))) {
+                break;
+            }
+        }
+        let _ = client.read_to_end(&mut answer).await;
+        served.await.expect("served");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+        assert!(
+            answer.ends_with("\r\n\r\nsmq: the request body arrived slower than 500 bytes/s\n"),
+            "{answer}"
+        );
+        let took = began.elapsed();
+        assert!(took >= BODY_GRACE && took < BODY_TIMEOUT, "{took:?}");
+    }
+
+    /// Slow but steady bodies are not dropped: 1 KiB/s, twice the minimum rate, for 100 s.
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_steady_body_gets_through() {
+        let (server, mut client) = tokio::io::duplex(64 * 1024);
+        let body = format!("[{}0]", "0,".repeat(50 * 1024 - 1));
+        let head = format!(
+            "POST /data HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let start = HttpStart {
+            io: Box::new(server),
+            head: HttpHead::parse(head.as_bytes()).expect("a head"),
+            tail: Vec::new(),
+        };
+        let (_stop, stopped) = watch::channel(false);
+        let served = tokio::spawn(serve(
+            start,
+            Arc::new(Shared::new()),
+            test_ingest(1 << 20),
+            stopped,
+        ));
+        for piece in body.as_bytes().chunks(1024) {
+            client.write_all(piece).await.expect("sending");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        let mut status = [0u8; 17];
+        client.read_exact(&mut status).await.expect("an answer");
+        assert_eq!(&status, b"HTTP/1.1 200 OK\r\n");
+        drop(client);
+        served.await.expect("served");
     }
 
     #[test]

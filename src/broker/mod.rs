@@ -1,13 +1,32 @@
 //! `smq serve-broker`: an MQTT 3.1.1 and 5 broker on tokio, over TCP, TLS and WebSocket.
+//! This file starts and stops it: `start` binds and announces the listeners and spawns an
+//! accept loop per listener and the `$SYS` loop; `run` serves until SIGINT or SIGTERM, and
+//! SIGHUP reloads the password and ACL files.
+//!
+//! Which file owns what:
+//! - `listener/`: `--listen` URLs, binding, TLS, the WebSocket upgrade, LAN addresses
+//! - `codec.rs`: the packets a broker reads and writes
+//! - `session.rs`: one client connection: CONNECT, the QoS flows, keep-alive, wills
+//! - `router.rs`: who gets which message: sessions, subscriptions, the retained store, the
+//!   `$SYS` counters; `subscriptions.rs` and `retained.rs` are its two trees (`trie.rs`)
+//! - `auth/`: password file, ACL, anonymous access, the brake on failed logins
+//! - `persist/`: `--persist`: retained messages and persistent sessions in a log on disk
+//! - `conf.rs`: `-c FILE`, the mosquitto.conf keys smq reads
+//! - `http.rs`: HTTP Push on the WebSocket port; `http_head.rs` reads request heads (for the
+//!   WebSocket upgrade too), `push_body.rs` the JSON fields, `push_budget.rs` the bytes
+//!   pushes may hold, `push_stats.rs` the per-device counts
+//! - `phone.rs`: what to type into Sensor Logger, and the per-device status line
 
 pub mod auth;
 pub mod codec;
 pub mod conf;
 pub mod http;
+mod http_head;
 pub mod listener;
 mod persist;
 mod phone;
 mod push_body;
+mod push_budget;
 mod push_stats;
 mod retained;
 mod router;
@@ -28,7 +47,14 @@ use tokio::sync::watch;
 use auth::{Auth, AuthConfig};
 use http::{HttpConfig, Ingest};
 use listener::{ListenSpec, Listener, TlsFiles, Upgraded};
+pub use router::QueueLimits;
 use router::{Published, Shared};
+
+/// Bytes of messages queued per session by default: Mosquitto's `max_queued_bytes` is
+/// unlimited by default, and then one client that stops reading holds a thousand messages of
+/// any size (`max_queued_messages`). 64 MiB keeps a thousand typical sensor messages, or
+/// sixty-four of 1 MB; a larger message still goes to a session whose queue is empty.
+pub const DEFAULT_MAX_QUEUED_BYTES: usize = 64 << 20;
 
 /// How long shutdown waits for connections to say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -40,7 +66,7 @@ pub struct Config {
     pub max_connections: usize,
     pub max_packet: usize,
     pub max_inflight: u16,
-    pub max_queued: usize,
+    pub max_queued: QueueLimits,
     pub max_keepalive: u16,
     pub sys_interval: u64,
     /// None: no authentication at all (the embedded broker of `--serve`).
@@ -64,7 +90,10 @@ impl Config {
             max_connections: 100_000,
             max_packet: crate::conn::packet::MAX_REMAINING_LENGTH,
             max_inflight: 100,
-            max_queued: 1000,
+            max_queued: QueueLimits {
+                messages: 1000,
+                bytes: DEFAULT_MAX_QUEUED_BYTES,
+            },
             max_keepalive: u16::MAX,
             sys_interval: 10,
             auth: None,
@@ -115,6 +144,7 @@ pub struct Running {
 
 /// Binds every listener, announces it on stderr and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
+    crate::alloc::return_freed_memory_promptly();
     let auth = match &config.auth {
         Some(a) => Auth::load(a, &config.listen)?,
         None => Auth::open(),
@@ -272,6 +302,7 @@ async fn accept_loop(
                         auth,
                         addr: peer.ip(),
                         tls_cn: tls.then_some(a.cert_cn),
+                        gate: a.gate,
                     };
                     session::serve(shared, config, client, a.reader, a.writer, stop).await;
                 }

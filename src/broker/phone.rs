@@ -108,7 +108,7 @@ pub async fn status_loop(ingest: Arc<Ingest>, mut stop: watch::Receiver<bool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::HttpArgs;
+    use crate::broker::http::TopicTemplate;
 
     #[test]
     fn tells_what_to_type_for_each_address() {
@@ -119,17 +119,15 @@ mod tests {
             ]
         };
         let listeners = [(Scheme::Mqtt, lan(1883)), (Scheme::Ws, lan(8000))];
-        let http = HttpConfig::from_args(
-            &HttpArgs {
-                http: true,
-                http_topic: "sensor-logger".into(),
-                http_max_body: 1 << 20,
-                ..HttpArgs::default()
-            },
-            false,
-        )
-        .expect("valid")
-        .expect("enabled");
+        let http = HttpConfig {
+            path: None,
+            topic: TopicTemplate::parse("sensor-logger").expect("valid"),
+            qos: 0,
+            token: None,
+            max_body: 1 << 20,
+            split: false,
+            status_line: false,
+        };
         assert_eq!(
             setup_lines(&listeners, Some(&http)),
             [

@@ -60,18 +60,22 @@ pub enum SplitError {
     Bad(String),
     /// 413: the messages would be larger than the cap.
     TooLarge,
+    /// 503: `take` refused a message's bytes.
+    Busy,
 }
 
 /// `--split`: one message per reading, on `TOPIC/DEVICE/SENSOR`, each the batch with its
 /// `payload` array holding only that reading, so consumers and `smq record` read it as they
 /// read the batch. Each message is the body's bytes before the array, the reading, and the
-/// bytes after it: linear in the output, which is capped at `cap` bytes. None when the body is
-/// not a Sensor Logger batch: it is then published whole.
+/// bytes after it: linear in the output, which is capped at `cap` bytes; `take` is asked for
+/// each message's bytes before it is built. None when the body is not a Sensor Logger batch:
+/// it is then published whole.
 pub fn split(
     body: &str,
     envelope: &Envelope<'_>,
     topic: &str,
     cap: usize,
+    mut take: impl FnMut(usize) -> bool,
 ) -> Result<Option<Vec<(String, Bytes)>>, SplitError> {
     let Some(payload) = envelope.payload else {
         return Ok(None);
@@ -102,17 +106,23 @@ pub fn split(
             )));
             return false;
         }
-        let mut message = Vec::with_capacity(before.len() + reading.get().len() + after.len() + 2);
+        let len = before.len() + reading.get().len() + after.len() + 2;
+        let size = len + topic.len() + MESSAGE_OVERHEAD;
+        total = total.saturating_add(size);
+        if total > cap {
+            failed = Some(SplitError::TooLarge);
+            return false;
+        }
+        if !take(size) {
+            failed = Some(SplitError::Busy);
+            return false;
+        }
+        let mut message = Vec::with_capacity(len);
         message.extend_from_slice(before.as_bytes());
         message.push(b'[');
         message.extend_from_slice(reading.get().as_bytes());
         message.push(b']');
         message.extend_from_slice(after.as_bytes());
-        total = total.saturating_add(message.len() + topic.len() + MESSAGE_OVERHEAD);
-        if total > cap {
-            failed = Some(SplitError::TooLarge);
-            return false;
-        }
         out.push((topic, Bytes::from(message)));
         true
     });
@@ -275,7 +285,7 @@ mod tests {
                 {"name":"light","values":{"lux":342}}],"tail":true}
 "#;
         let e = Envelope::read(body).expect("JSON");
-        let out = split(body, &e, "sensor-logger", 1 << 20)
+        let out = split(body, &e, "sensor-logger", 1 << 20, |_| true)
             .expect("splits")
             .expect("a batch");
         let topics: Vec<&str> = out.iter().map(|(t, _)| t.as_str()).collect();
@@ -290,11 +300,11 @@ mod tests {
         );
         let not_batch = r#"{"a":1}"#;
         let e = Envelope::read(not_batch).expect("JSON");
-        assert_eq!(split(not_batch, &e, "t", 1 << 20), Ok(None));
+        assert_eq!(split(not_batch, &e, "t", 1 << 20, |_| true), Ok(None));
         let anonymous = r#"{"payload":[]}"#;
         let e = Envelope::read(anonymous).expect("JSON");
         assert!(matches!(
-            split(anonymous, &e, "t", 1 << 20),
+            split(anonymous, &e, "t", 1 << 20, |_| true),
             Err(SplitError::Bad(_))
         ));
     }
@@ -308,16 +318,26 @@ mod tests {
         let body = format!(r#"{{"deviceId":"d","pad":"{pad}","payload":[{readings}]}}"#);
         let e = Envelope::read(&body).expect("JSON");
         assert_eq!(
-            split(&body, &e, "t", 4 * body.len()),
+            split(&body, &e, "t", 4 * body.len(), |_| true),
             Err(SplitError::TooLarge)
         );
         assert_eq!(
-            split(&body, &e, "t", 200 * body.len())
+            split(&body, &e, "t", 200 * body.len(), |_| true)
                 .expect("fits")
                 .expect("a batch")
                 .len(),
             100
         );
+        // Each message's bytes are asked for before it is built: a refusal stops the split.
+        let mut asked = Vec::new();
+        let busy = split(&body, &e, "t", 200 * body.len(), |n| {
+            asked.push(n);
+            asked.len() <= 4
+        });
+        assert_eq!(busy, Err(SplitError::Busy));
+        assert_eq!(asked.len(), 5, "stopped at the first refusal");
+        // A message's bytes and its share of the bookkeeping, the pad included.
+        assert!(asked.iter().all(|&n| n > 10_000 + 128), "{asked:?}");
     }
 
     #[test]
@@ -325,7 +345,7 @@ mod tests {
         let name = "n".repeat(70_000);
         let body = format!(r#"{{"deviceId":"d","payload":[{{"name":"{name}"}}]}}"#);
         let e = Envelope::read(&body).expect("JSON");
-        match split(&body, &e, "t", usize::MAX) {
+        match split(&body, &e, "t", usize::MAX, |_| true) {
             Err(SplitError::Bad(why)) => assert!(why.contains("65535"), "{why}"),
             other => panic!("{other:?}"),
         }

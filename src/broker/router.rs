@@ -33,6 +33,11 @@ pub struct Published {
 }
 
 impl Published {
+    /// Bytes charged to a queue that holds this message: its topic and payload.
+    pub fn size(&self) -> usize {
+        self.topic.len() + self.payload.len()
+    }
+
     /// Whether the v5 message expiry interval has passed.
     pub fn expired(&self) -> bool {
         self.remaining_expiry() == Some(0)
@@ -65,31 +70,54 @@ pub struct SubOptions {
     pub sub_id: Option<u32>,
 }
 
-/// A session's queue of deliveries, bounded by `--max-queued`. Lighter than a channel: an
+/// How much a session's queue may hold before new deliveries are dropped: messages
+/// (`--max-queued`, mosquitto's `max_queued_messages`) and bytes of topic and payload
+/// (`--max-queued-bytes`, mosquitto's `max_queued_bytes`); `usize::MAX` is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    pub messages: usize,
+    pub bytes: usize,
+}
+
+/// A session's queue of deliveries, bounded by [`QueueLimits`]. Lighter than a channel: an
 /// idle session's queue allocates nothing, which matters with thousands of idle clients.
 #[derive(Debug)]
 pub struct Inbox {
-    queue: Mutex<VecDeque<Delivery>>,
+    queue: Mutex<Queue>,
     ready: Notify,
-    capacity: usize,
+    limits: QueueLimits,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    deliveries: VecDeque<Delivery>,
+    /// What `deliveries` hold, by [`Published::size`]: each queue is charged in full for a
+    /// message it shares with others, so one session's share is bounded whatever the rest do.
+    bytes: usize,
 }
 
 impl Inbox {
-    pub fn new(capacity: usize) -> Arc<Inbox> {
+    pub fn new(limits: QueueLimits) -> Arc<Inbox> {
         Arc::new(Inbox {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queue::default()),
             ready: Notify::new(),
-            capacity: capacity.max(1),
+            limits: QueueLimits {
+                messages: limits.messages.max(1),
+                bytes: limits.bytes,
+            },
         })
     }
 
-    /// Queues a delivery; false when the queue is full and the delivery is dropped.
+    /// Queues a delivery; false when the queue is full and the delivery is dropped. As in
+    /// mosquitto, the byte limit is checked before the message is added, so a message larger
+    /// than the limit still reaches a session whose queue is empty.
     pub(super) fn push(&self, d: Delivery) -> bool {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        if q.len() >= self.capacity {
+        if q.deliveries.len() >= self.limits.messages || q.bytes >= self.limits.bytes {
             return false;
         }
-        q.push_back(d);
+        q.bytes += d.msg.size();
+        q.deliveries.push_back(d);
         drop(q);
         self.ready.notify_one();
         true
@@ -97,12 +125,13 @@ impl Inbox {
 
     pub fn pop(&self) -> Option<Delivery> {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        let d = q.pop_front();
+        let d = q.deliveries.pop_front()?;
+        q.bytes -= d.msg.size();
         // A drained burst gives its memory back.
-        if q.is_empty() && q.capacity() > 64 {
-            q.shrink_to_fit();
+        if q.deliveries.is_empty() && q.deliveries.capacity() > 64 {
+            q.deliveries.shrink_to_fit();
         }
-        d
+        Some(d)
     }
 
     /// Waits for a delivery. Cancel-safe: a cancelled wait takes nothing off the queue.
@@ -373,7 +402,10 @@ mod tests {
     use super::*;
 
     fn mailbox(id: &str) -> (Mailbox, Arc<Inbox>) {
-        let inbox = Inbox::new(16);
+        let inbox = Inbox::new(QueueLimits {
+            messages: 16,
+            bytes: usize::MAX,
+        });
         (
             Mailbox {
                 client_id: Arc::from(id),
@@ -490,6 +522,39 @@ mod tests {
         assert!(new_rx.pop().is_some());
         assert!(old_rx.pop().is_none());
         assert_eq!(r.subscriptions_of("c").len(), 1);
+    }
+
+    #[test]
+    fn inbox_is_bounded_in_bytes_and_admits_a_large_message_when_empty() {
+        let inbox = Inbox::new(QueueLimits {
+            messages: 100,
+            bytes: 10,
+        });
+        let sized = |payload: &'static [u8]| Delivery {
+            msg: Arc::new(Published {
+                topic: Bytes::from_static(b"t"),
+                payload: Bytes::from_static(payload),
+                qos: 0,
+                retain: false,
+                props: None,
+                received: Instant::now(),
+                from: None,
+            }),
+            qos: 0,
+            retain: false,
+            sub_ids: Vec::new(),
+            stored: None,
+        };
+        // Checked before adding: a message over the limit gets into an empty queue only.
+        assert!(inbox.push(sized(b"twenty bytes of data")));
+        assert!(!inbox.push(sized(b"x")));
+        assert!(inbox.pop().is_some());
+        for _ in 0..5 {
+            assert!(inbox.push(sized(b"x")), "2 bytes each, topic included");
+        }
+        assert!(!inbox.push(sized(b"x")), "10 bytes queued");
+        while inbox.pop().is_some() {}
+        assert!(inbox.push(sized(b"x")), "popping gave the bytes back");
     }
 
     #[test]

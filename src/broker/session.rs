@@ -11,17 +11,19 @@ use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Config;
-use super::auth::{Admitted, Auth, acl::ClientAcl};
+use super::auth::{Admitted, Auth, acl::ClientAcl, reserved_for_broker};
 use super::codec::{self, ConnAck, Connect, Packet, Violation};
 use super::persist::Store;
 use super::persist::model::{Record, unix_now};
 use super::router::{
-    Delivery, Inbox, Mailbox, Published, SessionEntry, Shared, SubOptions, shared_parts,
+    Delivery, Inbox, Mailbox, Published, Router, SessionEntry, Shared, SubOptions, shared_parts,
 };
 use crate::conn::packet::{self as wire, Message, Protocol};
 use crate::conn::transport::{Reader, Writer};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may take to send its CONNECT: a real client sends it at once, and a
+/// connection that has not logged in must not be held open (and its buffer with it) for long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a new connection waits for the one it takes over to hand the session back.
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Topic aliases a client may set up with us (v5 CONNACK Topic Alias Maximum).
@@ -30,6 +32,9 @@ pub(super) const NEVER: u32 = u32::MAX;
 /// Bytes of answers (PUBACKs and the like) a client may leave unread before we stop reading
 /// its packets; deliveries stop at a quarter of this.
 const MAX_UNREAD_ANSWERS: usize = 1024 * 1024;
+/// A buffer that grew past this for a large packet or a burst is given back once it has
+/// drained, rather than kept for the rest of the connection: ordinary traffic stays below it.
+const KEEP_BUFFER: usize = 64 * 1024;
 
 /// What a session keeps between connections.
 pub struct State {
@@ -66,6 +71,8 @@ pub struct Client {
     pub addr: std::net::IpAddr,
     /// On TLS listeners: the client certificate's subject CN, if it sent one.
     pub tls_cn: Option<Option<String>>,
+    /// On WebSocket listeners: what lifts the cap on bytes before CONNECT.
+    pub gate: Option<super::listener::Gate>,
 }
 
 pub async fn serve(
@@ -85,7 +92,12 @@ pub async fn serve(
     )
     .await
     {
-        Ok(Ok(Some(c))) => c,
+        Ok(Ok(Some(c))) => {
+            if let Some(gate) = &client.gate {
+                gate.open();
+            }
+            c
+        }
         Ok(Err(v)) => {
             refuse_connect(&mut writer, &v).await;
             return;
@@ -372,7 +384,9 @@ impl Connection {
             generation,
             entry_state,
             keepalive: (keepalive > 0).then(|| Duration::from_millis(u64::from(keepalive) * 1500)),
-            will: c.will,
+            // Accepted and never published, as Mosquitto does with a will it would not let
+            // the client publish.
+            will: c.will.filter(|w| !reserved_for_broker(w.topic.as_bytes())),
             session_expiry,
             receive_max: usize::from(c.receive_max.max(1)),
             max_packet: c.max_packet.map_or(wire::MAX_PACKET, |m| m as usize),
@@ -427,9 +441,12 @@ impl Connection {
         let store = self.store.clone();
         loop {
             // Decode everything already read.
+            let mut large = false;
             loop {
+                let before = rbuf.len();
                 match codec::decode(self.proto, &mut rbuf, self.config.max_packet) {
                     Ok(Some(p)) => {
+                        large |= before - rbuf.len() > KEEP_BUFFER;
                         if let Some(k) = self.keepalive {
                             deadline = Some(Instant::now() + k);
                         }
@@ -453,12 +470,20 @@ impl Connection {
                     }
                 }
             }
+            // The buffer grew to hold that packet: what is left moves to a small one.
+            if large {
+                rbuf = BytesMut::from(&rbuf[..]);
+            }
             // Fill the client's receive window from the backlog, then the mailbox.
             while state.outgoing.len() < window && out.len() + wbuf.len() < 256 * 1024 {
                 let Some(d) = self.backlog.pop_front().or_else(|| state.inbox.pop()) else {
                     break;
                 };
                 self.deliver(d, state, &mut wbuf);
+            }
+            // A subscription to many retained messages grew it; they are sent.
+            if self.backlog.is_empty() && self.backlog.capacity() > 64 {
+                self.backlog = VecDeque::new();
             }
             // Acknowledgements go out only once what they acknowledge is on disk; reading
             // goes on meanwhile, so one fsync covers a whole window of messages.
@@ -475,6 +500,7 @@ impl Connection {
                     if r.is_err() {
                         return End::Abnormal;
                     }
+                    out.trim(&mut wbuf);
                 }
                 () = synced(store.as_deref(), waiting), if waiting.is_some() => {}
                 // A client that sends without reading what we answer is not read from
@@ -740,7 +766,9 @@ impl Connection {
             .is_some_and(|max| msg.payload.len() > max)
         {
             Some(0x95)
-        } else if self.acl.as_ref().is_some_and(|a| !a.may_write(&msg.topic)) {
+        } else if reserved_for_broker(&msg.topic)
+            || self.acl.as_ref().is_some_and(|a| !a.may_write(&msg.topic))
+        {
             Some(0x87)
         } else {
             None
@@ -973,7 +1001,7 @@ impl Connection {
             End::Disconnect { with_will: false } | End::Shutdown => None,
             End::Disconnect { with_will: true } | End::Abnormal => self.will,
         };
-        let still_ours = |router: &super::router::Router| {
+        let still_ours = |router: &Router| {
             router
                 .sessions
                 .get(&self.client_id)
@@ -1022,7 +1050,7 @@ impl Connection {
             return;
         }
         if self.session_expiry == 0 {
-            router.sessions.remove(&self.client_id);
+            forget(&mut router, &self.client_id);
             router.unsubscribe_all(&self.client_id, state.subscriptions.keys().cloned());
             if let Some(s) = &log {
                 s.append(Record::Gone {
@@ -1088,7 +1116,7 @@ pub(super) fn expire_later(
             .get(&client_id)
             .is_some_and(|e| e.generation == generation);
         if expired {
-            router.sessions.remove(&client_id);
+            forget(&mut router, &client_id);
             router.unsubscribe_all(&client_id, filters.into_iter());
             if let Some(s) = &router.store {
                 s.append(Record::Gone { client: client_id });
@@ -1097,12 +1125,23 @@ pub(super) fn expire_later(
     });
 }
 
+/// Ends a session for good. The table gives back what a crowd of clients that left grew it to.
+fn forget(router: &mut Router, client_id: &str) {
+    let sessions = &mut router.sessions;
+    sessions.remove(client_id);
+    if sessions.capacity() > 4 * sessions.len() + 1024 {
+        sessions.shrink_to(2 * sessions.len());
+    }
+}
+
 /// Output on its way to the client: `ready` is written as the socket takes it; each `held`
 /// segment waits, in order, for the log position that makes what it acknowledges durable.
 #[derive(Default)]
 struct Out {
     ready: BytesMut,
     held: VecDeque<(u64, BytesMut)>,
+    /// The most output (encoded, staged and unwritten) since the buffers were last given back.
+    peak: usize,
 }
 
 impl Out {
@@ -1116,6 +1155,7 @@ impl Out {
         if fresh.is_empty() {
             return;
         }
+        self.peak = self.peak.max(self.len() + fresh.len());
         let pos = self.held.back().map_or(pos, |h| h.0.max(pos));
         if pos > 0 {
             self.held.push_back((pos, fresh.split()));
@@ -1124,6 +1164,17 @@ impl Out {
         } else {
             self.ready.extend_from_slice(fresh);
             fresh.clear();
+        }
+    }
+
+    /// Once everything is written, gives back the buffers a burst or a large message grew:
+    /// `ready`, and `wbuf`, which it swaps with.
+    fn trim(&mut self, wbuf: &mut BytesMut) {
+        let drained = self.ready.is_empty() && self.held.is_empty() && wbuf.is_empty();
+        if self.peak > KEEP_BUFFER && drained {
+            self.ready = BytesMut::new();
+            *wbuf = BytesMut::with_capacity(256);
+            self.peak = 0;
         }
     }
 

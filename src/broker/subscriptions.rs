@@ -319,7 +319,7 @@ fn key_of(filter: &str) -> (&str, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::router::Inbox;
+    use crate::broker::router::{Inbox, QueueLimits};
     use crate::topic;
     use std::collections::BTreeMap;
     use std::sync::atomic::AtomicBool;
@@ -327,7 +327,10 @@ mod tests {
     fn mailbox(id: &str, online: bool) -> Mailbox {
         Mailbox {
             client_id: Arc::from(id),
-            inbox: Inbox::new(16),
+            inbox: Inbox::new(QueueLimits {
+                messages: 16,
+                bytes: usize::MAX,
+            }),
             online: Arc::new(AtomicBool::new(online)),
             durable: Arc::new(AtomicBool::new(false)),
         }

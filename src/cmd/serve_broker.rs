@@ -1,4 +1,5 @@
 //! `smq serve-broker`: `-c` config file, then flags over it, then defaults → `broker::Config`.
+//! The `--http*` options → `HttpConfig` are here too, for the embedded broker of `--serve`.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -6,9 +7,9 @@ use std::process::ExitCode;
 
 use crate::broker::auth::AuthConfig;
 use crate::broker::conf::ConfFile;
-use crate::broker::http::HttpConfig;
-use crate::broker::{self, Config, listener};
-use crate::cli::ServeBrokerArgs;
+use crate::broker::http::{HttpConfig, TopicTemplate};
+use crate::broker::{self, Config, QueueLimits, listener};
+use crate::cli::{HttpArgs, ServeBrokerArgs};
 use crate::exit::usage;
 
 pub async fn run(args: ServeBrokerArgs) -> anyhow::Result<ExitCode> {
@@ -78,11 +79,21 @@ fn config(args: ServeBrokerArgs) -> anyhow::Result<Config> {
             .max_inflight
             .or(file.max_inflight)
             .unwrap_or(defaults.max_inflight),
-        max_queued: args
-            .max_queued
-            .map(|v| v as usize)
-            .or(file.max_queued)
-            .unwrap_or(defaults.max_queued),
+        max_queued: QueueLimits {
+            messages: args
+                .max_queued
+                .map(|v| v as usize)
+                .or(file.max_queued)
+                .unwrap_or(defaults.max_queued.messages),
+            bytes: args
+                .max_queued_bytes
+                .map(|v| match usize::try_from(v) {
+                    Ok(0) | Err(_) => usize::MAX,
+                    Ok(v) => v,
+                })
+                .or(file.max_queued_bytes)
+                .unwrap_or(defaults.max_queued.bytes),
+        },
         max_keepalive: args
             .max_keepalive
             .or(file.max_keepalive)
@@ -100,7 +111,7 @@ fn config(args: ServeBrokerArgs) -> anyhow::Result<Config> {
         }),
         retain_available: file.retain_available.unwrap_or(defaults.retain_available),
         max_payload: file.message_size_limit.flatten(),
-        http: HttpConfig::from_args(&args.http, std::io::stderr().is_terminal())?,
+        http: http_config(&args.http, std::io::stderr().is_terminal())?,
         persist,
     })
 }
@@ -116,4 +127,35 @@ fn persist(flag: Option<PathBuf>, file: &ConfFile) -> Option<PathBuf> {
                 .unwrap_or_else(|| ".".into())
         })
     })
+}
+
+/// `--http` and its `--http-*` options, checked; None without `--http`. `status_line`: keep
+/// per-device counts for a status line on stderr.
+pub(super) fn http_config(
+    args: &HttpArgs,
+    status_line: bool,
+) -> anyhow::Result<Option<HttpConfig>> {
+    if !args.http {
+        return Ok(None);
+    }
+    let path = match &args.http_path {
+        None => None,
+        Some(p) if p.starts_with('/') && !p.contains(['?', '#', ' ']) => Some(p.clone()),
+        Some(p) => {
+            return Err(usage(format!(
+                "--http-path '{p}': give a path starting with '/', e.g. /data"
+            )));
+        }
+    };
+    let max_body = usize::try_from(args.http_max_body)
+        .map_err(|_| usage("--http-max-body is larger than this machine can hold"))?;
+    Ok(Some(HttpConfig {
+        path,
+        topic: TopicTemplate::parse(&args.http_topic)?,
+        qos: args.http_qos,
+        token: args.http_token.clone(),
+        max_body,
+        split: args.split,
+        status_line,
+    }))
 }

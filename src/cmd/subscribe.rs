@@ -12,8 +12,8 @@ use regex::bytes::Regex;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::time::{Instant, sleep_until};
 
+use super::serve_broker::http_config;
 use crate::broker::auth::AuthConfig;
-use crate::broker::http::HttpConfig;
 use crate::broker::{self, listener};
 use crate::cli::{RetainHandling, SubArgs};
 use crate::conn::packet::Subscription;
@@ -114,7 +114,7 @@ async fn serve(args: &mut SubArgs) -> anyhow::Result<broker::Running> {
         )));
     }
     // No status line: record and sub draw their own progress on stderr.
-    let http = HttpConfig::from_args(&args.http, false)?;
+    let http = http_config(&args.http, false)?;
     let running = broker::start(broker::Config {
         http,
         auth: exposed.map(|_| AuthConfig {

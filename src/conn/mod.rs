@@ -13,7 +13,6 @@ mod reason;
 pub mod tls;
 pub mod transport;
 pub mod url;
-mod x509;
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -29,6 +28,7 @@ use transport::{Endpoint, TlsSetup, TransportSetup, WsSetup};
 use crate::cli::{BrokerArg, ConnectArgs, ProtocolVersion};
 use crate::exit::usage;
 use crate::topic;
+use crate::x509;
 
 /// Session expiry meaning "never" (MQTT 5 §3.1.2.11.2).
 const NEVER: u32 = u32::MAX;

@@ -13,14 +13,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use tempfile::TempDir;
 
-use crate::broker::raw::{
+use crate::support::certs::Certs;
+use crate::support::mosquitto::Mosquitto;
+use crate::support::raw::{
     CONNACK, Client, Connect, PINGRESP, PUBACK, Packet, REPLY, Read, V4, V5, Will, packet,
     parse_publish, publish_raw,
 };
-use crate::support::certs::Certs;
-use crate::support::mosquitto::Mosquitto;
 use crate::support::smq_broker::SmqBroker;
-use crate::support::{Sub, mosquitto_pub, run_with_timeout, smq, text};
+use crate::support::{Sub, assert_fails, mosquitto_pub, run_with_timeout, smq, text};
 
 const SECS: u64 = 30;
 
@@ -211,6 +211,103 @@ fn anonymous_clients_follow_the_listeners_and_the_flags() {
     assert_eq!(connack(closed.port(), &Connect::new(V4, "anon")), 5);
 }
 
+/// The CONNACK code for a raw CONNECT that may wait its turn (up to 5 s) at the login brake.
+fn braked_connack(port: u16, connect: &Connect) -> u8 {
+    let mut c = Client::open(port);
+    c.version = connect.version;
+    c.send(&connect.bytes());
+    match c.read(std::time::Duration::from_secs(SECS)) {
+        Read::Packet(ack) if ack.first == CONNACK => ack.body[1],
+        other => panic!("expected CONNACK: {other:?}"),
+    }
+}
+
+#[test]
+fn a_client_that_logged_in_before_gets_in_while_its_address_guesses() {
+    let dir = temp_dir();
+    let passwd = dir.path().join("passwd");
+    mosquitto_passwd(&passwd, true, "alice", "right");
+    let broker = SmqBroker::start(&["--password-file", passwd.to_str().unwrap()]);
+    let port = broker.port();
+    // Alice's phone logged in from 127.0.0.1 before the guessing began.
+    let phone = Connect::new(V4, "alice-phone").login("alice", "right");
+    let (mut c, _) = Client::connect(port, &phone);
+    c.send(&crate::support::raw::disconnect(V4, 0));
+    c.expect_close(std::time::Duration::from_secs(SECS), "DISCONNECT");
+
+    // Guesses from the same address, for alice and for a user who does not exist, from eight
+    // connections at once, until told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (codes, got) = std::sync::mpsc::channel();
+    let guessers: Vec<_> = (0..8)
+        .map(|i| {
+            let (codes, stop) = (codes.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let user = if i % 4 == 0 { "nobody" } else { "alice" };
+                let id = format!("guess-{i}");
+                while !stop.load(Ordering::Relaxed) {
+                    let code = braked_connack(port, &Connect::new(V4, &id).login(user, "wrong"));
+                    if codes.send(code).is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(codes);
+    // Until one is refused unchecked: the address's turns are taken for more than 5 s.
+    let mut seen = Vec::new();
+    while !seen.contains(&5) {
+        let code = got
+            .recv_timeout(std::time::Duration::from_secs(SECS))
+            .unwrap_or_else(|e| panic!("no guess was refused unchecked ({e}); seen {seen:?}"));
+        seen.push(code);
+    }
+    // The phone's turns are its own: it gets in now, while the guessing goes on (before, it
+    // was refused unchecked as the guesses were).
+    let phone_code = braked_connack(port, &phone);
+    stop.store(true, Ordering::Relaxed);
+    for guesser in guessers {
+        guesser.join().expect("a guesser");
+    }
+    assert_eq!(phone_code, 0, "alice's phone");
+    seen.extend(got.iter());
+    assert!(
+        seen.iter().all(|&code| code == 4 || code == 5),
+        "every guess refused: {seen:?}"
+    );
+}
+
+#[test]
+fn a_burst_of_guesses_before_the_first_failure_is_braked_too() {
+    let dir = temp_dir();
+    let passwd = dir.path().join("passwd");
+    mosquitto_passwd(&passwd, true, "alice", "right");
+    let broker = SmqBroker::start(&["--password-file", passwd.to_str().unwrap()]);
+    // Every connection open first, then every guess sent at once: none has failed yet when
+    // the broker reads them.
+    let mut clients: Vec<Client> = (0..60).map(|_| Client::open(broker.port())).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send(
+            &Connect::new(V4, &format!("burst-{i}"))
+                .login("alice", "wrong")
+                .bytes(),
+        );
+    }
+    let codes: Vec<u8> = clients
+        .iter_mut()
+        .map(|c| match c.read(std::time::Duration::from_secs(SECS)) {
+            Read::Packet(ack) if ack.first == CONNACK => ack.body[1],
+            other => panic!("expected CONNACK: {other:?}"),
+        })
+        .collect();
+    let checked = codes.iter().filter(|&&c| c == 4).count();
+    assert!(codes.iter().all(|&c| c == 4 || c == 5), "{codes:?}");
+    // A few at a time until the first failures, then the brake's turns for 5 s (before, all
+    // 60 were checked at once).
+    assert!(checked <= 12, "{checked} of 60 guesses checked: {codes:?}");
+}
+
 #[test]
 fn smq_passwd_writes_files_mosquitto_accepts() {
     let dir = temp_dir();
@@ -269,15 +366,13 @@ fn smq_passwd_refuses_bad_requests() {
     let dir = temp_dir();
     let missing = dir.path().join("missing");
     let out = smq_passwd(&["-b", missing.to_str().unwrap(), "alice", "pw"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("add -c to create it"), "{out:?}");
+    assert_fails(&out, 2, "add -c to create it");
     assert!(!missing.exists());
 
     let file = write(dir.path(), "passwd", "");
     let f = file.to_str().unwrap();
     let out = smq_passwd(&["-b", f, "a:b", "pw"]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(text(&out.stderr).contains("':'"), "{out:?}");
+    assert_fails(&out, 2, "':'");
     for (user, why) in [
         (
             "#x\nmallory",
@@ -287,25 +382,15 @@ fn smq_passwd_refuses_bad_requests() {
         (" x", "white space"),
     ] {
         let out = smq_passwd(&["-b", f, user, "pw"]);
-        assert_eq!(out.status.code(), Some(2), "{out:?}");
-        let err = text(&out.stderr);
-        assert!(err.contains(why) && err.lines().count() == 1, "{out:?}");
+        assert_fails(&out, 2, why);
     }
     assert_eq!(fs::read_to_string(&file).unwrap(), "", "nothing written");
     let out = smq_passwd(&["-D", f, "nobody"]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(
-        text(&out.stderr).contains("user 'nobody' is not in"),
-        "{out:?}"
-    );
+    assert_fails(&out, 1, "user 'nobody' is not in");
 
     let plain = write(dir.path(), "plain", "alice:clear-text\n");
     let out = smq_passwd(&["-b", plain.to_str().unwrap(), "bob", "pw"]);
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(
-        text(&out.stderr).contains(":1: user 'alice': the password is not hashed"),
-        "{out:?}"
-    );
+    assert_fails(&out, 2, ":1: user 'alice': the password is not hashed");
     assert_eq!(fs::read_to_string(&plain).unwrap(), "alice:clear-text\n");
 }
 
@@ -752,11 +837,11 @@ fn patterns_name_the_client_id_the_broker_assigned() {
     let acl = write(dir.path(), "acl", "pattern readwrite clients/%c/#\n");
     let broker = SmqBroker::start(&["--acl-file", acl.to_str().unwrap()]);
     let (mut c, ack) = Client::connect(broker.port(), &Connect::new(V5, ""));
-    let (_, _, props) = crate::broker::raw::parse_connack_v5(&ack);
+    let (_, _, props) = crate::support::raw::parse_connack_v5(&ack);
     let id = props
         .iter()
         .find_map(|(k, v)| match (k, v) {
-            (0x12, crate::broker::raw::Prop::Bin(id)) => Some(text(id)),
+            (0x12, crate::support::raw::Prop::Bin(id)) => Some(text(id)),
             _ => None,
         })
         .expect("an assigned client id");
@@ -768,7 +853,7 @@ fn patterns_name_the_client_id_the_broker_assigned() {
 
 #[test]
 fn messages_the_acl_hides_are_not_kept_in_the_persistence_log() {
-    use crate::broker::raw::{disconnect, puback, publish};
+    use crate::support::raw::{disconnect, puback, publish};
     let dir = temp_dir();
     let store = dir.path().join("store");
     let acl = write(

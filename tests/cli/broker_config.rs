@@ -3,13 +3,13 @@
 
 use std::fs;
 
-use crate::broker::raw::{
-    CONNACK, Client, Connect, Packet, Prop, V4, V5, Will, parse_connack_v5, publish_raw,
-};
 use crate::broker_auth::{temp_dir, write};
 use crate::support::mosquitto::Mosquitto;
+use crate::support::raw::{
+    CONNACK, Client, Connect, Packet, Prop, V4, V5, Will, parse_connack_v5, publish_raw,
+};
 use crate::support::smq_broker::SmqBroker;
-use crate::support::{run_with_timeout, smq, text};
+use crate::support::{assert_fails, run_with_timeout, smq};
 
 const SECS: u64 = 30;
 
@@ -38,10 +38,10 @@ fn publish_outcome(c: &mut Client, pid: u16, topic: &str, payload: &[u8], retain
         props,
         payload,
     ));
-    let got: Vec<Packet> = match c.read(crate::broker::raw::REPLY) {
-        crate::broker::raw::Read::Packet(p) => vec![p],
-        crate::broker::raw::Read::Closed => return "closed".into(),
-        crate::broker::raw::Read::TimedOut => return "no answer".into(),
+    let got: Vec<Packet> = match c.read(crate::support::raw::REPLY) {
+        crate::support::raw::Read::Packet(p) => vec![p],
+        crate::support::raw::Read::Closed => return "closed".into(),
+        crate::support::raw::Read::TimedOut => return "no answer".into(),
     };
     match got[0].kind() {
         0x40 => format!("puback {:#04x}", got[0].body.get(2).copied().unwrap_or(0)),
@@ -221,21 +221,15 @@ fn config_file_mistakes_name_the_line() {
             None,
             SECS,
         );
-        assert_eq!(out.status.code(), Some(2), "{conf:?}: {out:?}");
         let expected = format!("smq: error: config file {}:{line}: {why}", file.display());
-        assert!(
-            text(&out.stderr).contains(&expected),
-            "{conf:?}: {}",
-            text(&out.stderr)
-        );
+        assert_fails(&out, 2, &expected);
     }
     let out = run_with_timeout(
         smq().args(["serve-broker", "-c", "/nonexistent/smq.conf"]),
         None,
         SECS,
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("reading config file /nonexistent/smq.conf"));
+    assert_fails(&out, 1, "reading config file /nonexistent/smq.conf");
 }
 
 #[test]

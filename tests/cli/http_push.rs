@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::support::smq_broker::SmqBroker;
-use crate::support::{Sub, run_with_timeout, send, smq, text};
+use crate::support::smq_broker::{SmqBroker, poll};
+use crate::support::{Sub, assert_fails, run_with_timeout, send, smq, text};
 
 const SECS: u64 = 30;
 
@@ -756,12 +756,7 @@ fn pushes_are_anonymous_clients_held_to_the_broker_rules() {
         None,
         SECS,
     );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("add --http-token SECRET"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 2, "add --http-token SECRET");
 
     let broker = http_broker(&[
         "-c",
@@ -839,38 +834,22 @@ fn split_output_is_capped_and_bodies_in_flight_are_bounded() {
     assert_eq!(answer.status, 413, "{}", answer.body);
     assert_eq!(
         answer.body,
-        "smq: --split would make more than 256 KiB of messages from this body\n"
+        "smq: this body and its --split messages would take more than 256 KiB\n"
     );
 
-    // Four bodies of the largest size in flight take the whole allowance (4 × 64 KiB): the
-    // 100 Continue says each has its share before its body is sent.
-    let head = |len: usize| {
-        format!("POST /data HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: {len}\r\n\r\n")
-    };
-    let mut waiting: Vec<TcpStream> = (0..4)
-        .map(|_| {
-            let mut tcp = TcpStream::connect(("127.0.0.1", broker.ws_port())).expect("connect");
-            tcp.set_read_timeout(Some(Duration::from_secs(SECS)))
-                .expect("timeout");
-            tcp.write_all(head(64 << 10).as_bytes()).expect("head");
-            let mut interim = [0u8; 25];
-            tcp.read_exact(&mut interim).expect("100 Continue");
-            assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
-            tcp
-        })
-        .collect();
-    let busy = raw(broker.ws_port(), head(2).as_bytes());
-    assert!(busy.starts_with("HTTP/1.1 503 "), "{busy}");
+    // Four bodies of the largest size, all but their last byte sent, hold the whole budget
+    // (4 × 64 KiB): nothing else fits, not even two bytes.
+    let body = json_of_len(64 << 10);
+    let (mut holding, busy) = hold_until_busy(
+        broker.ws_port(),
+        4,
+        &body,
+        b"POST /data HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+    );
     assert!(busy.contains("Retry-After: 1\r\n"), "{busy}");
     // One finishes: its share is free again.
-    let mut done = waiting.pop().expect("a connection");
-    let mut body = format!(
-        r#"{{"deviceId":"d","payload":[],"pad":"{}"}}"#,
-        " ".repeat(64 << 10)
-    );
-    body.truncate(64 << 10);
-    body.replace_range(body.len() - 2.., "\"}");
-    done.write_all(body.as_bytes()).expect("body");
+    let mut done = holding.pop().expect("a connection");
+    done.write_all(&body[body.len() - 1..]).expect("body");
     let mut status = [0u8; 17];
     done.read_exact(&mut status).expect("answer");
     assert_eq!(&status, b"HTTP/1.1 200 OK\r\n");
@@ -878,9 +857,111 @@ fn split_output_is_capped_and_bodies_in_flight_are_bounded() {
     assert_eq!(answer.status, 200, "{}", answer.body);
 }
 
+/// `{"pad":"xx…"}`, exactly `len` bytes.
+fn json_of_len(len: usize) -> Vec<u8> {
+    format!(r#"{{"pad":"{}"}}"#, "x".repeat(len - 10)).into_bytes()
+}
+
+/// A POST announcing `len` bytes, with `sent` of them sent once the broker answered
+/// `100 Continue`: the head was read and accepted.
+fn start_body(port: u16, len: usize, sent: &[u8]) -> TcpStream {
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(SECS)))
+        .expect("timeout");
+    let head =
+        format!("POST /data HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: {len}\r\n\r\n");
+    tcp.write_all(head.as_bytes()).expect("head");
+    let mut interim = [0u8; 25];
+    tcp.read_exact(&mut interim).expect("an interim answer");
+    assert_eq!(text(&interim), "HTTP/1.1 100 Continue\r\n\r\n");
+    tcp.write_all(sent).expect("body");
+    tcp
+}
+
+/// `count` connections each sending all of `body` but its last byte, and `probe` sent until
+/// it is answered 503: then the broker has read their bytes (nothing else says so). A probe
+/// can take the budget a body arriving meanwhile needed, which is then refused: it is sent
+/// again. Fails after SECS.
+fn hold_until_busy(port: u16, count: usize, body: &[u8], probe: &[u8]) -> (Vec<TcpStream>, String) {
+    let mut holding = Vec::new();
+    let mut last = String::new();
+    poll(Duration::from_secs(SECS), Duration::from_millis(20), || {
+        holding.retain(|tcp| !answered(tcp));
+        while holding.len() < count {
+            holding.push(start_body(port, body.len(), &body[..body.len() - 1]));
+        }
+        last = raw(port, probe);
+        last.starts_with("HTTP/1.1 503 ").then_some(())
+    })
+    .unwrap_or_else(|| panic!("never answered 503; the last answer: {last}"));
+    (holding, last)
+}
+
+/// Whether the broker has answered (or closed) a connection whose request is not complete.
+fn answered(tcp: &TcpStream) -> bool {
+    tcp.set_nonblocking(true).expect("non-blocking");
+    let peeked = tcp.peek(&mut [0u8]);
+    tcp.set_nonblocking(false).expect("blocking");
+    !matches!(peeked, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+#[test]
+fn connections_announcing_large_bodies_do_not_lock_out_pushes() {
+    // Each announces the largest body (16 MiB) and sends one byte: 50 of them hold 50 bytes,
+    // not 50 × 16 MiB, so real pushes go on.
+    let broker = http_broker(&[]);
+    let tricklers: Vec<TcpStream> = (0..50)
+        .map(|_| start_body(broker.ws_port(), 16 << 20, b"{"))
+        .collect();
+    let answer = curl(&[
+        "--data-binary",
+        &format!("@{}", fixture(FIXTURES[0]).display()),
+        &url(&broker, "/data"),
+    ]);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    drop(tricklers);
+}
+
+#[test]
+fn gzip_bombs_are_charged_for_what_they_decode_to() {
+    use std::io::Write as _;
+    let broker = http_broker(&["--http-max-body", "64KiB"]);
+    let port = broker.ws_port();
+    // About 100 bytes on the wire, 64 KiB decoded: valid JSON, so it is answered 200 when it
+    // fits.
+    let decoded = json_of_len(64 << 10);
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(&decoded).expect("compress");
+    let bomb = enc.finish().expect("compress");
+    let mut request = format!(
+        "POST /data HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        bomb.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&bomb);
+    let answer = raw(port, &request);
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+
+    // Three bodies arriving hold 3/4 of the budget (4 × 64 KiB): the bomb's 100 bytes would
+    // fit, its 64 KiB do not.
+    let (mut holding, busy) = hold_until_busy(port, 3, &decoded, &request);
+    assert!(
+        busy.ends_with("smq: too many pushes at once: try again in a second\n"),
+        "{busy}"
+    );
+    for mut done in holding.drain(..) {
+        done.write_all(&decoded[decoded.len() - 1..]).expect("body");
+        let mut status = [0u8; 17];
+        done.read_exact(&mut status).expect("answer");
+        assert_eq!(&status, b"HTTP/1.1 200 OK\r\n");
+    }
+    let answer = raw(port, &request);
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+}
+
 #[test]
 fn a_qos_1_push_answered_200_survives_a_crash_with_persist() {
-    use crate::broker::raw::{Client, Connect, V4, disconnect, parse_publish};
+    use crate::support::raw::{Client, Connect, V4, disconnect, parse_publish};
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().to_str().unwrap();
     let args = ["--http-qos", "1", "--persist", store];

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::support::certs::Certs;
 use crate::support::mosquitto::Mosquitto;
 use crate::support::ws_broker::WsBroker;
-use crate::support::{Sub, run_with_timeout, smq, text, wait_with_deadline};
+use crate::support::{Sub, assert_fails, run_with_timeout, smq, text, wait_with_deadline};
 
 const SECS: u64 = 30;
 
@@ -30,15 +30,6 @@ fn assert_ok(out: &Output) {
         out.status.code(),
         text(&out.stderr)
     );
-}
-
-#[track_caller]
-fn assert_fails(out: &Output, code: i32, needle: &str) {
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
-    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
-    assert_eq!(err.lines().count(), 1, "one line of error: {err}");
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

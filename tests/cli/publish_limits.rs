@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::support::smq_broker::SmqBroker;
 use crate::support::ws_broker::WsBroker;
-use crate::support::{Sub, run_with_timeout, smq, text, wait_with_deadline};
+use crate::support::{Sub, assert_fails, run_with_timeout, smq, text, wait_with_deadline};
 
 const SECS: u64 = 60;
 /// A broker whose CONNACK says 100000 bytes; on topic `big` a v5 PUBLISH then carries at most
@@ -26,9 +26,7 @@ fn pub_cmd(port: u16) -> Command {
 
 #[track_caller]
 fn assert_one_line_error(out: &Output, needles: &[&str]) {
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "one line of error: {err}");
+    let err = assert_fails(out, 1, "smq: error: ");
     assert!(err.starts_with("smq: error: "), "{err}");
     for needle in needles {
         assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::mosquitto::Mosquitto;
-use crate::support::{Sub, run_with_timeout, send, smq, text};
+use crate::support::{Sub, assert_fails, run_with_timeout, send, smq, text};
 
 const SECS: u64 = 30;
 
@@ -456,12 +456,7 @@ fn readings_layout_keeps_sensor_logger_times_to_the_digit() {
         None,
         SECS,
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("different header"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 1, "different header");
 }
 
 #[test]
@@ -654,12 +649,7 @@ fn decode_can_be_chosen_per_topic() {
         None,
         SECS,
     );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("--decode 'a/#=nope'"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 2, "--decode 'a/#=nope'");
 }
 
 #[test]
@@ -789,12 +779,7 @@ fn rotate_needs_a_file_to_rotate() {
         .args(["record", "-t", "x", "--rotate", "hourly"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        text(&out.stderr).contains("--rotate rotates -o FILE"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 2, "--rotate rotates -o FILE");
 }
 
 #[test]
@@ -811,12 +796,8 @@ fn serve_on_the_network_needs_allow_anonymous() {
         None,
         SECS,
     );
-    assert_eq!(refused.status.code(), Some(2));
-    let err = text(&refused.stderr);
-    assert!(
-        err.contains("reachable from your network") && err.contains("--allow-anonymous"),
-        "{err}"
-    );
+    let err = assert_fails(&refused, 2, "reachable from your network");
+    assert!(err.contains("--allow-anonymous"), "{err}");
     // Let in: the broker says so, and smq's own client connects and subscribes (-W then ends it).
     let allowed = run_with_timeout(
         smq().args([

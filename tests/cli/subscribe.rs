@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 
 use crate::support::mosquitto::Mosquitto;
 use crate::support::smq_sub::SmqSub;
-use crate::support::{Sub, mosquitto_pub, run_with_timeout, send, smq, text};
+use crate::support::{Sub, assert_fails, mosquitto_pub, run_with_timeout, send, smq, text};
 
 const SECS: u64 = 30;
 
@@ -45,12 +45,7 @@ fn count_and_timeout_exit_codes() {
     let broker = Mosquitto::start();
     let port = broker.port();
     let out = sub(port, &["-t", "nothing", "-W", "1"]);
-    assert_eq!(out.status.code(), Some(27));
-    assert!(
-        text(&out.stderr).contains("Timed out"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert_fails(&out, 27, "Timed out");
     // -C before -W: the count wins and the exit is 0.
     let s = SmqSub::start(port, &["-t", "c", "-C", "2", "-W", "20"]);
     send(port, &["-t", "c", "-m", "1"]);

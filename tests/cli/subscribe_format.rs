@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::support::mosquitto::Mosquitto;
 use crate::support::smq_sub::SmqSub;
-use crate::support::{Sub, mosquitto_pub, run_with_timeout, smq, text};
+use crate::support::{Sub, assert_fails, mosquitto_pub, run_with_timeout, smq, text};
 
 const SECS: u64 = 30;
 
@@ -532,9 +532,7 @@ fn bad_format_is_refused_before_connecting() {
             None,
             SECS,
         );
-        let err = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{spec:?}: {err}");
-        assert!(err.contains(needle), "{spec:?}: {err}");
+        let err = assert_fails(&out, 2, needle);
         assert!(
             !err.contains("refused"),
             "{spec:?} got as far as connecting: {err}"

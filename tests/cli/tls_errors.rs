@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use crate::support::certs::Certs;
 use crate::support::mosquitto::Mosquitto;
 use crate::support::smq_broker::SmqBroker;
-use crate::support::{run_with_timeout, smq, text};
+use crate::support::{assert_fails, run_with_timeout, smq, text};
 
 const SECS: u64 = 30;
 
@@ -52,9 +52,7 @@ fn p(path: &Path) -> &str {
 
 #[track_caller]
 fn assert_explained(out: &Output, needles: &[&str]) {
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
-    assert_eq!(err.lines().count(), 1, "one line of error: {err}");
+    let err = assert_fails(out, 1, "smq: error: ");
     assert!(err.starts_with("smq: error: "), "{err}");
     for needle in needles {
         assert!(err.contains(needle), "stderr lacks {needle:?}:\n{err}");

@@ -53,6 +53,8 @@ struct Credentials<'a> {
     /// Some(CN or None) on TLS listeners; None on plain ones.
     tls_cn: Option<Option<&'a str>>,
     client_id: &'a str,
+    /// The client id as the client sent it (empty: the broker picked `client_id`).
+    sent_id: &'a str,
 }
 
 pub struct Auth {
@@ -167,6 +169,7 @@ impl Auth {
                 password: c.password.as_deref(),
                 tls_cn,
                 client_id,
+                sent_id: &c.client_id,
             })
             .await;
         // A will the client could not publish itself is refused with the connection.
@@ -194,13 +197,22 @@ impl Auth {
     /// Checks a CONNECT. After failures from the same address its logins are checked one
     /// at a time, spaced out more with each failure (only this connection's task waits), and
     /// one that would wait too long is refused unchecked: guessing passwords is slow however
-    /// many connections try at once; other addresses are not affected.
+    /// many connections try at once; other addresses are not affected, nor are clients that
+    /// logged in from the address before (ratelimit.rs).
     async fn login(&self, c: Credentials<'_>) -> Result<Admitted, Refusal> {
-        match self.failures.attempt(c.peer) {
-            Err(ratelimit::Locked) => return Err(Refusal::NotAuthorized),
-            Ok(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
-            Ok(_) => {}
-        }
+        let turns = self.failures.key(c.peer, c.username, c.sent_id);
+        let _checking = loop {
+            match self.failures.attempt(turns) {
+                Err(ratelimit::Locked) => return Err(Refusal::NotAuthorized),
+                Ok(ratelimit::Attempt::Busy) => tokio::time::sleep(ratelimit::BUSY_RETRY).await,
+                Ok(ratelimit::Attempt::Go(wait, check)) => {
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                    break check;
+                }
+            }
+        };
         let files = self.files.read().unwrap_or_else(|e| e.into_inner());
         let entry = files
             .passwords
@@ -219,8 +231,14 @@ impl Auth {
         } else {
             self.check(&files, &c, entry)
         };
-        if result.is_err() {
-            self.failures.failed(c.peer);
+        match (&result, c.username, entry) {
+            (Err(_), _, _) => self.failures.failed(turns),
+            // A user of the password file proved who they are (a name without a file proves
+            // nothing).
+            (Ok(Some(name)), Some(user), Some(Some(_))) if name == user => {
+                self.failures.logged_in(c.peer, user, c.sent_id);
+            }
+            (Ok(_), _, _) => {}
         }
         let username = result?;
         Ok(Admitted {
@@ -309,6 +327,14 @@ impl Auth {
     }
 }
 
+/// Topics no client may publish to, whatever the ACL says: `$SYS` is the broker's own. As
+/// Mosquitto 2.0 (`acl__check_dollar`): every topic starting with `$SYS`, except
+/// `$SYS/broker/connection/+/state`, where Mosquitto bridges report whether they are connected
+/// (a bridge sets it as its will, so refusing it would keep bridges out).
+pub fn reserved_for_broker(topic: &[u8]) -> bool {
+    topic.starts_with(b"$SYS") && !crate::topic::matches("$SYS/broker/connection/+/state", topic)
+}
+
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the hashes.
@@ -335,6 +361,7 @@ mod tests {
             password: pass,
             tls_cn: None,
             client_id: "c",
+            sent_id: "c",
         }
     }
 
@@ -377,6 +404,28 @@ mod tests {
             open.check(&Files::default(), &creds(None, None), None),
             Ok(None)
         );
+    }
+
+    #[test]
+    fn sys_topics_are_the_brokers_but_for_bridge_state() {
+        for reserved in [
+            "$SYS",
+            "$SYS/broker/version",
+            "$SYSTEM/x",
+            "$SYS/broker/connection/b/state/x",
+            "$SYS/broker/connection/state",
+        ] {
+            assert!(reserved_for_broker(reserved.as_bytes()), "{reserved}");
+        }
+        for open in [
+            "$SYS/broker/connection/b/state",
+            "$SYS/broker/connection//state",
+            "$sys/x",
+            "a/$SYS",
+            "$own/x",
+        ] {
+            assert!(!reserved_for_broker(open.as_bytes()), "{open}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

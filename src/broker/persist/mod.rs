@@ -12,7 +12,14 @@
 //! append plus a full read at start, and group commit across connections falls out of one
 //! writer thread. The store keeps its own copy of the persistent state (`Model`, sharing the
 //! message bytes), so compaction writes a snapshot of it without touching the router.
+//!
+//! - `mod.rs`: the `Store`, its writer thread, group commit and compaction
+//! - `log.rs`: the file: frames, checksums, torn tails, atomic replacement
+//! - `codec.rs`: the bytes of each record
+//! - `model.rs`: what the records mean (`Record`) and the state they add up to (`Model`)
+//! - `restore.rs`: that state put back into the router at start
 
+mod codec;
 mod log;
 pub mod model;
 mod restore;
@@ -87,7 +94,7 @@ impl Store {
         let mut model = Model::default();
         let last = bodies.len().saturating_sub(1);
         for (i, body) in bodies.into_iter().enumerate() {
-            match model::decode_each(body, |r| model.apply(&r)) {
+            match codec::decode_each(body, |r| model.apply(&r)) {
                 Ok(()) => {}
                 // Nothing after it: a write torn in a way the checksum did not catch.
                 Err(_) if i == last => {}
@@ -376,10 +383,10 @@ impl Inner {
     fn push(&mut self, r: &Record) -> bool {
         self.model.apply(r);
         self.scratch.clear();
-        model::encode(r, &mut self.scratch);
+        codec::encode(r, &mut self.scratch);
         let before = self.pending.len();
         if self.group.is_some() {
-            model::put_member(&self.scratch, &mut self.pending);
+            codec::put_member(&self.scratch, &mut self.pending);
         } else {
             log::frame(&self.scratch, &mut self.pending);
         }
@@ -394,7 +401,7 @@ impl Inner {
             None => {
                 let start = self.pending.len();
                 self.pending.extend_from_slice(&[0; 8]);
-                self.pending.push(model::GROUP);
+                self.pending.push(codec::GROUP);
                 self.appended += 9;
                 self.group = Some((start, 1));
             }
@@ -499,7 +506,7 @@ mod tests {
         // A crash in the middle of the next write: half a record at the end.
         let mut half = Vec::new();
         let mut body = Vec::new();
-        model::encode(&retained("c", "torn"), &mut body);
+        codec::encode(&retained("c", "torn"), &mut body);
         log::frame(&body, &mut half);
         let mut f = fs::OpenOptions::new()
             .append(true)
@@ -579,7 +586,7 @@ mod tests {
         let data = fs::read(dir.path().join(LOG)).unwrap();
         let (bodies, _) = log::parse(&data).unwrap();
         let mut last = Vec::new();
-        model::decode_each(bodies.last().unwrap(), |r| last.push(format!("{r:?}"))).unwrap();
+        codec::decode_each(bodies.last().unwrap(), |r| last.push(format!("{r:?}"))).unwrap();
         assert_eq!(last.len(), 2, "{last:?}");
         assert!(last[0].starts_with("Retain") && last[1].starts_with("WillDone"));
     }
@@ -613,7 +620,7 @@ mod tests {
         assert_eq!(good, data.len(), "every frame intact");
         let mut records = Vec::new();
         for b in bodies {
-            model::decode_each(b, |r| records.push(format!("{r:?}"))).unwrap();
+            codec::decode_each(b, |r| records.push(format!("{r:?}"))).unwrap();
         }
         assert_eq!(records.len(), 5, "{records:#?}");
         assert!(records[3].contains("in/group") && records[4].contains("in/group"));
@@ -702,7 +709,7 @@ mod tests {
         // Records appended after a compaction go on the end of the new file.
         let mut more = Vec::new();
         let mut body = Vec::new();
-        model::encode(&retained("late", "y"), &mut body);
+        codec::encode(&retained("late", "y"), &mut body);
         log::frame(&body, &mut more);
         file.write_all(&more).unwrap();
         drop(store);
@@ -733,7 +740,7 @@ mod tests {
         let mut damaged = good.clone();
         let at = damaged.len();
         let mut body = Vec::new();
-        model::encode(&retained("b", "2"), &mut body);
+        codec::encode(&retained("b", "2"), &mut body);
         log::frame(&body, &mut damaged);
         log::checkpoint(damaged.len() as u64, &mut damaged);
         log::frame(&body, &mut damaged);

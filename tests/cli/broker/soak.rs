@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::raw::{
+use crate::support::raw::{
     Client, Connect, PUBACK, PUBCOMP, PUBREC, Packet, Read, V4, V5, disconnect, packet,
     parse_publish, prop_u32, puback, publish_raw, pubrel,
 };

@@ -1,14 +1,24 @@
 //! Support for the `cli` tests: the smq binary with a hermetic env, brokers on ports picked at
 //! run time, and a mosquitto_sub that says when its subscription is live. Every process started
 //! here is killed by PID on Drop, and every wait has a deadline, so a broken test fails instead
-//! of hanging CI.
+//! of hanging CI. `assert_ok` and `assert_fails` check how a run ended.
+//!
+//! - `smq_broker.rs`: `smq serve-broker`; `mosquitto.rs`: Eclipse Mosquitto; `ws_broker.rs`:
+//!   a third-party WebSocket broker (aedes)
+//! - `smq_sub.rs`: `smq sub` that says when it is subscribed; `Sub` here: the same for
+//!   mosquitto_sub
+//! - `clients.rs`: one-shot client runs and an `smq pub -l` held open
+//! - `raw.rs`: hand-built MQTT packets on a `TcpStream`, and the checks that a bad one is refused
+//! - `certs.rs`: a CA and certificates made at test time
 
 // Each test module uses a different subset of these helpers.
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod clients;
 pub mod mosquitto;
 pub mod rabbitmq;
+pub mod raw;
 pub mod smq_broker;
 pub mod smq_sub;
 pub mod watched;
@@ -58,11 +68,7 @@ pub fn mosquitto_pub(port: u16) -> Command {
 /// mosquitto_pub fails.
 pub fn send(port: u16, args: &[&str]) {
     let out = run_with_timeout(mosquitto_pub(port).args(args), None, 30);
-    assert!(
-        out.status.success(),
-        "mosquitto_pub {args:?}: {}",
-        text(&out.stderr)
-    );
+    assert_ok(&out, &format!("mosquitto_pub {args:?}"));
 }
 
 fn hermetic_mosquitto_client(cmd: &mut Command) {
@@ -352,6 +358,30 @@ fn line_end(bytes: &[u8], from: usize) -> usize {
         .iter()
         .position(|&b| b == b'\n')
         .map_or(bytes.len(), |i| from + i + 1)
+}
+
+/// `out` is a success; else the test fails showing `what`, the status and both streams.
+#[track_caller]
+pub fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what}: {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// `out` failed as a user should see it: exit code `code`, one line on stderr and it says
+/// `needle`, no panic. Returns that stderr, for any further check.
+#[track_caller]
+pub fn assert_fails(out: &Output, code: i32, needle: &str) -> String {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "one line of error: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
 }
 
 /// Lossy UTF-8 of an output stream, for assertions and messages.

@@ -55,12 +55,25 @@ pub struct Cluster {
     stopped: Mutex<Vec<usize>>,
 }
 
-static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+/// The cluster, or why it could not start: tried once, so a failure is not repeated (with
+/// another three nodes) by every test that wants it.
+static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
 
 /// The shared cluster, started on first use. Fails the test (never skips it) when RabbitMQ is
 /// not installed.
 pub fn cluster() -> &'static Cluster {
-    CLUSTER.get_or_init(Cluster::start)
+    let started = CLUSTER.get_or_init(|| {
+        std::panic::catch_unwind(Cluster::start).map_err(|e| {
+            e.downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "starting the RabbitMQ cluster panicked".to_owned())
+        })
+    });
+    match started {
+        Ok(cluster) => cluster,
+        Err(why) => panic!("{why}"),
+    }
 }
 
 /// What a test holds while it uses the cluster: it may stop nodes; dropping it starts them

@@ -1,7 +1,9 @@
-//! Just enough X.509 to say which certificate a TLS error is about: its version, its subject
-//! and issuer, whether it is a CA, and the host names it lists. rustls rejects a version 1
-//! certificate before it reads any of this, so it is read here, from the DER. Anything
-//! unexpected gives `None`: this only ever adds detail to an error message.
+//! Just enough X.509, read from the DER, for the two places smq looks inside a certificate: the
+//! client says which certificate a TLS error is about (`describe`: its version, subject and
+//! issuer, whether it is a CA, the host names it lists; rustls rejects a version 1 certificate
+//! before it reads any of this), and the broker takes the subject common name of a client's
+//! certificate for mosquitto's `use_identity_as_username` (`subject_cn`). No X.509 parser is
+//! among the dependencies. Anything unexpected gives `None`, never a panic.
 
 /// What an error message says about one certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +22,7 @@ pub struct Described {
 }
 
 const SEQUENCE: u8 = 0x30;
+const SET: u8 = 0x31;
 const VERSION: u8 = 0xA0;
 const EXTENSIONS: u8 = 0xA3;
 const BOOLEAN: u8 = 0x01;
@@ -61,6 +64,57 @@ pub fn describe(der: &[u8]) -> Option<Described> {
         is_ca,
         names,
     })
+}
+
+/// The first common name (OID 2.5.4.3) of a certificate's subject: Certificate →
+/// tbsCertificate → [version], serial, signature, issuer, validity, subject → RDN sets →
+/// (type, value).
+pub fn subject_cn(cert: &[u8]) -> Option<String> {
+    let mut tbs = Der(cert).expect(SEQUENCE)?.expect(SEQUENCE)?;
+    let mut field = 0;
+    let subject = loop {
+        let (tag, content) = tbs.any()?;
+        // The version is an optional [0] EXPLICIT field before the serial number.
+        if tag == VERSION {
+            continue;
+        }
+        if field == 4 {
+            break content;
+        }
+        field += 1;
+    };
+    let mut rdns = Der(subject);
+    while !rdns.is_empty() {
+        let mut set = rdns.expect(SET)?;
+        while !set.is_empty() {
+            let (_, attribute) = set.any()?;
+            let mut attribute = Der(attribute);
+            let (tag, oid) = attribute.any()?;
+            if tag == OID && oid == COMMON_NAME {
+                let (tag, value) = attribute.any()?;
+                return der_string(tag, value);
+            }
+        }
+    }
+    None
+}
+
+fn der_string(tag: u8, value: &[u8]) -> Option<String> {
+    match tag {
+        // UTF8String, PrintableString, IA5String
+        0x0C | 0x13 | 0x16 => String::from_utf8(value.to_vec()).ok(),
+        // BMPString: UTF-16 big-endian
+        0x1E if value.len() % 2 == 0 => {
+            let units: Vec<u16> = value
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+            String::from_utf16(&units).ok()
+        }
+        // TeletexString: in practice Latin-1
+        0x14 => Some(value.iter().map(|&b| char::from(b)).collect()),
+        _ => None,
+    }
 }
 
 fn read_extensions(mut list: Der<'_>, is_ca: &mut bool, names: &mut Vec<String>) -> Option<()> {
@@ -123,6 +177,10 @@ fn name(dn: Der<'_>) -> String {
 struct Der<'a>(&'a [u8]);
 
 impl<'a> Der<'a> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     fn peek(&self) -> Option<u8> {
         self.0.first().copied()
     }
@@ -226,5 +284,44 @@ IL7NKtQHbjv1w4b1AiBoMHUCDEbRJS7Liyv913tzp+sRk4tJXLb3nXfs3xIJTw==
         assert_eq!(describe(b""), None);
         assert_eq!(describe(&[0x30, 0x83, 1]), None);
         assert_eq!(describe(&[0x30, 0x02, 0x30, 0x00]), None);
+    }
+
+    #[test]
+    fn reads_the_subject_common_name() {
+        // Signed by a CA with a name of its own: the issuer's CN comes first in the DER.
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca = rcgen::CertificateParams::default();
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "listener test CA");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut client = rcgen::CertificateParams::new(Vec::new()).unwrap();
+        client.distinguished_name = rcgen::DistinguishedName::new();
+        client
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "phone-1 ünïcode");
+        let client = client.signed_by(&key, &ca_cert, &ca_key).unwrap();
+        let client_der = der(&client.pem());
+        assert_eq!(subject_cn(&client_der).as_deref(), Some("phone-1 ünïcode"));
+        let mut params = rcgen::CertificateParams::new(vec!["x".into()]).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, "no CN here");
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(subject_cn(cert.der()), None);
+        for garbage in [
+            &b""[..],
+            b"\x30",
+            b"\x30\x84\xff\xff\xff\xff",
+            b"\x02\x01\x00",
+        ] {
+            assert_eq!(subject_cn(garbage), None);
+        }
+        for cut in 0..client_der.len() {
+            // Never a panic on a truncated certificate.
+            let _ = subject_cn(&client_der[..cut]);
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! Hand-built MQTT packets on a plain `TcpStream`, for the behaviour a client library hides.
-//! Every read has a deadline (a read timeout), never a sleep.
+//! Hand-built MQTT packets on a plain `TcpStream`, for the behaviour a client library hides,
+//! and the two ways a broker refuses a bad packet (`v4_closes`, `v5_disconnects`). Every read
+//! has a deadline (a read timeout), never a sleep.
 
 // A small protocol library: not every test uses every field and helper.
 #![allow(dead_code)]
@@ -562,4 +563,49 @@ impl Client {
         let p = self.expect("PINGRESP");
         assert_eq!(p.bytes(), [PINGRESP, 0], "expected PINGRESP");
     }
+}
+
+/// The bytes as hex, for failure messages.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn hex_all(packets: &[Packet]) -> String {
+    packets
+        .iter()
+        .map(|p| hex(&p.bytes()))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// 3.1.1: after `bad`, the server closes the connection without sending anything.
+pub fn v4_closes(port: u16, bad: &[u8], statement: &str) {
+    let mut c = Client::connected(port, V4, "");
+    c.send(bad);
+    let got = c.expect_close(REPLY, statement);
+    assert!(
+        got.is_empty(),
+        "{statement}: sent {}, expected the connection closed with nothing sent, got {}",
+        hex(bad),
+        hex_all(&got)
+    );
+}
+
+/// v5: after `bad`, the server sends DISCONNECT with one of `codes`, then closes.
+pub fn v5_disconnects(port: u16, bad: &[u8], codes: &[u8], statement: &str) {
+    let mut c = Client::connected(port, V5, "");
+    c.send(bad);
+    let got = c.expect_close(REPLY, statement);
+    let ok = matches!(&got[..], [p] if p.kind() == DISCONNECT && codes.contains(&p.reason()));
+    assert!(
+        ok,
+        "{statement}: sent {}, expected DISCONNECT with reason {} then close, got [{}]",
+        hex(bad),
+        hex(codes),
+        hex_all(&got)
+    );
 }
