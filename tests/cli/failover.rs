@@ -452,3 +452,23 @@ fn a_new_session_gets_the_message_as_a_new_publish() {
         "a new PUBLISH, DUP clear: {all:x?}"
     );
 }
+
+/// Everything was acknowledged before the broker went away, and stdin ends while it is away:
+/// there is nothing to reconnect for.
+#[test]
+fn input_ending_while_the_broker_is_away_with_nothing_pending_exits_0() {
+    let mut broker = Mosquitto::start();
+    let mut p = Watched::spawn(&mut on(
+        "pub",
+        &[host(broker.port())],
+        &["-t", "end", "-l", "-q", "1", "-d"],
+    ));
+    feed(&mut p, 1, 1);
+    p.wait_for("PUBACK", SECS, |_, err| err.contains("received PUBACK"));
+    broker.stop();
+    p.wait_for("the lost connection", SECS, |_, err| {
+        err.contains("reconnecting in")
+    });
+    let (status, _, err) = p.wait(SECS);
+    assert!(status.success(), "{err}");
+}

@@ -113,7 +113,9 @@ pub async fn run(args: PubArgs) -> anyhow::Result<ExitCode> {
     match outcome {
         Outcome::Lost(err) => Err(err.context(run.tally())),
         Outcome::Done(client, input_err) => {
-            client.disconnect(opts.props.disconnect.clone()).await?;
+            if let Some(client) = client {
+                client.disconnect(opts.props.disconnect.clone()).await?;
+            }
             if let Some(err) = input_err {
                 // Before the first message, a tally would only say "0".
                 return Err(if run.sent == 0 {
@@ -137,8 +139,9 @@ pub async fn run(args: PubArgs) -> anyhow::Result<ExitCode> {
 }
 
 enum Outcome {
-    /// Input ended (or failed, with the error) and every message was handed over.
-    Done(Client, Option<anyhow::Error>),
+    /// Input ended (or failed, with the error) and every message was handed over; with the
+    /// client, unless the connection was down by then.
+    Done(Option<Client>, Option<anyhow::Error>),
     Lost(anyhow::Error),
     /// With the client, unless the connection was down at the time.
     Interrupted(Option<Client>),
@@ -222,11 +225,15 @@ impl Publisher {
     ) -> Outcome {
         let mut sigint = match signal(SignalKind::interrupt()) {
             Ok(s) => s,
-            Err(e) => return Outcome::Done(client, Some(anyhow!("cannot watch for Ctrl-C: {e}"))),
+            Err(e) => {
+                return Outcome::Done(Some(client), Some(anyhow!("cannot watch for Ctrl-C: {e}")));
+            }
         };
         let mut sigterm = match signal(SignalKind::terminate()) {
             Ok(s) => s,
-            Err(e) => return Outcome::Done(client, Some(anyhow!("cannot watch for SIGTERM: {e}"))),
+            Err(e) => {
+                return Outcome::Done(Some(client), Some(anyhow!("cannot watch for SIGTERM: {e}")));
+            }
         };
         let opts = Arc::clone(connector.opts());
         let mut client = Some(client);
@@ -343,13 +350,18 @@ impl Publisher {
             }
             let stopping = input_done || interrupted_at.is_some();
             let drained = self.outbox.is_empty() && self.backlog.is_empty() && held.is_none();
+            if client.is_none() && input_done && drained {
+                // Input ended while the broker was away, with nothing left to send: there is
+                // nothing to reconnect for.
+                return Outcome::Done(None, input_err);
+            }
             if let Some(c) = client.take_if(|c| {
                 let idle = c.in_flight() == 0 && !c.unwritten();
                 idle && (interrupted_at.is_some() || (stopping && drained))
             }) {
                 return match interrupted_at {
                     Some(_) => Outcome::Interrupted(Some(c)),
-                    None => Outcome::Done(c, input_err),
+                    None => Outcome::Done(Some(c), input_err),
                 };
             }
             let give_up = interrupted_at.map(|t| t + DRAIN_AFTER_INTERRUPT);
