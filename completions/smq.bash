@@ -159,7 +159,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__bench__subcmd__conn)
-            opts="-c -h -p -L -A -V -i -k -x -u -P -M -D -d --clients --rate --ifaddr --duration --json --csv --profile --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --keepalive --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --disable-clean-session --id-prefix --help"
+            opts="-c -h -p -L -A -V -i -k -x -u -P -M -D -d --clients --rate --ifaddr --duration --json --csv --profile --host --port --url --connect-retry --ack-timeout --ws --ws-path --ws-header --unix --protocol-version --id --keepalive --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --key-pw-file --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --disable-clean-session --id-prefix --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -213,6 +213,14 @@ _smq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --connect-retry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ack-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ws-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -230,11 +238,11 @@ _smq() {
                     return 0
                     ;;
                 --protocol-version)
-                    COMPREPLY=($(compgen -W "mqttv311 mqttv5 mqttv31" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto mqttv311 mqttv5 mqttv31" -- "${cur}"))
                     return 0
                     ;;
                 -V)
-                    COMPREPLY=($(compgen -W "mqttv311 mqttv5 mqttv31" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto mqttv311 mqttv5 mqttv31" -- "${cur}"))
                     return 0
                     ;;
                 --id)
@@ -322,6 +330,10 @@ _smq() {
                     return 0
                     ;;
                 --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-pw-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -457,7 +469,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__bench__subcmd__latency)
-            opts="-c -I -s -q -r -t -h -p -L -A -V -i -k -x -u -P -M -D -d --clients --subscribers --filter --interval --rate --size --qos --retain --topic --count --ifaddr --duration --json --csv --profile --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --keepalive --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --disable-clean-session --id-prefix --help"
+            opts="-c -I -s -q -r -t -h -p -L -A -V -i -k -x -u -P -M -D -d --clients --subscribers --filter --interval --rate --size --qos --retain --topic --count --ifaddr --duration --json --csv --profile --host --port --url --connect-retry --ack-timeout --ws --ws-path --ws-header --unix --protocol-version --id --keepalive --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --key-pw-file --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --disable-clean-session --id-prefix --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -555,6 +567,14 @@ _smq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --connect-retry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ack-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ws-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -572,11 +592,11 @@ _smq() {
                     return 0
                     ;;
                 --protocol-version)
-                    COMPREPLY=($(compgen -W "mqttv311 mqttv5 mqttv31" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto mqttv311 mqttv5 mqttv31" -- "${cur}"))
                     return 0
                     ;;
                 -V)
-                    COMPREPLY=($(compgen -W "mqttv311 mqttv5 mqttv31" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto mqttv311 mqttv5 mqttv31" -- "${cur}"))
                     return 0
                     ;;
                 --id)
@@ -667,6 +687,10 @@ _smq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --key-pw-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --tls-version)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -715,7 +739,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__bench__subcmd__pub)
-            opts="-c -I -s -q -r -t -h -p -L -A -V -i -k -x -u -P -M -D -d --clients --interval --rate --size --qos --retain --topic --count --ifaddr --duration --json --csv --profile --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --keepalive --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --disable-clean-session --id-prefix --help"
+            opts="-c -I -s -q -r -t -h -p -L -A -V -i -k -x -u -P -M -D -d --clients --interval --rate --size --qos --retain --topic --count --ifaddr --duration --json --csv --profile --host --port --url --connect-retry --ack-timeout --ws --ws-path --ws-header --unix --protocol-version --id --keepalive --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --key-pw-file --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --disable-clean-session --id-prefix --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -805,6 +829,14 @@ _smq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --connect-retry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ack-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ws-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -822,11 +854,11 @@ _smq() {
                     return 0
                     ;;
                 --protocol-version)
-                    COMPREPLY=($(compgen -W "mqttv311 mqttv5 mqttv31" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto mqttv311 mqttv5 mqttv31" -- "${cur}"))
                     return 0
                     ;;
                 -V)
-                    COMPREPLY=($(compgen -W "mqttv311 mqttv5 mqttv31" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto mqttv311 mqttv5 mqttv31" -- "${cur}"))
                     return 0
                     ;;
                 --id)
@@ -917,6 +949,10 @@ _smq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --key-pw-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --tls-version)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -965,7 +1001,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__bench__subcmd__sub)
-            opts="-c -t -q -h -p -L -A -V -i -k -x -u -P -M -D -d --clients --topic --qos --count --ifaddr --duration --json --csv --profile --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --keepalive --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --disable-clean-session --id-prefix --help"
+            opts="-c -t -q -h -p -L -A -V -i -k -x -u -P -M -D -d --clients --topic --qos --count --ifaddr --duration --json --csv --profile --host --port --url --connect-retry --ack-timeout --ws --ws-path --ws-header --unix --protocol-version --id --keepalive --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --key-pw-file --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --disable-clean-session --id-prefix --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1035,6 +1071,14 @@ _smq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --connect-retry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ack-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ws-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1052,11 +1096,11 @@ _smq() {
                     return 0
                     ;;
                 --protocol-version)
-                    COMPREPLY=($(compgen -W "mqttv311 mqttv5 mqttv31" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto mqttv311 mqttv5 mqttv31" -- "${cur}"))
                     return 0
                     ;;
                 -V)
-                    COMPREPLY=($(compgen -W "mqttv311 mqttv5 mqttv31" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto mqttv311 mqttv5 mqttv31" -- "${cur}"))
                     return 0
                     ;;
                 --id)
@@ -1144,6 +1188,10 @@ _smq() {
                     return 0
                     ;;
                 --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-pw-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1481,7 +1529,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__pub)
-            opts="-t -m -f -s -l -n -q -r -o -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --message --file --stdin-file --stdin-line --null-message --qos --retain --repeat --repeat-delay --send-empty --line-topic-sep --rate --no-options-file --profile --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
+            opts="-t -m -f -s -l -n -q -r -o -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --message --file --stdin-file --stdin-line --null-message --qos --retain --repeat --repeat-delay --send-empty --line-topic-sep --rate --no-reconnect --max-buffer --no-options-file --profile --host --port --url --connect-retry --ack-timeout --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --key-pw-file --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1535,6 +1583,10 @@ _smq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-buffer)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1567,6 +1619,14 @@ _smq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --connect-retry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ack-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ws-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1584,11 +1644,11 @@ _smq() {
                     return 0
                     ;;
                 --protocol-version)
-                    COMPREPLY=($(compgen -W "mqttv311 mqttv5 mqttv31" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto mqttv311 mqttv5 mqttv31" -- "${cur}"))
                     return 0
                     ;;
                 -V)
-                    COMPREPLY=($(compgen -W "mqttv311 mqttv5 mqttv31" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto mqttv311 mqttv5 mqttv31" -- "${cur}"))
                     return 0
                     ;;
                 --id)
@@ -1687,6 +1747,10 @@ _smq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --key-pw-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --tls-version)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1731,7 +1795,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__record)
-            opts="-t -o -q -C -W -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --output --layout --format --raw --rotate --out-dir --flat --with-recv-time --decode --keep-test --keep-blobs --no-accuracy --qos --duration --no-reconnect --serve --listen --allow-anonymous --http --http-path --http-topic --http-qos --http-token --http-max-body --split --profile --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
+            opts="-t -o -q -C -W -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --output --layout --format --raw --rotate --out-dir --flat --with-recv-time --decode --keep-test --keep-blobs --no-accuracy --qos --duration --no-reconnect --serve --listen --allow-anonymous --http --http-path --http-topic --http-qos --http-token --http-max-body --split --profile --host --port --url --connect-retry --ack-timeout --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --key-pw-file --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1849,6 +1913,14 @@ _smq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --connect-retry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ack-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ws-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1866,11 +1938,11 @@ _smq() {
                     return 0
                     ;;
                 --protocol-version)
-                    COMPREPLY=($(compgen -W "mqttv311 mqttv5 mqttv31" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto mqttv311 mqttv5 mqttv31" -- "${cur}"))
                     return 0
                     ;;
                 -V)
-                    COMPREPLY=($(compgen -W "mqttv311 mqttv5 mqttv31" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto mqttv311 mqttv5 mqttv31" -- "${cur}"))
                     return 0
                     ;;
                 --id)
@@ -1969,6 +2041,10 @@ _smq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --key-pw-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --tls-version)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2013,7 +2089,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__replay)
-            opts="-q -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --speed --no-wait --loop --from --to --topic-prefix --topic-map --filter --qos --retain --limit --dry-run --skip-bad --profile --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
+            opts="-q -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --speed --no-wait --loop --from --to --topic-prefix --topic-map --filter --qos --retain --limit --dry-run --skip-bad --no-reconnect --profile --host --port --url --connect-retry --ack-timeout --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --key-pw-file --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2091,6 +2167,14 @@ _smq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --connect-retry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ack-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ws-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2108,11 +2192,11 @@ _smq() {
                     return 0
                     ;;
                 --protocol-version)
-                    COMPREPLY=($(compgen -W "mqttv311 mqttv5 mqttv31" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto mqttv311 mqttv5 mqttv31" -- "${cur}"))
                     return 0
                     ;;
                 -V)
-                    COMPREPLY=($(compgen -W "mqttv311 mqttv5 mqttv31" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto mqttv311 mqttv5 mqttv31" -- "${cur}"))
                     return 0
                     ;;
                 --id)
@@ -2211,6 +2295,10 @@ _smq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --key-pw-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --tls-version)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2255,7 +2343,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__rr)
-            opts="-t -e -m -f -s -n -q -C -W -R -v -F -N -o -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --message --file --stdin-file --null-message --qos --verbose --pretty --no-options-file --profile --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
+            opts="-t -e -m -f -s -n -q -C -W -R -v -F -N -o -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --message --file --stdin-file --null-message --qos --verbose --pretty --no-options-file --profile --host --port --url --connect-retry --ack-timeout --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --key-pw-file --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2341,6 +2429,14 @@ _smq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --connect-retry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ack-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ws-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2358,11 +2454,11 @@ _smq() {
                     return 0
                     ;;
                 --protocol-version)
-                    COMPREPLY=($(compgen -W "mqttv311 mqttv5 mqttv31" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto mqttv311 mqttv5 mqttv31" -- "${cur}"))
                     return 0
                     ;;
                 -V)
-                    COMPREPLY=($(compgen -W "mqttv311 mqttv5 mqttv31" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto mqttv311 mqttv5 mqttv31" -- "${cur}"))
                     return 0
                     ;;
                 --id)
@@ -2458,6 +2554,10 @@ _smq() {
                     return 0
                     ;;
                 --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-pw-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2607,7 +2707,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__sub)
-            opts="-t -T -U -q -C -W -E -R -v -F -N -o -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --filter-out --unsubscribe --qos --retained-only --remove-retained --verbose --pretty --random-filter --retain-as-published --retain-handling --no-local --json --idle-timeout --grep --changed-only --stats --no-reconnect --serve --listen --allow-anonymous --http --http-path --http-topic --http-qos --http-token --http-max-body --split --no-options-file --profile --host --port --url --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
+            opts="-t -T -U -q -C -W -E -R -v -F -N -o -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --filter-out --unsubscribe --qos --retained-only --remove-retained --verbose --pretty --random-filter --retain-as-published --retain-handling --no-local --json --idle-timeout --grep --changed-only --stats --no-reconnect --serve --listen --allow-anonymous --http --http-path --http-topic --http-qos --http-token --http-max-body --split --no-options-file --profile --host --port --url --connect-retry --ack-timeout --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --key-pw-file --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2729,6 +2829,14 @@ _smq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --connect-retry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ack-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --ws-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2746,11 +2854,11 @@ _smq() {
                     return 0
                     ;;
                 --protocol-version)
-                    COMPREPLY=($(compgen -W "mqttv311 mqttv5 mqttv31" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto mqttv311 mqttv5 mqttv31" -- "${cur}"))
                     return 0
                     ;;
                 -V)
-                    COMPREPLY=($(compgen -W "mqttv311 mqttv5 mqttv31" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto mqttv311 mqttv5 mqttv31" -- "${cur}"))
                     return 0
                     ;;
                 --id)
@@ -2846,6 +2954,10 @@ _smq() {
                     return 0
                     ;;
                 --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-pw-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -45,16 +45,20 @@ complete -c smq -n "__fish_smq_using_subcommand pub" -l repeat -d 'Publish the -
 complete -c smq -n "__fish_smq_using_subcommand pub" -l repeat-delay -d 'Seconds (fractions allowed) to wait after each message is delivered before the next' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l line-topic-sep -d 'With -l: each line is TOPIC<SEP>PAYLOAD (SEP may be an escape such as \'\\t\')' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l rate -d 'Publish at most N messages per second' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l max-buffer -d 'With -l: how much input to hold while reconnecting before reading stops (k, M suffixes)' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -s o -d 'Read default options from FILE instead of $XDG_CONFIG_HOME/mosquitto_pub (_sub, _rr; else ~/.config/...): one option per line, the command line wins' -r -F
 complete -c smq -n "__fish_smq_using_subcommand pub" -l profile -d 'Connection settings from [profile.NAME] in $XDG_CONFIG_HOME/smq/config.toml (else ~/.config/smq/config.toml): host, port, TLS, username, pw-file; flags given here win' -r
-complete -c smq -n "__fish_smq_using_subcommand pub" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
-complete -c smq -n "__fish_smq_using_subcommand pub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
-complete -c smq -n "__fish_smq_using_subcommand pub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s h -l host -d 'Broker host, or HOST:PORT ([::1]:1883 for IPv6) [default: localhost]; repeat -h or -L to name brokers to fail over to, tried in the order given (-h is --host, as in mosquitto: help is --help)' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s p -l port -d 'Broker port, for brokers named without one [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic (repeatable, as -h)' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l connect-retry -d 'Keep trying the first connection for SECS seconds when no broker answers' -r
+complete -c smq -n "__fish_smq_using_subcommand pub" -l ack-timeout -d 'Seconds the broker may take to acknowledge a message or subscription' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l ws-path -d 'WebSocket path' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
 complete -c smq -n "__fish_smq_using_subcommand pub" -s A -d 'Bind the outgoing socket to this local address' -r
-complete -c smq -n "__fish_smq_using_subcommand pub" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+complete -c smq -n "__fish_smq_using_subcommand pub" -s V -l protocol-version -d 'MQTT protocol version: auto tries mqttv5, then mqttv311 if the broker refuses it [default: auto]' -r -f -a "auto\t'MQTT 5, then 3.1.1 if the broker does not speak 5'
+mqttv311\t''
 mqttv5\t''
 mqttv31\t''"
 complete -c smq -n "__fish_smq_using_subcommand pub" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
@@ -72,7 +76,8 @@ complete -c smq -n "__fish_smq_using_subcommand pub" -s D -l property -d 'MQTT 5
 complete -c smq -n "__fish_smq_using_subcommand pub" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand pub" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand pub" -l cert -d 'Client certificate (PEM)' -r -F
-complete -c smq -n "__fish_smq_using_subcommand pub" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand pub" -l key -d 'Client private key (PEM; an encrypted one asks for its passphrase, or takes it from SMQ_KEY_PASSWORD or --key-pw-file)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand pub" -l key-pw-file -d 'Read the --key passphrase from the first line of FILE' -r -F
 complete -c smq -n "__fish_smq_using_subcommand pub" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand pub" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
@@ -87,6 +92,7 @@ complete -c smq -n "__fish_smq_using_subcommand pub" -s l -l stdin-line -d 'Send
 complete -c smq -n "__fish_smq_using_subcommand pub" -s n -l null-message -d 'Send a zero-length payload (with -r: clear the retained message)'
 complete -c smq -n "__fish_smq_using_subcommand pub" -s r -l retain -d 'Set the retain flag'
 complete -c smq -n "__fish_smq_using_subcommand pub" -l send-empty -d 'With -l: send empty lines as zero-length messages instead of skipping them'
+complete -c smq -n "__fish_smq_using_subcommand pub" -l no-reconnect -d 'Exit when the connection drops instead of reconnecting and resending'
 complete -c smq -n "__fish_smq_using_subcommand pub" -l no-options-file -d 'Read no options file'
 complete -c smq -n "__fish_smq_using_subcommand pub" -l ws -d 'Connect over WebSocket'
 complete -c smq -n "__fish_smq_using_subcommand pub" -s c -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
@@ -120,14 +126,17 @@ complete -c smq -n "__fish_smq_using_subcommand sub" -l http-token -d 'Require `
 complete -c smq -n "__fish_smq_using_subcommand sub" -l http-max-body -d 'Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s o -d 'Read default options from FILE instead of $XDG_CONFIG_HOME/mosquitto_pub (_sub, _rr; else ~/.config/...): one option per line, the command line wins' -r -F
 complete -c smq -n "__fish_smq_using_subcommand sub" -l profile -d 'Connection settings from [profile.NAME] in $XDG_CONFIG_HOME/smq/config.toml (else ~/.config/smq/config.toml): host, port, TLS, username, pw-file; flags given here win' -r
-complete -c smq -n "__fish_smq_using_subcommand sub" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
-complete -c smq -n "__fish_smq_using_subcommand sub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
-complete -c smq -n "__fish_smq_using_subcommand sub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s h -l host -d 'Broker host, or HOST:PORT ([::1]:1883 for IPv6) [default: localhost]; repeat -h or -L to name brokers to fail over to, tried in the order given (-h is --host, as in mosquitto: help is --help)' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s p -l port -d 'Broker port, for brokers named without one [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic (repeatable, as -h)' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l connect-retry -d 'Keep trying the first connection for SECS seconds when no broker answers' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l ack-timeout -d 'Seconds the broker may take to acknowledge a message or subscription' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l ws-path -d 'WebSocket path' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
 complete -c smq -n "__fish_smq_using_subcommand sub" -s A -d 'Bind the outgoing socket to this local address' -r
-complete -c smq -n "__fish_smq_using_subcommand sub" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+complete -c smq -n "__fish_smq_using_subcommand sub" -s V -l protocol-version -d 'MQTT protocol version: auto tries mqttv5, then mqttv311 if the broker refuses it [default: auto]' -r -f -a "auto\t'MQTT 5, then 3.1.1 if the broker does not speak 5'
+mqttv311\t''
 mqttv5\t''
 mqttv31\t''"
 complete -c smq -n "__fish_smq_using_subcommand sub" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
@@ -145,7 +154,8 @@ complete -c smq -n "__fish_smq_using_subcommand sub" -s D -l property -d 'MQTT 5
 complete -c smq -n "__fish_smq_using_subcommand sub" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand sub" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand sub" -l cert -d 'Client certificate (PEM)' -r -F
-complete -c smq -n "__fish_smq_using_subcommand sub" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand sub" -l key -d 'Client private key (PEM; an encrypted one asks for its passphrase, or takes it from SMQ_KEY_PASSWORD or --key-pw-file)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand sub" -l key-pw-file -d 'Read the --key passphrase from the first line of FILE' -r -F
 complete -c smq -n "__fish_smq_using_subcommand sub" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
@@ -194,14 +204,17 @@ complete -c smq -n "__fish_smq_using_subcommand rr" -s W -d 'Give up after SECS 
 complete -c smq -n "__fish_smq_using_subcommand rr" -s F -d 'Output format, mosquitto_sub\'s language; overrides -v' -r
 complete -c smq -n "__fish_smq_using_subcommand rr" -s o -d 'Read default options from FILE instead of $XDG_CONFIG_HOME/mosquitto_pub (_sub, _rr; else ~/.config/...): one option per line, the command line wins' -r -F
 complete -c smq -n "__fish_smq_using_subcommand rr" -l profile -d 'Connection settings from [profile.NAME] in $XDG_CONFIG_HOME/smq/config.toml (else ~/.config/smq/config.toml): host, port, TLS, username, pw-file; flags given here win' -r
-complete -c smq -n "__fish_smq_using_subcommand rr" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
-complete -c smq -n "__fish_smq_using_subcommand rr" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
-complete -c smq -n "__fish_smq_using_subcommand rr" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s h -l host -d 'Broker host, or HOST:PORT ([::1]:1883 for IPv6) [default: localhost]; repeat -h or -L to name brokers to fail over to, tried in the order given (-h is --host, as in mosquitto: help is --help)' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s p -l port -d 'Broker port, for brokers named without one [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic (repeatable, as -h)' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -l connect-retry -d 'Keep trying the first connection for SECS seconds when no broker answers' -r
+complete -c smq -n "__fish_smq_using_subcommand rr" -l ack-timeout -d 'Seconds the broker may take to acknowledge a message or subscription' -r
 complete -c smq -n "__fish_smq_using_subcommand rr" -l ws-path -d 'WebSocket path' -r
 complete -c smq -n "__fish_smq_using_subcommand rr" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand rr" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
 complete -c smq -n "__fish_smq_using_subcommand rr" -s A -d 'Bind the outgoing socket to this local address' -r
-complete -c smq -n "__fish_smq_using_subcommand rr" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+complete -c smq -n "__fish_smq_using_subcommand rr" -s V -l protocol-version -d 'MQTT protocol version: auto tries mqttv5, then mqttv311 if the broker refuses it [default: auto]' -r -f -a "auto\t'MQTT 5, then 3.1.1 if the broker does not speak 5'
+mqttv311\t''
 mqttv5\t''
 mqttv31\t''"
 complete -c smq -n "__fish_smq_using_subcommand rr" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
@@ -219,7 +232,8 @@ complete -c smq -n "__fish_smq_using_subcommand rr" -s D -l property -d 'MQTT 5 
 complete -c smq -n "__fish_smq_using_subcommand rr" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand rr" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand rr" -l cert -d 'Client certificate (PEM)' -r -F
-complete -c smq -n "__fish_smq_using_subcommand rr" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand rr" -l key -d 'Client private key (PEM; an encrypted one asks for its passphrase, or takes it from SMQ_KEY_PASSWORD or --key-pw-file)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand rr" -l key-pw-file -d 'Read the --key passphrase from the first line of FILE' -r -F
 complete -c smq -n "__fish_smq_using_subcommand rr" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
 complete -c smq -n "__fish_smq_using_subcommand rr" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand rr" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
@@ -269,14 +283,17 @@ complete -c smq -n "__fish_smq_using_subcommand record" -l http-qos -d 'QoS of t
 complete -c smq -n "__fish_smq_using_subcommand record" -l http-token -d 'Require `Authorization: TOKEN` or `Authorization: Bearer TOKEN` on every push' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l http-max-body -d 'Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l profile -d 'Connection settings from [profile.NAME] in $XDG_CONFIG_HOME/smq/config.toml (else ~/.config/smq/config.toml): host, port, TLS, username, pw-file; flags given here win' -r
-complete -c smq -n "__fish_smq_using_subcommand record" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
-complete -c smq -n "__fish_smq_using_subcommand record" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
-complete -c smq -n "__fish_smq_using_subcommand record" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s h -l host -d 'Broker host, or HOST:PORT ([::1]:1883 for IPv6) [default: localhost]; repeat -h or -L to name brokers to fail over to, tried in the order given (-h is --host, as in mosquitto: help is --help)' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s p -l port -d 'Broker port, for brokers named without one [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic (repeatable, as -h)' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l connect-retry -d 'Keep trying the first connection for SECS seconds when no broker answers' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l ack-timeout -d 'Seconds the broker may take to acknowledge a message or subscription' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l ws-path -d 'WebSocket path' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
 complete -c smq -n "__fish_smq_using_subcommand record" -s A -d 'Bind the outgoing socket to this local address' -r
-complete -c smq -n "__fish_smq_using_subcommand record" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+complete -c smq -n "__fish_smq_using_subcommand record" -s V -l protocol-version -d 'MQTT protocol version: auto tries mqttv5, then mqttv311 if the broker refuses it [default: auto]' -r -f -a "auto\t'MQTT 5, then 3.1.1 if the broker does not speak 5'
+mqttv311\t''
 mqttv5\t''
 mqttv31\t''"
 complete -c smq -n "__fish_smq_using_subcommand record" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
@@ -294,7 +311,8 @@ complete -c smq -n "__fish_smq_using_subcommand record" -s D -l property -d 'MQT
 complete -c smq -n "__fish_smq_using_subcommand record" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand record" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand record" -l cert -d 'Client certificate (PEM)' -r -F
-complete -c smq -n "__fish_smq_using_subcommand record" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand record" -l key -d 'Client private key (PEM; an encrypted one asks for its passphrase, or takes it from SMQ_KEY_PASSWORD or --key-pw-file)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand record" -l key-pw-file -d 'Read the --key passphrase from the first line of FILE' -r -F
 complete -c smq -n "__fish_smq_using_subcommand record" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
@@ -338,14 +356,17 @@ strip\t''
 force\t''"
 complete -c smq -n "__fish_smq_using_subcommand replay" -l limit -d 'Replay at most N messages (per pass)' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -l profile -d 'Connection settings from [profile.NAME] in $XDG_CONFIG_HOME/smq/config.toml (else ~/.config/smq/config.toml): host, port, TLS, username, pw-file; flags given here win' -r
-complete -c smq -n "__fish_smq_using_subcommand replay" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
-complete -c smq -n "__fish_smq_using_subcommand replay" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
-complete -c smq -n "__fish_smq_using_subcommand replay" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -s h -l host -d 'Broker host, or HOST:PORT ([::1]:1883 for IPv6) [default: localhost]; repeat -h or -L to name brokers to fail over to, tried in the order given (-h is --host, as in mosquitto: help is --help)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -s p -l port -d 'Broker port, for brokers named without one [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic (repeatable, as -h)' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l connect-retry -d 'Keep trying the first connection for SECS seconds when no broker answers' -r
+complete -c smq -n "__fish_smq_using_subcommand replay" -l ack-timeout -d 'Seconds the broker may take to acknowledge a message or subscription' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -l ws-path -d 'WebSocket path' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
 complete -c smq -n "__fish_smq_using_subcommand replay" -s A -d 'Bind the outgoing socket to this local address' -r
-complete -c smq -n "__fish_smq_using_subcommand replay" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+complete -c smq -n "__fish_smq_using_subcommand replay" -s V -l protocol-version -d 'MQTT protocol version: auto tries mqttv5, then mqttv311 if the broker refuses it [default: auto]' -r -f -a "auto\t'MQTT 5, then 3.1.1 if the broker does not speak 5'
+mqttv311\t''
 mqttv5\t''
 mqttv31\t''"
 complete -c smq -n "__fish_smq_using_subcommand replay" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
@@ -363,7 +384,8 @@ complete -c smq -n "__fish_smq_using_subcommand replay" -s D -l property -d 'MQT
 complete -c smq -n "__fish_smq_using_subcommand replay" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand replay" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand replay" -l cert -d 'Client certificate (PEM)' -r -F
-complete -c smq -n "__fish_smq_using_subcommand replay" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand replay" -l key -d 'Client private key (PEM; an encrypted one asks for its passphrase, or takes it from SMQ_KEY_PASSWORD or --key-pw-file)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand replay" -l key-pw-file -d 'Read the --key passphrase from the first line of FILE' -r -F
 complete -c smq -n "__fish_smq_using_subcommand replay" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand replay" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
@@ -376,6 +398,7 @@ complete -c smq -n "__fish_smq_using_subcommand replay" -l psk-identity -d 'Not 
 complete -c smq -n "__fish_smq_using_subcommand replay" -l no-wait -d 'Publish as fast as the broker takes them, ignoring the recorded timing'
 complete -c smq -n "__fish_smq_using_subcommand replay" -l dry-run -d 'Print the messages (as sub -v) instead of publishing them'
 complete -c smq -n "__fish_smq_using_subcommand replay" -l skip-bad -d 'Skip malformed lines (with a count) instead of stopping before anything is published'
+complete -c smq -n "__fish_smq_using_subcommand replay" -l no-reconnect -d 'Exit when the connection drops instead of reconnecting and resending'
 complete -c smq -n "__fish_smq_using_subcommand replay" -l ws -d 'Connect over WebSocket'
 complete -c smq -n "__fish_smq_using_subcommand replay" -s c -l disable-clean-session -d 'Keep the session when disconnected (needs -i)'
 complete -c smq -n "__fish_smq_using_subcommand replay" -l pw-prompt -d 'Ask for the password on the terminal'
@@ -398,14 +421,17 @@ complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcomman
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l ifaddr -d 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address\'s ephemeral ports' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l duration -d 'Stop after SECS seconds (conn: hold the connections open until then)' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l profile -d 'Connection settings from [profile.NAME] in $XDG_CONFIG_HOME/smq/config.toml (else ~/.config/smq/config.toml): host, port, TLS, username, pw-file; flags given here win' -r
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s h -l host -d 'Broker host, or HOST:PORT ([::1]:1883 for IPv6) [default: localhost]; repeat -h or -L to name brokers to fail over to, tried in the order given (-h is --host, as in mosquitto: help is --help)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s p -l port -d 'Broker port, for brokers named without one [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic (repeatable, as -h)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l connect-retry -d 'Keep trying the first connection for SECS seconds when no broker answers' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l ack-timeout -d 'Seconds the broker may take to acknowledge a message or subscription' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l ws-path -d 'WebSocket path' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s A -d 'Bind the outgoing socket to this local address' -r
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s V -l protocol-version -d 'MQTT protocol version: auto tries mqttv5, then mqttv311 if the broker refuses it [default: auto]' -r -f -a "auto\t'MQTT 5, then 3.1.1 if the broker does not speak 5'
+mqttv311\t''
 mqttv5\t''
 mqttv31\t''"
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
@@ -422,7 +448,8 @@ complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcomman
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l cert -d 'Client certificate (PEM)' -r -F
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l key -d 'Client private key (PEM; an encrypted one asks for its passphrase, or takes it from SMQ_KEY_PASSWORD or --key-pw-file)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l key-pw-file -d 'Read the --key passphrase from the first line of FILE' -r -F
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from conn" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
@@ -456,14 +483,17 @@ complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcomman
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l ifaddr -d 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address\'s ephemeral ports' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l duration -d 'Stop after SECS seconds (conn: hold the connections open until then)' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l profile -d 'Connection settings from [profile.NAME] in $XDG_CONFIG_HOME/smq/config.toml (else ~/.config/smq/config.toml): host, port, TLS, username, pw-file; flags given here win' -r
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s h -l host -d 'Broker host, or HOST:PORT ([::1]:1883 for IPv6) [default: localhost]; repeat -h or -L to name brokers to fail over to, tried in the order given (-h is --host, as in mosquitto: help is --help)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s p -l port -d 'Broker port, for brokers named without one [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic (repeatable, as -h)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l connect-retry -d 'Keep trying the first connection for SECS seconds when no broker answers' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l ack-timeout -d 'Seconds the broker may take to acknowledge a message or subscription' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l ws-path -d 'WebSocket path' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s A -d 'Bind the outgoing socket to this local address' -r
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s V -l protocol-version -d 'MQTT protocol version: auto tries mqttv5, then mqttv311 if the broker refuses it [default: auto]' -r -f -a "auto\t'MQTT 5, then 3.1.1 if the broker does not speak 5'
+mqttv311\t''
 mqttv5\t''
 mqttv31\t''"
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
@@ -480,7 +510,8 @@ complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcomman
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l cert -d 'Client certificate (PEM)' -r -F
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l key -d 'Client private key (PEM; an encrypted one asks for its passphrase, or takes it from SMQ_KEY_PASSWORD or --key-pw-file)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l key-pw-file -d 'Read the --key passphrase from the first line of FILE' -r -F
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from pub" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
@@ -512,14 +543,17 @@ complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcomman
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l ifaddr -d 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address\'s ephemeral ports' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l duration -d 'Stop after SECS seconds (conn: hold the connections open until then)' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l profile -d 'Connection settings from [profile.NAME] in $XDG_CONFIG_HOME/smq/config.toml (else ~/.config/smq/config.toml): host, port, TLS, username, pw-file; flags given here win' -r
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s h -l host -d 'Broker host, or HOST:PORT ([::1]:1883 for IPv6) [default: localhost]; repeat -h or -L to name brokers to fail over to, tried in the order given (-h is --host, as in mosquitto: help is --help)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s p -l port -d 'Broker port, for brokers named without one [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic (repeatable, as -h)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l connect-retry -d 'Keep trying the first connection for SECS seconds when no broker answers' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l ack-timeout -d 'Seconds the broker may take to acknowledge a message or subscription' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l ws-path -d 'WebSocket path' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s A -d 'Bind the outgoing socket to this local address' -r
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s V -l protocol-version -d 'MQTT protocol version: auto tries mqttv5, then mqttv311 if the broker refuses it [default: auto]' -r -f -a "auto\t'MQTT 5, then 3.1.1 if the broker does not speak 5'
+mqttv311\t''
 mqttv5\t''
 mqttv31\t''"
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
@@ -536,7 +570,8 @@ complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcomman
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l cert -d 'Client certificate (PEM)' -r -F
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l key -d 'Client private key (PEM; an encrypted one asks for its passphrase, or takes it from SMQ_KEY_PASSWORD or --key-pw-file)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l key-pw-file -d 'Read the --key passphrase from the first line of FILE' -r -F
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from sub" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r
@@ -572,14 +607,17 @@ complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcomman
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l ifaddr -d 'Bind connections to these local addresses in turn (ADDR,ADDR,...), to go past one address\'s ephemeral ports' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l duration -d 'Stop after SECS seconds (conn: hold the connections open until then)' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l profile -d 'Connection settings from [profile.NAME] in $XDG_CONFIG_HOME/smq/config.toml (else ~/.config/smq/config.toml): host, port, TLS, username, pw-file; flags given here win' -r
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s h -l host -d 'Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)' -r
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s p -l port -d 'Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s h -l host -d 'Broker host, or HOST:PORT ([::1]:1883 for IPv6) [default: localhost]; repeat -h or -L to name brokers to fail over to, tried in the order given (-h is --host, as in mosquitto: help is --help)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s p -l port -d 'Broker port, for brokers named without one [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s L -l url -d 'mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic (repeatable, as -h)' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l connect-retry -d 'Keep trying the first connection for SECS seconds when no broker answers' -r
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l ack-timeout -d 'Seconds the broker may take to acknowledge a message or subscription' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l ws-path -d 'WebSocket path' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l ws-header -d 'Extra WebSocket handshake header \'Name: value\' (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l unix -d 'Connect through a Unix domain socket instead of TCP' -r -F
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s A -d 'Bind the outgoing socket to this local address' -r
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s V -l protocol-version -d 'MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]' -r -f -a "mqttv311\t''
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s V -l protocol-version -d 'MQTT protocol version: auto tries mqttv5, then mqttv311 if the broker refuses it [default: auto]' -r -f -a "auto\t'MQTT 5, then 3.1.1 if the broker does not speak 5'
+mqttv311\t''
 mqttv5\t''
 mqttv31\t''"
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -s i -l id -d 'Client id [default: empty, the broker assigns one]' -r
@@ -596,7 +634,8 @@ complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcomman
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l cafile -d 'Trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l capath -d 'Directory of trusted CA certificates (PEM); turns TLS on' -r -F
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l cert -d 'Client certificate (PEM)' -r -F
-complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l key -d 'Client private key (PEM)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l key -d 'Client private key (PEM; an encrypted one asks for its passphrase, or takes it from SMQ_KEY_PASSWORD or --key-pw-file)' -r -F
+complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l key-pw-file -d 'Read the --key passphrase from the first line of FILE' -r -F
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l tls-version -d 'Lowest TLS version: tlsv1.2 or tlsv1.3' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l tls-alpn -d 'ALPN protocol to offer (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from latency" -l servername -d 'Name to send as SNI and to verify the certificate against [default: the host]' -r

@@ -73,6 +73,7 @@ impl Cli {
                 .get_occurrences::<String>("property")
                 .map(|all| all.map(|one| one.cloned().collect()).collect())
                 .unwrap_or_default();
+            conn.brokers = brokers_in_order(sub);
         }
         Ok(cli)
     }
@@ -134,20 +135,53 @@ fn mosquitto_only(err: clap::Error) -> clap::Error {
     Cli::command().error(ErrorKind::UnknownArgument, advice)
 }
 
+/// How the clients pick a broker and a version, for `--help` and the man pages.
+const BROKERS_HELP: &str = "\
+Brokers and versions:
+  -V auto (the default) sends an MQTT 5 CONNECT; if the broker closes the connection before
+  CONNACK, or answers CONNACK 1 or 0x84, smq connects once more with MQTT 3.1.1 and says so.
+  -D, -x and sub's MQTT 5 options make that an error that names them.
+  -h and -L may be repeated. The brokers are tried in the order given, at start and after
+  every lost connection, each round from the first, with back-off (0.1 s doubling to 5 s,
+  with jitter); --connect-retry SECS keeps trying the first connection. sub and record
+  subscribe again; pub -l, pub --repeat and replay send what was not acknowledged again (on
+  a resumed -c session with DUP and the same packet ids, else as new messages) and exit 0
+  once everything is acknowledged. --no-reconnect exits 1 at the first lost connection.";
+
+fn client_help() -> String {
+    format!("{BROKERS_HELP}\n\n{EXIT_CODES_HELP}")
+}
+
+/// -h and -L values by their position on the command line.
+fn brokers_in_order(sub: &clap::ArgMatches) -> Vec<BrokerArg> {
+    let named = |id: &str, make: fn(String) -> BrokerArg| {
+        sub.indices_of(id)
+            .into_iter()
+            .flatten()
+            .zip(sub.get_many::<String>(id).into_iter().flatten())
+            .map(move |(at, v)| (at, make(v.clone())))
+            .collect::<Vec<_>>()
+    };
+    let mut all = named("host", BrokerArg::Host);
+    all.extend(named("url", BrokerArg::Url));
+    all.sort_by_key(|(at, _)| *at);
+    all.into_iter().map(|(_, b)| b).collect()
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Publish messages, as mosquitto_pub
     #[command(
         disable_help_flag = true,
         args_override_self = true,
-        after_long_help = EXIT_CODES_HELP
+        after_long_help = client_help()
     )]
     Pub(Box<PubArgs>),
     /// Subscribe and print messages, as mosquitto_sub
     #[command(
         disable_help_flag = true,
         args_override_self = true,
-        after_long_help = EXIT_CODES_HELP
+        after_long_help = client_help()
     )]
     Sub(Box<SubArgs>),
     /// Publish a request and print the response, as mosquitto_rr
@@ -161,14 +195,14 @@ pub enum Command {
     #[command(
         disable_help_flag = true,
         args_override_self = true,
-        after_long_help = EXIT_CODES_HELP
+        after_long_help = client_help()
     )]
     Record(Box<RecordArgs>),
     /// Publish a recorded file again, with its original timing
     #[command(
         disable_help_flag = true,
         args_override_self = true,
-        after_long_help = EXIT_CODES_HELP
+        after_long_help = client_help()
     )]
     Replay(Box<ReplayArgs>),
     /// Load-test a broker: connections, publishers, subscribers, end-to-end latency
@@ -247,6 +281,14 @@ pub struct PubArgs {
     /// Publish at most N messages per second
     #[arg(long, value_name = "N", value_parser = positive_rate)]
     pub rate: Option<f64>,
+
+    /// Exit when the connection drops instead of reconnecting and resending
+    #[arg(long)]
+    pub no_reconnect: bool,
+
+    /// With -l: how much input to hold while reconnecting before reading stops (k, M suffixes)
+    #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = byte_size)]
+    pub max_buffer: u64,
 
     #[command(flatten)]
     pub options_file: OptionsFileArgs,
@@ -371,6 +413,10 @@ pub struct SubArgs {
     /// Stop (exit 0) after this long; set by `record --duration`
     #[arg(skip)]
     pub duration: Option<std::time::Duration>,
+
+    /// Retain-As-Published when the broker speaks MQTT 5, without needing it; set by `record`
+    #[arg(skip)]
+    pub retain_as_published_if_v5: bool,
 
     /// Also run the embedded broker in this process, and connect to it
     #[arg(long)]
@@ -577,6 +623,10 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub skip_bad: bool,
 
+    /// Exit when the connection drops instead of reconnecting and resending
+    #[arg(long)]
+    pub no_reconnect: bool,
+
     // Last, so the connection flags are listed under their own heading.
     #[command(flatten)]
     pub conn: ConnectArgs,
@@ -752,8 +802,19 @@ pub struct GenerateArgs {
     pub out_dir: PathBuf,
 }
 
+/// One broker named on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerArg {
+    /// -h HOST or HOST:PORT
+    Host(String),
+    /// -L URL
+    Url(String),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ProtocolVersion {
+    /// MQTT 5, then 3.1.1 if the broker does not speak 5
+    Auto,
     #[value(name = "mqttv311", alias = "311")]
     V311,
     #[value(name = "mqttv5", alias = "5")]
@@ -771,17 +832,32 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
 
-    /// Broker host [default: localhost] (-h is --host, as in mosquitto: help is --help)
-    #[arg(short = 'h', long, value_name = "HOST")]
-    pub host: Option<String>,
+    /// Broker host, or HOST:PORT ([::1]:1883 for IPv6) [default: localhost]; repeat -h or -L to
+    /// name brokers to fail over to, tried in the order given (-h is --host, as in mosquitto:
+    /// help is --help)
+    #[arg(short = 'h', long, value_name = "HOST", action = ArgAction::Append)]
+    pub host: Vec<String>,
 
-    /// Broker port [default: 1883; 8883 with TLS; 80 for ws, 443 for wss]
+    /// Broker port, for brokers named without one [default: 1883; 8883 with TLS; 80 for ws,
+    /// 443 for wss]
     #[arg(short = 'p', long, value_name = "PORT")]
     pub port: Option<u16>,
 
-    /// mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic
-    #[arg(short = 'L', long, value_name = "URL")]
-    pub url: Option<String>,
+    /// mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic (repeatable, as -h)
+    #[arg(short = 'L', long, value_name = "URL", action = ArgAction::Append)]
+    pub url: Vec<String>,
+
+    /// The -h and -L brokers in the order given; filled by `Cli::parse_from_args`.
+    #[arg(skip)]
+    pub brokers: Vec<BrokerArg>,
+
+    /// Keep trying the first connection for SECS seconds when no broker answers
+    #[arg(long, value_name = "SECS", value_parser = positive_secs)]
+    pub connect_retry: Option<f64>,
+
+    /// Seconds the broker may take to acknowledge a message or subscription
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = positive_secs)]
+    pub ack_timeout: f64,
 
     /// Connect over WebSocket
     #[arg(long)]
@@ -803,7 +879,8 @@ pub struct ConnectArgs {
     #[arg(short = 'A', value_name = "ADDR")]
     pub bind_address: Option<String>,
 
-    /// MQTT protocol version [default: mqttv311, or mqttv5 with -D or -x]
+    /// MQTT protocol version: auto tries mqttv5, then mqttv311 if the broker refuses it
+    /// [default: auto]
     #[arg(short = 'V', long, value_name = "VERSION")]
     pub protocol_version: Option<ProtocolVersion>,
 
@@ -914,9 +991,14 @@ pub struct TlsArgs {
     #[arg(long, value_name = "FILE", requires = "key")]
     pub cert: Option<PathBuf>,
 
-    /// Client private key (PEM)
+    /// Client private key (PEM; an encrypted one asks for its passphrase, or takes it from
+    /// SMQ_KEY_PASSWORD or --key-pw-file)
     #[arg(long, value_name = "FILE", requires = "cert")]
     pub key: Option<PathBuf>,
+
+    /// Read the --key passphrase from the first line of FILE
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub key_pw_file: Option<PathBuf>,
 
     /// DANGEROUS: accept any server certificate, so anyone on the path can read and change the traffic
     #[arg(long)]
@@ -1160,7 +1242,7 @@ mod tests {
     #[test]
     fn mosquitto_pub_line_parses_the_same() {
         let a = pub_args("smq pub -h b -p 1884 -t a -m x -q 1 -r");
-        assert_eq!(a.conn.host.as_deref(), Some("b"));
+        assert_eq!(a.conn.host, ["b"]);
         assert_eq!(a.conn.port, Some(1884));
         assert_eq!(a.topic.as_deref(), Some("a"));
         assert_eq!(a.message.as_deref(), Some(std::ffi::OsStr::new("x")));
@@ -1171,11 +1253,30 @@ mod tests {
     #[test]
     fn url_and_line_mode_parse() {
         let a = pub_args("smq pub -L mqtt://u:p@h:1/t -l -q 2 -M 100 -V 5 -k 0");
-        assert_eq!(a.conn.url.as_deref(), Some("mqtt://u:p@h:1/t"));
+        assert_eq!(a.conn.url, ["mqtt://u:p@h:1/t"]);
         assert!(a.stdin_line);
         assert_eq!(a.conn.max_inflight, 100);
         assert_eq!(a.conn.protocol_version, Some(ProtocolVersion::V5));
         assert_eq!(a.conn.keepalive, 0);
+    }
+
+    #[test]
+    fn brokers_keep_their_command_line_order() {
+        let a = pub_args("smq pub -L mqtt://a/t -h b:1884 -t t -m x -L ws://c -h [::1]:1");
+        assert_eq!(
+            a.conn.brokers,
+            [
+                BrokerArg::Url("mqtt://a/t".into()),
+                BrokerArg::Host("b:1884".into()),
+                BrokerArg::Url("ws://c".into()),
+                BrokerArg::Host("[::1]:1".into()),
+            ]
+        );
+        let a = pub_args("smq pub -t t -m x");
+        assert!(a.conn.brokers.is_empty());
+        assert_eq!(a.conn.protocol_version, None);
+        let a = pub_args("smq pub -t t -m x -V auto");
+        assert_eq!(a.conn.protocol_version, Some(ProtocolVersion::Auto));
     }
 
     #[test]
@@ -1225,6 +1326,6 @@ mod tests {
         let err = parse("smq pub --help").unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
         let a = pub_args("smq pub -h ::1 -t a -n");
-        assert_eq!(a.conn.host.as_deref(), Some("::1"));
+        assert_eq!(a.conn.host, ["::1"]);
     }
 }

@@ -10,10 +10,12 @@ Exit codes:
   0        success; also when the reader of stdout went away (broken pipe)
   1        runtime error: DNS, TCP, TLS, file, protocol, connection lost
   2        usage error: a bad flag, value or URL; a bad line in a config, password or ACL file
-  1-5      MQTT 3.1.1 broker refused the connection: its CONNACK code
-  128-159  MQTT 5 broker refused the connection: its CONNACK reason code
-  27       timed out
-  130      interrupted (Ctrl-C) before every message was handed to the broker";
+  1-5      the broker refused the connection: its MQTT 3.1.1 CONNACK code (under -V auto,
+           the closest 3.1.1 code to an MQTT 5 refusal)
+  128-159  with -V mqttv5: the broker's MQTT 5 CONNACK reason code
+  27       timed out: -W, or a message not acknowledged within --ack-timeout
+  130      interrupted (Ctrl-C): pub or replay before every message was handed over; sub or
+           record before it had connected";
 
 pub const USAGE: u8 = 2;
 pub const TIMED_OUT: u8 = 27;
@@ -27,6 +29,13 @@ pub enum Failure {
         code: u8,
         reason: String,
     },
+    /// Every one of several brokers refused the connection; the first one's code.
+    Brokers {
+        code: u8,
+        msg: String,
+    },
+    /// The broker cannot do what was asked: MQTT 5 features of a broker that speaks only 3.1.1.
+    Unsupported(String),
     /// Bad input found after clap: same code as clap's usage errors.
     Usage(String),
     TimedOut(String),
@@ -42,9 +51,11 @@ impl fmt::Display for Failure {
                     "the broker refused the connection: {reason} (code {code})"
                 )
             }
-            Failure::Usage(msg) | Failure::TimedOut(msg) | Failure::Interrupted(msg) => {
-                f.write_str(msg)
-            }
+            Failure::Brokers { msg, .. }
+            | Failure::Unsupported(msg)
+            | Failure::Usage(msg)
+            | Failure::TimedOut(msg)
+            | Failure::Interrupted(msg) => f.write_str(msg),
         }
     }
 }
@@ -72,7 +83,8 @@ pub fn finish(result: anyhow::Result<ExitCode>, quiet: bool) -> ExitCode {
 
 fn code_for(err: &anyhow::Error) -> u8 {
     match err.chain().find_map(|e| e.downcast_ref::<Failure>()) {
-        Some(Failure::Refused { code, .. }) => *code,
+        Some(Failure::Refused { code, .. } | Failure::Brokers { code, .. }) => *code,
+        Some(Failure::Unsupported(_)) => 1,
         Some(Failure::Usage(_)) => USAGE,
         Some(Failure::TimedOut(_)) => TIMED_OUT,
         Some(Failure::Interrupted(_)) => INTERRUPTED,

@@ -61,9 +61,42 @@ pub fn expand(args: Vec<OsString>) -> Result<(Vec<OsString>, Option<PathBuf>), c
         }
     };
     let mut out = args[..2].to_vec();
-    out.extend(split(&text));
+    out.extend(without_brokers_given_in(split(&text), rest));
     out.extend_from_slice(rest);
     Ok((out, Some(path)))
+}
+
+/// `defaults` without its `-h`/`-L` brokers when `given` names brokers of its own. Other flags
+/// are overridden by the last occurrence, but brokers accumulate (repeating them names brokers
+/// to fail over to): without this a file's `-h lab` would become the first broker to try,
+/// where mosquitto's command line replaces it.
+pub fn without_brokers_given_in(defaults: Vec<OsString>, given: &[OsString]) -> Vec<OsString> {
+    let names_broker = |a: &OsStr| {
+        let a = a.to_string_lossy();
+        ["-h", "--host", "-L", "--url"].iter().any(|f| {
+            a == *f
+                || a.strip_prefix(f)
+                    .is_some_and(|rest| rest.starts_with('=') || (f.len() == 2 && !rest.is_empty()))
+        })
+    };
+    if !given.iter().any(|a| names_broker(a)) {
+        return defaults;
+    }
+    let mut out = Vec::with_capacity(defaults.len());
+    let mut skip_value = false;
+    for a in defaults {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        if names_broker(&a) {
+            // `-h HOST` takes the next word; `-hHOST` and `--host=HOST` do not.
+            let s = a.to_string_lossy();
+            skip_value = ["-h", "--host", "-L", "--url"].contains(&&*s);
+            continue;
+        }
+        out.push(a);
+    }
+    out
 }
 
 fn default_path(tool: &str) -> Option<PathBuf> {
@@ -142,6 +175,24 @@ pub fn blame(err: clap::Error, path: Option<&PathBuf>) -> clap::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn words(s: &str) -> Vec<OsString> {
+        s.split_whitespace().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn brokers_on_the_command_line_replace_the_files_brokers() {
+        let file = words("-h lab -p 1884 --host=lab2 -hlab3 -L mqtt://x/t -q 1 --url mqtt://y");
+        assert_eq!(
+            without_brokers_given_in(file.clone(), &words("-t a -h other")),
+            words("-p 1884 -q 1")
+        );
+        assert_eq!(
+            without_brokers_given_in(file.clone(), &words("-t a --url=mqtt://z")),
+            words("-p 1884 -q 1")
+        );
+        assert_eq!(without_brokers_given_in(file.clone(), &words("-t a")), file);
+    }
 
     fn strs(v: Vec<OsString>) -> Vec<String> {
         v.into_iter()

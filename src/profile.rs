@@ -83,7 +83,10 @@ pub fn expand(args: Vec<OsString>) -> Result<Vec<OsString>, clap::Error> {
         .map_err(|e| error(format!("--profile {name}: reading {}: {e}", path.display())))?;
     let flags = flags(&text, &name, &path)?;
     let mut out = args[..at.min(args.len())].to_vec();
-    out.extend(flags);
+    out.extend(crate::options_file::without_brokers_given_in(
+        flags,
+        &args[at.min(args.len())..],
+    ));
     out.extend_from_slice(&args[at.min(args.len())..]);
     Ok(out)
 }

@@ -8,10 +8,10 @@ use std::time::{Instant, SystemTime};
 use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
 
-use super::subscribe::{self, Sink};
+use super::subscribe::{self, Sink, Subscribed};
 use crate::capture;
-use crate::cli::{CaptureFormat, Layout, ProtocolVersion, RecordArgs, SubArgs};
-use crate::conn::Message;
+use crate::cli::{CaptureFormat, Layout, RecordArgs, SubArgs};
+use crate::conn::{Message, Protocol, subscribe_reason};
 use crate::exit::usage;
 use crate::layout::readings::{self, ReadingsWriter};
 use crate::layout::rotate::Files;
@@ -36,14 +36,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             "--layout wide writes many files: give it --out-dir DIR (and only it)",
         ));
     }
-    let mut conn = args.conn;
-    // Retain-As-Published needs MQTT 5; without it a live message's retain flag is lost.
-    let v5 = conn.protocol_version != Some(ProtocolVersion::V311);
-    if v5 {
-        conn.protocol_version = Some(ProtocolVersion::V5);
-    }
-    // The messages files get a sidecar saying how they were made (SENSORS.md §5.3).
-    let meta = sidecar(&conn, &args.topics, args.qos, v5, args.serve);
+    let conn = args.conn;
     let rotatable = |path: &str| path != "-";
     let any_rotatable = (args.layout != Layout::Wide && rotatable(&args.output))
         || args.raw.as_deref().is_some_and(rotatable);
@@ -59,7 +52,6 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             files(&args.output),
             Box::new(|line| line == readings::HEADER),
             Box::new(ReadingsWriter::new),
-            None,
         )?),
         Layout::Wide => {
             let dir = args.out_dir.clone().unwrap_or_default();
@@ -69,7 +61,6 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             files(&args.output),
             Box::new(move |line| capture::header_matches(line, format)),
             Box::new(move |out, fresh| capture::Writer::new(out, format, fresh, false)),
-            Some(meta.clone()),
         )?)),
     };
     let raw = match &args.raw {
@@ -77,13 +68,24 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             files(path),
             Box::new(|line| capture::header_matches(line, capture::Format::Csv)),
             Box::new(|out, fresh| capture::Writer::new(out, capture::Format::Csv, fresh, false)),
-            Some(meta),
         )?),
         None => None,
+    };
+    // The messages files get a sidecar saying how they were made (SENSORS.md §5.3), once the
+    // broker has said which version it speaks and what it granted.
+    let url_topic = conn
+        .url
+        .iter()
+        .find_map(|u| crate::conn::url::parse(u).ok().and_then(|u| u.topic));
+    let meta = Meta {
+        client_id: conn.id.clone().unwrap_or_default(),
+        url_topic,
+        written: false,
     };
     let recorder = Recorder {
         main,
         raw,
+        meta,
         decoders,
         opts: sensors::Options {
             keep_test: args.keep_test,
@@ -115,7 +117,8 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         no_newline: false,
         pretty: false,
         random_filter: None,
-        retain_as_published: v5,
+        retain_as_published: false,
+        retain_as_published_if_v5: true,
         retain_handling: None,
         no_local: false,
         json: false,
@@ -139,55 +142,53 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     subscribe::run_sink(sub, Box::new(recorder)).await
 }
 
-/// `<file>.meta.json`: smq and MQTT versions, the broker without credentials, client id,
-/// subscriptions, Retain-As-Published, start time and host name.
-fn sidecar(
-    conn: &crate::cli::ConnectArgs,
-    topics: &[String],
-    qos: u8,
-    v5: bool,
-    serve: bool,
-) -> String {
-    let broker = match &conn.url {
-        // Everything before '@' in the authority is credentials: never written.
-        Some(url) => match url.split_once("://") {
-            Some((scheme, rest)) => {
-                let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-                let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-                let slash = if rest.contains('/') { "/" } else { "" };
-                format!("{scheme}://{authority}{slash}{path}")
-            }
-            None => url.clone(),
-        },
-        None => format!(
-            "{}://{}:{}",
-            if conn.ws { "ws" } else { "mqtt" },
-            conn.host
-                .as_deref()
-                .unwrap_or(if serve { "127.0.0.1" } else { "localhost" }),
-            conn.port
-                .map_or_else(|| "default".to_owned(), |p| p.to_string())
-        ),
-    };
-    let url_topic = conn
-        .url
-        .as_deref()
-        .and_then(|u| crate::conn::url::parse(u).ok())
-        .and_then(|u| u.topic);
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_default();
-    let meta = serde_json::json!({
-        "smq_version": env!("CARGO_PKG_VERSION"),
-        "mqtt_version": if v5 { "5" } else { "3.1.1" },
-        "broker": broker,
-        "client_id": conn.id.clone().unwrap_or_default(),
-        "subscriptions": url_topic.iter().chain(topics).map(|t| serde_json::json!({"filter": t, "qos": qos})).collect::<Vec<_>>(),
-        "retain_as_published": v5,
-        "started": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        "host": host,
-    });
-    format!("{meta:#}\n")
+/// What the sidecar says that is known before connecting.
+struct Meta {
+    client_id: String,
+    /// The topic of the -L URLs, part of the broker's name in the sidecar.
+    url_topic: Option<String>,
+    written: bool,
+}
+
+impl Meta {
+    /// `<file>.meta.json`: smq and MQTT versions, the broker (never credentials), client id,
+    /// subscriptions with the QoS asked for and granted, Retain-As-Published, start time and
+    /// host name.
+    fn render(&self, sub: &Subscribed<'_>) -> String {
+        let v5 = sub.protocol == Protocol::V5;
+        let broker = match &self.url_topic {
+            Some(t) => format!("{}/{t}", sub.broker),
+            None => sub.broker.clone(),
+        };
+        let subscriptions: Vec<serde_json::Value> = sub
+            .granted
+            .iter()
+            .map(|&(filter, qos, code)| {
+                if code >= 0x80 {
+                    serde_json::json!({"filter": filter, "qos": qos, "granted_qos": null, "refused": subscribe_reason(code)})
+                } else {
+                    serde_json::json!({"filter": filter, "qos": qos, "granted_qos": code})
+                }
+            })
+            .collect();
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+        let mut meta = serde_json::json!({
+            "smq_version": env!("CARGO_PKG_VERSION"),
+            "mqtt_version": if v5 { "5" } else { "3.1.1" },
+            "broker": broker,
+            "client_id": self.client_id,
+            "subscriptions": subscriptions,
+            "retain_as_published": v5,
+            "started": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            "host": host,
+        });
+        if sub.brokers.len() > 1 {
+            meta["brokers"] = serde_json::json!(sub.brokers);
+        }
+        format!("{meta:#}\n")
+    }
 }
 
 /// Opens `-` (stdout) or a file for appending. A file that already has rows must start with
@@ -288,6 +289,8 @@ struct Rotating<W> {
     same_header: SameHeader,
     make: Make<W>,
     sidecar: Option<String>,
+    /// The file being written.
+    path: String,
 }
 
 impl<W> Rotating<W> {
@@ -295,17 +298,24 @@ impl<W> Rotating<W> {
         mut files: Files,
         same_header: SameHeader,
         make: Make<W>,
-        sidecar: Option<String>,
     ) -> anyhow::Result<Rotating<W>> {
         let path = files.next(chrono::Utc::now(), 0).unwrap_or_default();
-        let writer = open_with(&path, &files, &same_header, &make, sidecar.as_deref())?;
+        let writer = open_with(&path, &files, &same_header, &make, None)?;
         Ok(Rotating {
             files,
             writer,
             same_header,
             make,
-            sidecar,
+            sidecar: None,
+            path,
         })
+    }
+
+    /// The sidecar of the file being written, and of every file rotated to after it.
+    fn set_sidecar(&mut self, meta: String) -> anyhow::Result<()> {
+        write_sidecar(&self.path, &meta)?;
+        self.sidecar = Some(meta);
+        Ok(())
     }
 
     /// The writer for a message of `rows` rows received at `recv_time`.
@@ -318,6 +328,7 @@ impl<W> Rotating<W> {
                 &self.make,
                 self.sidecar.as_deref(),
             )?;
+            self.path = path;
         }
         Ok(&mut self.writer)
     }
@@ -331,19 +342,28 @@ fn open_with<W>(
     sidecar: Option<&str>,
 ) -> anyhow::Result<W> {
     let (out, fresh) = open(path, same_header)?;
-    if let Some(meta) = sidecar.filter(|_| path != "-") {
-        // Appending keeps the sidecar of the recording that started the file.
-        let meta_path = format!("{path}.meta.json");
-        if !std::path::Path::new(&meta_path).exists() {
-            std::fs::write(&meta_path, meta).with_context(|| format!("writing {meta_path}"))?;
-        }
+    if let Some(meta) = sidecar {
+        write_sidecar(path, meta)?;
     }
     make(Box::new(files.counted(out)), fresh).map_err(|e| write_error(path, e))
+}
+
+fn write_sidecar(path: &str, meta: &str) -> anyhow::Result<()> {
+    if path == "-" {
+        return Ok(());
+    }
+    // Appending keeps the sidecar of the recording that started the file.
+    let meta_path = format!("{path}.meta.json");
+    if !std::path::Path::new(&meta_path).exists() {
+        std::fs::write(&meta_path, meta).with_context(|| format!("writing {meta_path}"))?;
+    }
+    Ok(())
 }
 
 struct Recorder {
     main: Main,
     raw: Option<Rotating<capture::Writer<Box<dyn Write>>>>,
+    meta: Meta,
     decoders: Decoders,
     opts: sensors::Options,
     out_dir: Option<String>,
@@ -357,6 +377,21 @@ struct Recorder {
 }
 
 impl Sink for Recorder {
+    fn subscribed(&mut self, sub: &Subscribed<'_>) -> anyhow::Result<()> {
+        // The first SUBACK describes the recording; a reconnect does not rewrite it.
+        if std::mem::replace(&mut self.meta.written, true) {
+            return Ok(());
+        }
+        let meta = self.meta.render(sub);
+        if let Main::Messages(w) = &mut self.main {
+            w.set_sidecar(meta.clone())?;
+        }
+        if let Some(raw) = &mut self.raw {
+            raw.set_sidecar(meta)?;
+        }
+        Ok(())
+    }
+
     fn message(&mut self, msg: &Message, time: SystemTime) -> anyhow::Result<()> {
         let now = Instant::now();
         let first = *self.first.get_or_insert(now);

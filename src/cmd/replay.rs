@@ -4,7 +4,9 @@
 //! file; a message whose time has passed goes out at once and counts toward the lateness report.
 
 use std::io::{self, Write};
+use std::pin::Pin;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -14,7 +16,10 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::capture::{self, Record};
 use crate::cli::{ReplayArgs, RetainMode};
-use crate::conn::{Client, ConnectOptions, Event, Message, Protocol, delivery_reason, props};
+use crate::conn::outbox::Outbox;
+use crate::conn::{
+    Client, ConnectOptions, Connector, Event, Message, Protocol, delivery_reason, props,
+};
 use crate::exit::{Failure, usage};
 use crate::output::Output;
 use crate::progress;
@@ -65,7 +70,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     // The whole file is read and checked before anything is published.
     let (records, skipped) = capture::read_all(&args.file, args.skip_bad)?;
-    let opts = ConnectOptions::from_args(&args.conn, PACKETS)?;
+    let mut opts = ConnectOptions::from_args(&args.conn, PACKETS)?;
     if skipped > 0 {
         opts.warn(&format!(
             "skipped {skipped} malformed lines of {}",
@@ -89,35 +94,57 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         opts.warn("nothing to replay: no message is left after --filter/--from/--to");
         return Ok(ExitCode::SUCCESS);
     }
-    let mut client = Client::connect(&opts).await?;
-    let v311 = opts.proto == Protocol::V311;
-    if v311 && selected.iter().any(|r| r.msg.props.is_some()) {
+    let has_props = selected.iter().any(|r| r.msg.props.is_some());
+    if has_props {
+        // Asked for 3.1.1, they are dropped with a warning; under -V auto, a broker that
+        // speaks only 3.1.1 is an error rather than a silent loss.
+        opts.needs_v5
+            .push("the MQTT 5 properties in the recording".to_owned());
+    }
+    let opts = Arc::new(opts);
+    let mut connector = Connector::new(opts.clone());
+    let client = connector.first().await?;
+    if has_props && client.protocol() == Protocol::V311 {
         opts.warn("MQTT 5 properties in the recording are dropped on this MQTT 3.1.1 connection");
     }
     let mut player = Player {
         records: selected,
         speed: if args.no_wait { None } else { Some(args.speed) },
         passes: args.repeat.map_or(Some(1), |n| (n > 0).then_some(n)),
-        v311,
+        reconnect: !args.no_reconnect,
         sent: 0,
         refused: 0,
+        unacknowledged: 0,
+        mismatch_warned: false,
+        outbox: Outbox::default(),
         worst_late: Duration::ZERO,
         total_late: Duration::ZERO,
     };
     let total = player.passes.map(|p| p * player.records.len() as u64);
     let bar = progress::bar(total);
-    let result = player.play(&mut client, &opts, &bar).await;
+    let result = player.play(client, connector, &bar).await;
     bar.finish_and_clear();
     let summary = player.summary();
     match result {
         Err(e) => Err(e.context(summary)),
-        Ok(interrupted) => {
-            client.disconnect(opts.props.disconnect.clone()).await?;
+        Ok((client, interrupted)) => {
+            if let Some(client) = client {
+                client.disconnect(opts.props.disconnect.clone()).await?;
+            }
             if !opts.quiet {
                 let _ = writeln!(io::stderr().lock(), "smq: {summary}");
             }
             if interrupted {
                 return Err(Failure::Interrupted("interrupted".into()).into());
+            }
+            if player.unacknowledged > 0 {
+                return Err(Failure::TimedOut(format!(
+                    "the broker did not acknowledge {} of {} messages within {} s (--ack-timeout)",
+                    player.unacknowledged,
+                    player.sent,
+                    opts.ack_timeout.as_secs_f64()
+                ))
+                .into());
             }
             if player.refused > 0 {
                 return Err(anyhow!(
@@ -223,12 +250,18 @@ struct Player {
     speed: Option<f64>,
     /// None: forever.
     passes: Option<u64>,
-    v311: bool,
+    reconnect: bool,
     sent: u64,
     refused: u64,
+    unacknowledged: u64,
+    mismatch_warned: bool,
+    outbox: Outbox,
     worst_late: Duration,
     total_late: Duration,
 }
+
+/// A reconnect under way: it owns the connector until it is done.
+type Reconnecting = Pin<Box<dyn Future<Output = (Connector, anyhow::Result<Client>)>>>;
 
 impl Player {
     fn summary(&self) -> String {
@@ -245,60 +278,71 @@ impl Player {
         )
     }
 
-    /// Plays every pass; Ok(true) when interrupted by a signal (what is in flight is abandoned).
+    /// Plays every pass. Returns the client (None if the connection was down at the end) and
+    /// whether a signal interrupted the run (what is in flight is then abandoned).
     async fn play(
         &mut self,
-        client: &mut Client,
-        opts: &ConnectOptions,
+        client: Client,
+        connector: Connector,
         bar: &indicatif::ProgressBar,
-    ) -> anyhow::Result<bool> {
+    ) -> anyhow::Result<(Option<Client>, bool)> {
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut sigterm = signal(SignalKind::terminate())?;
+        let opts = Arc::clone(connector.opts());
+        let mut client = Some(client);
+        let mut connector = Some(connector);
+        let mut reconnecting: Option<Reconnecting> = None;
+        let mut up_since = Instant::now();
         let t0 = self.records[0].t_rel_ns;
         let mut pass = 1u64;
         let mut next = 0usize;
         let mut start = Instant::now();
-        let mut qos2 = std::collections::HashSet::new();
         loop {
             let now = Instant::now();
             let mut wake = None;
-            while next < self.records.len() && !client.write_backlog() {
-                let r = &self.records[next];
-                if r.msg.qos > 0 && !client.has_window() {
-                    break;
-                }
-                // A broker passes a QoS 2 message on only once its PUBREL arrives (Mosquitto
-                // does), so a lower-QoS message sent meanwhile would overtake it: keep file order.
-                if r.msg.qos < 2 && !qos2.is_empty() {
-                    break;
-                }
-                if let Some(speed) = self.speed {
-                    let offset = Duration::from_nanos(r.t_rel_ns.saturating_sub(t0));
-                    let due = start + offset.div_f64(speed);
-                    if due > now {
-                        wake = Some(due);
+            if let Some(c) = client.as_mut() {
+                self.outbox
+                    .feed(c)
+                    .map_err(|e| e.context("sending again what the lost connection left"))?;
+                let v311 = c.protocol() == Protocol::V311;
+                while next < self.records.len() && !c.write_backlog() && !self.outbox.resending() {
+                    let r = &self.records[next];
+                    if r.msg.qos > 0 && !c.has_window() {
                         break;
                     }
-                    let late = now - due;
-                    self.worst_late = self.worst_late.max(late);
-                    self.total_late += late;
+                    // A broker passes a QoS 2 message on only once its PUBREL arrives (Mosquitto
+                    // does), so a lower-QoS message sent meanwhile would overtake it: keep file order.
+                    if r.msg.qos < 2 && self.outbox.holds_qos2() {
+                        break;
+                    }
+                    if let Some(speed) = self.speed {
+                        let offset = Duration::from_nanos(r.t_rel_ns.saturating_sub(t0));
+                        let due = start + offset.div_f64(speed);
+                        if due > now {
+                            wake = Some(due);
+                            break;
+                        }
+                        let late = now - due;
+                        self.worst_late = self.worst_late.max(late);
+                        self.total_late += late;
+                    }
+                    let msg = Message {
+                        topic: r.msg.topic.clone(),
+                        payload: r.msg.payload.clone(),
+                        qos: r.msg.qos,
+                        retain: r.msg.retain,
+                        props: if v311 { None } else { r.msg.props.clone() },
+                    };
+                    let pkid = c
+                        .publish(&msg)
+                        .map_err(|e| e.context(format!("message {} of the file", next + 1)))?;
+                    self.sent += 1;
+                    if pkid > 0 {
+                        self.outbox.sent(pkid, next as u64 + 1, msg);
+                    }
+                    next += 1;
+                    bar.inc(1);
                 }
-                let msg = Message {
-                    topic: r.msg.topic.clone(),
-                    payload: r.msg.payload.clone(),
-                    qos: r.msg.qos,
-                    retain: r.msg.retain,
-                    props: if self.v311 { None } else { r.msg.props.clone() },
-                };
-                let pkid = client
-                    .publish(&msg)
-                    .map_err(|e| e.context(format!("message {} of the file", next + 1)))?;
-                if msg.qos == 2 {
-                    qos2.insert(pkid);
-                }
-                self.sent += 1;
-                next += 1;
-                bar.inc(1);
             }
             if next == self.records.len() && self.passes.is_none_or(|p| pass < p) {
                 // The next pass starts where this one's schedule ends.
@@ -307,24 +351,75 @@ impl Player {
                 start = Instant::now();
                 continue;
             }
-            if next == self.records.len() && client.in_flight() == 0 && !client.unwritten() {
-                return Ok(false);
+            let done = next == self.records.len() && self.outbox.is_empty();
+            if let Some(c) = client.take_if(|c| done && c.in_flight() == 0 && !c.unwritten()) {
+                return Ok((Some(c), false));
             }
             let far = now + Duration::from_secs(86_400);
             tokio::select! {
-                _ = sigint.recv() => return Ok(true),
-                _ = sigterm.recv() => return Ok(true),
-                ev = client.poll() => {
-                    if let Event::Delivered { pkid, code } = ev? {
-                        qos2.remove(&pkid);
+                _ = sigint.recv() => return Ok((client, true)),
+                _ = sigterm.recv() => return Ok((client, true)),
+                ev = poll(client.as_mut()) => match ev {
+                    Ok(Event::Delivered { pkid, code, mismatch }) => {
+                        let number = self.outbox.done(pkid).unwrap_or_default();
                         if code >= 0x80 {
                             self.refused += 1;
-                            opts.warn(&format!("the broker refused a message: {} (0x{code:02X})", delivery_reason(code)));
+                            opts.warn(&format!("the broker refused message {number} of the file: {} (0x{code:02X})", delivery_reason(code)));
+                        }
+                        if let (Some(m), false, Some(c)) = (mismatch, self.mismatch_warned, &client) {
+                            self.mismatch_warned = true;
+                            opts.warn(&m.warning(&opts.brokers[c.broker()].describe()));
                         }
                     }
+                    Ok(Event::Unacknowledged { pkid }) => {
+                        let number = self.outbox.done(pkid).unwrap_or_default();
+                        self.unacknowledged += 1;
+                        opts.warn(&format!(
+                            "the broker did not acknowledge message {number} of the file within {} s (--ack-timeout)",
+                            opts.ack_timeout.as_secs_f64()
+                        ));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let Some(c) = client.take() else {
+                            return Err(e);
+                        };
+                        let broker = opts.brokers[c.broker()].describe();
+                        if !self.reconnect {
+                            return Err(if self.outbox.unanswered() {
+                                self.outbox.unanswered_error(&e, &broker)
+                            } else {
+                                e
+                            });
+                        }
+                        self.outbox.lost(&c, &broker)?;
+                        let (from, lived) = (c.broker(), up_since.elapsed());
+                        let mut conn = connector.take().expect("the connector is idle while connected");
+                        reconnecting = Some(Box::pin(async move {
+                            let r = conn.again(from, &e, lived).await;
+                            (conn, r)
+                        }));
+                    }
+                },
+                (conn, r) = async { reconnecting.as_mut().expect("guarded").await }, if reconnecting.is_some() => {
+                    reconnecting = None;
+                    connector = Some(conn);
+                    let mut c = r?;
+                    let resumed = !opts.clean && c.session_present();
+                    self.outbox.reconnected(&mut c, resumed)?;
+                    up_since = Instant::now();
+                    client = Some(c);
                 }
                 _ = sleep_until(wake.unwrap_or(far)), if wake.is_some() => {}
             }
         }
+    }
+}
+
+/// `client.poll()`, or never while the connection is down.
+async fn poll(client: Option<&mut Client>) -> anyhow::Result<Event> {
+    match client {
+        Some(c) => c.poll().await,
+        None => std::future::pending().await,
     }
 }

@@ -7,6 +7,7 @@
 
 use std::io::{self, Read};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, anyhow};
@@ -16,7 +17,9 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::cli::{ProtocolVersion, RrArgs};
 use crate::conn::packet::{MAX_REMAINING_LENGTH, PublishProperties, Subscription};
-use crate::conn::{Client, ConnectOptions, Event, Message, Protocol, props, subscribe_reason};
+use crate::conn::{
+    Client, ConnectOptions, Connector, Event, Message, Protocol, props, subscribe_reason,
+};
 use crate::exit::{Failure, usage};
 use crate::format::{self, Format, Received};
 use crate::output::Output;
@@ -54,19 +57,21 @@ pub async fn run(mut args: RrArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let mut props = opts.props.publish.clone();
-    if opts.proto == Protocol::V5 {
-        let p = props.get_or_insert_with(PublishProperties::default);
-        if p.response_topic.is_some() {
-            return Err(usage(
-                "-e is the response topic: drop -D publish response-topic",
-            ));
-        }
-        p.response_topic = Some(args.response_topic.clone());
+    if props.as_ref().is_some_and(|p| p.response_topic.is_some()) {
+        return Err(usage(
+            "-e is the response topic: drop -D publish response-topic",
+        ));
     }
     let correlation = props.as_ref().and_then(|p| p.correlation_data.clone());
     let payload = request(&args)?;
+    let mut client = Connector::new(Arc::new(opts.clone())).first().await?;
+    // A 3.1.1 broker (after -V auto fell back) cannot carry it: the responder must know -e.
+    if client.protocol() == Protocol::V5 {
+        props
+            .get_or_insert_with(PublishProperties::default)
+            .response_topic = Some(args.response_topic.clone());
+    }
 
-    let mut client = Client::connect(&opts).await?;
     let deadline = args
         .timeout
         .map(|s| Instant::now() + Duration::from_secs(s));

@@ -3,20 +3,23 @@
 use std::collections::HashMap;
 use std::io;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::anyhow;
 use bytes::Bytes;
 use regex::bytes::Regex;
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio::time::{Instant, sleep, sleep_until};
+use tokio::time::{Instant, sleep_until};
 
 use super::serve_broker::http_config;
 use crate::broker::auth::AuthConfig;
 use crate::broker::{self, listener};
-use crate::cli::{ProtocolVersion, RetainHandling, SubArgs};
+use crate::cli::{RetainHandling, SubArgs};
 use crate::conn::packet::Subscription;
-use crate::conn::{Client, ConnectOptions, Event, Message, props, subscribe_reason};
+use crate::conn::{
+    Client, ConnectOptions, Connector, Event, Message, Protocol, Version, props, subscribe_reason,
+};
 use crate::exit::{Failure, usage};
 use crate::format::{self, Format, Received};
 use crate::output::Output;
@@ -30,8 +33,6 @@ const PACKETS: &[props::Packet] = &[
     props::Packet::Disconnect,
     props::Packet::Will,
 ];
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Stands in for "no deadline" in a select branch that is disabled anyway.
 const FAR: Duration = Duration::from_secs(86_400 * 365);
 
@@ -49,8 +50,21 @@ pub async fn run(args: SubArgs) -> anyhow::Result<ExitCode> {
     run_with(args, printer).await
 }
 
+/// What a SUBACK granted, for `record`'s sidecar.
+pub struct Subscribed<'a> {
+    pub protocol: Protocol,
+    /// The broker, as `mqtt://host:port`.
+    pub broker: String,
+    /// Every broker given, in order.
+    pub brokers: Vec<String>,
+    /// Each filter with the QoS asked for and the broker's return code.
+    pub granted: Vec<(&'a str, u8, u8)>,
+}
+
 /// Where `record` sends messages instead of printing them.
 pub trait Sink {
+    /// Each SUBACK, before the messages it lets in.
+    fn subscribed(&mut self, sub: &Subscribed<'_>) -> anyhow::Result<()>;
     fn message(&mut self, msg: &Message, time: SystemTime) -> anyhow::Result<()>;
     /// After the last message: flush, and say what was written.
     fn finish(&mut self) -> anyhow::Result<()>;
@@ -113,31 +127,36 @@ async fn serve(args: &mut SubArgs) -> anyhow::Result<broker::Running> {
     let addr = running
         .mqtt_addr
         .ok_or_else(|| usage("--serve needs an mqtt:// --listen for smq itself to connect to"))?;
-    if args.conn.host.is_none() && args.conn.url.is_none() {
+    if args.conn.host.is_empty() && args.conn.url.is_empty() {
         let ip = if addr.ip().is_unspecified() {
             "127.0.0.1".to_owned()
         } else {
             addr.ip().to_string()
         };
-        args.conn.host = Some(ip);
+        args.conn.host = vec![ip];
         args.conn.port = Some(addr.port());
     }
     Ok(running)
 }
 
-async fn subscribe(mut args: SubArgs, printer: Printer) -> anyhow::Result<ExitCode> {
-    if args.retain_as_published || args.no_local || args.retain_handling.is_some() {
-        match args.conn.protocol_version {
-            Some(ProtocolVersion::V311) => {
-                return Err(usage(
-                    "--retain-as-published, --retain-handling and --no-local are MQTT 5 options: drop -V mqttv311",
-                ));
-            }
-            None => args.conn.protocol_version = Some(ProtocolVersion::V5),
-            Some(_) => {}
-        }
+async fn subscribe(args: SubArgs, printer: Printer) -> anyhow::Result<ExitCode> {
+    let mut opts = ConnectOptions::from_args(&args.conn, PACKETS)?;
+    let v5_only: Vec<String> = [
+        ("--retain-as-published", args.retain_as_published),
+        ("--retain-handling", args.retain_handling.is_some()),
+        ("--no-local", args.no_local),
+    ]
+    .into_iter()
+    .filter(|(_, set)| *set)
+    .map(|(flag, _)| flag.to_owned())
+    .collect();
+    if !v5_only.is_empty() && opts.version == Version::Only(Protocol::V311) {
+        return Err(usage(
+            "--retain-as-published, --retain-handling and --no-local are MQTT 5 options: drop -V mqttv311",
+        ));
     }
-    let opts = ConnectOptions::from_args(&args.conn, PACKETS)?;
+    opts.needs_v5.extend(v5_only);
+    let opts = Arc::new(opts);
     let mut filters = args.topics.clone();
     if let Some(t) = &opts.url_topic {
         filters.insert(0, t.clone());
@@ -178,7 +197,7 @@ async fn subscribe(mut args: SubArgs, printer: Printer) -> anyhow::Result<ExitCo
             filter: f.clone(),
             qos: args.qos,
             no_local: args.no_local,
-            retain_as_published: args.retain_as_published,
+            retain_as_published: args.retain_as_published || args.retain_as_published_if_v5,
             retain_handling,
         })
         .collect();
@@ -209,7 +228,7 @@ enum Printer {
 
 struct Subscriber {
     args: SubArgs,
-    opts: ConnectOptions,
+    opts: Arc<ConnectOptions>,
     subs: Vec<Subscription>,
     printer: Printer,
     grep: Option<Regex>,
@@ -245,9 +264,16 @@ impl Subscriber {
             .args
             .timeout
             .map(|s| Instant::now() + Duration::from_secs(s));
-        let mut client = Client::connect(&self.opts).await?;
+        let mut connector = Connector::new(self.opts.clone());
+        let interrupted = || Failure::Interrupted("interrupted before connecting".into()).into();
+        let mut client = tokio::select! {
+            _ = sigint.recv() => return Err(interrupted()),
+            _ = sigterm.recv() => return Err(interrupted()),
+            r = connector.first() => r?,
+        };
         loop {
             self.start(&mut client)?;
+            let since = Instant::now();
             let end = self
                 .session(&mut client, deadline, &mut sigint, &mut sigterm)
                 .await;
@@ -267,51 +293,17 @@ impl Subscriber {
             if self.args.no_reconnect {
                 return Err(err);
             }
-            match self
-                .reconnect(err, deadline, &mut sigint, &mut sigterm)
-                .await?
-            {
-                Some(c) => client = c,
-                None => return Ok(()),
-            }
-        }
-    }
-
-    /// Tries again with exponential back-off until connected, interrupted or timed out.
-    async fn reconnect(
-        &mut self,
-        mut err: anyhow::Error,
-        deadline: Option<Instant>,
-        sigint: &mut Signal,
-        sigterm: &mut Signal,
-    ) -> anyhow::Result<Option<Client>> {
-        let mut backoff = FIRST_BACKOFF;
-        loop {
-            self.opts
-                .warn(&format!("{err:#}; reconnecting in {}s", backoff.as_secs()));
-            let attempt = async {
-                sleep(backoff).await;
-                Client::connect(&self.opts).await
-            };
-            tokio::select! {
-                _ = sigint.recv() => return Ok(None),
-                _ = sigterm.recv() => return Ok(None),
-                _ = sleep_until(deadline.unwrap_or_else(|| Instant::now() + FAR)), if deadline.is_some() => {
+            let from = client.broker();
+            drop(client);
+            let far = Instant::now() + FAR;
+            client = tokio::select! {
+                _ = sigint.recv() => return Ok(()),
+                _ = sigterm.recv() => return Ok(()),
+                _ = sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
                     return Err(Failure::TimedOut("Timed out".into()).into());
                 }
-                r = attempt => match r {
-                    Ok(client) => {
-                        self.opts.warn(&format!("reconnected to {}", self.opts.transport.describe()));
-                        return Ok(Some(client));
-                    }
-                    // A refusal will not change by retrying: bad credentials stay bad.
-                    Err(e) if e.downcast_ref::<Failure>().is_some() => return Err(e),
-                    Err(e) => {
-                        err = e;
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                    }
-                },
-            }
+                r = connector.again(from, &err, since.elapsed()) => r?,
+            };
         }
     }
 
@@ -382,7 +374,7 @@ impl Subscriber {
                     }
                 }
                 Ok(Event::SubAck { codes, .. }) => {
-                    if let Err(e) = self.check_suback(&codes) {
+                    if let Err(e) = self.check_suback(client, &codes) {
                         return End::Failed(e);
                     }
                     if self.acked() {
@@ -394,7 +386,7 @@ impl Subscriber {
                         return End::Done;
                     }
                 }
-                Ok(Event::Delivered { .. } | Event::Written) => {}
+                Ok(Event::Delivered { .. } | Event::Unacknowledged { .. } | Event::Written) => {}
             }
         }
     }
@@ -405,7 +397,20 @@ impl Subscriber {
         self.pending_acks == 0 && (self.args.exit_after_subscribe || self.subs.is_empty())
     }
 
-    fn check_suback(&self, codes: &[u8]) -> anyhow::Result<()> {
+    fn check_suback(&mut self, client: &Client, codes: &[u8]) -> anyhow::Result<()> {
+        if let Printer::Sink(sink) = &mut self.printer {
+            sink.subscribed(&Subscribed {
+                protocol: client.protocol(),
+                broker: self.opts.brokers[client.broker()].describe(),
+                brokers: self.opts.brokers.iter().map(|b| b.describe()).collect(),
+                granted: self
+                    .subs
+                    .iter()
+                    .zip(codes)
+                    .map(|(s, &code)| (s.filter.as_str(), s.qos, code))
+                    .collect(),
+            })?;
+        }
         let mut refused = 0;
         for (sub, &code) in self.subs.iter().zip(codes) {
             if code >= 0x80 {

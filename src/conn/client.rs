@@ -35,6 +35,59 @@ enum Slot {
     AwaitPubComp,
     AwaitSubAck,
     AwaitUnsubAck,
+    /// A QoS 1 PUBLISH answered with PUBREC, already reported: the id stays taken until the
+    /// PUBCOMP for our PUBREL arrives, so that it cannot complete a later message.
+    AwaitStrayComp,
+    /// Timed out and reported; a late acknowledgement frees it and means nothing.
+    Abandoned,
+}
+
+impl Slot {
+    fn awaits_ack(self) -> bool {
+        !matches!(self, Slot::Free | Slot::AwaitStrayComp | Slot::Abandoned)
+    }
+}
+
+/// How far an unacknowledged QoS 1/2 PUBLISH got, for sending it again after a lost connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// PUBLISH sent; no PUBACK or PUBREC yet.
+    Sent,
+    /// QoS 2: PUBREC received and PUBREL sent; no PUBCOMP yet.
+    Released,
+}
+
+/// The broker acknowledged a PUBLISH with another QoS's packet: PUBACK for QoS 2 (RabbitMQ,
+/// which has no QoS 2, does), or PUBREC for QoS 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mismatch {
+    pub sent: u8,
+    pub answered: u8,
+}
+
+impl Mismatch {
+    /// The one warning a run prints about it.
+    pub fn warning(self, broker: &str) -> String {
+        if self.answered < self.sent {
+            format!(
+                "{broker} answers a QoS {} PUBLISH with PUBACK, the QoS 1 acknowledgement: it does not support QoS {}; messages are counted as delivered at QoS 1",
+                self.sent, self.sent
+            )
+        } else {
+            format!(
+                "{broker} answers a QoS {} PUBLISH with PUBREC, the QoS 2 acknowledgement: smq completes the QoS 2 exchange it asks for and counts the messages as delivered at QoS {}",
+                self.sent, self.sent
+            )
+        }
+    }
+}
+
+/// An acknowledgement being waited for, oldest first.
+struct Waiting {
+    pkid: u16,
+    seq: u32,
+    /// When the packet had been written out; the timeout runs from then.
+    written: Option<Instant>,
 }
 
 /// State per packet id, grown only as far as the ids in use: an idle connection (`smq bench`
@@ -43,6 +96,11 @@ enum Slot {
 struct ById<T>(Vec<T>);
 
 impl<T: Copy + Default> ById<T> {
+    /// Every id's state that was ever set, from id 0.
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.0.iter()
+    }
+
     fn get(&self, id: u16) -> T {
         self.0.get(usize::from(id)).copied().unwrap_or_default()
     }
@@ -91,6 +149,11 @@ pub enum Event {
     Delivered {
         pkid: u16,
         code: u8,
+        mismatch: Option<Mismatch>,
+    },
+    /// A QoS 1/2 publish got no acknowledgement within the ack timeout; its id is given up.
+    Unacknowledged {
+        pkid: u16,
     },
     /// Everything queued so far has been written to the socket.
     Written,
@@ -107,6 +170,15 @@ pub enum Event {
 
 pub struct Client {
     proto: Protocol,
+    /// Which of `ConnectOptions::brokers` this is connected to.
+    broker: usize,
+    /// CONNACK's Session Present: the broker kept our earlier session.
+    session_present: bool,
+    ack_timeout: Duration,
+    waiting: VecDeque<Waiting>,
+    /// Per packet id, the `Waiting::seq` of the flow that holds it.
+    slot_seq: ById<u32>,
+    next_seq: u32,
     reader: Reader,
     writer: Writer,
     rbuf: BytesMut,
@@ -131,13 +203,25 @@ pub struct Client {
 }
 
 impl Client {
-    pub async fn connect(opts: &ConnectOptions) -> anyhow::Result<Client> {
-        let setup = &opts.transport;
+    /// Connects to `opts.brokers[broker]` with `proto`, and waits for CONNACK.
+    pub async fn connect(
+        opts: &ConnectOptions,
+        broker: usize,
+        proto: Protocol,
+    ) -> anyhow::Result<Client> {
+        let target = &opts.brokers[broker];
+        let setup = &target.transport;
         let (reader, writer) = timeout(CONNECT_TIMEOUT, transport::open(setup))
             .await
             .map_err(|_| anyhow!("connecting to {} timed out", setup.describe()))??;
         let mut client = Client {
-            proto: opts.proto,
+            proto,
+            broker,
+            session_present: false,
+            ack_timeout: opts.ack_timeout,
+            waiting: VecDeque::new(),
+            slot_seq: ById::default(),
+            next_seq: 0,
             reader,
             writer,
             // Small to start: a busy connection grows them (a read reserves up to 64 KiB), an
@@ -168,18 +252,24 @@ impl Client {
                 topic_alias_max: 0,
             },
         };
-        packet::encode_connect(opts.proto, &opts.connect_packet(), &mut client.wbuf)?;
+        packet::encode_connect(proto, &opts.connect_packet(target), &mut client.wbuf)?;
         client.trace_out(format_args!("CONNECT"));
         let connack = timeout(CONNECT_TIMEOUT, client.handshake(setup))
             .await
             .map_err(|_| anyhow!("{} did not answer CONNECT", setup.describe()))??;
-        let Incoming::ConnAck { code, props, .. } = connack else {
+        let Incoming::ConnAck {
+            code,
+            props,
+            session_present,
+        } = connack
+        else {
             return Err(anyhow!(
                 "the broker answered CONNECT with something other than CONNACK"
             ));
         };
+        client.session_present = session_present;
         if code != 0 {
-            let mut why = reason::connack(opts.proto, code).to_owned();
+            let mut why = reason::connack(proto, code).to_owned();
             if let Some(extra) = props.as_ref().and_then(|p| p.reason_string.as_ref()) {
                 why = format!("{why}: {extra}");
             }
@@ -239,9 +329,22 @@ impl Client {
             }
             let read = self.reader.read(&mut self.rbuf).await;
             if read.map_err(|e| explain::before_connack(&e, setup))? == 0 {
-                return Err(explain::closed_before_connack(self.proto, setup));
+                return Err(explain::closed_before_connack(self.proto, setup).into());
             }
         }
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.proto
+    }
+
+    /// The index of the broker in `ConnectOptions::brokers`.
+    pub fn broker(&self) -> usize {
+        self.broker
+    }
+
+    pub fn session_present(&self) -> bool {
+        self.session_present
     }
 
     /// Whether another QoS 1/2 publish fits in the in-flight window.
@@ -282,6 +385,7 @@ impl Client {
         let pkid = self.take_pkid();
         self.subscribed = true;
         self.slots.set(pkid, Slot::AwaitSubAck);
+        self.wait_for(pkid);
         packet::encode_subscribe(self.proto, pkid, subs, props, &mut self.wbuf)?;
         if self.trace.is_some() {
             for s in subs {
@@ -301,6 +405,7 @@ impl Client {
     ) -> anyhow::Result<u16> {
         let pkid = self.take_pkid();
         self.slots.set(pkid, Slot::AwaitUnsubAck);
+        self.wait_for(pkid);
         packet::encode_unsubscribe(self.proto, pkid, filters, props, &mut self.wbuf)?;
         self.trace_out(format_args!(
             "UNSUBSCRIBE (Mid: {pkid}, {})",
@@ -312,6 +417,51 @@ impl Client {
     /// Queues a PUBLISH; returns its packet id (0 at QoS 0). A message larger than the broker
     /// takes fails with `TooLarge`.
     pub fn publish(&mut self, msg: &Message) -> anyhow::Result<u16> {
+        self.publish_as(msg, None)
+    }
+
+    /// Sends again, on a resumed session, a QoS 1/2 message that the lost connection left
+    /// unacknowledged: the PUBLISH with its packet id and DUP set, or, once PUBREC had
+    /// arrived, only PUBREL (MQTT 3.1.1 and 5 §4.4).
+    pub fn resend(&mut self, msg: &Message, pkid: u16, stage: Stage) -> anyhow::Result<()> {
+        if self.slots.get(pkid) != Slot::Free {
+            return Err(anyhow!(
+                "protocol error: packet id {pkid} is already in use on the resumed session"
+            ));
+        }
+        match stage {
+            Stage::Sent => {
+                self.publish_as(msg, Some(pkid))?;
+            }
+            Stage::Released => {
+                self.in_flight += 1;
+                self.slots.set(pkid, Slot::AwaitPubComp);
+                self.wait_for(pkid);
+                packet::encode_ack(6, pkid, &mut self.wbuf);
+                self.trace_out(format_args!("PUBREL (m{pkid})"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The QoS 1/2 publishes still unacknowledged, with how far each got.
+    pub fn outstanding(&self) -> Vec<(u16, Stage)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(pkid, slot)| {
+                let stage = match slot {
+                    Slot::AwaitPubAck | Slot::AwaitPubRec => Stage::Sent,
+                    Slot::AwaitPubComp => Stage::Released,
+                    _ => return None,
+                };
+                Some((pkid as u16, stage))
+            })
+            .collect()
+    }
+
+    /// `publish`, or with `again`, a resent PUBLISH with that packet id and DUP set.
+    fn publish_as(&mut self, msg: &Message, again: Option<u16>) -> anyhow::Result<u16> {
         let shared = msg.payload.len() >= SHARED_PAYLOAD;
         if shared {
             let (head, room) = self.payload_room(msg);
@@ -321,15 +471,16 @@ impl Client {
         }
         let pkid = if msg.qos > 0 {
             self.in_flight += 1;
-            self.take_pkid()
+            again.unwrap_or_else(|| self.take_pkid())
         } else {
             0
         };
+        let dup = again.is_some();
         let start = self.wbuf.len();
         let encoded = if shared {
-            packet::encode_publish_head(self.proto, msg, pkid, false, &mut self.wbuf)
+            packet::encode_publish_head(self.proto, msg, pkid, dup, &mut self.wbuf)
         } else {
-            packet::encode_publish(self.proto, msg, pkid, false, &mut self.wbuf)
+            packet::encode_publish(self.proto, msg, pkid, dup, &mut self.wbuf)
         };
         let size = self.wbuf.len() - start;
         if let Err(e) = encoded.and_then(|()| {
@@ -356,10 +507,12 @@ impl Client {
                 Slot::AwaitPubRec
             };
             self.slots.set(pkid, slot);
+            self.wait_for(pkid);
         }
         if self.trace.is_some() {
             self.trace_out(format_args!(
-                "PUBLISH (d0, q{}, r{}, m{pkid}, '{}', ... ({} bytes))",
+                "PUBLISH (d{}, q{}, r{}, m{pkid}, '{}', ... ({} bytes))",
+                u8::from(dup),
                 msg.qos,
                 u8::from(msg.retain),
                 String::from_utf8_lossy(&msg.topic),
@@ -367,6 +520,61 @@ impl Client {
             ));
         }
         Ok(pkid)
+    }
+
+    /// Starts the acknowledgement timeout of the flow that now holds `pkid`.
+    fn wait_for(&mut self, pkid: u16) {
+        self.next_seq = self.next_seq.wrapping_add(1);
+        self.slot_seq.set(pkid, self.next_seq);
+        self.waiting.push_back(Waiting {
+            pkid,
+            seq: self.next_seq,
+            written: None,
+        });
+    }
+
+    /// Everything queued is written: the timeouts of the packets in it start now.
+    fn mark_written(&mut self) {
+        let now = Instant::now();
+        for w in self.waiting.iter_mut().rev() {
+            if w.written.is_some() {
+                break;
+            }
+            w.written = Some(now);
+        }
+    }
+
+    /// When the oldest acknowledgement still awaited is due, dropping entries already answered.
+    fn next_ack_deadline(&mut self) -> Option<Instant> {
+        while let Some(w) = self.waiting.front() {
+            let slot = self.slots.get(w.pkid);
+            if slot.awaits_ack() && self.slot_seq.get(w.pkid) == w.seq {
+                return w.written.map(|t| t + self.ack_timeout);
+            }
+            self.waiting.pop_front();
+        }
+        None
+    }
+
+    /// The oldest awaited acknowledgement is overdue.
+    fn ack_overdue(&mut self) -> anyhow::Result<Event> {
+        let Some(w) = self.waiting.pop_front() else {
+            return Ok(Event::Written);
+        };
+        let secs = self.ack_timeout.as_secs_f64();
+        match self.slots.get(w.pkid) {
+            Slot::AwaitSubAck => Err(anyhow!(
+                "the broker did not answer SUBSCRIBE within {secs} s (--ack-timeout)"
+            )),
+            Slot::AwaitUnsubAck => Err(anyhow!(
+                "the broker did not answer UNSUBSCRIBE within {secs} s (--ack-timeout)"
+            )),
+            _ => {
+                self.release(w.pkid);
+                self.slots.set(w.pkid, Slot::Abandoned);
+                Ok(Event::Unacknowledged { pkid: w.pkid })
+            }
+        }
     }
 
     fn too_large(&self, size: usize) -> anyhow::Error {
@@ -406,13 +614,18 @@ impl Client {
                 .map(|k| self.last_sent + k)
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(86400));
             let writing = self.unwritten();
+            let ack_due = self.next_ack_deadline();
             tokio::select! {
                 r = write_some(&mut self.writer, &mut self.shared, &mut self.wbuf), if writing => {
                     r.map_err(lost)?;
                     self.last_sent = Instant::now();
                     if !self.unwritten() {
+                        self.mark_written();
                         return Ok(Event::Written);
                     }
+                }
+                _ = sleep_until(ack_due.unwrap_or_else(Instant::now)), if ack_due.is_some() => {
+                    return self.ack_overdue();
                 }
                 r = self.reader.read(&mut self.rbuf) => {
                     if r.map_err(lost)? == 0 {
@@ -436,24 +649,45 @@ impl Client {
         match p {
             Incoming::PubAck { pkid, code } => {
                 self.trace_in(format_args!("PUBACK (Mid: {pkid}, RC:{code})"));
-                Ok(self.complete(pkid, code, Slot::AwaitPubAck))
+                if self.slots.get(pkid) == Slot::AwaitPubRec {
+                    let mismatch = Mismatch {
+                        sent: 2,
+                        answered: 1,
+                    };
+                    return Ok(self.complete(pkid, code, Slot::AwaitPubRec, Some(mismatch)));
+                }
+                Ok(self.complete(pkid, code, Slot::AwaitPubAck, None))
             }
             Incoming::PubRec { pkid, code } => {
                 self.trace_in(format_args!("PUBREC (Mid: {pkid}, RC:{code})"));
                 if code >= 0x80 {
-                    return Ok(self.complete(pkid, code, Slot::AwaitPubRec));
+                    return Ok(self.complete(pkid, code, Slot::AwaitPubRec, None));
                 }
-                if self.slots.get(pkid) == Slot::AwaitPubRec {
-                    self.slots.set(pkid, Slot::AwaitPubComp);
+                let mut event = None;
+                match self.slots.get(pkid) {
+                    Slot::AwaitPubRec => self.slots.set(pkid, Slot::AwaitPubComp),
+                    Slot::AwaitPubAck => {
+                        let mismatch = Mismatch {
+                            sent: 1,
+                            answered: 2,
+                        };
+                        event = self.complete(pkid, code, Slot::AwaitPubAck, Some(mismatch));
+                        self.slots.set(pkid, Slot::AwaitStrayComp);
+                    }
+                    _ => {}
                 }
                 // PUBREL is owed even for an id we no longer track (MQTT 5 §4.3.3).
                 packet::encode_ack(6, pkid, &mut self.wbuf);
                 self.trace_out(format_args!("PUBREL (m{pkid})"));
-                Ok(None)
+                Ok(event)
             }
             Incoming::PubComp { pkid, code } => {
                 self.trace_in(format_args!("PUBCOMP (Mid: {pkid}, RC:{code})"));
-                Ok(self.complete(pkid, code, Slot::AwaitPubComp))
+                if self.slots.get(pkid) == Slot::AwaitStrayComp {
+                    self.slots.set(pkid, Slot::Free);
+                    return Ok(None);
+                }
+                Ok(self.complete(pkid, code, Slot::AwaitPubComp, None))
             }
             Incoming::PingResp => {
                 self.trace_in(format_args!("PINGRESP"));
@@ -521,12 +755,28 @@ impl Client {
         }
     }
 
-    fn complete(&mut self, pkid: u16, code: u8, expected: Slot) -> Option<Event> {
-        if self.slots.get(pkid) != expected {
-            return None;
+    fn complete(
+        &mut self,
+        pkid: u16,
+        code: u8,
+        expected: Slot,
+        mismatch: Option<Mismatch>,
+    ) -> Option<Event> {
+        match self.slots.get(pkid) {
+            s if s == expected => {}
+            Slot::Abandoned => {
+                // Too late: reported as unacknowledged already; the id is free again.
+                self.slots.set(pkid, Slot::Free);
+                return None;
+            }
+            _ => return None,
         }
         self.release(pkid);
-        Some(Event::Delivered { pkid, code })
+        Some(Event::Delivered {
+            pkid,
+            code,
+            mismatch,
+        })
     }
 
     /// Sends DISCONNECT and closes the stream. If the broker may still send us something

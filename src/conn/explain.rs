@@ -57,7 +57,9 @@ pub fn before_connack(err: &io::Error, setup: &TransportSetup) -> anyhow::Error 
         return anyhow!("TLS with {} failed: {}", setup.describe(), rustls(e, setup));
     }
     match err.kind() {
-        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
             if setup.tls.is_none() =>
         {
             anyhow!(
@@ -74,21 +76,42 @@ pub fn before_connack(err: &io::Error, setup: &TransportSetup) -> anyhow::Error 
     }
 }
 
-/// The broker closed the connection before CONNACK.
-pub fn closed_before_connack(proto: Protocol, setup: &TransportSetup) -> anyhow::Error {
+/// The broker closed the connection before CONNACK: under `-V auto`, what a broker that does
+/// not speak MQTT 5 does (RabbitMQ 3.10), so a sign to try 3.1.1.
+#[derive(Debug)]
+pub struct ClosedBeforeConnack(pub(super) String);
+
+impl std::fmt::Display for ClosedBeforeConnack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ClosedBeforeConnack {}
+
+pub fn closed_before_connack(proto: Protocol, setup: &TransportSetup) -> ClosedBeforeConnack {
     let version = match proto {
-        Protocol::V311 => "MQTT 3.1.1? try -V mqttv5",
-        Protocol::V5 => "MQTT 5? try -V mqttv311",
+        Protocol::V311 => "does it speak MQTT 3.1.1? try -V mqttv5",
+        Protocol::V5 => "does it speak MQTT 5? try -V mqttv311",
     };
+    closed(version, setup)
+}
+
+/// `-V auto`: the broker closed the connection before CONNACK to both versions.
+pub fn closed_to_both(setup: &TransportSetup) -> ClosedBeforeConnack {
+    closed("to an MQTT 5 and to an MQTT 3.1.1 CONNECT", setup)
+}
+
+fn closed(what: &str, setup: &TransportSetup) -> ClosedBeforeConnack {
     let tls = if setup.tls.is_none() {
         format!("; if {} wants TLS, {}", port(setup), tls_instead(setup))
     } else {
         String::new()
     };
-    anyhow!(
-        "{} closed the connection before CONNACK (does it speak {version}){tls}",
+    ClosedBeforeConnack(format!(
+        "{} closed the connection before CONNACK ({what}){tls}",
         setup.describe()
-    )
+    ))
 }
 
 /// What the broker sent instead of CONNACK, when that says it speaks another protocol: TLS
@@ -391,12 +414,80 @@ fn version_1(
     }
 }
 
+/// Whose certificate one of our own files holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Own {
+    /// serve-broker --cert.
+    Broker,
+    /// The client's --cert.
+    Client,
+}
+
+/// If the first certificate of our own `cert` file is X.509 version 1 (what the mosquitto-tls(7)
+/// recipe's `openssl x509 -req` makes without `-extfile`), the sentence that says so, with the
+/// openssl line that re-issues it as version 3 with the same key and name.
+pub fn own_version_1(
+    chain: &[rustls::pki_types::CertificateDer<'_>],
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    own: Own,
+) -> Option<String> {
+    let c = x509::describe(chain.first()?)?;
+    if c.version != 1 {
+        return None;
+    }
+    let (whose, ext) = match own {
+        Own::Broker => {
+            let cn = c.subject.strip_prefix("CN=").unwrap_or("localhost");
+            let san = if cn.parse::<std::net::IpAddr>().is_ok() {
+                format!("IP:{cn}")
+            } else {
+                format!("DNS:{cn}")
+            };
+            (
+                "the broker's certificate",
+                format!("basicConstraints=CA:FALSE\\nsubjectAltName={san}"),
+            )
+        }
+        Own::Client => (
+            "the client certificate",
+            "basicConstraints=CA:FALSE\\nextendedKeyUsage=clientAuth".to_owned(),
+        ),
+    };
+    let v3 = cert.with_file_name(format!(
+        "{}-v3.pem",
+        cert.file_stem()
+            .map_or_else(|| "cert".into(), |s| s.to_string_lossy())
+    ));
+    let (cert, key, v3) = (cert.display(), key.display(), v3.display());
+    let csr = "renew.csr";
+    let sign = if c.self_issued {
+        format!("-signkey {key}")
+    } else {
+        "-CA ca.pem -CAkey ca.key -CAcreateserial".to_owned()
+    };
+    let by = if c.self_issued {
+        String::new()
+    } else {
+        format!(" (ca.pem and ca.key: the CA that signed it, {})", c.issuer)
+    };
+    Some(format!(
+        "{whose} {cert} ({}) is X.509 version 1, and rustls accepts only version 3: re-issue it as v3 with the same key and name{by}: openssl x509 -x509toreq -in {cert} -key {key} -out {csr} && openssl x509 -req -in {csr} {sign} -days 365 -out {v3} -extfile <(printf '{ext}')",
+        c.subject
+    ))
+}
+
 fn alert_received(alert: AlertDescription, ctx: &Context) -> String {
     use AlertDescription as A;
     let cert = ctx
         .client_cert
         .as_ref()
         .map(|(c, _)| c.display().to_string());
+    if let (Some(v1), Some(_)) = (&ctx.client_v1, &cert) {
+        if alert != A::CertificateRequired {
+            return format!("the broker refused the client certificate ({alert:?} alert): {v1}");
+        }
+    }
     match (alert, cert) {
         (A::CertificateRequired, _) | (A::HandshakeFailure, None) => format!(
             "the broker wants a client certificate ({alert:?} alert): pass --cert FILE and --key FILE"

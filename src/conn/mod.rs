@@ -3,6 +3,8 @@
 
 mod client;
 mod explain;
+mod failover;
+pub mod outbox;
 pub mod packet;
 mod password;
 mod pem;
@@ -13,15 +15,17 @@ pub mod transport;
 pub mod url;
 
 use std::io::{self, Write};
+use std::time::Duration;
 
 use bytes::Bytes;
 
 pub use client::{Client, Event, TooLarge};
+pub use failover::Connector;
 pub use packet::{Message, Protocol};
 pub use reason::{delivery as delivery_reason, subscribe as subscribe_reason};
 use transport::{Endpoint, TlsSetup, TransportSetup, WsSetup};
 
-use crate::cli::{ConnectArgs, ProtocolVersion};
+use crate::cli::{BrokerArg, ConnectArgs, ProtocolVersion};
 use crate::exit::usage;
 use crate::topic;
 use crate::x509;
@@ -29,38 +33,70 @@ use crate::x509;
 /// Session expiry meaning "never" (MQTT 5 §3.1.2.11.2).
 const NEVER: u32 = u32::MAX;
 
+/// Which MQTT version to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// MQTT 5, and 3.1.1 with a broker that does not speak 5.
+    Auto,
+    Only(Protocol),
+}
+
+/// One broker to connect to, with the credentials for it.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    pub transport: TransportSetup,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl Broker {
+    pub fn describe(&self) -> String {
+        self.transport.describe()
+    }
+}
+
 /// Everything needed to connect, checked: nothing here can make the client panic or send an
 /// invalid packet.
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
-    pub transport: TransportSetup,
-    pub proto: Protocol,
-    /// `-V mqttv31`: CONNECT says MQIsdp, level 3; `proto` is V311 for everything else.
+    /// Tried in this order, at start and after every lost connection.
+    pub brokers: Vec<Broker>,
+    pub version: Version,
+    /// Flags that only MQTT 5 can carry (`-D`, `-x`): under `-V auto`, a broker that speaks
+    /// only 3.1.1 is an error that names them, not a silent loss.
+    pub needs_v5: Vec<String>,
+    /// `-V mqttv31`: CONNECT says MQIsdp, level 3; the version is 3.1.1 for everything else.
     pub mqtt31: bool,
     pub client_id: String,
     pub keepalive: u16,
     pub clean: bool,
-    pub username: Option<String>,
-    pub password: Option<String>,
     pub will: Option<packet::Will>,
     pub props: props::Properties,
     pub max_inflight: u16,
     pub debug: bool,
     pub quiet: bool,
-    /// The topic given as the path of a -L URL.
+    /// The topic given as the path of the -L URLs.
     pub url_topic: Option<String>,
+    /// How long an acknowledgement (PUBACK, PUBCOMP, SUBACK, UNSUBACK) may take.
+    pub ack_timeout: Duration,
+    /// --connect-retry: how long the first connection keeps trying.
+    pub connect_retry: Option<Duration>,
 }
 
 impl ConnectOptions {
     pub fn from_args(args: &ConnectArgs, allowed: &[props::Packet]) -> anyhow::Result<Self> {
-        let url = args.url.as_deref().map(url::parse).transpose()?;
         let mut props = props::parse(&args.property, allowed)?;
+        let mut needs_v5 = Vec::new();
+        if !props.is_empty() {
+            needs_v5.push("-D".to_owned());
+        }
+        if args.session_expiry.is_some() {
+            needs_v5.push("-x".to_owned());
+        }
 
         let mqtt31 = args.protocol_version == Some(ProtocolVersion::V31);
-        let proto = match args.protocol_version {
-            Some(v @ (ProtocolVersion::V31 | ProtocolVersion::V311))
-                if !props.is_empty() || args.session_expiry.is_some() =>
-            {
+        let version = match args.protocol_version {
+            Some(v @ (ProtocolVersion::V31 | ProtocolVersion::V311)) if !needs_v5.is_empty() => {
                 let flag = if v == ProtocolVersion::V31 {
                     "mqttv31"
                 } else {
@@ -72,10 +108,9 @@ impl ConnectOptions {
             }
             // 3.1 differs from 3.1.1 only in CONNECT (protocol name MQIsdp, level 3) and in
             // wanting a client id: every other packet is the same on the wire.
-            Some(ProtocolVersion::V31 | ProtocolVersion::V311) => Protocol::V311,
-            Some(ProtocolVersion::V5) => Protocol::V5,
-            None if !props.is_empty() || args.session_expiry.is_some() => Protocol::V5,
-            None => Protocol::V311,
+            Some(ProtocolVersion::V31 | ProtocolVersion::V311) => Version::Only(Protocol::V311),
+            Some(ProtocolVersion::V5) => Version::Only(Protocol::V5),
+            Some(ProtocolVersion::Auto) | None => Version::Auto,
         };
 
         let client_id = match (&args.id, &args.id_prefix) {
@@ -109,7 +144,8 @@ impl ConnectOptions {
                 "a persistent session (-c, or -x -1) needs a client id: add -i ID",
             ));
         }
-        if let (Protocol::V5, Some(expiry)) = (proto, expiry) {
+        if let Some(expiry) = expiry {
+            // Only an MQTT 5 CONNECT carries it; under 3.1.1, -c alone keeps the session.
             props
                 .connect
                 .get_or_insert_with(packet::ConnectProperties::new)
@@ -135,43 +171,35 @@ impl ConnectOptions {
             return Err(usage("-D will ... needs --will-topic"));
         }
 
-        let username = args
-            .username
-            .clone()
-            .or_else(|| url.as_ref().and_then(|u| u.username.clone()));
-        let password = password::resolve(args, url.as_ref().and_then(|u| u.password.as_deref()))?;
-        if password.is_some() && username.is_none() {
-            return Err(usage("a password needs a username: add -u USER"));
-        }
-
         let quiet = args.quiet;
-        let transport = transport_setup(args, url.as_ref(), quiet)?;
+        let (brokers, url_topic) = brokers(args, quiet)?;
         Ok(ConnectOptions {
-            transport,
-            proto,
+            brokers,
+            version,
+            needs_v5,
             mqtt31,
             client_id,
             keepalive: args.keepalive,
             clean: !args.disable_clean_session,
-            username,
-            password,
             will,
             props,
             max_inflight: args.max_inflight,
             debug: args.debug,
             quiet,
-            url_topic: url.and_then(|u| u.topic),
+            url_topic,
+            ack_timeout: Duration::from_secs_f64(args.ack_timeout),
+            connect_retry: args.connect_retry.map(Duration::from_secs_f64),
         })
     }
 
-    fn connect_packet(&self) -> packet::Connect<'_> {
+    fn connect_packet<'a>(&'a self, broker: &'a Broker) -> packet::Connect<'a> {
         packet::Connect {
             mqtt31: self.mqtt31,
             client_id: &self.client_id,
             keepalive: self.keepalive,
             clean: self.clean,
-            username: self.username.as_deref(),
-            password: self.password.as_deref(),
+            username: broker.username.as_deref(),
+            password: broker.password.as_deref(),
             will: self.will.as_ref(),
             props: self.props.connect.clone(),
         }
@@ -180,6 +208,13 @@ impl ConnectOptions {
     /// A note on stderr, unless --quiet.
     pub fn warn(&self, msg: &str) {
         warn(self.quiet, msg);
+    }
+
+    /// A line about the connection (which broker, which version) on stderr, unless --quiet.
+    pub fn note(&self, msg: &str) {
+        if !self.quiet {
+            let _ = writeln!(io::stderr().lock(), "smq: {msg}");
+        }
     }
 }
 
@@ -200,86 +235,97 @@ fn parse_expiry(s: &str) -> anyhow::Result<u32> {
     }
 }
 
-fn transport_setup(
-    args: &ConnectArgs,
-    url: Option<&url::BrokerUrl>,
-    quiet: bool,
-) -> anyhow::Result<TransportSetup> {
+/// The brokers of -h, -L and --unix, in the order given, and the topic their URLs name.
+fn brokers(args: &ConnectArgs, quiet: bool) -> anyhow::Result<(Vec<Broker>, Option<String>)> {
     tls::reject_unsupported(&args.tls)?;
-    let scheme = url.map(|u| u.scheme);
-    let use_tls = tls::wanted(
-        &args.tls,
-        scheme.is_some_and(url::Scheme::is_tls),
-        args.port,
-    );
-    let use_ws = args.ws || scheme.is_some_and(url::Scheme::is_websocket);
-    if !use_tls && args.tls.cert.is_some() {
+    let named = if !args.brokers.is_empty() {
+        args.brokers.clone()
+    } else {
+        // Built by hand (record, sub --serve) rather than parsed: hosts, then URLs.
+        args.host
+            .iter()
+            .cloned()
+            .map(BrokerArg::Host)
+            .chain(args.url.iter().cloned().map(BrokerArg::Url))
+            .collect()
+    };
+    let mut url_topic: Option<String> = None;
+    let mut wanted = Vec::new();
+    for named in &named {
+        let w = match named {
+            BrokerArg::Host(h) => {
+                let (host, port) = host_port(h)?;
+                Wanted {
+                    host,
+                    port: port.or(args.port),
+                    scheme: None,
+                    username: None,
+                    password: None,
+                    // -p 8883, or -h HOST:8883, turns TLS on, as in mosquitto.
+                    tls_port: port.or(args.port),
+                }
+            }
+            BrokerArg::Url(u) => {
+                let u = url::parse(u)?;
+                if let Some(t) = u.topic {
+                    match &url_topic {
+                        Some(other) if *other != t => {
+                            return Err(usage(format!(
+                                "the -L URLs name different topics ('{other}' and '{t}'): give the topic once, with -t"
+                            )));
+                        }
+                        _ => url_topic = Some(t),
+                    }
+                }
+                Wanted {
+                    host: u.host,
+                    port: u.port.or(args.port),
+                    scheme: Some(u.scheme),
+                    username: u.username,
+                    password: u.password,
+                    tls_port: args.port,
+                }
+            }
+        };
+        wanted.push(w);
+    }
+    if wanted.is_empty() {
+        wanted.push(Wanted {
+            host: "localhost".to_owned(),
+            port: args.port,
+            scheme: None,
+            username: None,
+            password: None,
+            tls_port: args.port,
+        });
+    }
+    if args.unix.is_some() && wanted.len() > 1 {
+        return Err(usage(
+            "--unix connects to one broker: drop the other -h and -L brokers",
+        ));
+    }
+    let use_tls = |w: &Wanted| {
+        tls::wanted(
+            &args.tls,
+            w.scheme.is_some_and(url::Scheme::is_tls),
+            w.tls_port,
+        )
+    };
+    if args.tls.cert.is_some() && !wanted.iter().any(use_tls) {
         return Err(usage(
             "--cert needs TLS: add --cafile, --capath or --tls-use-os-certs, or use mqtts://",
         ));
     }
-    let host = args
-        .host
-        .clone()
-        .or_else(|| url.map(|u| u.host.clone()))
-        .unwrap_or_else(|| "localhost".to_owned());
-    let port = args
-        .port
-        .or_else(|| url.and_then(|u| u.port))
-        .unwrap_or(match (use_ws, use_tls) {
-            (false, false) => 1883,
-            (false, true) => 8883,
-            (true, false) => 80,
-            (true, true) => 443,
-        });
-    if port == 0 {
-        return Err(usage("-p 0 is not a port: use 1-65535"));
-    }
-    let endpoint = match &args.unix {
-        Some(path) if use_tls || use_ws => {
-            return Err(usage(format!(
-                "--unix {} connects without TLS or WebSocket; drop those options",
-                path.display()
-            )));
-        }
-        Some(path) => Endpoint::Unix(path.clone()),
-        None => Endpoint::Tcp {
-            host: host.clone(),
-            port,
-        },
-    };
-    let tls = if use_tls {
-        let name = args.tls.servername.clone().unwrap_or_else(|| host.clone());
-        let tls = tls::client_config(&args.tls, &|m| warn(quiet, m))?;
-        Some(TlsSetup {
-            config: tls.config,
-            server_name: tls::server_name(&name)?,
-            context: tls.context,
-        })
+    // One TLS setup for every broker: the files are read, and a passphrase asked for, once.
+    let tls = if wanted.iter().any(use_tls) {
+        Some(tls::client_config(&args.tls, &|m| warn(quiet, m))?)
     } else {
         None
     };
-    let ws = if use_ws {
-        if !args.ws_path.starts_with('/') {
-            return Err(usage(format!(
-                "--ws-path '{}' must start with '/'",
-                args.ws_path
-            )));
-        }
-        let headers = args
-            .ws_header
-            .iter()
-            .map(|h| {
-                h.split_once(':')
-                    .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-                    .filter(|(n, _)| !n.is_empty())
-                    .ok_or_else(|| usage(format!("--ws-header '{h}' must be 'Name: value'")))
-            })
-            .collect::<anyhow::Result<_>>()?;
-        Some(WsSetup {
-            path: args.ws_path.clone(),
-            headers,
-        })
+    let password = password::resolve(args)?;
+    let uses_ws = |w: &Wanted| args.ws || w.scheme.is_some_and(url::Scheme::is_websocket);
+    let ws = if wanted.iter().any(uses_ws) {
+        Some(ws_setup(args)?)
     } else {
         None
     };
@@ -291,11 +337,157 @@ fn transport_setup(
                 .map_err(|_| usage(format!("-A '{a}' is not an IP address")))
         })
         .transpose()?;
-    Ok(TransportSetup {
-        endpoint,
-        tls,
-        ws,
-        nodelay: args.nodelay,
-        bind,
+    let mut brokers = Vec::new();
+    for w in wanted {
+        let use_tls = use_tls(&w);
+        let use_ws = uses_ws(&w);
+        let port = w.port.unwrap_or(match (use_ws, use_tls) {
+            (false, false) => 1883,
+            (false, true) => 8883,
+            (true, false) => 80,
+            (true, true) => 443,
+        });
+        if port == 0 {
+            return Err(usage("-p 0 is not a port: use 1-65535"));
+        }
+        let endpoint = match &args.unix {
+            Some(path) if use_tls || use_ws => {
+                return Err(usage(format!(
+                    "--unix {} connects without TLS or WebSocket; drop those options",
+                    path.display()
+                )));
+            }
+            Some(path) => Endpoint::Unix(path.clone()),
+            None => Endpoint::Tcp {
+                host: w.host.clone(),
+                port,
+            },
+        };
+        let tls = match (&tls, use_tls) {
+            (Some(tls), true) => {
+                let name = args
+                    .tls
+                    .servername
+                    .clone()
+                    .unwrap_or_else(|| w.host.clone());
+                Some(TlsSetup {
+                    config: tls.config.clone(),
+                    server_name: tls::server_name(&name)?,
+                    context: tls.context.clone(),
+                })
+            }
+            _ => None,
+        };
+        let username = args.username.clone().or(w.username);
+        let password = password.clone().or(w.password);
+        if password.is_some() && username.is_none() {
+            return Err(usage("a password needs a username: add -u USER"));
+        }
+        brokers.push(Broker {
+            transport: TransportSetup {
+                endpoint,
+                tls,
+                ws: if use_ws { ws.clone() } else { None },
+                nodelay: args.nodelay,
+                bind,
+            },
+            username,
+            password,
+        });
+    }
+    Ok((brokers, url_topic))
+}
+
+/// A broker as -h or -L named it, before defaults.
+struct Wanted {
+    host: String,
+    port: Option<u16>,
+    scheme: Option<url::Scheme>,
+    username: Option<String>,
+    password: Option<String>,
+    /// The port that decides whether TLS is implied (mosquitto's `-p 8883`).
+    tls_port: Option<u16>,
+}
+
+/// `-h HOST`, `-h HOST:PORT`, `-h [::1]:1883`; a bare IPv6 address (`-h ::1`) has no port.
+fn host_port(h: &str) -> anyhow::Result<(String, Option<u16>)> {
+    let bad = |why: String| usage(format!("-h '{h}': {why}"));
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| bad(format!("'{p}' is not a port (1-65535)")))
+    };
+    let (host, port) = if let Some(v6) = h.strip_prefix('[') {
+        let (host, after) = v6
+            .split_once(']')
+            .ok_or_else(|| bad("an IPv6 host needs a closing ']'".into()))?;
+        match after {
+            "" => (host, None),
+            p => (
+                host,
+                Some(port(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| bad("expected ':PORT' after ']'".into()))?,
+                )?),
+            ),
+        }
+    } else {
+        match h.split_once(':') {
+            Some((host, p)) if !p.contains(':') => (host, Some(port(p)?)),
+            _ => (h, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad("the host is missing".into()));
+    }
+    Ok((host.to_owned(), port))
+}
+
+fn ws_setup(args: &ConnectArgs) -> anyhow::Result<WsSetup> {
+    if !args.ws_path.starts_with('/') {
+        return Err(usage(format!(
+            "--ws-path '{}' must start with '/'",
+            args.ws_path
+        )));
+    }
+    let headers = args
+        .ws_header
+        .iter()
+        .map(|h| {
+            h.split_once(':')
+                .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+                .filter(|(n, _)| !n.is_empty())
+                .ok_or_else(|| usage(format!("--ws-header '{h}' must be 'Name: value'")))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(WsSetup {
+        path: args.ws_path.clone(),
+        headers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_with_ports() {
+        let ok = |h: &str| host_port(h).unwrap();
+        assert_eq!(ok("broker"), ("broker".into(), None));
+        assert_eq!(ok("broker:1884"), ("broker".into(), Some(1884)));
+        assert_eq!(ok("::1"), ("::1".into(), None));
+        assert_eq!(ok("[::1]"), ("::1".into(), None));
+        assert_eq!(ok("[::1]:1883"), ("::1".into(), Some(1883)));
+        for (h, needle) in [
+            ("b:0", "'0' is not a port"),
+            ("b:x", "'x' is not a port"),
+            ("[::1", "closing ']'"),
+            ("[::1]1883", "expected ':PORT'"),
+            (":1883", "host is missing"),
+        ] {
+            let err = host_port(h).unwrap_err().to_string();
+            assert!(err.contains(needle), "{h}: {err}");
+        }
+    }
 }

@@ -1,5 +1,5 @@
-//! One password from --pw-file, --pw-prompt, -P or SMQ_PASSWORD (clap fills -P from it), or
-//! the -L URL, in that order, so it need not appear in `ps`. Never logged. The file and the
+//! One password from --pw-file, --pw-prompt, -P or SMQ_PASSWORD (clap fills -P from it), in
+//! that order, so it need not appear in `ps`; a broker's -L URL is the fallback. Never logged. The file and the
 //! prompt win over -P because an exported SMQ_PASSWORD should not block an explicit choice.
 
 use std::fs;
@@ -8,7 +8,7 @@ use anyhow::{Context, anyhow};
 
 use crate::cli::ConnectArgs;
 
-pub fn resolve(args: &ConnectArgs, from_url: Option<&str>) -> anyhow::Result<Option<String>> {
+pub fn resolve(args: &ConnectArgs) -> anyhow::Result<Option<String>> {
     if let Some(path) = &args.pw_file {
         let text = fs::read_to_string(path)
             .with_context(|| format!("reading password file {}", path.display()))?;
@@ -24,8 +24,5 @@ pub fn resolve(args: &ConnectArgs, from_url: Option<&str>) -> anyhow::Result<Opt
             anyhow!("--pw-prompt needs a terminal ({e}): use --pw-file or SMQ_PASSWORD instead")
         });
     }
-    if let Some(pw) = &args.password {
-        return Ok(Some(pw.clone()));
-    }
-    Ok(from_url.map(str::to_owned))
+    Ok(args.password.clone())
 }

@@ -1,14 +1,24 @@
 //! Certificates and keys from PEM files, shared by the clients and the broker. Every error
-//! names the file and says what to do: a DER file gets the openssl line that converts it, an
-//! encrypted key the one that decrypts it.
+//! names the file and says what to do: a DER file gets the openssl line that converts it, a
+//! key in a format smq does not read the one that re-encodes it.
+//!
+//! Encrypted keys are PKCS#8 `ENCRYPTED PRIVATE KEY` (what `openssl genpkey -aes256` and
+//! OpenSSL 3's `genrsa -des3` write: PBES2 with PBKDF2 and AES-CBC or 3DES). They are decrypted
+//! by RustCrypto's `pkcs8`/`pkcs5` rather than by code of ours: a key derivation and a cipher
+//! mode are exactly what is easy to get subtly wrong. The passphrase comes from --key-pw-file,
+//! SMQ_KEY_PASSWORD, or a prompt on the terminal, in that order.
 
 use std::fs;
 use std::io;
 use std::path::Path;
 
 use anyhow::anyhow;
+use base64::Engine as _;
 use rustls::pki_types::pem::{self, PemObject};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// The environment variable that holds the passphrase of an encrypted key.
+pub const KEY_PASSWORD_ENV: &str = "SMQ_KEY_PASSWORD";
 
 /// Every certificate in a PEM file.
 pub fn read_certs(path: &Path, what: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
@@ -36,17 +46,23 @@ pub fn read_certs(path: &Path, what: &str) -> anyhow::Result<Vec<CertificateDer<
     })
 }
 
-/// The private key in a PEM file.
-pub fn read_key(path: &Path, what: &str) -> anyhow::Result<PrivateKeyDer<'static>> {
+/// The private key in a PEM file; an encrypted one is decrypted with the passphrase from
+/// `pw_file`, `SMQ_KEY_PASSWORD` or the terminal.
+pub fn read_key(
+    path: &Path,
+    what: &str,
+    pw_file: Option<&Path>,
+) -> anyhow::Result<PrivateKeyDer<'static>> {
     let bytes = read(path, what)?;
     let file = path.display();
-    if contains(&bytes, b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
-        || contains(&bytes, b"Proc-Type: 4,ENCRYPTED")
-    {
+    if contains(&bytes, b"Proc-Type: 4,ENCRYPTED") {
         return Err(anyhow!(
-            "reading {what} {file}: the key is encrypted, and smq cannot read encrypted keys yet: decrypt it with `openssl pkey -in {file} -out {}` (keep that file private) and pass that",
-            sibling(path, Some("plain"))
+            "reading {what} {file}: the key is encrypted in OpenSSL's old format (Proc-Type: 4,ENCRYPTED), which smq does not read: convert it to PKCS#8, encrypted as well, with `openssl pkcs8 -topk8 -v2 aes-256-cbc -in {file} -out {}` and pass that",
+            sibling(path, Some("pkcs8"))
         ));
+    }
+    if let Some(der) = pem_block(&bytes, "ENCRYPTED PRIVATE KEY") {
+        return decrypt(path, what, &der, pw_file);
     }
     match PrivateKeyDer::from_pem_slice(&bytes) {
         Ok(key) => Ok(key),
@@ -64,6 +80,78 @@ pub fn read_key(path: &Path, what: &str) -> anyhow::Result<PrivateKeyDer<'static
         )),
         Err(e) => Err(not_pem(path, what, &e)),
     }
+}
+
+/// The DER inside the first `-----BEGIN {label}-----` block, if there is one.
+fn pem_block(bytes: &[u8], label: &str) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let body = &text[text.find(&begin)? + begin.len()..];
+    let body = &body[..body.find(&end)?];
+    let b64: String = body.split_whitespace().collect();
+    base64::engine::general_purpose::STANDARD.decode(b64).ok()
+}
+
+fn decrypt(
+    path: &Path,
+    what: &str,
+    der: &[u8],
+    pw_file: Option<&Path>,
+) -> anyhow::Result<PrivateKeyDer<'static>> {
+    let file = path.display();
+    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der).map_err(|e| {
+        anyhow!(
+            "reading {what} {file}: the ENCRYPTED PRIVATE KEY block is not valid PKCS#8 ({e}): check that the file is not truncated or edited"
+        )
+    })?;
+    let pass = passphrase(path, what, pw_file)?;
+    let plain = info.decrypt(pass.as_bytes()).map_err(|e| match e {
+        pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::UnsupportedAlgorithm { oid })
+        | pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::AlgorithmParametersInvalid {
+            oid,
+        }) => anyhow!(
+            "reading {what} {file}: the key is encrypted with an algorithm smq does not support (OID {oid}): re-encrypt it with `openssl pkcs8 -topk8 -v2 aes-256-cbc -in {file} -out {}` and pass that",
+            sibling(path, Some("aes"))
+        ),
+        pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::NoPbes1CryptSupport) => anyhow!(
+            "reading {what} {file}: the key is encrypted with old PKCS#5 v1.5 (PBES1), which smq does not support: re-encrypt it with `openssl pkcs8 -topk8 -v2 aes-256-cbc -in {file} -out {}` and pass that",
+            sibling(path, Some("aes"))
+        ),
+        _ => anyhow!(
+            "reading {what} {file}: the passphrase does not decrypt the key: check {}",
+            source_name(pw_file)
+        ),
+    })?;
+    Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        plain.as_bytes().to_vec(),
+    )))
+}
+
+/// Where the passphrase came from, as the fix names it.
+fn source_name(pw_file: Option<&Path>) -> String {
+    match pw_file {
+        Some(f) => format!("--key-pw-file {}", f.display()),
+        None if std::env::var_os(KEY_PASSWORD_ENV).is_some() => KEY_PASSWORD_ENV.to_owned(),
+        None => "the passphrase typed".to_owned(),
+    }
+}
+
+fn passphrase(path: &Path, what: &str, pw_file: Option<&Path>) -> anyhow::Result<String> {
+    if let Some(f) = pw_file {
+        let text = fs::read_to_string(f)
+            .map_err(|e| anyhow!("reading the key passphrase file {}: {e}", f.display()))?;
+        return Ok(text.lines().next().unwrap_or_default().to_owned());
+    }
+    if let Ok(pass) = std::env::var(KEY_PASSWORD_ENV) {
+        return Ok(pass);
+    }
+    rpassword::prompt_password(format!("Passphrase for {}: ", path.display())).map_err(|e| {
+        anyhow!(
+            "reading {what} {}: the key is encrypted and there is no terminal to ask for its passphrase ({e}): set {KEY_PASSWORD_ENV}, or pass --key-pw-file FILE",
+            path.display()
+        )
+    })
 }
 
 fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {

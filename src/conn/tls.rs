@@ -16,6 +16,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use super::explain;
+pub use super::explain::{Own, own_version_1};
 pub use super::pem::{read_certs, read_key};
 use crate::cli::TlsArgs;
 use crate::exit::usage;
@@ -37,6 +39,9 @@ pub struct Context {
     pub ca_certs: Vec<CertificateDer<'static>>,
     /// --cert and --key.
     pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Why a broker on rustls refuses the client certificate, when it is X.509 version 1
+    /// (OpenSSL brokers such as Mosquitto take it).
+    pub client_v1: Option<String>,
     presented: Arc<Mutex<Vec<CertificateDer<'static>>>>,
 }
 
@@ -124,6 +129,7 @@ pub fn client_config(args: &TlsArgs, warn: &dyn Fn(&str)) -> anyhow::Result<Tls>
         cafile: args.cafile.clone(),
         ca_certs: Vec::new(),
         client_cert: args.cert.clone().zip(args.key.clone()),
+        client_v1: None,
         presented: presented.clone(),
     };
     let builder = if args.insecure {
@@ -137,7 +143,7 @@ pub fn client_config(args: &TlsArgs, warn: &dyn Fn(&str)) -> anyhow::Result<Tls>
             )))
     } else {
         let roots = root_store(args, &mut context, warn)?;
-        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .context("building the certificate verifier")?;
         builder
@@ -148,10 +154,26 @@ pub fn client_config(args: &TlsArgs, warn: &dyn Fn(&str)) -> anyhow::Result<Tls>
     let mut config = match &context.client_cert {
         Some((cert, key)) => {
             let chain = read_certs(cert, "client certificate")?;
-            let private = read_key(key, "client key")?;
-            builder
-                .with_client_auth_cert(chain, private)
-                .map_err(|e| mismatch(&e, cert, key))?
+            let private = read_key(key, "client key", args.key_pw_file.as_deref())?;
+            let v1 = explain::own_version_1(&chain, cert, key, Own::Client);
+            let config = if v1.is_none() {
+                builder
+                    .with_client_auth_cert(chain, private)
+                    .map_err(|e| mismatch(&e, cert, key))?
+            } else {
+                // rustls cannot read the public key out of a version 1 certificate to check
+                // it against the key, but OpenSSL brokers (Mosquitto) accept such a client
+                // certificate: it is sent unchecked, and a broker on rustls refusing it is
+                // explained by `client_v1`.
+                let signing = provider
+                    .key_provider
+                    .load_private_key(private)
+                    .map_err(|e| anyhow!("client key {} cannot be used: {e}", key.display()))?;
+                let own = Arc::new(rustls::sign::CertifiedKey::new(chain, signing));
+                builder.with_client_cert_resolver(Arc::new(OwnCertificate(own)))
+            };
+            context.client_v1 = v1;
+            config
         }
         None => builder.with_no_client_auth(),
     };
@@ -286,6 +308,24 @@ impl ServerCertVerifier for Recording {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+/// The client certificate, offered whatever the broker asks for.
+#[derive(Debug)]
+struct OwnCertificate(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for OwnCertificate {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
     }
 }
 

@@ -509,8 +509,19 @@ fn refused_login_exits_with_the_connack_code() {
         &["-t", "a", "-m", "x", "-u", "u", "-P", "wrong"],
         None,
     );
-    assert_fails(&out, 5, "not authorised");
+    // -V auto speaks MQTT 5 first, but exits with the 3.1.1 code, as mosquitto_pub (3.1.1 by
+    // default) would; the message names the broker's MQTT 5 code.
+    let err = assert_fails(&out, 5, "not authorized");
+    assert!(err.contains("MQTT 5 reason code 0x87"), "{err}");
     let out = publish(port, &["-t", "a", "-m", "x"], None);
+    assert_fails(&out, 5, "refused the connection");
+    let out = publish(
+        port,
+        &["-t", "a", "-m", "x", "-u", "u", "-P", "wrong", "-V", "311"],
+        None,
+    );
+    assert_fails(&out, 5, "not authorised");
+    let out = publish(port, &["-t", "a", "-m", "x", "-V", "mqttv311"], None);
     assert_fails(&out, 5, "refused the connection");
     let out = publish(
         port,
@@ -810,7 +821,7 @@ fn broker_going_away_mid_stream_fails_and_says_how_many_were_confirmed() {
     let mut broker = Mosquitto::start();
     let sub = Sub::start(broker.port(), &["-t", "gone", "-C", "2", "-q", "1"]);
     let mut child = pub_cmd(broker.port())
-        .args(["-t", "gone", "-l", "-q", "1"])
+        .args(["-t", "gone", "-l", "-q", "1", "--no-reconnect"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

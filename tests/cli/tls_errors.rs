@@ -4,7 +4,7 @@
 //! Mosquitto where smq's broker refuses the certificate.
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 use crate::support::certs::Certs;
 use crate::support::mosquitto::Mosquitto;
@@ -129,35 +129,224 @@ fn ca_file_without_a_certificate() {
     );
 }
 
+/// `publish` with more environment (smq() clears SMQ_*).
+fn publish_env(port: u16, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = smq();
+    cmd.args(["pub", "-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-t", "t", "-m", "x"])
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run_with_timeout(&mut cmd, None, SECS)
+}
+
 #[test]
-fn encrypted_client_key() {
+fn encrypted_client_key_opens_with_its_passphrase() {
     let certs = Certs::generate();
     if !certs.openssl() {
         return;
     }
+    let ca = certs.ca();
+    let b = broker(
+        &certs,
+        "server.pem",
+        "server.key",
+        &["--cafile", p(&ca), "--require-certificate"],
+    );
     let key = certs.path("client-encrypted.key");
+    let cert = certs.client_cert();
+    let args = ["--cafile", p(&ca), "--cert", p(&cert), "--key", p(&key)];
+    let out = publish_env(b.tls_port(), &args, &[("SMQ_KEY_PASSWORD", "secret")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pw = certs.path("key-pw");
+    std::fs::write(&pw, "secret\n").unwrap();
     let out = publish(
-        crate::support::free_port(),
-        &[
-            "--cafile",
-            p(&certs.ca()),
-            "--cert",
-            p(&certs.client_cert()),
-            "--key",
-            p(&key),
-        ],
+        b.tls_port(),
+        &[&args[..], &["--key-pw-file", p(&pw)]].concat(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = publish_env(b.tls_port(), &args, &[("SMQ_KEY_PASSWORD", "wrong")]);
+    assert_explained(
+        &out,
+        &[&format!(
+            "reading client key {}: the passphrase does not decrypt the key: check SMQ_KEY_PASSWORD",
+            key.display()
+        )],
+    );
+    // No passphrase given and no terminal to ask on (setsid: no controlling terminal).
+    let out = run_with_timeout(
+        Command::new("setsid")
+            .arg("-w")
+            .arg(env!("CARGO_BIN_EXE_smq"))
+            .args(["pub", "-h", "127.0.0.1", "-p", &b.tls_port().to_string()])
+            .args(["-t", "t", "-m", "x"])
+            .args(args)
+            .env_remove("SMQ_KEY_PASSWORD")
+            .stdin(std::process::Stdio::null()),
+        None,
+        SECS,
     );
     assert_explained(
         &out,
         &[
-            &format!("reading client key {}: the key is encrypted", key.display()),
-            "smq cannot read encrypted keys yet",
             &format!(
-                "`openssl pkey -in {} -out {}`",
-                key.display(),
-                certs.path("client-encrypted-plain.pem").display()
+                "reading client key {}: the key is encrypted and there is no terminal to ask for its passphrase",
+                key.display()
             ),
+            "set SMQ_KEY_PASSWORD, or pass --key-pw-file FILE",
         ],
+    );
+}
+
+/// OpenSSL's old encryption (`Proc-Type: 4,ENCRYPTED`): the message gives the conversion to
+/// PKCS#8, and the converted key works.
+#[test]
+fn legacy_encrypted_key_names_its_conversion() {
+    let certs = Certs::generate();
+    if !certs.openssl() {
+        return;
+    }
+    let ca = certs.ca();
+    let b = broker(
+        &certs,
+        "server.pem",
+        "server.key",
+        &["--cafile", p(&ca), "--require-certificate"],
+    );
+    let key = certs.path("client-legacy.key");
+    let cert = certs.client_cert();
+    let out = publish_env(
+        b.tls_port(),
+        &["--cafile", p(&ca), "--cert", p(&cert), "--key", p(&key)],
+        &[("SMQ_KEY_PASSWORD", "secret")],
+    );
+    let converted = certs.path("client-legacy-pkcs8.pem");
+    let command = format!(
+        "openssl pkcs8 -topk8 -v2 aes-256-cbc -in {} -out {}",
+        key.display(),
+        converted.display()
+    );
+    assert_explained(
+        &out,
+        &[
+            &format!(
+                "reading client key {}: the key is encrypted in OpenSSL's old format (Proc-Type: 4,ENCRYPTED)",
+                key.display()
+            ),
+            &command,
+        ],
+    );
+    let ok = Command::new("sh")
+        .args([
+            "-c",
+            &format!("{command} -passin pass:secret -passout pass:secret"),
+        ])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = publish_env(
+        b.tls_port(),
+        &[
+            "--cafile",
+            p(&ca),
+            "--cert",
+            p(&cert),
+            "--key",
+            p(&converted),
+        ],
+        &[("SMQ_KEY_PASSWORD", "secret")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+/// What a new user gets from mosquitto-tls(7): version 1 broker and client certificates
+/// (`openssl x509 -req` without `-extfile`) and encrypted keys (`genrsa -des3`).
+#[test]
+fn certificates_made_with_the_mosquitto_tls_recipe() {
+    let certs = Certs::generate();
+    if !certs.openssl() {
+        return;
+    }
+    let dir = certs.mosquitto_recipe();
+    let f = |name: &str| dir.join(name);
+    let ca = f("ca.pem");
+    // Mosquitto serving the version 1 broker certificate: smq says which and why.
+    let m = Mosquitto::builder()
+        .tls_files(ca.clone(), f("server.crt"), f("server.key"))
+        .start();
+    let out = publish(m.tls_port(), &["--cafile", p(&ca)]);
+    assert_explained(
+        &out,
+        &[
+            "the broker's certificate (CN=localhost, issued by CN=recipe CA) is X.509 version 1, and rustls accepts only version 3: re-issue it as v3",
+        ],
+    );
+    // smq's broker will not serve it, and says how to re-issue it.
+    let out = run_with_timeout(
+        smq()
+            .args(["serve-broker", "--listen", "mqtts://127.0.0.1:0"])
+            .args(["--cert", p(&f("server.crt")), "--key", p(&f("server.key"))]),
+        None,
+        SECS,
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "smq: error: the broker's certificate {} (CN=localhost) is X.509 version 1, and rustls accepts only version 3: re-issue it as v3 with the same key and name (ca.pem and ca.key: the CA that signed it, CN=recipe CA): openssl x509 -x509toreq",
+            f("server.crt").display()
+        )),
+        "{err}"
+    );
+    // That command works as given (the recipe's CA key wants its passphrase).
+    let command = &err[err.find("openssl x509 -x509toreq").unwrap()..].trim_end();
+    let command = command.replace("-CAcreateserial", "-CAcreateserial -passin pass:secret");
+    let made = Command::new("bash")
+        .args(["-c", &command])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{command}: {}", text(&made.stderr));
+    let v3 = f("server-v3.pem");
+    // Mosquitto (OpenSSL) takes the recipe's version 1 client certificate and its encrypted key.
+    let m = Mosquitto::builder()
+        .tls_files(ca.clone(), v3.clone(), f("server.key"))
+        .require_certificate(true)
+        .start();
+    let (client_cert, client_key) = (f("client.crt"), f("client.key"));
+    let client = [
+        "--cafile",
+        p(&ca),
+        "--servername",
+        "localhost",
+        "--cert",
+        p(&client_cert),
+        "--key",
+        p(&client_key),
+    ];
+    let out = publish_env(m.tls_port(), &client, &[("SMQ_KEY_PASSWORD", "secret")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // smq's broker (rustls) refuses that client certificate; the client says why.
+    let b = SmqBroker::start_with_listeners(
+        &["mqtts://127.0.0.1:0"],
+        &[
+            "--cert",
+            p(&v3),
+            "--key",
+            p(&f("server.key")),
+            "--cafile",
+            p(&ca),
+            "--require-certificate",
+        ],
+    );
+    let out = publish_env(b.tls_port(), &client, &[("SMQ_KEY_PASSWORD", "secret")]);
+    assert_explained(
+        &out,
+        &[&format!(
+            "the broker refused the client certificate (CertificateUnknown alert): the client certificate {} (CN=recipe client) is X.509 version 1, and rustls accepts only version 3",
+            f("client.crt").display()
+        )],
     );
 }
 

@@ -13,7 +13,7 @@ use rustls::server::WebPkiClientVerifier;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::conn::tls::{read_certs, read_key};
+use crate::conn::tls::{Own, own_version_1, read_certs, read_key};
 use crate::conn::transport::Io;
 use crate::exit::usage;
 use crate::x509;
@@ -66,13 +66,17 @@ pub fn server_tls(files: &TlsFiles) -> anyhow::Result<Arc<ServerConfig>> {
         }
     };
     let chain = read_certs(&files.cert, "certificate")?;
-    let key = read_key(&files.key, "key")?;
-    let config = builder.with_single_cert(chain, key).map_err(|e| {
-        anyhow!(
+    let key = read_key(&files.key, "key", None)?;
+    let v1 = own_version_1(&chain, &files.cert, &files.key, Own::Broker);
+    let config = builder.with_single_cert(chain, key).map_err(|e| match v1 {
+        // rustls cannot read the key out of a version 1 certificate, so it calls them a
+        // mismatch (UnsupportedCertVersion): the certificate is what needs fixing.
+        Some(v1) => anyhow!("{v1}"),
+        None => anyhow!(
             "the certificate {} and key {} do not belong together ({e})",
             files.cert.display(),
             files.key.display()
-        )
+        ),
     })?;
     Ok(Arc::new(config))
 }

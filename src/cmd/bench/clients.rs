@@ -74,7 +74,9 @@ impl Connector {
         opts.client_id = id;
         if !self.ifaddr.is_empty() {
             let n = self.next.fetch_add(1, Relaxed);
-            opts.transport.bind = Some(self.ifaddr[n % self.ifaddr.len()]);
+            for b in &mut opts.brokers {
+                b.transport.bind = Some(self.ifaddr[n % self.ifaddr.len()]);
+            }
         }
         opts
     }
@@ -88,7 +90,7 @@ impl Connector {
         };
         meter.attempted.fetch_add(1, Relaxed);
         let started = Instant::now();
-        match Client::connect(&opts).await {
+        match crate::conn::Connector::new(Arc::new(opts)).first().await {
             Ok(client) => {
                 meter.connected(started);
                 Some(client)

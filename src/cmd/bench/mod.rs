@@ -35,7 +35,7 @@ use tally::Tally;
 use template::{Kind, Template};
 
 use crate::cli::{BenchArgs, BenchLoad, BenchMode, ConnectArgs};
-use crate::conn::{ConnectOptions, Protocol, props};
+use crate::conn::{Broker, ConnectOptions, Protocol, Version, props};
 use crate::exit::{Failure, usage};
 use crate::output::Output;
 
@@ -65,7 +65,9 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<ExitCode> {
     let conn = args.mode.conn();
     let mut opts = ConnectOptions::from_args(conn, PACKETS)?;
     // As load generators do: Nagle's delay would be measured as the broker's latency.
-    opts.transport.nodelay = true;
+    for b in &mut opts.brokers {
+        b.transport.nodelay = true;
+    }
     let quiet = conn.quiet;
     let (mode, run, clients, subscribers) = match &args.mode {
         BenchMode::Conn(a) => (Mode::Conn, &a.run, a.clients, 0),
@@ -85,11 +87,17 @@ pub async fn run(mut args: BenchArgs) -> anyhow::Result<ExitCode> {
     raise_fd_limit(u64::from(clients) + u64::from(subscribers), &opts);
     let mut config = Config {
         mode,
-        broker: opts.transport.describe(),
-        protocol: match opts.proto {
-            Protocol::V311 if opts.mqtt31 => "3.1",
-            Protocol::V311 => "3.1.1",
-            Protocol::V5 => "5",
+        broker: opts
+            .brokers
+            .iter()
+            .map(Broker::describe)
+            .collect::<Vec<_>>()
+            .join(" "),
+        protocol: match opts.version {
+            Version::Only(Protocol::V311) if opts.mqtt31 => "3.1",
+            Version::Only(Protocol::V311) => "3.1.1",
+            Version::Only(Protocol::V5) => "5",
+            Version::Auto => "auto",
         },
         clients,
         subscribers: (mode == Mode::Latency).then_some(subscribers),

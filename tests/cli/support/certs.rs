@@ -95,7 +95,8 @@ impl Certs {
     /// | `v1-self.pem` | X.509 version 1 self-signed cert for CN `localhost`, key `server.key` |
     /// | `v1-root-chain.pem` | `server.pem`'s twin signed by `v1-ca.pem`, then that CA: X.509 version 1, self-signed, CN `smq v1 CA` |
     /// | `v1-chain.pem` | `server.pem`'s twin signed by `v1-intermediate.pem`, then that intermediate: X.509 version 1, CN `smq v1 intermediate`, signed by `ca.pem` |
-    /// | `client-encrypted.key` | `client.key`, encrypted with AES-256 and the password `secret` |
+    /// | `client-encrypted.key` | `client.key` as PKCS#8, encrypted with AES-256 and the password `secret` |
+    /// | `client-legacy.key` | `client.key` in OpenSSL's old encrypted PEM (Proc-Type: 4,ENCRYPTED), password `secret` |
     ///
     /// False, after saying so on stderr, if there is no openssl on the PATH: the caller skips
     /// its test. CI installs openssl (.ci/run).
@@ -288,12 +289,118 @@ impl Certs {
             "-out",
             "client-encrypted.key",
         ]);
+        // OpenSSL's old PEM encryption: `BEGIN EC PRIVATE KEY` with Proc-Type and DEK-Info.
+        run(&[
+            "ec",
+            "-in",
+            "client.key",
+            "-aes256",
+            "-passout",
+            "pass:secret",
+            "-out",
+            "client-legacy.key",
+        ]);
         true
     }
 
     /// Certificates another program wrote into `dir` under the same names (`smq certs`).
     pub fn from_dir(dir: TempDir) -> Certs {
         Certs { dir }
+    }
+
+    /// The mosquitto-tls(7) recipe, as a new user follows it, in `recipe/` (RSA keys; every
+    /// passphrase is `secret`):
+    ///
+    /// | file | what |
+    /// |---|---|
+    /// | `ca.pem`, `ca.key` | `openssl req -new -x509` CA (version 3); its key from `genrsa -des3` |
+    /// | `server.crt`, `server.key` | `openssl x509 -req` without `-extfile`: X.509 version 1, CN `localhost` |
+    /// | `client.crt`, `client.key` | the same for a client, CN `recipe client`; the key from `genrsa -des3`, encrypted |
+    ///
+    /// Needs the openssl command: call after [`Certs::openssl`] said it is there.
+    pub fn mosquitto_recipe(&self) -> PathBuf {
+        let dir = self.path("recipe");
+        fs::create_dir_all(&dir).expect("creating recipe/");
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .stdin(Stdio::null())
+                .output()
+                .expect("running openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let pass = ["-passout", "pass:secret"];
+        let ca = [
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-passin",
+            "pass:secret",
+        ];
+        run(&[&["genrsa", "-des3", "-out", "ca.key"][..], &pass, &["2048"]].concat());
+        run(&[
+            "req",
+            "-new",
+            "-x509",
+            "-days",
+            "1826",
+            "-key",
+            "ca.key",
+            "-passin",
+            "pass:secret",
+            "-subj",
+            "/CN=recipe CA",
+            "-out",
+            "ca.pem",
+        ]);
+        run(&["genrsa", "-out", "server.key", "2048"]);
+        run(&[
+            "req",
+            "-out",
+            "server.csr",
+            "-key",
+            "server.key",
+            "-new",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        run(&[
+            &["x509", "-req", "-in", "server.csr"][..],
+            &ca,
+            &["-CAcreateserial", "-out", "server.crt", "-days", "360"],
+        ]
+        .concat());
+        run(&[
+            &["genrsa", "-des3", "-out", "client.key"][..],
+            &pass,
+            &["2048"],
+        ]
+        .concat());
+        run(&[
+            "req",
+            "-out",
+            "client.csr",
+            "-key",
+            "client.key",
+            "-passin",
+            "pass:secret",
+            "-new",
+            "-subj",
+            "/CN=recipe client",
+        ]);
+        run(&[
+            &["x509", "-req", "-in", "client.csr"][..],
+            &ca,
+            &["-CAcreateserial", "-out", "client.crt", "-days", "360"],
+        ]
+        .concat());
+        dir
     }
 
     pub fn dir(&self) -> &Path {

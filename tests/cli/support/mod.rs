@@ -17,9 +17,11 @@
 pub mod certs;
 pub mod clients;
 pub mod mosquitto;
+pub mod rabbitmq;
 pub mod raw;
 pub mod smq_broker;
 pub mod smq_sub;
+pub mod watched;
 pub mod ws_broker;
 
 use std::io::{BufRead, BufReader, Read, Write};

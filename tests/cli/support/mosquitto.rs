@@ -25,6 +25,7 @@ pub struct Builder {
     password: Option<(String, String)>,
     tls: Option<Tls>,
     require_certificate: bool,
+    persistent: bool,
     extra: Vec<String>,
 }
 
@@ -51,6 +52,12 @@ impl Builder {
         self
     }
 
+    /// A TLS listener with these files rather than `Certs`' own.
+    pub fn tls_files(mut self, ca: PathBuf, cert: PathBuf, key: PathBuf) -> Self {
+        self.tls = Some(Tls { ca, cert, key });
+        self
+    }
+
     /// Serve another cert on the TLS listener, e.g. `certs.expired_cert()`. Needs `tls()`.
     pub fn server_cert(mut self, cert: PathBuf, key: PathBuf) -> Self {
         let tls = self.tls.as_mut().expect("server_cert() needs tls() first");
@@ -62,6 +69,13 @@ impl Builder {
     /// Clients on the TLS listener must present a cert signed by `ca.pem`.
     pub fn require_certificate(mut self, yes: bool) -> Self {
         self.require_certificate = yes;
+        self
+    }
+
+    /// Sessions and queued messages survive a `terminate()` and `restart()`: Mosquitto saves
+    /// them in its temp dir when it shuts down.
+    pub fn persistent(mut self) -> Self {
+        self.persistent = true;
         self
     }
 
@@ -135,9 +149,17 @@ impl Builder {
         let path = |name: &str| broker.dir().join(name).display().to_string();
         // As root, mosquitto 2.0 switches to user `mosquitto`, which can't read the password
         // file in our 0700 temp dir; `user root` keeps it as is (ignored when not root).
-        let mut conf = String::from(
-            "user root\npersistence false\nlog_dest stderr\nlog_type all\nper_listener_settings false\n",
-        );
+        let mut conf =
+            String::from("user root\nlog_dest stderr\nlog_type all\nper_listener_settings false\n");
+        if self.persistent {
+            let _ = writeln!(
+                conf,
+                "persistence true\npersistence_location {}/",
+                broker.dir().display()
+            );
+        } else {
+            conf.push_str("persistence false\n");
+        }
         for line in &self.extra {
             let _ = writeln!(conf, "{line}");
         }
@@ -214,6 +236,24 @@ impl Mosquitto {
                 let _ = reader.join();
             }
             append_log(&self.log, "--- stopped by the test\n");
+        }
+    }
+
+    /// Stops the broker with SIGTERM, as a service manager does: it closes every connection and
+    /// saves what `persistent()` keeps.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            if !super::wait_or_kill(&mut child, READY_TIMEOUT) {
+                append_log(&self.log, "--- did not stop on SIGTERM, killed\n");
+            }
+            let _ = child.wait();
+            if let Some(reader) = self.log_reader.take() {
+                let _ = reader.join();
+            }
+            append_log(&self.log, "--- terminated by the test\n");
         }
     }
 
