@@ -7,6 +7,7 @@ mod conn;
 mod exit;
 mod format;
 mod layout;
+mod mqtt;
 mod output;
 mod progress;
 mod sensors;

@@ -38,7 +38,7 @@ use crate::exit::usage;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest MQTT packet: 1 type byte, 4 length bytes, 268,435,455 bytes of body.
-const MAX_MQTT_PACKET: usize = crate::conn::packet::MAX_PACKET;
+const MAX_MQTT_PACKET: usize = crate::mqtt::MAX_PACKET;
 
 /// A WebSocket message may carry a maximum-size packet plus small packets a client coalesced
 /// into the same message; the broker's own packet-size limit applies after this.

@@ -1,7 +1,6 @@
 //! `smq serve-broker`: an MQTT 3.1.1 and 5 broker on tokio, over TCP, TLS and WebSocket.
 
 pub mod auth;
-pub mod codec;
 pub mod conf;
 pub mod http;
 pub mod listener;
@@ -70,7 +69,7 @@ impl Config {
             listen,
             tls: None,
             max_connections: 100_000,
-            max_packet: crate::conn::packet::MAX_REMAINING_LENGTH,
+            max_packet: crate::mqtt::MAX_REMAINING_LENGTH,
             max_inflight: 100,
             max_queued: QueueLimits {
                 messages: 1000,

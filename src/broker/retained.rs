@@ -47,7 +47,7 @@ impl Retained {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conn::packet::PublishProperties;
+    use crate::mqtt::PublishProperties;
     use bytes::Bytes;
     use std::time::{Duration, Instant};
 

@@ -17,7 +17,7 @@ use super::persist::Store;
 use super::persist::model::Record;
 use super::retained::Retained;
 use super::subscriptions::{Subscriptions, Target};
-use crate::conn::packet::PublishProperties;
+use crate::mqtt::PublishProperties;
 
 /// A message as the broker holds it: shared by every subscriber it goes to.
 #[derive(Debug)]
@@ -389,12 +389,6 @@ impl Router {
         }
         (delivered, dropped, synced)
     }
-}
-
-/// `$share/group/filter` → (group, filter).
-pub fn shared_parts(filter: &str) -> Option<(&str, &str)> {
-    let rest = filter.strip_prefix("$share/")?;
-    rest.split_once('/')
 }
 
 #[cfg(test)]

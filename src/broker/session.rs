@@ -12,14 +12,19 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Config;
 use super::auth::{Admitted, Auth, acl::ClientAcl, reserved_for_broker};
-use super::codec::{self, ConnAck, Connect, Packet, Violation};
 use super::persist::Store;
 use super::persist::model::{Record, unix_now};
 use super::router::{
-    Delivery, Inbox, Mailbox, Published, Router, SessionEntry, Shared, SubOptions, shared_parts,
+    Delivery, Inbox, Mailbox, Published, Router, SessionEntry, Shared, SubOptions,
 };
-use crate::conn::packet::{self as wire, Message, Protocol};
 use crate::conn::transport::{Reader, Writer};
+use crate::mqtt::ReasonCode;
+use crate::mqtt::{
+    self, ClientDisconnectCode, ClientPacket, ConnAck, ConnAckCode, Connect, Filter, Message,
+    Protocol, PubAckCode, PubRelCode, PublishProperties, ServerDisconnectCode, SubAckCode,
+    UnsubAckCode, Violation, Will,
+};
+use crate::topic::shared_parts;
 
 /// How long a connection may take to send its CONNECT: a real client sends it at once, and a
 /// connection that has not logged in must not be held open (and its buffer with it) for long.
@@ -143,7 +148,7 @@ async fn read_connect(
     max: usize,
 ) -> Result<Option<Connect>, Violation> {
     loop {
-        if let Some(c) = codec::decode_connect(rbuf, max)? {
+        if let Some(c) = mqtt::decode_connect(rbuf, max)? {
             return Ok(Some(c));
         }
         match reader.read(rbuf).await {
@@ -159,16 +164,10 @@ async fn refuse_connect(writer: &mut Writer, v: &Violation) {
     }
 }
 
-async fn send_connack(writer: &mut Writer, proto: Protocol, code: u8) {
+/// A refusing CONNACK (in 3.1.1 with the closest return code), then the close.
+async fn send_connack(writer: &mut Writer, proto: Protocol, code: ConnAckCode) {
     let mut buf = BytesMut::new();
-    codec::encode_connack(
-        proto,
-        &ConnAck {
-            code,
-            ..ConnAck::default()
-        },
-        &mut buf,
-    );
+    mqtt::encode_connack(proto, &ConnAck::refused(code), &mut buf);
     while !buf.is_empty() {
         if writer.write(&mut buf).await.is_err() {
             return;
@@ -188,7 +187,7 @@ struct Connection {
     generation: u64,
     entry_state: Arc<tokio::sync::Mutex<State>>,
     keepalive: Option<Duration>,
-    will: Option<codec::Will>,
+    will: Option<Will>,
     session_expiry: u32,
     /// The client's limits on what we send it.
     receive_max: usize,
@@ -220,7 +219,7 @@ impl Connection {
     ) -> Option<Connection> {
         let proto = c.proto;
         if c.auth_method.is_some() {
-            send_connack(writer, proto, 0x8C).await;
+            send_connack(writer, proto, ConnAckCode::BadAuthenticationMethod).await;
             return None;
         }
         // Assigned before the login, so that `%c` in the ACL means the id the client gets.
@@ -249,13 +248,14 @@ impl Connection {
         if !config.retain_available && c.will.as_ref().is_some_and(|w| w.retain) {
             // v5 says why; 3.1.1 has no code for it and just closes (as mosquitto).
             if proto == Protocol::V5 {
-                send_connack(writer, proto, 0x9A).await;
+                send_connack(writer, proto, ConnAckCode::RetainNotSupported).await;
             }
             return None;
         }
         let connected = shared.counters.clients_connected.load(Ordering::Relaxed);
         if connected >= config.max_connections as u64 {
-            send_connack(writer, proto, if proto == Protocol::V5 { 0x97 } else { 3 }).await;
+            // 3.1.1: server unavailable.
+            send_connack(writer, proto, ConnAckCode::QuotaExceeded).await;
             return None;
         }
         // 3.1.1: clean session 0 keeps the session forever; v5: the expiry interval decides.
@@ -359,7 +359,7 @@ impl Connection {
         };
         let ack = ConnAck {
             session_present,
-            code: 0,
+            code: ConnAckCode::Success,
             assigned_client_id: (assigned && proto == Protocol::V5).then(|| client_id.to_string()),
             receive_max: Some(config.max_inflight),
             max_packet: u32::try_from(config.max_packet).ok(),
@@ -371,7 +371,7 @@ impl Connection {
             server_keepalive,
             ..ConnAck::default()
         };
-        codec::encode_connack(proto, &ack, wbuf);
+        mqtt::encode_connack(proto, &ack, wbuf);
         let online = mailbox.online.clone();
         Some(Connection {
             shared,
@@ -389,7 +389,7 @@ impl Connection {
             will: c.will.filter(|w| !reserved_for_broker(w.topic.as_bytes())),
             session_expiry,
             receive_max: usize::from(c.receive_max.max(1)),
-            max_packet: c.max_packet.map_or(wire::MAX_PACKET, |m| m as usize),
+            max_packet: c.max_packet.map_or(mqtt::MAX_PACKET, |m| m as usize),
             aliases: HashMap::new(),
             backlog: VecDeque::new(),
             problem_info: c.request_problem_info,
@@ -428,7 +428,7 @@ impl Connection {
         // [MQTT-4.4.0-1].
         for (&pkid, (d, stage)) in &state.outgoing {
             match stage {
-                Stage::Comp => codec::encode_ack(6, pkid, 0, &mut wbuf),
+                Stage::Comp => mqtt::encode_pubrel(pkid, PubRelCode::Success, &mut wbuf),
                 _ => {
                     self.encode_delivery(d, pkid, true, &mut wbuf);
                 }
@@ -444,7 +444,7 @@ impl Connection {
             let mut large = false;
             loop {
                 let before = rbuf.len();
-                match codec::decode(self.proto, &mut rbuf, self.config.max_packet) {
+                match mqtt::decode_client(self.proto, &mut rbuf, self.config.max_packet) {
                     Ok(Some(p)) => {
                         large |= before - rbuf.len() > KEEP_BUFFER;
                         if let Some(k) = self.keepalive {
@@ -517,16 +517,24 @@ impl Connection {
                 _ = sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
                     // [MQTT-3.1.2-22]: 1.5 times the keep alive without a packet.
                     self.settle(&mut out, &mut wbuf).await;
-                    return self.server_disconnect(0x8D, writer, &mut out.ready).await;
+                    return self
+                        .server_disconnect(ServerDisconnectCode::KeepAliveTimeout, writer, &mut out.ready)
+                        .await;
                 }
                 _ = self.kick.notified() => {
                     self.settle(&mut out, &mut wbuf).await;
-                    return self.server_disconnect(0x8E, writer, &mut out.ready).await;
+                    return self
+                        .server_disconnect(ServerDisconnectCode::SessionTakenOver, writer, &mut out.ready)
+                        .await;
                 }
                 _ = shutdown.changed() => {
                     self.settle(&mut out, &mut wbuf).await;
                     if self.proto == Protocol::V5 {
-                        codec::encode_disconnect(0x8B, None, &mut out.ready);
+                        mqtt::encode_disconnect(
+                            ServerDisconnectCode::ServerShuttingDown,
+                            None,
+                            &mut out.ready,
+                        );
                     }
                     flush(writer, &mut out.ready).await;
                     return End::Shutdown;
@@ -567,9 +575,14 @@ impl Connection {
     }
 
     /// Sends a v5 DISCONNECT with `code` (3.1.1 has none: the connection just closes).
-    async fn server_disconnect(&self, code: u8, writer: &mut Writer, wbuf: &mut BytesMut) -> End {
+    async fn server_disconnect(
+        &self,
+        code: ServerDisconnectCode,
+        writer: &mut Writer,
+        wbuf: &mut BytesMut,
+    ) -> End {
         if self.proto == Protocol::V5 {
-            codec::encode_disconnect(code, None, wbuf);
+            mqtt::encode_disconnect(code, None, wbuf);
         }
         flush(writer, wbuf).await;
         End::Abnormal
@@ -578,7 +591,9 @@ impl Connection {
     async fn violation(&self, v: Violation, writer: &mut Writer, wbuf: &mut BytesMut) -> End {
         if self.proto == Protocol::V5 {
             let reason = self.problem_info.then_some(v.why.as_str());
-            codec::encode_disconnect(v.code, reason, wbuf);
+            let code = ServerDisconnectCode::try_from(v.code.number())
+                .unwrap_or(ServerDisconnectCode::UnspecifiedError);
+            mqtt::encode_disconnect(code, reason, wbuf);
         }
         flush(writer, wbuf).await;
         End::Abnormal
@@ -586,21 +601,23 @@ impl Connection {
 
     fn handle(
         &mut self,
-        p: Packet,
+        p: ClientPacket,
         state: &mut State,
         wbuf: &mut BytesMut,
     ) -> Result<Option<End>, Violation> {
         match p {
-            Packet::Publish { msg, pkid, dup: _ } => self.on_publish(msg, pkid, state, wbuf)?,
-            Packet::PubAck { pkid, .. } => {
+            ClientPacket::Publish { msg, pkid, dup: _ } => {
+                self.on_publish(msg, pkid, state, wbuf)?
+            }
+            ClientPacket::PubAck { pkid, .. } => {
                 if matches!(state.outgoing.get(&pkid), Some((_, Stage::Ack))) {
                     if let Some((d, _)) = state.outgoing.remove(&pkid) {
                         self.done(&d);
                     }
                 }
             }
-            Packet::PubRec { pkid, code } => match state.outgoing.get_mut(&pkid) {
-                Some((d, stage @ Stage::Rec)) if code < 0x80 => {
+            ClientPacket::PubRec { pkid, code } => match state.outgoing.get_mut(&pkid) {
+                Some((d, stage @ Stage::Rec)) if !code.is_error() => {
                     *stage = Stage::Comp;
                     // PUBREL waits for this: a client that completes the flow forgets the
                     // packet id, and would take the PUBLISH resent after a crash as new.
@@ -610,7 +627,7 @@ impl Connection {
                             pkid,
                         });
                     }
-                    codec::encode_ack(6, pkid, 0, wbuf);
+                    mqtt::encode_pubrel(pkid, PubRelCode::Success, wbuf);
                 }
                 Some((_, Stage::Rec)) => {
                     if let Some((d, _)) = state.outgoing.remove(&pkid) {
@@ -618,16 +635,16 @@ impl Connection {
                     }
                 }
                 // Not ours: a v5 client still gets its PUBREL, saying so.
-                _ => codec::encode_ack(6, pkid, self.v5_code(0x92), wbuf),
+                _ => mqtt::encode_pubrel(pkid, self.pid_not_found(), wbuf),
             },
-            Packet::PubComp { pkid, .. } => {
+            ClientPacket::PubComp { pkid, .. } => {
                 if matches!(state.outgoing.get(&pkid), Some((_, Stage::Comp))) {
                     if let Some((d, _)) = state.outgoing.remove(&pkid) {
                         self.done(&d);
                     }
                 }
             }
-            Packet::PubRel { pkid, .. } => {
+            ClientPacket::PubRel { pkid, .. } => {
                 let known = state.incoming_qos2.remove(&pkid);
                 if known {
                     // Before PUBCOMP: a packet id still held after a crash would swallow the
@@ -637,21 +654,30 @@ impl Connection {
                         pkid,
                     });
                 }
-                codec::encode_ack(7, pkid, if known { 0 } else { self.v5_code(0x92) }, wbuf);
+                let code = if known {
+                    PubRelCode::Success
+                } else {
+                    self.pid_not_found()
+                };
+                mqtt::encode_pubcomp(pkid, code, wbuf);
             }
-            Packet::Subscribe {
+            ClientPacket::Subscribe {
                 pkid,
                 filters,
                 sub_id,
             } => self.on_subscribe(pkid, filters, sub_id, state, wbuf)?,
-            Packet::Unsubscribe { pkid, filters } => {
+            ClientPacket::Unsubscribe { pkid, filters } => {
                 let mut codes = Vec::with_capacity(filters.len());
                 let mut gone = Vec::with_capacity(filters.len());
                 let mut router = self.shared.lock();
                 for f in filters {
                     let existed = router.unsubscribe(&f, &self.client_id);
                     state.subscriptions.remove(&f);
-                    codes.push(if existed { 0 } else { 0x11 });
+                    codes.push(if existed {
+                        UnsubAckCode::Success
+                    } else {
+                        UnsubAckCode::NoSubscriptionExisted
+                    });
                     // A filter that was not subscribed changes nothing on disk.
                     if existed {
                         gone.push(f);
@@ -664,50 +690,51 @@ impl Connection {
                         filter: f,
                     });
                 }
-                codec::encode_unsuback(self.proto, pkid, &codes, wbuf);
+                mqtt::encode_unsuback(self.proto, pkid, &codes, wbuf);
             }
-            Packet::PingReq => codec::encode_pingresp(wbuf),
-            Packet::Disconnect {
-                code,
-                session_expiry,
-            } => {
-                if let Some(e) = session_expiry {
+            ClientPacket::PingReq => mqtt::encode_pingresp(wbuf),
+            ClientPacket::Disconnect(d) => {
+                if let Some(e) = d.session_expiry {
                     // Setting an expiry on a session that had none is a protocol error
                     // [MQTT-3.14.2-2].
                     if self.session_expiry == 0 && e != 0 {
-                        return Err(Violation {
-                            code: 0x82,
-                            why: "session expiry set in DISCONNECT after 0 in CONNECT".into(),
-                            answer: None,
-                        });
+                        return Err(Violation::protocol(
+                            "session expiry set in DISCONNECT after 0 in CONNECT",
+                        ));
                     }
                     self.session_expiry = e;
                 }
                 return Ok(Some(End::Disconnect {
-                    with_will: code == 0x04,
+                    with_will: d.code == ClientDisconnectCode::DisconnectWithWill,
                 }));
             }
-            Packet::Auth => {
-                return Err(Violation {
-                    code: 0x82,
-                    why: "AUTH without an authentication method".into(),
-                    answer: None,
-                });
+            ClientPacket::Auth(_) => {
+                return Err(Violation::protocol("AUTH without an authentication method"));
             }
-            Packet::Connect => {
+            ClientPacket::Connect => {
                 // [MQTT-3.1.0-2]: a second CONNECT is a protocol violation.
-                return Err(Violation {
-                    code: 0x82,
-                    why: "a second CONNECT".into(),
-                    answer: None,
-                });
+                return Err(Violation::protocol("a second CONNECT"));
             }
         }
         Ok(None)
     }
 
-    fn v5_code(&self, code: u8) -> u8 {
-        if self.proto == Protocol::V5 { code } else { 0 }
+    /// `code` for a v5 client; 3.1.1 has no way to say no, so its client gets success.
+    fn v5_code(&self, code: PubAckCode) -> PubAckCode {
+        if self.proto == Protocol::V5 {
+            code
+        } else {
+            PubAckCode::Success
+        }
+    }
+
+    /// PUBREL or PUBCOMP for a packet id we do not know.
+    fn pid_not_found(&self) -> PubRelCode {
+        if self.proto == Protocol::V5 {
+            PubRelCode::PacketIdentifierNotFound
+        } else {
+            PubRelCode::Success
+        }
     }
 
     fn on_publish(
@@ -719,17 +746,14 @@ impl Connection {
     ) -> Result<(), Violation> {
         if let Some(alias) = msg.props.as_mut().and_then(|p| p.topic_alias.take()) {
             if alias == 0 || alias > TOPIC_ALIAS_MAX {
-                return Err(Violation {
-                    code: 0x94,
-                    why: format!("topic alias {alias} is not between 1 and {TOPIC_ALIAS_MAX}"),
-                    answer: None,
-                });
+                return Err(Violation::new(
+                    ReasonCode::TopicAliasInvalid,
+                    format!("topic alias {alias} is not between 1 and {TOPIC_ALIAS_MAX}"),
+                ));
             }
             if msg.topic.is_empty() {
-                msg.topic = self.aliases.get(&alias).cloned().ok_or_else(|| Violation {
-                    code: 0x82,
-                    why: format!("topic alias {alias} was never set"),
-                    answer: None,
+                msg.topic = self.aliases.get(&alias).cloned().ok_or_else(|| {
+                    Violation::protocol(format!("topic alias {alias} was never set"))
                 })?;
             } else {
                 self.aliases.insert(alias, msg.topic.clone());
@@ -743,33 +767,31 @@ impl Connection {
             if let Some(s) = self.log() {
                 self.sync_to = self.sync_to.max(s.position());
             }
-            codec::encode_ack(5, pkid, 0, wbuf);
+            mqtt::encode_pubrec(pkid, PubAckCode::Success, wbuf);
             return Ok(());
         }
         if msg.qos == 2 && state.incoming_qos2.len() >= usize::from(self.config.max_inflight) {
-            return Err(Violation {
-                code: 0x93,
-                why: "more QoS 2 messages in flight than the receive maximum".into(),
-                answer: None,
-            });
+            return Err(Violation::new(
+                ReasonCode::ReceiveMaximumExceeded,
+                "more QoS 2 messages in flight than the receive maximum",
+            ));
         }
         if msg.retain && !self.config.retain_available {
-            return Err(Violation {
-                code: 0x9A,
-                why: "retained messages are not available on this broker".into(),
-                answer: None,
-            });
+            return Err(Violation::new(
+                ReasonCode::RetainNotSupported,
+                "retained messages are not available on this broker",
+            ));
         }
         let refused = if self
             .config
             .max_payload
             .is_some_and(|max| msg.payload.len() > max)
         {
-            Some(0x95)
+            Some(PubAckCode::PacketTooLarge)
         } else if reserved_for_broker(&msg.topic)
             || self.acl.as_ref().is_some_and(|a| !a.may_write(&msg.topic))
         {
-            Some(0x87)
+            Some(PubAckCode::NotAuthorized)
         } else {
             None
         };
@@ -777,13 +799,13 @@ impl Connection {
             // Dropped. v5 says so in the acknowledgement; 3.1.1 has no way to say no, so the
             // message is acknowledged as usual (as mosquitto does).
             match msg.qos {
-                1 => codec::encode_ack(4, pkid, self.v5_code(code), wbuf),
+                1 => mqtt::encode_puback(pkid, self.v5_code(code), wbuf),
                 2 => {
                     // A v5 PUBREC with an error ends the flow; 3.1.1 goes on to PUBREL.
                     if self.proto == Protocol::V311 {
                         state.incoming_qos2.insert(pkid);
                     }
-                    codec::encode_ack(5, pkid, self.v5_code(code), wbuf);
+                    mqtt::encode_pubrec(pkid, self.v5_code(code), wbuf);
                 }
                 _ => {}
             }
@@ -810,15 +832,15 @@ impl Connection {
         }
         // v5: "no matching subscribers" is worth telling a publisher [MQTT-3.4.2.1].
         let code = if delivered == 0 && dropped == 0 {
-            self.v5_code(0x10)
+            self.v5_code(PubAckCode::NoMatchingSubscribers)
         } else {
-            0
+            PubAckCode::Success
         };
         match published.qos {
-            1 => codec::encode_ack(4, pkid, code, wbuf),
+            1 => mqtt::encode_puback(pkid, code, wbuf),
             2 => {
                 state.incoming_qos2.insert(pkid);
-                codec::encode_ack(5, pkid, code, wbuf);
+                mqtt::encode_pubrec(pkid, code, wbuf);
             }
             _ => {}
         }
@@ -828,7 +850,7 @@ impl Connection {
     fn on_subscribe(
         &mut self,
         pkid: u16,
-        filters: Vec<codec::Filter>,
+        filters: Vec<Filter>,
         sub_id: Option<u32>,
         state: &mut State,
         wbuf: &mut BytesMut,
@@ -836,31 +858,20 @@ impl Connection {
         let mut codes = Vec::with_capacity(filters.len());
         let mut router = self.shared.lock();
         for f in filters {
+            // 3.1.1 has one code for every refusal: the encoder sends 0x80.
             if !f.valid {
-                codes.push(if self.proto == Protocol::V5 {
-                    0x8F
-                } else {
-                    0x80
-                });
+                codes.push(SubAckCode::TopicFilterInvalid);
                 continue;
             }
             let shared = shared_parts(&f.filter);
             let inner = shared.map_or(f.filter.as_str(), |(_, inner)| inner);
             if self.acl.as_ref().is_some_and(|a| !a.may_subscribe(inner)) {
-                codes.push(if self.proto == Protocol::V5 {
-                    0x87
-                } else {
-                    0x80
-                });
+                codes.push(SubAckCode::NotAuthorized);
                 continue;
             }
             if shared.is_some() && f.no_local {
                 // [MQTT-3.8.3-4]
-                return Err(Violation {
-                    code: 0x82,
-                    why: "no local on a shared subscription".into(),
-                    answer: None,
-                });
+                return Err(Violation::protocol("no local on a shared subscription"));
             }
             let opts = SubOptions {
                 qos: f.qos,
@@ -878,7 +889,7 @@ impl Connection {
                 })
             });
             self.sync_to = logged.unwrap_or(self.sync_to);
-            codes.push(f.qos);
+            codes.push(SubAckCode::granted(f.qos));
             // Retained messages: never for shared subscriptions; per retain handling otherwise.
             let send_retained = shared.is_none()
                 && match f.retain_handling {
@@ -912,7 +923,7 @@ impl Connection {
             }
         }
         drop(router);
-        codec::encode_suback(self.proto, pkid, &codes, wbuf);
+        mqtt::encode_suback(self.proto, pkid, &codes, wbuf);
         Ok(())
     }
 
@@ -966,7 +977,7 @@ impl Connection {
                 p.topic_alias = None;
                 p.message_expiry_interval = d.msg.remaining_expiry();
                 p.subscription_identifiers = d.sub_ids.iter().map(|&i| i as usize).collect();
-                (p != wire::PublishProperties::default()).then_some(p)
+                (p != PublishProperties::default()).then_some(p)
             }
         };
         let msg = Message {
@@ -977,7 +988,7 @@ impl Connection {
             props,
         };
         let start = wbuf.len();
-        if wire::encode_publish(self.proto, &msg, pkid, dup, wbuf).is_err()
+        if mqtt::encode_publish(self.proto, &msg, pkid, dup, wbuf).is_err()
             || wbuf.len() - start > self.max_packet
         {
             wbuf.truncate(start);

@@ -13,8 +13,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::router::{Mailbox, SubOptions, shared_parts};
+use super::router::{Mailbox, SubOptions};
 use super::trie::Trie;
+use crate::topic::shared_parts;
 
 #[derive(Default)]
 pub struct Subscriptions {

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use crate::broker::router::{Published, SubOptions};
-use crate::conn::packet::PublishProperties;
+use crate::mqtt::PublishProperties;
 
 /// One change to the persistent state.
 #[derive(Debug)]
