@@ -20,7 +20,8 @@ use super::listener::{HeadError, HttpHead, HttpStart, Refusal, read_head, reason
 use super::push_body::{Envelope, SplitError, level, split};
 use super::push_budget::{Budget, Busy, Charge};
 use super::push_stats::PushStats;
-use super::router::{Published, Shared};
+use super::router::Shared;
+use super::state::Published;
 use crate::cli::HttpArgs;
 use crate::conn::transport::Io;
 use crate::exit::usage;

@@ -9,9 +9,11 @@ mod phone;
 mod push_body;
 mod push_budget;
 mod push_stats;
+mod restore;
 mod retained;
 mod router;
 mod session;
+mod state;
 mod subscriptions;
 mod trie;
 
@@ -28,8 +30,9 @@ use tokio::sync::watch;
 use auth::{Auth, AuthConfig};
 use http::{HttpConfig, Ingest};
 use listener::{ListenSpec, Listener, TlsFiles, Upgraded};
-pub use router::QueueLimits;
-use router::{Published, Shared};
+use router::Shared;
+use state::Published;
+pub use state::QueueLimits;
 
 /// Bytes of messages queued per session by default: Mosquitto's `max_queued_bytes` is
 /// unlimited by default, and then one client that stops reading holds a thousand messages of
@@ -189,7 +192,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let config = Arc::new(config);
     let shared = Arc::new(Shared::new());
     if let Some(store) = &store {
-        persist::restore(&shared, &config, store);
+        restore::restore(&shared, &config, store);
     }
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::router::Published;
+use super::state::Published;
 use super::trie::Trie;
 
 #[derive(Default)]

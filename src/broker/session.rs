@@ -14,9 +14,8 @@ use super::Config;
 use super::auth::{Admitted, Auth, acl::ClientAcl, reserved_for_broker};
 use super::persist::Store;
 use super::persist::model::{Record, unix_now};
-use super::router::{
-    Delivery, Inbox, Mailbox, Published, Router, SessionEntry, Shared, SubOptions,
-};
+use super::router::{Router, Shared};
+use super::state::{Delivery, Inbox, Mailbox, Published, SessionEntry, Stage, State, SubOptions};
 use crate::conn::transport::{Reader, Writer};
 use crate::mqtt::ReasonCode;
 use crate::mqtt::{
@@ -40,25 +39,6 @@ const MAX_UNREAD_ANSWERS: usize = 1024 * 1024;
 /// A buffer that grew past this for a large packet or a burst is given back once it has
 /// drained, rather than kept for the rest of the connection: ordinary traffic stays below it.
 const KEEP_BUFFER: usize = 64 * 1024;
-
-/// What a session keeps between connections.
-pub struct State {
-    pub(super) inbox: Arc<Inbox>,
-    pub(super) subscriptions: HashMap<String, SubOptions>,
-    /// Deliveries the client has not acknowledged yet, by packet id.
-    pub(super) outgoing: BTreeMap<u16, (Delivery, Stage)>,
-    /// Incoming QoS 2 packet ids between PUBREC and PUBREL.
-    pub(super) incoming_qos2: HashSet<u16>,
-    pub(super) next_pkid: u16,
-}
-
-/// Which acknowledgement an outgoing QoS 1/2 message waits for: PUBACK, PUBREC or PUBCOMP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Stage {
-    Ack,
-    Rec,
-    Comp,
-}
 
 /// Why a connection ended, which decides the will.
 enum End {

@@ -15,7 +15,6 @@
 
 mod log;
 pub mod model;
-mod restore;
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -25,10 +24,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use anyhow::{Context, anyhow, bail};
 use tokio::sync::watch;
 
-use super::router::Published;
+use super::state::Published;
 use model::{Model, Record};
-
-pub use restore::restore;
 
 const LOG: &str = "smq.log";
 /// Held locked (flock) while a broker uses the directory: two writers would corrupt the log.
@@ -213,7 +210,8 @@ impl Store {
         self.synced(pos).await;
     }
 
-    fn with_model<T>(&self, f: impl FnOnce(&Model) -> T) -> T {
+    /// A look at what the log holds, for restoring it at start.
+    pub fn with_model<T>(&self, f: impl FnOnce(&Model) -> T) -> T {
         f(&self.lock().model)
     }
 }

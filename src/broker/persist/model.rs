@@ -8,7 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::broker::router::{Published, SubOptions};
+use crate::broker::state::{Published, SubOptions};
 use crate::mqtt::PublishProperties;
 
 /// One change to the persistent state.
