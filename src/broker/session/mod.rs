@@ -1,7 +1,15 @@
-//! One client connection: CONNECT, the QoS flows in both directions, keep-alive, topic
-//! aliases, flow control, wills and the end of the session.
+//! One client connection, from CONNECT to the end of the session: this file has the
+//! connection's loop (reading, dispatching each packet, filling the client's receive window,
+//! keep-alive, takeover, shutdown), the acknowledgement halves of the QoS flows, and the
+//! end (the will, parking or ending the session). `open.rs` lets the client in and opens the
+//! session; `flows.rs` takes PUBLISH and SUBSCRIBE in and sends deliveries out; `out.rs`
+//! stages output behind the persistence log.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+mod flows;
+mod open;
+mod out;
+
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -11,19 +19,19 @@ use tokio::sync::{Notify, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Config;
-use super::auth::{Admitted, Auth, acl::ClientAcl, reserved_for_broker};
+use super::auth::{Auth, acl::ClientAcl};
 use super::persist::Store;
 use super::persist::model::{Record, unix_now};
 use super::router::{Router, Shared};
-use super::state::{Delivery, Inbox, Mailbox, Published, SessionEntry, Stage, State, SubOptions};
+use super::state::{Delivery, Mailbox, Published, Stage, State};
 use crate::conn::transport::{Reader, Writer};
-use crate::mqtt::ReasonCode;
 use crate::mqtt::{
-    self, ClientDisconnectCode, ClientPacket, ConnAck, ConnAckCode, Connect, Filter, Message,
-    Protocol, PubAckCode, PubRelCode, PublishProperties, ServerDisconnectCode, SubAckCode,
+    self, ClientDisconnectCode, ClientPacket, Protocol, PubRelCode, ServerDisconnectCode,
     UnsubAckCode, Violation, Will,
 };
-use crate::topic::shared_parts;
+use open::{read_connect, refuse_connect};
+pub(super) use out::synced;
+use out::{Out, flush};
 
 /// How long a connection may take to send its CONNECT: a real client sends it at once, and a
 /// connection that has not logged in must not be held open (and its buffer with it) for long.
@@ -32,7 +40,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Topic aliases a client may set up with us (v5 CONNACK Topic Alias Maximum).
 pub const TOPIC_ALIAS_MAX: u16 = 10;
-pub(super) const NEVER: u32 = u32::MAX;
+/// A session expiry interval that never ends (3.1.1's clean session 0).
+pub(in crate::broker) const NEVER: u32 = u32::MAX;
 /// Bytes of answers (PUBACKs and the like) a client may leave unread before we stop reading
 /// its packets; deliveries stop at a quarter of this.
 const MAX_UNREAD_ANSWERS: usize = 1024 * 1024;
@@ -122,40 +131,6 @@ pub async fn serve(
     let _ = writer.shutdown().await;
 }
 
-async fn read_connect(
-    reader: &mut Reader,
-    rbuf: &mut BytesMut,
-    max: usize,
-) -> Result<Option<Connect>, Violation> {
-    loop {
-        if let Some(c) = mqtt::decode_connect(rbuf, max)? {
-            return Ok(Some(c));
-        }
-        match reader.read(rbuf).await {
-            Ok(0) | Err(_) => return Ok(None),
-            Ok(_) => {}
-        }
-    }
-}
-
-async fn refuse_connect(writer: &mut Writer, v: &Violation) {
-    if let (Some(proto), Some(code)) = (v.answer, v.connack_code()) {
-        send_connack(writer, proto, code).await;
-    }
-}
-
-/// A refusing CONNACK (in 3.1.1 with the closest return code), then the close.
-async fn send_connack(writer: &mut Writer, proto: Protocol, code: ConnAckCode) {
-    let mut buf = BytesMut::new();
-    mqtt::encode_connack(proto, &ConnAck::refused(code), &mut buf);
-    while !buf.is_empty() {
-        if writer.write(&mut buf).await.is_err() {
-            return;
-        }
-    }
-    let _ = writer.shutdown().await;
-}
-
 struct Connection {
     shared: Arc<Shared>,
     config: Arc<Config>,
@@ -187,199 +162,6 @@ struct Connection {
 }
 
 impl Connection {
-    /// Registers the session (taking over or resuming one with the same client id) and sends
-    /// CONNACK. None when the connection was refused.
-    async fn open(
-        shared: Arc<Shared>,
-        config: Arc<Config>,
-        client: Client,
-        c: Connect,
-        writer: &mut Writer,
-        wbuf: &mut BytesMut,
-    ) -> Option<Connection> {
-        let proto = c.proto;
-        if c.auth_method.is_some() {
-            send_connack(writer, proto, ConnAckCode::BadAuthenticationMethod).await;
-            return None;
-        }
-        // Assigned before the login, so that `%c` in the ACL means the id the client gets.
-        let assigned = c.client_id.is_empty();
-        let client_id: Arc<str> = if assigned {
-            Arc::from(format!("smq-{:016x}", fastrand::u64(..)))
-        } else {
-            Arc::from(c.client_id.as_str())
-        };
-        let Admitted { username, acl } = match client
-            .auth
-            .admit(
-                &c,
-                &client_id,
-                client.addr,
-                client.tls_cn.as_ref().map(Option::as_deref),
-            )
-            .await
-        {
-            Ok(admitted) => admitted,
-            Err(code) => {
-                send_connack(writer, proto, code).await;
-                return None;
-            }
-        };
-        if !config.retain_available && c.will.as_ref().is_some_and(|w| w.retain) {
-            // v5 says why; 3.1.1 has no code for it and just closes (as mosquitto).
-            if proto == Protocol::V5 {
-                send_connack(writer, proto, ConnAckCode::RetainNotSupported).await;
-            }
-            return None;
-        }
-        let connected = shared.counters.clients_connected.load(Ordering::Relaxed);
-        if connected >= config.max_connections as u64 {
-            // 3.1.1: server unavailable.
-            send_connack(writer, proto, ConnAckCode::QuotaExceeded).await;
-            return None;
-        }
-        // 3.1.1: clean session 0 keeps the session forever; v5: the expiry interval decides.
-        let session_expiry = match proto {
-            Protocol::V311 if c.clean => 0,
-            Protocol::V311 => NEVER,
-            Protocol::V5 => c.session_expiry,
-        };
-        // v5 lets the server impose its keep-alive (Server Keep Alive); a 3.1.1 client keeps
-        // its own, 0 included.
-        let too_long = c.keepalive > config.max_keepalive
-            || (c.keepalive == 0 && config.max_keepalive < u16::MAX);
-        let (keepalive, server_keepalive) = if too_long && proto == Protocol::V5 {
-            (config.max_keepalive, Some(config.max_keepalive))
-        } else {
-            (c.keepalive, None)
-        };
-
-        let (mailbox, kick, generation, entry_state, session_present, store, durable, sync_to) = {
-            let mut router = shared.lock();
-            let generation = router.next_generation();
-            let old = router.sessions.remove(&client_id);
-            let store = router.store.clone();
-            let durable = store.is_some() && session_expiry > 0;
-            let was_durable = old
-                .as_ref()
-                .is_some_and(|o| o.mailbox.durable.load(Ordering::Relaxed));
-            if let Some(old) = &old {
-                // Takeover: the old connection gets DISCONNECT 0x8E and closes [MQTT-3.1.4-3].
-                old.kick.notify_one();
-            }
-            // Only the user who owns a session resumes it: anyone else who takes its client
-            // id gets a clean start, as if they had asked for one.
-            let resume = old.filter(|o| !c.clean && o.owner == username);
-            let (mailbox, state, present) = match resume {
-                Some(old) => (old.mailbox, old.state, true),
-                None => {
-                    // A clean start drops what the old session subscribed to [MQTT-3.1.2-4].
-                    router.remove_client(&client_id);
-                    let inbox = Inbox::new(config.max_queued);
-                    let mailbox = Mailbox {
-                        client_id: client_id.clone(),
-                        inbox: inbox.clone(),
-                        online: Arc::new(AtomicBool::new(false)),
-                        durable: Arc::new(AtomicBool::new(false)),
-                    };
-                    let state = State {
-                        inbox,
-                        subscriptions: HashMap::new(),
-                        outgoing: BTreeMap::new(),
-                        incoming_qos2: HashSet::new(),
-                        next_pkid: 0,
-                    };
-                    (mailbox, Arc::new(tokio::sync::Mutex::new(state)), false)
-                }
-            };
-            let kick = Arc::new(Notify::new());
-            router.sessions.insert(
-                client_id.clone(),
-                SessionEntry {
-                    mailbox: mailbox.clone(),
-                    kick: kick.clone(),
-                    generation,
-                    state: state.clone(),
-                    owner: username.clone(),
-                },
-            );
-            mailbox.durable.store(durable, Ordering::Relaxed);
-            // CONNACK waits for this: a session reported present must be on disk.
-            let sync_to = match &store {
-                Some(s) if durable => {
-                    // A temporary session resumed as a persistent one: the log has nothing
-                    // of it yet, so it gets what the session subscribed to, in one frame.
-                    let adopted = present && !was_durable;
-                    let _group = adopted.then(|| s.group());
-                    let mut pos = s.append(Record::Session {
-                        client: client_id.clone(),
-                        expiry: session_expiry,
-                        clean: !present || adopted,
-                        owner: username,
-                    });
-                    if adopted {
-                        for (filter, opts) in router.subscriptions_of(&client_id) {
-                            pos = s.append(Record::Sub {
-                                client: client_id.clone(),
-                                filter,
-                                opts,
-                            });
-                        }
-                    }
-                    pos
-                }
-                Some(s) if was_durable => s.append(Record::Gone {
-                    client: client_id.clone(),
-                }),
-                _ => 0,
-            };
-            (
-                mailbox, kick, generation, state, present, store, durable, sync_to,
-            )
-        };
-        let ack = ConnAck {
-            session_present,
-            code: ConnAckCode::Success,
-            assigned_client_id: (assigned && proto == Protocol::V5).then(|| client_id.to_string()),
-            receive_max: Some(config.max_inflight),
-            max_packet: u32::try_from(config.max_packet).ok(),
-            topic_alias_max: Some(TOPIC_ALIAS_MAX),
-            retain_available: Some(config.retain_available),
-            wildcard_available: Some(true),
-            sub_ids_available: Some(true),
-            shared_available: Some(true),
-            server_keepalive,
-            ..ConnAck::default()
-        };
-        mqtt::encode_connack(proto, &ack, wbuf);
-        let online = mailbox.online.clone();
-        Some(Connection {
-            shared,
-            config,
-            proto,
-            client_id,
-            mailbox,
-            online,
-            kick,
-            generation,
-            entry_state,
-            keepalive: (keepalive > 0).then(|| Duration::from_millis(u64::from(keepalive) * 1500)),
-            // Accepted and never published, as Mosquitto does with a will it would not let
-            // the client publish.
-            will: c.will.filter(|w| !reserved_for_broker(w.topic.as_bytes())),
-            session_expiry,
-            receive_max: usize::from(c.receive_max.max(1)),
-            max_packet: c.max_packet.map_or(mqtt::MAX_PACKET, |m| m as usize),
-            aliases: HashMap::new(),
-            backlog: VecDeque::new(),
-            problem_info: c.request_problem_info,
-            acl,
-            durable,
-            store,
-            sync_to,
-        })
-    }
-
     async fn run(
         &mut self,
         state: &mut State,
@@ -699,289 +481,6 @@ impl Connection {
         Ok(None)
     }
 
-    /// `code` for a v5 client; 3.1.1 has no way to say no, so its client gets success.
-    fn v5_code(&self, code: PubAckCode) -> PubAckCode {
-        if self.proto == Protocol::V5 {
-            code
-        } else {
-            PubAckCode::Success
-        }
-    }
-
-    /// PUBREL or PUBCOMP for a packet id we do not know.
-    fn pid_not_found(&self) -> PubRelCode {
-        if self.proto == Protocol::V5 {
-            PubRelCode::PacketIdentifierNotFound
-        } else {
-            PubRelCode::Success
-        }
-    }
-
-    fn on_publish(
-        &mut self,
-        mut msg: Message,
-        pkid: u16,
-        state: &mut State,
-        wbuf: &mut BytesMut,
-    ) -> Result<(), Violation> {
-        if let Some(alias) = msg.props.as_mut().and_then(|p| p.topic_alias.take()) {
-            if alias == 0 || alias > TOPIC_ALIAS_MAX {
-                return Err(Violation::new(
-                    ReasonCode::TopicAliasInvalid,
-                    format!("topic alias {alias} is not between 1 and {TOPIC_ALIAS_MAX}"),
-                ));
-            }
-            if msg.topic.is_empty() {
-                msg.topic = self.aliases.get(&alias).cloned().ok_or_else(|| {
-                    Violation::protocol(format!("topic alias {alias} was never set"))
-                })?;
-            } else {
-                self.aliases.insert(alias, msg.topic.clone());
-            }
-        }
-        let counters = &self.shared.counters;
-        counters.messages_received.fetch_add(1, Ordering::Relaxed);
-        if msg.qos == 2 && state.incoming_qos2.contains(&pkid) {
-            // A resent QoS 2 PUBLISH: acknowledged again, not delivered twice [MQTT-4.3.3-9].
-            // Its InQos2 may be a previous connection's, not on disk yet: PUBREC waits for it.
-            if let Some(s) = self.log() {
-                self.sync_to = self.sync_to.max(s.position());
-            }
-            mqtt::encode_pubrec(pkid, PubAckCode::Success, wbuf);
-            return Ok(());
-        }
-        if msg.qos == 2 && state.incoming_qos2.len() >= usize::from(self.config.max_inflight) {
-            return Err(Violation::new(
-                ReasonCode::ReceiveMaximumExceeded,
-                "more QoS 2 messages in flight than the receive maximum",
-            ));
-        }
-        if msg.retain && !self.config.retain_available {
-            return Err(Violation::new(
-                ReasonCode::RetainNotSupported,
-                "retained messages are not available on this broker",
-            ));
-        }
-        let refused = if self
-            .config
-            .max_payload
-            .is_some_and(|max| msg.payload.len() > max)
-        {
-            Some(PubAckCode::PacketTooLarge)
-        } else if reserved_for_broker(&msg.topic)
-            || self.acl.as_ref().is_some_and(|a| !a.may_write(&msg.topic))
-        {
-            Some(PubAckCode::NotAuthorized)
-        } else {
-            None
-        };
-        if let Some(code) = refused {
-            // Dropped. v5 says so in the acknowledgement; 3.1.1 has no way to say no, so the
-            // message is acknowledged as usual (as mosquitto does).
-            match msg.qos {
-                1 => mqtt::encode_puback(pkid, self.v5_code(code), wbuf),
-                2 => {
-                    // A v5 PUBREC with an error ends the flow; 3.1.1 goes on to PUBREL.
-                    if self.proto == Protocol::V311 {
-                        state.incoming_qos2.insert(pkid);
-                    }
-                    mqtt::encode_pubrec(pkid, self.v5_code(code), wbuf);
-                }
-                _ => {}
-            }
-            return Ok(());
-        }
-        let published = Arc::new(Published {
-            topic: msg.topic,
-            payload: msg.payload,
-            qos: msg.qos,
-            retain: msg.retain,
-            props: msg.props,
-            received: std::time::Instant::now(),
-            from: Some(self.client_id.clone()),
-        });
-        // A QoS 2 packet id is logged with what the message wrote (see `publish_then`).
-        let then = (published.qos == 2 && self.log().is_some()).then(|| Record::InQos2 {
-            client: self.client_id.clone(),
-            pkid,
-        });
-        let (delivered, dropped, synced) = self.shared.publish_then(&published, then);
-        // The PUBACK/PUBREC below waits for what this message wrote to be on disk.
-        if let (Some(pos), true) = (synced, published.qos > 0) {
-            self.sync_to = self.sync_to.max(pos);
-        }
-        // v5: "no matching subscribers" is worth telling a publisher [MQTT-3.4.2.1].
-        let code = if delivered == 0 && dropped == 0 {
-            self.v5_code(PubAckCode::NoMatchingSubscribers)
-        } else {
-            PubAckCode::Success
-        };
-        match published.qos {
-            1 => mqtt::encode_puback(pkid, code, wbuf),
-            2 => {
-                state.incoming_qos2.insert(pkid);
-                mqtt::encode_pubrec(pkid, code, wbuf);
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn on_subscribe(
-        &mut self,
-        pkid: u16,
-        filters: Vec<Filter>,
-        sub_id: Option<u32>,
-        state: &mut State,
-        wbuf: &mut BytesMut,
-    ) -> Result<(), Violation> {
-        let mut codes = Vec::with_capacity(filters.len());
-        let mut router = self.shared.lock();
-        for f in filters {
-            // 3.1.1 has one code for every refusal: the encoder sends 0x80.
-            if !f.valid {
-                codes.push(SubAckCode::TopicFilterInvalid);
-                continue;
-            }
-            let shared = shared_parts(&f.filter);
-            let inner = shared.map_or(f.filter.as_str(), |(_, inner)| inner);
-            if self.acl.as_ref().is_some_and(|a| !a.may_subscribe(inner)) {
-                codes.push(SubAckCode::NotAuthorized);
-                continue;
-            }
-            if shared.is_some() && f.no_local {
-                // [MQTT-3.8.3-4]
-                return Err(Violation::protocol("no local on a shared subscription"));
-            }
-            let opts = SubOptions {
-                qos: f.qos,
-                no_local: f.no_local,
-                retain_as_published: f.retain_as_published,
-                sub_id,
-            };
-            let existed = router.subscribe(&f.filter, &self.mailbox, opts);
-            state.subscriptions.insert(f.filter.clone(), opts);
-            let logged = self.log().map(|s| {
-                s.append(Record::Sub {
-                    client: self.client_id.clone(),
-                    filter: f.filter.clone(),
-                    opts,
-                })
-            });
-            self.sync_to = logged.unwrap_or(self.sync_to);
-            codes.push(SubAckCode::granted(f.qos));
-            // Retained messages: never for shared subscriptions; per retain handling otherwise.
-            let send_retained = shared.is_none()
-                && match f.retain_handling {
-                    0 => true,
-                    1 => !existed,
-                    _ => false,
-                };
-            if send_retained {
-                for m in router.retained_matching(&f.filter) {
-                    let qos = m.qos.min(f.qos);
-                    let sub_ids: Vec<u32> = sub_id.into_iter().collect();
-                    // Owed to a persistent session like any queued message: SUBACK waits
-                    // for it to be on disk, and a restart before the ack sends it again.
-                    let logged = self.log().filter(|_| qos > 0).map(|s| {
-                        let id = s.add_message(&m);
-                        s.enqueue(self.client_id.clone(), id, qos, true, sub_ids.clone())
-                    });
-                    if let Some((_, pos)) = logged {
-                        self.sync_to = pos;
-                    }
-                    self.backlog.push_back(Delivery {
-                        msg: m,
-                        qos,
-                        // Retained messages sent because of a subscription keep the flag
-                        // [MQTT-3.3.1-9].
-                        retain: true,
-                        sub_ids,
-                        stored: logged.map(|(entry, _)| entry),
-                    });
-                }
-            }
-        }
-        drop(router);
-        mqtt::encode_suback(self.proto, pkid, &codes, wbuf);
-        Ok(())
-    }
-
-    /// Queues one delivery for the client, taking a packet id for QoS 1/2.
-    fn deliver(&mut self, d: Delivery, state: &mut State, wbuf: &mut BytesMut) {
-        if d.msg.expired() {
-            self.done(&d);
-            return;
-        }
-        if self.acl.as_ref().is_some_and(|a| !a.may_read(&d.msg.topic)) {
-            // Never to be sent: the log must not keep it queued for ever.
-            self.done(&d);
-            return;
-        }
-        let pkid = if d.qos > 0 {
-            loop {
-                state.next_pkid = state.next_pkid.wrapping_add(1).max(1);
-                if !state.outgoing.contains_key(&state.next_pkid) {
-                    break state.next_pkid;
-                }
-            }
-        } else {
-            0
-        };
-        if !self.encode_delivery(&d, pkid, false, wbuf) {
-            self.done(&d);
-            return;
-        }
-        if let (2, Some(entry)) = (d.qos, d.stored) {
-            // Sent only once its packet id is on disk: after a crash the client, which may
-            // have it already, gets it again under the same id and so not twice.
-            self.log_synced(Record::Assign {
-                client: self.client_id.clone(),
-                entry,
-                pkid,
-            });
-        }
-        if d.qos > 0 {
-            let stage = if d.qos == 1 { Stage::Ack } else { Stage::Rec };
-            state.outgoing.insert(pkid, (d, stage));
-        }
-    }
-
-    /// Encodes a PUBLISH for this client; false if the client's maximum packet size forbids
-    /// it (the message is then dropped for this client [MQTT-3.1.2-25]).
-    fn encode_delivery(&self, d: &Delivery, pkid: u16, dup: bool, wbuf: &mut BytesMut) -> bool {
-        let props = match self.proto {
-            Protocol::V311 => None,
-            Protocol::V5 => {
-                let mut p = d.msg.props.clone().unwrap_or_default();
-                p.topic_alias = None;
-                p.message_expiry_interval = d.msg.remaining_expiry();
-                p.subscription_identifiers = d.sub_ids.iter().map(|&i| i as usize).collect();
-                (p != PublishProperties::default()).then_some(p)
-            }
-        };
-        let msg = Message {
-            topic: d.msg.topic.clone(),
-            payload: d.msg.payload.clone(),
-            qos: d.qos,
-            retain: d.retain,
-            props,
-        };
-        let start = wbuf.len();
-        if mqtt::encode_publish(self.proto, &msg, pkid, dup, wbuf).is_err()
-            || wbuf.len() - start > self.max_packet
-        {
-            wbuf.truncate(start);
-            return false;
-        }
-        let counters = &self.shared.counters;
-        counters.messages_sent.fetch_add(1, Ordering::Relaxed);
-        counters
-            .bytes_sent
-            .fetch_add((wbuf.len() - start) as u64, Ordering::Relaxed);
-        true
-    }
-
     /// Publishes the will if owed, and ends or parks the session.
     fn finish(self, end: End, state: &State) {
         self.shared
@@ -1070,7 +569,7 @@ impl Connection {
 }
 
 /// Publishes a delayed will unless the session has been taken up again by then.
-pub(super) fn will_later(
+pub(in crate::broker) fn will_later(
     shared: Arc<Shared>,
     client_id: Arc<str>,
     generation: u64,
@@ -1092,7 +591,7 @@ pub(super) fn will_later(
 }
 
 /// Ends a parked session once its expiry interval has passed, unless it was taken up again.
-pub(super) fn expire_later(
+pub(in crate::broker) fn expire_later(
     shared: Arc<Shared>,
     client_id: Arc<str>,
     generation: u64,
@@ -1122,76 +621,5 @@ fn forget(router: &mut Router, client_id: &str) {
     sessions.remove(client_id);
     if sessions.capacity() > 4 * sessions.len() + 1024 {
         sessions.shrink_to(2 * sessions.len());
-    }
-}
-
-/// Output on its way to the client: `ready` is written as the socket takes it; each `held`
-/// segment waits, in order, for the log position that makes what it acknowledges durable.
-#[derive(Default)]
-struct Out {
-    ready: BytesMut,
-    held: VecDeque<(u64, BytesMut)>,
-    /// The most output (encoded, staged and unwritten) since the buffers were last given back.
-    peak: usize,
-}
-
-impl Out {
-    fn len(&self) -> usize {
-        self.ready.len() + self.held.iter().map(|h| h.1.len()).sum::<usize>()
-    }
-
-    /// Takes what was just encoded: held until the log reaches `pos` (0: no need), and in
-    /// any case behind what is held already.
-    fn stage(&mut self, fresh: &mut BytesMut, pos: u64) {
-        if fresh.is_empty() {
-            return;
-        }
-        self.peak = self.peak.max(self.len() + fresh.len());
-        let pos = self.held.back().map_or(pos, |h| h.0.max(pos));
-        if pos > 0 {
-            self.held.push_back((pos, fresh.split()));
-        } else if self.ready.is_empty() {
-            std::mem::swap(&mut self.ready, fresh);
-        } else {
-            self.ready.extend_from_slice(fresh);
-            fresh.clear();
-        }
-    }
-
-    /// Once everything is written, gives back the buffers a burst or a large message grew:
-    /// `ready`, and `wbuf`, which it swaps with.
-    fn trim(&mut self, wbuf: &mut BytesMut) {
-        let drained = self.ready.is_empty() && self.held.is_empty() && wbuf.is_empty();
-        if self.peak > KEEP_BUFFER && drained {
-            self.ready = BytesMut::new();
-            *wbuf = BytesMut::with_capacity(256);
-            self.peak = 0;
-        }
-    }
-
-    /// Lets go of the segments the log now covers.
-    fn release(&mut self, durable: u64) {
-        while let Some((pos, seg)) = self.held.pop_front() {
-            if pos > durable {
-                self.held.push_front((pos, seg));
-                break;
-            }
-            self.ready.extend_from_slice(&seg);
-        }
-    }
-}
-
-/// Waits for the log to reach `pos`.
-pub(super) async fn synced(store: Option<&Store>, pos: Option<u64>) {
-    if let (Some(s), Some(pos)) = (store, pos) {
-        s.synced(pos).await;
-    }
-}
-
-async fn flush(writer: &mut Writer, wbuf: &mut BytesMut) {
-    while !wbuf.is_empty() {
-        if writer.write(wbuf).await.is_err() {
-            return;
-        }
     }
 }
