@@ -78,6 +78,7 @@ pub fn restore(shared: &Arc<Shared>, config: &Config, store: &Arc<Store>) {
         let mut outgoing = BTreeMap::new();
         for (e, msg) in queue {
             let d = Delivery {
+                wire: None,
                 msg,
                 qos: e.qos,
                 retain: e.retain,

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use super::persist::Store;
 use super::persist::model::Record;
 use super::retained::Retained;
-use super::state::{Delivery, Mailbox, Published, SessionEntry, SubOptions};
+use super::state::{Delivery, Mailbox, Published, SessionEntry, SharedWire, SubOptions};
 use super::subscriptions::{Subscriptions, Target};
 
 #[derive(Default)]
@@ -187,6 +187,8 @@ impl Router {
     /// persistent session.
     pub fn route_synced(&mut self, msg: &Arc<Published>) -> (u64, u64, Option<u64>) {
         let targets = self.subscriptions.matching(&msg.topic, msg.from.as_deref());
+        // Encoded once for all of them, the first time each shape is sent.
+        let wire = (targets.len() > 1).then(|| Arc::new(SharedWire::default()));
         let mut delivered = 0;
         let mut dropped = 0;
         let mut stored: Option<u64> = None;
@@ -221,6 +223,7 @@ impl Router {
                 retain,
                 sub_ids,
                 stored: entry,
+                wire: wire.clone(),
             };
             // A full queue (max queued messages) drops the delivery, as mosquitto does.
             if mailbox.inbox.push(d) {

@@ -6,13 +6,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use crate::mqtt::PublishProperties;
+use crate::mqtt::{Protocol, PublishHead, PublishProperties};
 
 /// A message as the broker holds it: shared by every subscriber it goes to.
 #[derive(Debug)]
@@ -55,6 +55,34 @@ pub struct Delivery {
     pub sub_ids: Vec<u32>,
     /// The delivery's queue entry in the persistence log, for a persistent session.
     pub stored: Option<u64>,
+    /// The PUBLISH heads shared by every delivery of a message routed to several sessions.
+    pub wire: Option<Arc<SharedWire>>,
+}
+
+/// A routed message's PUBLISH, encoded once per shape (protocol, QoS, retain) by the first
+/// connection that sends it in that shape, and copied by the others with their own packet id.
+/// Only deliveries whose properties are the message's own share it: a subscription identifier
+/// or a message expiry (counted down to the moment of sending) makes a packet of its own.
+#[derive(Debug, Default)]
+pub struct SharedWire {
+    heads: [OnceLock<Option<PublishHead>>; 12],
+}
+
+impl SharedWire {
+    /// The head for this shape, made by `make` the first time (None: the message cannot be
+    /// encoded in this shape).
+    pub fn head(
+        &self,
+        proto: Protocol,
+        qos: u8,
+        retain: bool,
+        make: impl FnOnce() -> Option<PublishHead>,
+    ) -> Option<&PublishHead> {
+        let shape = usize::from(proto == Protocol::V5) * 6
+            + usize::from(qos.min(2)) * 2
+            + usize::from(retain);
+        self.heads[shape].get_or_init(make).as_ref()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +235,7 @@ mod tests {
             retain: false,
             sub_ids: Vec::new(),
             stored: None,
+            wire: None,
         };
         // Checked before adding: a message over the limit gets into an empty queue only.
         assert!(inbox.push(sized(b"twenty bytes of data")));
@@ -218,5 +247,35 @@ mod tests {
         assert!(!inbox.push(sized(b"x")), "10 bytes queued");
         while inbox.pop().is_some() {}
         assert!(inbox.push(sized(b"x")), "popping gave the bytes back");
+    }
+
+    #[test]
+    fn a_shared_wire_encodes_each_shape_once() {
+        let wire = SharedWire::default();
+        let msg = crate::mqtt::Message {
+            topic: Bytes::from_static(b"t"),
+            payload: Bytes::from_static(b"x"),
+            qos: 1,
+            retain: false,
+            props: None,
+        };
+        let made = std::cell::Cell::new(0);
+        let make = |proto| {
+            made.set(made.get() + 1);
+            PublishHead::new(proto, &msg, 1, false).ok()
+        };
+        for _ in 0..3 {
+            for proto in [Protocol::V311, Protocol::V5] {
+                assert!(wire.head(proto, 1, false, || make(proto)).is_some());
+            }
+        }
+        assert_eq!(made.get(), 2, "once per protocol");
+        // A shape that cannot be encoded stays so, without trying again.
+        assert!(wire.head(Protocol::V5, 2, true, || None).is_none());
+        assert!(
+            wire.head(Protocol::V5, 2, true, || make(Protocol::V5))
+                .is_none()
+        );
+        assert_eq!(made.get(), 2);
     }
 }

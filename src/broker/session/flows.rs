@@ -12,8 +12,8 @@ use crate::broker::auth::reserved_for_broker;
 use crate::broker::persist::model::Record;
 use crate::broker::state::{Delivery, Published, Stage, State, SubOptions};
 use crate::mqtt::{
-    self, Filter, Message, Protocol, PubAckCode, PubRelCode, PublishProperties, ReasonCode,
-    SubAckCode, Violation,
+    self, Filter, Message, Protocol, PubAckCode, PubRelCode, PublishHead, PublishProperties,
+    ReasonCode, SubAckCode, Violation,
 };
 use crate::topic::shared_parts;
 
@@ -217,6 +217,7 @@ impl Connection {
                         retain: true,
                         sub_ids,
                         stored: logged.map(|(entry, _)| entry),
+                        wire: None,
                     });
                 }
             }
@@ -267,7 +268,9 @@ impl Connection {
     }
 
     /// Encodes a PUBLISH for this client; false if the client's maximum packet size forbids
-    /// it (the message is then dropped for this client [MQTT-3.1.2-25]).
+    /// it (the message is then dropped for this client [MQTT-3.1.2-25]). A message routed to
+    /// several sessions is encoded once per shape and copied (`state::SharedWire`); a resend (DUP),
+    /// a subscription identifier or an expiry makes the packet here.
     pub(super) fn encode_delivery(
         &self,
         d: &Delivery,
@@ -275,6 +278,41 @@ impl Connection {
         dup: bool,
         wbuf: &mut BytesMut,
     ) -> bool {
+        let own_props = !d.sub_ids.is_empty() || d.msg.remaining_expiry().is_some();
+        let start = wbuf.len();
+        match d.wire.as_deref().filter(|_| !dup && !own_props) {
+            Some(wire) => {
+                let head = wire.head(self.proto, d.qos, d.retain, || {
+                    PublishHead::new(self.proto, &self.publish_of(d), 1, false).ok()
+                });
+                match head {
+                    Some(h) if h.packet_len(d.msg.payload.len()) <= self.max_packet => {
+                        h.write(pkid, &d.msg.payload, wbuf);
+                    }
+                    _ => return false,
+                }
+            }
+            None => {
+                let msg = self.publish_of(d);
+                if mqtt::encode_publish(self.proto, &msg, pkid, dup, wbuf).is_err()
+                    || wbuf.len() - start > self.max_packet
+                {
+                    wbuf.truncate(start);
+                    return false;
+                }
+            }
+        }
+        let counters = &self.shared.counters;
+        counters.messages_sent.fetch_add(1, Ordering::Relaxed);
+        counters
+            .bytes_sent
+            .fetch_add((wbuf.len() - start) as u64, Ordering::Relaxed);
+        true
+    }
+
+    /// The PUBLISH this client gets for `d`: v5 properties without the publisher's topic
+    /// alias, with the expiry left and this delivery's subscription identifiers.
+    fn publish_of(&self, d: &Delivery) -> Message {
         let props = match self.proto {
             Protocol::V311 => None,
             Protocol::V5 => {
@@ -285,25 +323,12 @@ impl Connection {
                 (p != PublishProperties::default()).then_some(p)
             }
         };
-        let msg = Message {
+        Message {
             topic: d.msg.topic.clone(),
             payload: d.msg.payload.clone(),
             qos: d.qos,
             retain: d.retain,
             props,
-        };
-        let start = wbuf.len();
-        if mqtt::encode_publish(self.proto, &msg, pkid, dup, wbuf).is_err()
-            || wbuf.len() - start > self.max_packet
-        {
-            wbuf.truncate(start);
-            return false;
         }
-        let counters = &self.shared.counters;
-        counters.messages_sent.fetch_add(1, Ordering::Relaxed);
-        counters
-            .bytes_sent
-            .fetch_add((wbuf.len() - start) as u64, Ordering::Relaxed);
-        true
     }
 }
