@@ -59,31 +59,41 @@ pub struct Delivery {
     pub wire: Option<Arc<SharedWire>>,
 }
 
-/// A routed message's PUBLISH, encoded once per shape (protocol, QoS, retain) by the first
-/// connection that sends it in that shape, and copied by the others with their own packet id.
-/// Only deliveries whose properties are the message's own share it: a subscription identifier
-/// or a message expiry (counted down to the moment of sending) makes a packet of its own.
+/// A routed message's PUBLISH, encoded once by the first connection that sends it and copied
+/// by the others with their own packet id. It holds one shape (protocol, QoS, retain), the
+/// first one sent: a fan-out's subscribers mostly share one. Every routed message queued for
+/// a slow subscriber carries this, so until it is first sent it is a pointer. Only deliveries
+/// whose properties are the message's own share it: a subscription identifier or a message
+/// expiry (counted down to the moment of sending) makes a packet of its own.
 #[derive(Debug, Default)]
 pub struct SharedWire {
-    heads: [OnceLock<Option<PublishHead>>; 12],
+    head: OnceLock<Box<(u8, Option<PublishHead>)>>,
 }
 
 impl SharedWire {
-    /// The head for this shape, made by `make` the first time (None: the message cannot be
-    /// encoded in this shape).
+    /// The head for this shape, made by `make` if it is the first shape asked for; Ok(None)
+    /// when the message cannot be encoded in it, Err when another shape was first. `make`
+    /// runs at most once.
     pub fn head(
         &self,
         proto: Protocol,
         qos: u8,
         retain: bool,
         make: impl FnOnce() -> Option<PublishHead>,
-    ) -> Option<&PublishHead> {
-        let shape = usize::from(proto == Protocol::V5) * 6
-            + usize::from(qos.min(2)) * 2
-            + usize::from(retain);
-        self.heads[shape].get_or_init(make).as_ref()
+    ) -> Result<Option<&PublishHead>, NotShared> {
+        let shape = (u8::from(proto == Protocol::V5) << 3) | (qos.min(2) << 1) | u8::from(retain);
+        let (first, head) = &**self.head.get_or_init(|| Box::new((shape, make())));
+        if *first == shape {
+            Ok(head.as_ref())
+        } else {
+            Err(NotShared)
+        }
     }
 }
+
+/// A delivery in a shape other than the shared one: it is encoded on its own.
+#[derive(Debug)]
+pub struct NotShared;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SubOptions {
@@ -265,17 +275,25 @@ mod tests {
             PublishHead::new(proto, &msg, 1, false).ok()
         };
         for _ in 0..3 {
-            for proto in [Protocol::V311, Protocol::V5] {
-                assert!(wire.head(proto, 1, false, || make(proto)).is_some());
+            let head = wire.head(Protocol::V5, 1, false, || make(Protocol::V5));
+            assert!(matches!(head, Ok(Some(_))));
+            // Another shape is not shared, and makes nothing here.
+            for (proto, qos, retain) in [(Protocol::V311, 1, false), (Protocol::V5, 0, false)] {
+                let other = wire.head(proto, qos, retain, || make(proto));
+                assert!(other.is_err());
             }
         }
-        assert_eq!(made.get(), 2, "once per protocol");
+        assert_eq!(made.get(), 1, "once");
         // A shape that cannot be encoded stays so, without trying again.
-        assert!(wire.head(Protocol::V5, 2, true, || None).is_none());
-        assert!(
-            wire.head(Protocol::V5, 2, true, || make(Protocol::V5))
-                .is_none()
-        );
-        assert_eq!(made.get(), 2);
+        let wire = SharedWire::default();
+        assert!(matches!(
+            wire.head(Protocol::V5, 2, true, || None),
+            Ok(None)
+        ));
+        let again = wire.head(Protocol::V5, 2, true, || make(Protocol::V5));
+        assert!(matches!(again, Ok(None)));
+        assert_eq!(made.get(), 1);
+        // Small: every message queued for a slow subscriber carries one.
+        assert!(std::mem::size_of::<SharedWire>() <= 16);
     }
 }

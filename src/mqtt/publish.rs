@@ -278,14 +278,17 @@ pub fn payload_room(proto: Protocol, msg: &Message, max_packet: usize) -> (usize
     (head, remaining.saturating_sub(head))
 }
 
+const NO_PKID: u32 = u32::MAX;
+
 /// A PUBLISH encoded up to its payload, once, for every packet of the same shape (protocol,
 /// QoS, retain, DUP, properties, payload length): each copy gets its own packet id.
 #[derive(Debug, Clone)]
 pub struct PublishHead {
     /// Fixed header and variable header; its remaining length counts the payload.
     bytes: Bytes,
-    /// Where the packet id is in `bytes`, at QoS 1 and 2.
-    pkid_at: Option<usize>,
+    /// Where the packet id is in `bytes`, at QoS 1 and 2 (at QoS 0: `NO_PKID`). A u32 keeps
+    /// the head small: one is held for every routed message that many sessions share.
+    pkid_at: u32,
 }
 
 impl PublishHead {
@@ -310,7 +313,8 @@ impl PublishHead {
         bytes.put_slice(&body);
         Ok(PublishHead {
             bytes: bytes.freeze(),
-            pkid_at: pkid_at.map(|at| fixed + at),
+            // At most 5 + 2 + 65535: a u32 holds it.
+            pkid_at: pkid_at.map_or(NO_PKID, |at| (fixed + at) as u32),
         })
     }
 
@@ -325,8 +329,9 @@ impl PublishHead {
         buf.reserve(self.bytes.len() + payload.len());
         let start = buf.len();
         buf.put_slice(&self.bytes);
-        if let Some(at) = self.pkid_at {
-            buf[start + at..start + at + 2].copy_from_slice(&pkid.to_be_bytes());
+        if self.pkid_at != NO_PKID {
+            let at = start + self.pkid_at as usize;
+            buf[at..at + 2].copy_from_slice(&pkid.to_be_bytes());
         }
         buf.put_slice(payload);
     }

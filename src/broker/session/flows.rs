@@ -269,7 +269,7 @@ impl Connection {
 
     /// Encodes a PUBLISH for this client; false if the client's maximum packet size forbids
     /// it (the message is then dropped for this client [MQTT-3.1.2-25]). A message routed to
-    /// several sessions is encoded once per shape and copied (`state::SharedWire`); a resend (DUP),
+    /// several sessions is encoded once and copied (`state::SharedWire`); another shape, a resend (DUP),
     /// a subscription identifier or an expiry makes the packet here.
     pub(super) fn encode_delivery(
         &self,
@@ -280,19 +280,23 @@ impl Connection {
     ) -> bool {
         let own_props = !d.sub_ids.is_empty() || d.msg.remaining_expiry().is_some();
         let start = wbuf.len();
-        match d.wire.as_deref().filter(|_| !dup && !own_props) {
-            Some(wire) => {
-                let head = wire.head(self.proto, d.qos, d.retain, || {
+        let shared = d
+            .wire
+            .as_deref()
+            .filter(|_| !dup && !own_props)
+            .map(|wire| {
+                wire.head(self.proto, d.qos, d.retain, || {
                     PublishHead::new(self.proto, &self.publish_of(d), 1, false).ok()
-                });
-                match head {
-                    Some(h) if h.packet_len(d.msg.payload.len()) <= self.max_packet => {
-                        h.write(pkid, &d.msg.payload, wbuf);
-                    }
-                    _ => return false,
+                })
+            });
+        match shared {
+            Some(Ok(head)) => match head {
+                Some(h) if h.packet_len(d.msg.payload.len()) <= self.max_packet => {
+                    h.write(pkid, &d.msg.payload, wbuf);
                 }
-            }
-            None => {
+                _ => return false,
+            },
+            None | Some(Err(_)) => {
                 let msg = self.publish_of(d);
                 if mqtt::encode_publish(self.proto, &msg, pkid, dup, wbuf).is_err()
                     || wbuf.len() - start > self.max_packet
