@@ -4,8 +4,9 @@
 use bytes::{BufMut, BytesMut};
 
 use super::props;
+use super::reason::{PubAckCode, PubRelCode};
+use super::violation::Violation;
 use super::wire::Reader;
-use super::{PubAckCode, PubRelCode, Violation};
 
 /// A packet id; in 5.0 optionally a reason code (`T` and `in_spec` say which the packet may
 /// carry), then optionally properties. 3.1.1 allows exactly the packet id.

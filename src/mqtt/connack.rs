@@ -4,8 +4,10 @@
 use bytes::{BufMut, BytesMut};
 
 use super::props::{self, Value, id, int, text};
+use super::protocol::Protocol;
+use super::reason::{ConnAckCode, ReasonCode};
+use super::violation::Violation;
 use super::wire::{Reader, put_packet, put_str, put_varint};
-use super::{ConnAckCode, Protocol, ReasonCode, Violation};
 
 /// What CONNACK says besides the reason code; every `None` property is left out.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,9 +4,11 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::props::{self, PublishProperties, Value, id, int, text};
+use super::protocol::Protocol;
 use super::publish::topic_name_error;
+use super::reason::ReasonCode;
+use super::violation::Violation;
 use super::wire::{Reader, put_binary, put_packet, put_str, put_varint, whole_packet};
-use super::{Protocol, ReasonCode, Violation};
 
 /// The first packet of a connection.
 #[derive(Debug, Clone, PartialEq)]
@@ -418,7 +420,7 @@ pub fn encode_connect(c: &Connect, buf: &mut BytesMut) -> anyhow::Result<()> {
     if let Some(p) = &c.password {
         put_binary(&mut body, p);
     }
-    if body.len() > super::MAX_REMAINING_LENGTH {
+    if body.len() > super::wire::MAX_REMAINING_LENGTH {
         anyhow::bail!("cannot encode CONNECT: larger than MQTT can express");
     }
     put_packet(buf, 0x10, &body);

@@ -4,8 +4,9 @@
 use bytes::{BufMut, BytesMut};
 
 use super::props::{self, id, int, text};
+use super::reason::{AuthCode, ClientDisconnectCode, ServerDisconnectCode};
+use super::violation::Violation;
 use super::wire::{Reader, put_packet, put_str, put_varint};
-use super::{AuthCode, ClientDisconnectCode, ServerDisconnectCode, Violation};
 
 /// A DISCONNECT as it was decoded: `C` is the reason codes its sender may use.
 #[derive(Debug, Clone, PartialEq, Eq)]

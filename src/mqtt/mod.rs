@@ -2,6 +2,8 @@
 //! and one encoder for every packet in both directions, properties, reason codes and the
 //! framing. Who owns what:
 //!
+//! - `protocol.rs`: the protocol version; `violation.rs`: what a decoder reports when a packet
+//!   breaks a rule.
 //! - `wire.rs`: the bounds-checked reader, varints, strings, the fixed header (framing).
 //! - `props.rs`: v5 property identifiers, which packet may carry which, the strict reader,
 //!   and the message properties PUBLISH and a will share.
@@ -34,13 +36,13 @@ mod connect;
 mod control;
 mod packet;
 mod props;
+mod protocol;
 mod publish;
 pub mod reason;
 mod subscribe;
 mod unsubscribe;
+mod violation;
 mod wire;
-
-use bytes::Bytes;
 
 pub use acks::{encode_puback, encode_pubcomp, encode_pubrec, encode_pubrel};
 pub use connack::{ConnAck, encode_connack};
@@ -51,76 +53,16 @@ pub use control::{
 };
 pub use packet::{ClientPacket, ServerPacket, decode_client, decode_server};
 pub use props::PublishProperties;
-pub use publish::{PublishHead, encode_publish, encode_publish_head, payload_room};
+pub use protocol::Protocol;
+pub use publish::{Message, PublishHead, encode_publish, encode_publish_head, payload_room};
 pub use reason::{
     AuthCode, ClientDisconnectCode, ConnAckCode, PubAckCode, PubRelCode, ReasonCode,
     ServerDisconnectCode, SubAckCode, UnsubAckCode,
 };
 pub use subscribe::{Filter, Subscription, encode_suback, encode_subscribe};
 pub use unsubscribe::{encode_unsuback, encode_unsubscribe};
+pub use violation::Violation;
 pub use wire::{MAX_PACKET, MAX_REMAINING_LENGTH, frame, has_whole_packet, packet_size};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    V311,
-    V5,
-}
-
-/// An application message, in either direction.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Message {
-    pub topic: Bytes,
-    pub payload: Bytes,
-    pub qos: u8,
-    pub retain: bool,
-    pub props: Option<PublishProperties>,
-}
-
-/// What went wrong with a packet received, and what the receiver must do about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Violation {
-    /// The v5 reason code: malformed, protocol error, too large, ...
-    pub code: ReasonCode,
-    pub why: String,
-    /// Which protocol's packet to answer with before closing: a CONNACK from `decode_connect`
-    /// (see [`Violation::connack_code`]), a DISCONNECT from the other decoders (always V5
-    /// there). None: close the connection without a word.
-    pub answer: Option<Protocol>,
-}
-
-impl Violation {
-    pub fn new(code: ReasonCode, why: impl Into<String>) -> Violation {
-        Violation {
-            code,
-            why: why.into(),
-            answer: None,
-        }
-    }
-
-    /// Malformed Packet (0x81): the bytes do not parse.
-    pub fn malformed(why: impl Into<String>) -> Violation {
-        Violation::new(ReasonCode::MalformedPacket, why)
-    }
-
-    /// Protocol Error (0x82): the bytes parse, but break a rule.
-    pub fn protocol(why: impl Into<String>) -> Violation {
-        Violation::new(ReasonCode::ProtocolError, why)
-    }
-
-    /// The code to put in the CONNACK that answers a refused CONNECT, if one is owed.
-    pub fn connack_code(&self) -> Option<ConnAckCode> {
-        self.answer?;
-        Some(ConnAckCode::try_from(self.code.number()).unwrap_or(ConnAckCode::UnspecifiedError))
-    }
-}
-
-impl std::fmt::Display for Violation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (reason code {:#04x})", self.why, self.code.number())
-    }
-}
-
-impl std::error::Error for Violation {}
 
 #[cfg(test)]
 mod tests;

@@ -5,14 +5,21 @@
 
 use bytes::{Buf, BytesMut};
 
+use super::acks;
+use super::connack;
+use super::connack::ConnAck;
 use super::control::{self, Disconnect};
+use super::protocol::Protocol;
+use super::publish::Message;
 use super::publish::{self, Sender};
-use super::subscribe::{self, Filter};
-use super::wire::{Reader, whole_packet};
-use super::{
-    AuthCode, ClientDisconnectCode, ConnAck, Message, Protocol, PubAckCode, PubRelCode,
-    ServerDisconnectCode, SubAckCode, UnsubAckCode, Violation, acks, connack, unsubscribe,
+use super::reason::{
+    AuthCode, ClientDisconnectCode, PubAckCode, PubRelCode, ServerDisconnectCode, SubAckCode,
+    UnsubAckCode,
 };
+use super::subscribe::{self, Filter};
+use super::unsubscribe;
+use super::violation::Violation;
+use super::wire::{Reader, whole_packet};
 
 /// A packet from a client, after its CONNECT.
 #[derive(Debug, Clone)]

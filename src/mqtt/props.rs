@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::Violation;
+use super::violation::Violation;
 use super::wire::{Reader, put_binary, put_str, put_varint, varint_len};
 
 /// Property identifiers.

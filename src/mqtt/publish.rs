@@ -1,12 +1,25 @@
-//! PUBLISH (3.1.1 §3.3, 5.0 §3.3), in both directions: the decoder (a client's PUBLISH to the
-//! broker, the broker's to a client), topic name checks on the wire, and the encoder, whose
-//! head (everything before the payload) can be made once and shared by many packets.
+//! PUBLISH (3.1.1 §3.3, 5.0 §3.3), in both directions: the application message it carries,
+//! the decoder (a client's PUBLISH to the broker, the broker's to a client), topic name
+//! checks on the wire, and the encoder, whose head (everything before the payload) can be
+//! made once and shared by many packets.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::props::{self, PublishProperties, id, int};
+use super::protocol::Protocol;
+use super::reason::ReasonCode;
+use super::violation::Violation;
 use super::wire::{MAX_REMAINING_LENGTH, Reader, packet_size, put_binary, put_varint, varint_len};
-use super::{Message, Protocol, ReasonCode, Violation};
+
+/// An application message, in either direction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub topic: Bytes,
+    pub payload: Bytes,
+    pub qos: u8,
+    pub retain: bool,
+    pub props: Option<PublishProperties>,
+}
 
 /// Who sent the PUBLISH: a client may not give Subscription Identifiers [MQTT-3.3.4-6]; a
 /// server gives one per matching subscription.

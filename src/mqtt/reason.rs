@@ -3,7 +3,7 @@
 //! spec restricts has a type of its own ([`PubAckCode`], [`SubAckCode`], ...), made from a byte
 //! with `TryFrom<u8>`, so a code that a packet may not carry cannot be written at all.
 
-use super::Protocol;
+use super::protocol::Protocol;
 
 macro_rules! reason_codes {
     ($($(#[$doc:meta])* $name:ident = $num:literal, $words:literal;)*) => {

@@ -3,8 +3,10 @@
 use bytes::{BufMut, BytesMut};
 
 use super::props::{self, id, int};
+use super::protocol::Protocol;
+use super::reason::{ReasonCode, SubAckCode};
+use super::violation::Violation;
 use super::wire::{Reader, put_packet, put_str, put_varint, varint_len};
-use super::{Protocol, ReasonCode, SubAckCode, Violation};
 use crate::topic;
 
 /// One topic filter of a SUBSCRIBE as the broker decoded it.
@@ -161,7 +163,7 @@ pub fn encode_subscribe(
         }
         body.put_u8(opts);
     }
-    if body.len() > super::MAX_REMAINING_LENGTH {
+    if body.len() > super::wire::MAX_REMAINING_LENGTH {
         anyhow::bail!("cannot encode SUBSCRIBE: larger than MQTT can express");
     }
     put_packet(buf, 0x82, &body);

@@ -3,9 +3,11 @@
 use bytes::{BufMut, BytesMut};
 
 use super::props;
+use super::protocol::Protocol;
+use super::reason::UnsubAckCode;
 use super::subscribe::sub_ack;
+use super::violation::Violation;
 use super::wire::{Reader, put_packet, put_str, put_varint};
-use super::{Protocol, UnsubAckCode, Violation};
 
 /// An UNSUBSCRIBE's body: (packet id, filters).
 pub(super) fn parse(v5: bool, body: &[u8]) -> Result<(u16, Vec<String>), Violation> {
@@ -55,7 +57,7 @@ pub fn encode_unsubscribe(
     for f in filters {
         put_str(&mut body, f);
     }
-    if body.len() > super::MAX_REMAINING_LENGTH {
+    if body.len() > super::wire::MAX_REMAINING_LENGTH {
         anyhow::bail!("cannot encode UNSUBSCRIBE: larger than MQTT can express");
     }
     put_packet(buf, 0xA2, &body);

@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::Violation;
+use super::violation::Violation;
 
 /// MQTT's largest Remaining Length (four varint bytes).
 pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
@@ -131,7 +131,7 @@ pub fn frame(buf: &[u8], max: usize) -> Result<Option<(usize, usize)>, Violation
             let size = header + remaining;
             if size > max {
                 return Err(Violation::new(
-                    super::ReasonCode::PacketTooLarge,
+                    super::reason::ReasonCode::PacketTooLarge,
                     format!("a {size}-byte packet, larger than the {max} bytes allowed"),
                 ));
             }
@@ -252,7 +252,7 @@ mod tests {
         assert_eq!(packet_size(0), 2);
         assert_eq!(packet_size(128), 131);
         let v = frame(&[0x30, 0x80, 0x01], 100).unwrap_err();
-        assert_eq!(v.code, super::super::ReasonCode::PacketTooLarge);
+        assert_eq!(v.code, super::super::reason::ReasonCode::PacketTooLarge);
     }
 
     #[test]
