@@ -7,6 +7,7 @@ mod conn;
 mod exit;
 mod format;
 mod layout;
+mod mqtt;
 mod options_file;
 mod output;
 mod profile;

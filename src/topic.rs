@@ -1,4 +1,6 @@
-//! Topic name checks (MQTT 3.1.1 §4.7, MQTT 5 §4.7), done before anything reaches the wire.
+//! Topic names and filters (MQTT 3.1.1 §4.7, MQTT 5 §4.7): the checks done before anything
+//! reaches the wire, shared subscriptions (`$share/GROUP/FILTER`, parsed here and nowhere
+//! else), and matching.
 
 /// Why `topic` cannot be published to, if it cannot.
 pub fn name_error(topic: &str) -> Option<&'static str> {
@@ -36,6 +38,41 @@ pub fn filter_error(filter: &str) -> Option<&'static str> {
         }
     }
     None
+}
+
+/// Whether a well-formed topic filter can be subscribed to: `#` alone and last, `+` alone in
+/// its level, not empty (§4.7.1, [MQTT-4.7.1-2], [MQTT-4.7.1-3], [MQTT-4.7.3-1]); and for a
+/// shared subscription `$share/{group}/{filter}`, a non-empty group without `/`, `+` or `#`
+/// followed by a valid filter (5.0 [MQTT-4.8.2-1], [MQTT-4.8.2-2]).
+pub fn filter_valid(filter: &str) -> bool {
+    match shared(filter) {
+        Some(Ok((_, inner))) => filter_error(inner).is_none(),
+        Some(Err(())) => false,
+        None => filter_error(filter).is_none(),
+    }
+}
+
+/// Whether `filter` asks for a shared subscription, valid or not: it starts with `$share/`.
+pub fn looks_shared(filter: &str) -> bool {
+    filter.starts_with("$share/")
+}
+
+/// Splits a shared subscription `$share/{group}/{filter}` into group and filter: None if
+/// `filter` is not one, `Some(Err)` if it starts with `$share/` but its group is not valid.
+pub fn shared(filter: &str) -> Option<Result<(&str, &str), ()>> {
+    let rest = filter.strip_prefix("$share/")?;
+    Some(match rest.split_once('/') {
+        Some((group, inner)) if !group.is_empty() && !group.contains(['+', '#']) => {
+            Ok((group, inner))
+        }
+        _ => Err(()),
+    })
+}
+
+/// A subscribed filter's (group, filter) if it is a shared one. Only valid filters are ever
+/// subscribed, so one that starts with `$share/` always has its parts.
+pub fn shared_parts(filter: &str) -> Option<(&str, &str)> {
+    shared(filter)?.ok()
 }
 
 /// Whether `topic` matches `filter` (MQTT §4.7): `+` is one level, `#` the rest, and a

@@ -359,7 +359,7 @@ fn conf_files(dir: &str) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-const MAX_PACKET: u32 = crate::conn::packet::MAX_REMAINING_LENGTH as u32;
+const MAX_PACKET: u32 = crate::mqtt::MAX_REMAINING_LENGTH as u32;
 
 fn parse_listener(value: &str) -> Result<Pending, String> {
     let mut words = value.split_whitespace();

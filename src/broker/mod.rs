@@ -5,10 +5,15 @@
 //!
 //! Which file owns what:
 //! - `listener/`: `--listen` URLs, binding, TLS, the WebSocket upgrade, LAN addresses
-//! - `codec.rs`: the packets a broker reads and writes
-//! - `session.rs`: one client connection: CONNECT, the QoS flows, keep-alive, wills
+//! - `session/`: one client connection: `open.rs` CONNECT to CONNACK (login, takeover,
+//!   resume), `flows.rs` the QoS flows in both directions, `out.rs` output held for the log;
+//!   `mod.rs` the connection loop, keep-alive, wills. Packets are read and written by
+//!   `crate::mqtt`
+//! - `state.rs`: the types the others share: a message, a delivery, a session's queue and
+//!   state
 //! - `router.rs`: who gets which message: sessions, subscriptions, the retained store, the
 //!   `$SYS` counters; `subscriptions.rs` and `retained.rs` are its two trees (`trie.rs`)
+//! - `restore.rs`: at start, what `persist/` holds back into the router
 //! - `auth/`: password file, ACL, anonymous access, the brake on failed logins
 //! - `persist/`: `--persist`: retained messages and persistent sessions in a log on disk
 //! - `conf.rs`: `-c FILE`, the mosquitto.conf keys smq reads
@@ -18,7 +23,6 @@
 //! - `phone.rs`: what to type into Sensor Logger, and the per-device status line
 
 pub mod auth;
-pub mod codec;
 pub mod conf;
 pub mod http;
 mod http_head;
@@ -28,9 +32,11 @@ mod phone;
 mod push_body;
 mod push_budget;
 mod push_stats;
+mod restore;
 mod retained;
 mod router;
 mod session;
+mod state;
 mod subscriptions;
 mod trie;
 
@@ -47,8 +53,9 @@ use tokio::sync::watch;
 use auth::{Auth, AuthConfig};
 use http::{HttpConfig, Ingest};
 use listener::{ListenSpec, Listener, TlsFiles, Upgraded};
-pub use router::QueueLimits;
-use router::{Published, Shared};
+use router::Shared;
+use state::Published;
+pub use state::QueueLimits;
 
 /// Bytes of messages queued per session by default: Mosquitto's `max_queued_bytes` is
 /// unlimited by default, and then one client that stops reading holds a thousand messages of
@@ -88,7 +95,7 @@ impl Config {
             listen,
             tls: None,
             max_connections: 100_000,
-            max_packet: crate::conn::packet::MAX_REMAINING_LENGTH,
+            max_packet: crate::mqtt::MAX_REMAINING_LENGTH,
             max_inflight: 100,
             max_queued: QueueLimits {
                 messages: 1000,
@@ -208,7 +215,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let config = Arc::new(config);
     let shared = Arc::new(Shared::new());
     if let Some(store) = &store {
-        persist::restore(&shared, &config, store);
+        restore::restore(&shared, &config, store);
     }
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::router::Published;
+use super::state::Published;
 use super::trie::Trie;
 
 #[derive(Default)]
@@ -47,7 +47,7 @@ impl Retained {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conn::packet::PublishProperties;
+    use crate::mqtt::PublishProperties;
     use bytes::Bytes;
     use std::time::{Duration, Instant};
 

@@ -1,173 +1,21 @@
 //! Who gets which message: sessions by client id, subscriptions (plain and `$share`d, in
-//! subscriptions.rs), the retained store (retained.rs), and the counters `$SYS` reports. One
+//! subscriptions.rs), the retained store (retained.rs), and the counters `$SYS` reports. The
+//! types it hands around (messages, deliveries, queues, sessions) are in state.rs. One
 //! mutex guards it all; the work done under it is walking the two topic trees and
 //! non-blocking queue pushes, never I/O, and it costs what matches, not what exists.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::Bytes;
-use std::collections::VecDeque;
-
-use tokio::sync::Notify;
 
 use super::persist::Store;
 use super::persist::model::Record;
 use super::retained::Retained;
+use super::state::{Delivery, Mailbox, Published, SessionEntry, SharedWire, SubOptions};
 use super::subscriptions::{Subscriptions, Target};
-use crate::conn::packet::PublishProperties;
-
-/// A message as the broker holds it: shared by every subscriber it goes to.
-#[derive(Debug)]
-pub struct Published {
-    pub topic: Bytes,
-    pub payload: Bytes,
-    pub qos: u8,
-    pub retain: bool,
-    pub props: Option<PublishProperties>,
-    pub received: Instant,
-    /// The publishing client, for no-local.
-    pub from: Option<Arc<str>>,
-}
-
-impl Published {
-    /// Bytes charged to a queue that holds this message: its topic and payload.
-    pub fn size(&self) -> usize {
-        self.topic.len() + self.payload.len()
-    }
-
-    /// Whether the v5 message expiry interval has passed.
-    pub fn expired(&self) -> bool {
-        self.remaining_expiry() == Some(0)
-    }
-
-    /// Seconds of message expiry left, if the message expires.
-    pub fn remaining_expiry(&self) -> Option<u32> {
-        let interval = self.props.as_ref()?.message_expiry_interval?;
-        let spent = u32::try_from(self.received.elapsed().as_secs()).unwrap_or(u32::MAX);
-        Some(interval.saturating_sub(spent))
-    }
-}
-
-/// One message on its way to one session.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    pub msg: Arc<Published>,
-    pub qos: u8,
-    pub retain: bool,
-    pub sub_ids: Vec<u32>,
-    /// The delivery's queue entry in the persistence log, for a persistent session.
-    pub stored: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SubOptions {
-    pub qos: u8,
-    pub no_local: bool,
-    pub retain_as_published: bool,
-    pub sub_id: Option<u32>,
-}
-
-/// How much a session's queue may hold before new deliveries are dropped: messages
-/// (`--max-queued`, mosquitto's `max_queued_messages`) and bytes of topic and payload
-/// (`--max-queued-bytes`, mosquitto's `max_queued_bytes`); `usize::MAX` is no limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QueueLimits {
-    pub messages: usize,
-    pub bytes: usize,
-}
-
-/// A session's queue of deliveries, bounded by [`QueueLimits`]. Lighter than a channel: an
-/// idle session's queue allocates nothing, which matters with thousands of idle clients.
-#[derive(Debug)]
-pub struct Inbox {
-    queue: Mutex<Queue>,
-    ready: Notify,
-    limits: QueueLimits,
-}
-
-#[derive(Debug, Default)]
-struct Queue {
-    deliveries: VecDeque<Delivery>,
-    /// What `deliveries` hold, by [`Published::size`]: each queue is charged in full for a
-    /// message it shares with others, so one session's share is bounded whatever the rest do.
-    bytes: usize,
-}
-
-impl Inbox {
-    pub fn new(limits: QueueLimits) -> Arc<Inbox> {
-        Arc::new(Inbox {
-            queue: Mutex::new(Queue::default()),
-            ready: Notify::new(),
-            limits: QueueLimits {
-                messages: limits.messages.max(1),
-                bytes: limits.bytes,
-            },
-        })
-    }
-
-    /// Queues a delivery; false when the queue is full and the delivery is dropped. As in
-    /// mosquitto, the byte limit is checked before the message is added, so a message larger
-    /// than the limit still reaches a session whose queue is empty.
-    pub(super) fn push(&self, d: Delivery) -> bool {
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        if q.deliveries.len() >= self.limits.messages || q.bytes >= self.limits.bytes {
-            return false;
-        }
-        q.bytes += d.msg.size();
-        q.deliveries.push_back(d);
-        drop(q);
-        self.ready.notify_one();
-        true
-    }
-
-    pub fn pop(&self) -> Option<Delivery> {
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        let d = q.deliveries.pop_front()?;
-        q.bytes -= d.msg.size();
-        // A drained burst gives its memory back.
-        if q.deliveries.is_empty() && q.deliveries.capacity() > 64 {
-            q.deliveries.shrink_to_fit();
-        }
-        Some(d)
-    }
-
-    /// Waits for a delivery. Cancel-safe: a cancelled wait takes nothing off the queue.
-    pub async fn recv(&self) -> Delivery {
-        loop {
-            if let Some(d) = self.pop() {
-                return d;
-            }
-            self.ready.notified().await;
-        }
-    }
-}
-
-/// The router's handle on a session: where its messages go, whether someone is connected.
-#[derive(Debug, Clone)]
-pub struct Mailbox {
-    pub client_id: Arc<str>,
-    pub inbox: Arc<Inbox>,
-    pub online: Arc<AtomicBool>,
-    /// The session outlives its connection and the broker persists: its QoS 1/2 deliveries
-    /// are written to the log.
-    pub durable: Arc<AtomicBool>,
-}
-
-/// A session known to the broker, connected or not.
-pub struct SessionEntry {
-    pub mailbox: Mailbox,
-    /// Wakes the connection that currently serves the session, to hand it over.
-    pub kick: Arc<Notify>,
-    /// Bumped on every connection, so a late expiry or will timer can tell it is stale.
-    pub generation: u64,
-    pub state: Arc<tokio::sync::Mutex<super::session::State>>,
-    /// The user the session logged in as: another user's CONNECT with its client id starts
-    /// afresh rather than resume it.
-    pub owner: Option<Arc<str>>,
-}
 
 #[derive(Default)]
 pub struct Counters {
@@ -339,6 +187,8 @@ impl Router {
     /// persistent session.
     pub fn route_synced(&mut self, msg: &Arc<Published>) -> (u64, u64, Option<u64>) {
         let targets = self.subscriptions.matching(&msg.topic, msg.from.as_deref());
+        // Encoded once for all of them, the first time each shape is sent.
+        let wire = (targets.len() > 1).then(|| Arc::new(SharedWire::default()));
         let mut delivered = 0;
         let mut dropped = 0;
         let mut stored: Option<u64> = None;
@@ -373,6 +223,7 @@ impl Router {
                 retain,
                 sub_ids,
                 stored: entry,
+                wire: wire.clone(),
             };
             // A full queue (max queued messages) drops the delivery, as mosquitto does.
             if mailbox.inbox.push(d) {
@@ -391,15 +242,14 @@ impl Router {
     }
 }
 
-/// `$share/group/filter` → (group, filter).
-pub fn shared_parts(filter: &str) -> Option<(&str, &str)> {
-    let rest = filter.strip_prefix("$share/")?;
-    rest.split_once('/')
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use tokio::sync::Notify;
+
     use super::*;
+    use crate::broker::state::{Inbox, QueueLimits, State};
 
     fn mailbox(id: &str) -> (Mailbox, Arc<Inbox>) {
         let inbox = Inbox::new(QueueLimits {
@@ -497,7 +347,7 @@ mod tests {
         let mut r = Router::default();
         let (new, new_rx) = mailbox("c");
         let (old, old_rx) = mailbox("c");
-        let state = super::super::session::State {
+        let state = State {
             inbox: new.inbox.clone(),
             subscriptions: HashMap::new(),
             outgoing: Default::default(),
@@ -522,39 +372,6 @@ mod tests {
         assert!(new_rx.pop().is_some());
         assert!(old_rx.pop().is_none());
         assert_eq!(r.subscriptions_of("c").len(), 1);
-    }
-
-    #[test]
-    fn inbox_is_bounded_in_bytes_and_admits_a_large_message_when_empty() {
-        let inbox = Inbox::new(QueueLimits {
-            messages: 100,
-            bytes: 10,
-        });
-        let sized = |payload: &'static [u8]| Delivery {
-            msg: Arc::new(Published {
-                topic: Bytes::from_static(b"t"),
-                payload: Bytes::from_static(payload),
-                qos: 0,
-                retain: false,
-                props: None,
-                received: Instant::now(),
-                from: None,
-            }),
-            qos: 0,
-            retain: false,
-            sub_ids: Vec::new(),
-            stored: None,
-        };
-        // Checked before adding: a message over the limit gets into an empty queue only.
-        assert!(inbox.push(sized(b"twenty bytes of data")));
-        assert!(!inbox.push(sized(b"x")));
-        assert!(inbox.pop().is_some());
-        for _ in 0..5 {
-            assert!(inbox.push(sized(b"x")), "2 bytes each, topic included");
-        }
-        assert!(!inbox.push(sized(b"x")), "10 bytes queued");
-        while inbox.pop().is_some() {}
-        assert!(inbox.push(sized(b"x")), "popping gave the bytes back");
     }
 
     #[test]

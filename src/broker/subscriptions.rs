@@ -13,8 +13,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use super::router::{Mailbox, SubOptions, shared_parts};
+use super::state::{Mailbox, SubOptions};
 use super::trie::Trie;
+use crate::topic::shared_parts;
 
 #[derive(Default)]
 pub struct Subscriptions {
@@ -319,7 +320,7 @@ fn key_of(filter: &str) -> (&str, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::router::{Inbox, QueueLimits};
+    use crate::broker::state::{Inbox, QueueLimits};
     use crate::topic;
     use std::collections::BTreeMap;
     use std::sync::atomic::AtomicBool;

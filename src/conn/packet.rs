@@ -1,38 +1,26 @@
-//! MQTT 3.1.1 and 5 packets as smq sees them: one neutral shape for both versions.
+//! The client's packets, over `crate::mqtt`: the shared types (`Protocol`, `Message`,
+//! `PublishProperties`, `Subscription`), the framing, and the PUBLISH and acknowledgement
+//! encoders come from there.
 //!
-//! PUBLISH, CONNECT, SUBSCRIBE and DISCONNECT go through rumqttc's codec (`mqttbytes`), which
-//! knows every v5 property. Acknowledgements are decoded here, because the codec folds their
-//! reason codes into enums that lose the number, and the number is what smq reports.
+//! Still here until the client moves to `mqtt`'s strict decoder: CONNECT, SUBSCRIBE,
+//! UNSUBSCRIBE and DISCONNECT are encoded through rumqttc's codec (`mqttbytes`), whose
+//! property types `cmd/` and `conn/props.rs` build; PUBLISH is decoded through it, and the
+//! other packets by hand, leniently, because the codec folds acknowledgement reason codes into
+//! enums that lose the number, and the number is what smq reports.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use rumqttc::mqttbytes::{self as v4codec, v4};
 use rumqttc::v5::mqttbytes::{self as v5codec, v5};
 
-pub use v5::{
-    ConnectProperties, DisconnectProperties, LastWillProperties, PublishProperties,
-    SubscribeProperties, UnsubscribeProperties,
+pub use crate::mqtt::{
+    MAX_PACKET, MAX_REMAINING_LENGTH, Message, Protocol, PublishProperties, Subscription,
+    encode_pingreq, encode_publish, encode_publish_head, has_whole_packet, packet_size,
+    payload_room,
 };
-
-/// MQTT's largest Remaining Length (four varint bytes).
-pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
-/// The largest packet MQTT can express: a fixed header of 5 bytes and the largest remaining length.
-pub const MAX_PACKET: usize = MAX_REMAINING_LENGTH + 5;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    V311,
-    V5,
-}
-
-/// An application message, in either direction.
-#[derive(Debug, Clone)]
-pub struct Message {
-    pub topic: Bytes,
-    pub payload: Bytes,
-    pub qos: u8,
-    pub retain: bool,
-    pub props: Option<PublishProperties>,
-}
+pub use v5::{
+    ConnectProperties, DisconnectProperties, LastWillProperties, SubscribeProperties,
+    UnsubscribeProperties,
+};
 
 #[derive(Debug)]
 pub enum Incoming {
@@ -105,17 +93,8 @@ fn fixed_header(buf: &[u8]) -> Result<Option<(u8, usize, usize)>, DecodeError> {
     let Some(&byte1) = buf.first() else {
         return Ok(None);
     };
-    let mut len = 0usize;
-    for i in 0..4 {
-        let Some(&b) = buf.get(1 + i) else {
-            return Ok(None);
-        };
-        len |= usize::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Ok(Some((byte1, 2 + i, len)));
-        }
-    }
-    Err(malformed("remaining length longer than 4 bytes"))
+    let framed = crate::mqtt::frame(buf, usize::MAX).map_err(|v| malformed(v.why))?;
+    Ok(framed.map(|(header, size)| (byte1, header, size - header)))
 }
 
 /// Takes one whole packet off the front of `buf`, or returns None until one has arrived.
@@ -227,7 +206,7 @@ fn decode_publish(proto: Protocol, frame: &mut BytesMut) -> Result<Incoming, Dec
                     payload: p.payload,
                     qos: p.qos as u8,
                     retain: p.retain,
-                    props: p.properties,
+                    props: p.properties.map(publish_properties),
                 },
                 p.pkid,
             ),
@@ -235,6 +214,20 @@ fn decode_publish(proto: Protocol, frame: &mut BytesMut) -> Result<Incoming, Dec
         },
     };
     Ok(Incoming::Publish { msg, pkid })
+}
+
+/// rumqttc's PUBLISH properties as smq's: the same fields.
+fn publish_properties(p: v5::PublishProperties) -> PublishProperties {
+    PublishProperties {
+        payload_format_indicator: p.payload_format_indicator,
+        message_expiry_interval: p.message_expiry_interval,
+        topic_alias: p.topic_alias,
+        response_topic: p.response_topic,
+        correlation_data: p.correlation_data,
+        user_properties: p.user_properties,
+        subscription_identifiers: p.subscription_identifiers,
+        content_type: p.content_type,
+    }
 }
 
 fn take_u8(body: &mut Bytes) -> Result<u8, DecodeError> {
@@ -282,11 +275,6 @@ fn varint(body: &mut Bytes) -> Option<usize> {
         }
     }
     None
-}
-
-/// Whether `buf` starts with a whole packet, i.e. decoding will not wait for the network.
-pub fn has_whole_packet(buf: &[u8]) -> bool {
-    matches!(fixed_header(buf), Ok(Some((_, h, len))) if buf.len() >= h + len)
 }
 
 /// The v5 DISCONNECT reason string, if its properties carry one.
@@ -435,125 +423,6 @@ fn put_remaining_length(mut n: usize, buf: &mut BytesMut) {
     }
 }
 
-pub fn encode_publish(
-    proto: Protocol,
-    msg: &Message,
-    pkid: u16,
-    dup: bool,
-    buf: &mut BytesMut,
-) -> anyhow::Result<()> {
-    match proto {
-        Protocol::V311 => {
-            let topic = std::str::from_utf8(&msg.topic)
-                .map_err(|_| anyhow::anyhow!("topic is not UTF-8"))?;
-            let packet = v4::Publish {
-                dup,
-                qos: qos4(msg.qos),
-                retain: msg.retain,
-                topic: topic.to_owned(),
-                pkid,
-                payload: msg.payload.clone(),
-            };
-            encoded(packet.write(buf))
-        }
-        Protocol::V5 => {
-            let packet = v5::Publish {
-                dup,
-                qos: qos5(msg.qos),
-                retain: msg.retain,
-                topic: msg.topic.clone(),
-                pkid,
-                payload: msg.payload.clone(),
-                properties: msg.props.clone(),
-            };
-            encoded(packet.write(buf))
-        }
-    }
-}
-
-/// The PUBLISH for `msg` up to its payload, with a remaining length that counts
-/// `msg.payload`: the caller sends the payload after it as it is, so a large one is never
-/// copied into the packet.
-pub fn encode_publish_head(
-    proto: Protocol,
-    msg: &Message,
-    pkid: u16,
-    dup: bool,
-    buf: &mut BytesMut,
-) -> anyhow::Result<()> {
-    let (byte1, body) = publish_head(proto, msg, pkid, dup)?;
-    let remaining = body.len() + msg.payload.len();
-    if remaining > MAX_REMAINING_LENGTH {
-        return Err(anyhow::anyhow!(
-            "cannot encode packet: a remaining length of {remaining} bytes is more than MQTT allows"
-        ));
-    }
-    buf.put_u8(byte1);
-    put_remaining_length(remaining, buf);
-    buf.put_slice(&body);
-    Ok(())
-}
-
-/// How many bytes a PUBLISH like `msg` (its payload aside) takes after the fixed header,
-/// and the largest payload it can carry in a packet of at most `max_packet` bytes (0 when the
-/// topic and properties alone do not fit).
-pub fn payload_room(proto: Protocol, msg: &Message, max_packet: usize) -> (usize, usize) {
-    // A topic or property the codec refuses fails later, when the message is encoded.
-    let head = publish_head(proto, msg, 1, false).map_or(0, |(_, body)| body.len());
-    let mut remaining = MAX_REMAINING_LENGTH.min(max_packet.saturating_sub(2));
-    while remaining > 0 && packet_size(remaining) > max_packet {
-        remaining -= 1;
-    }
-    (head, remaining.saturating_sub(head))
-}
-
-/// The first byte and the variable header (topic, packet id, properties) of a PUBLISH.
-fn publish_head(
-    proto: Protocol,
-    msg: &Message,
-    pkid: u16,
-    dup: bool,
-) -> anyhow::Result<(u8, BytesMut)> {
-    let bare = Message {
-        topic: msg.topic.clone(),
-        payload: Bytes::new(),
-        qos: msg.qos,
-        retain: msg.retain,
-        props: msg.props.clone(),
-    };
-    let mut packet = BytesMut::new();
-    encode_publish(proto, &bare, pkid, dup, &mut packet)?;
-    let Ok(Some((byte1, header_len, _))) = fixed_header(&packet) else {
-        return Err(anyhow::anyhow!("cannot encode packet: no fixed header"));
-    };
-    Ok((byte1, packet.split_off(header_len)))
-}
-
-/// The size of a whole packet with this remaining length.
-pub fn packet_size(remaining: usize) -> usize {
-    1 + varint_len(remaining) + remaining
-}
-
-fn varint_len(n: usize) -> usize {
-    match n {
-        0..=127 => 1,
-        128..=16_383 => 2,
-        16_384..=2_097_151 => 3,
-        _ => 4,
-    }
-}
-
-/// One `-t` filter with its subscription options (the v5 ones are ignored in 3.1.1).
-#[derive(Debug, Clone)]
-pub struct Subscription {
-    pub filter: String,
-    pub qos: u8,
-    pub no_local: bool,
-    pub retain_as_published: bool,
-    /// 0 send retained on every subscribe, 1 only on a new one, 2 never.
-    pub retain_handling: u8,
-}
-
 pub fn encode_subscribe(
     proto: Protocol,
     pkid: u16,
@@ -624,13 +493,13 @@ pub fn encode_unsubscribe(
 
 /// PUBACK (4), PUBREC (5), PUBREL (6) and PUBCOMP (7): success is the short form in both versions.
 pub fn encode_ack(kind: u8, pkid: u16, buf: &mut BytesMut) {
-    let byte1 = if kind == 6 { 0x62 } else { kind << 4 };
-    buf.put_slice(&[byte1, 2]);
-    buf.put_u16(pkid);
-}
-
-pub fn encode_pingreq(buf: &mut BytesMut) {
-    buf.put_slice(&[0xC0, 0]);
+    use crate::mqtt::{PubAckCode, PubRelCode};
+    match kind {
+        4 => crate::mqtt::encode_puback(pkid, PubAckCode::Success, buf),
+        5 => crate::mqtt::encode_pubrec(pkid, PubAckCode::Success, buf),
+        6 => crate::mqtt::encode_pubrel(pkid, PubRelCode::Success, buf),
+        _ => crate::mqtt::encode_pubcomp(pkid, PubRelCode::Success, buf),
+    }
 }
 
 pub fn encode_disconnect(
@@ -816,6 +685,376 @@ mod tests {
                 assert_eq!(code, 0x8E);
                 assert_eq!(reason.as_deref(), Some("taken over"));
             }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    use crate::mqtt::{
+        self, ClientPacket, ConnAck, ConnAckCode, PubAckCode, PubRelCode, ServerDisconnectCode,
+        SubAckCode, UnsubAckCode,
+    };
+
+    fn published(p: ClientPacket) -> (Message, u16, bool) {
+        match p {
+            ClientPacket::Publish { msg, pkid, dup } => (msg, pkid, dup),
+            other => panic!("not a PUBLISH: {other:?}"),
+        }
+    }
+
+    fn subscribed(p: ClientPacket) -> (u16, Vec<mqtt::Filter>, Option<u32>) {
+        match p {
+            ClientPacket::Subscribe {
+                pkid,
+                filters,
+                sub_id,
+            } => (pkid, filters, sub_id),
+            other => panic!("not a SUBSCRIBE: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_client_encoders_speak_what_the_broker_decodes() {
+        use rumqttc::v5::mqttbytes::v5::{ConnectProperties, LastWillProperties};
+        for proto in [Protocol::V311, Protocol::V5] {
+            let will = Will {
+                topic: "w/ü".into(),
+                payload: Bytes::from_static(b"bye"),
+                qos: 2,
+                retain: true,
+                props: (proto == Protocol::V5).then(|| LastWillProperties {
+                    delay_interval: Some(5),
+                    payload_format_indicator: None,
+                    message_expiry_interval: Some(7),
+                    content_type: None,
+                    response_topic: Some("r".into()),
+                    correlation_data: None,
+                    user_properties: vec![("a".into(), "b".into())],
+                }),
+            };
+            let props = (proto == Protocol::V5).then(|| {
+                let mut p = ConnectProperties::new();
+                p.session_expiry_interval = Some(99);
+                p.receive_maximum = Some(20);
+                p
+            });
+            let c = Connect {
+                mqtt31: false,
+                client_id: "me",
+                keepalive: 0,
+                clean: false,
+                username: Some("u"),
+                password: Some("p"),
+                will: Some(&will),
+                props,
+            };
+            let mut buf = BytesMut::new();
+            encode_connect(proto, &c, &mut buf).unwrap();
+            let got = mqtt::decode_connect(&mut buf, MAX_PACKET).unwrap().unwrap();
+            assert!(buf.is_empty());
+            assert_eq!(
+                (got.proto, got.client_id.as_str(), got.clean, got.keepalive),
+                (proto, "me", false, 0)
+            );
+            assert_eq!(
+                (got.username.as_deref(), got.password.as_deref()),
+                (Some("u"), Some(&b"p"[..]))
+            );
+            let w = got.will.unwrap();
+            assert_eq!(
+                (w.topic.as_str(), &w.payload[..], w.qos, w.retain),
+                ("w/ü", &b"bye"[..], 2, true)
+            );
+            if proto == Protocol::V5 {
+                assert_eq!((got.session_expiry, got.receive_max, w.delay), (99, 20, 5));
+                let wp = w.props.unwrap();
+                assert_eq!(
+                    (wp.message_expiry_interval, wp.response_topic.as_deref()),
+                    (Some(7), Some("r"))
+                );
+                assert_eq!(wp.user_properties, [("a".into(), "b".into())]);
+            }
+
+            // PUBLISH, with properties in v5.
+            let msg = Message {
+                topic: Bytes::from_static("\u{feff}t/ü".as_bytes()),
+                payload: Bytes::from_static(b"\0\xff"),
+                qos: 2,
+                retain: true,
+                props: (proto == Protocol::V5).then(|| PublishProperties {
+                    message_expiry_interval: Some(3),
+                    user_properties: vec![("k".into(), "v".into())],
+                    correlation_data: Some(Bytes::from_static(b"c")),
+                    ..Default::default()
+                }),
+            };
+            encode_publish(proto, &msg, 77, true, &mut buf).unwrap();
+            let (got, pkid, dup) = published(
+                mqtt::decode_client(proto, &mut buf, MAX_PACKET)
+                    .unwrap()
+                    .unwrap(),
+            );
+            assert_eq!(
+                (&got.topic, &got.payload, got.qos, got.retain),
+                (&msg.topic, &msg.payload, 2, true)
+            );
+            assert_eq!((pkid, dup, got.props), (77, true, msg.props.clone()));
+
+            // SUBSCRIBE and UNSUBSCRIBE.
+            let subs = [Subscription {
+                filter: "a/+".into(),
+                qos: 1,
+                no_local: proto == Protocol::V5,
+                retain_as_published: proto == Protocol::V5,
+                retain_handling: if proto == Protocol::V5 { 1 } else { 0 },
+            }];
+            encode_subscribe(proto, 3, &subs, None, &mut buf).unwrap();
+            let (pkid, f, _) = subscribed(
+                mqtt::decode_client(proto, &mut buf, MAX_PACKET)
+                    .unwrap()
+                    .unwrap(),
+            );
+            assert_eq!(pkid, 3);
+            let s = &subs[0];
+            assert_eq!(
+                (
+                    f[0].filter.as_str(),
+                    f[0].qos,
+                    f[0].no_local,
+                    f[0].retain_as_published,
+                    f[0].retain_handling
+                ),
+                (
+                    s.filter.as_str(),
+                    s.qos,
+                    s.no_local,
+                    s.retain_as_published,
+                    s.retain_handling
+                )
+            );
+            encode_unsubscribe(proto, 4, &["a/+".into()], None, &mut buf).unwrap();
+            assert!(matches!(
+                mqtt::decode_client(proto, &mut buf, MAX_PACKET),
+                Ok(Some(ClientPacket::Unsubscribe { pkid: 4, .. }))
+            ));
+
+            // Acknowledgements, PINGREQ, DISCONNECT.
+            encode_ack(6, 9, &mut buf);
+            assert!(matches!(
+                mqtt::decode_client(proto, &mut buf, MAX_PACKET),
+                Ok(Some(ClientPacket::PubRel {
+                    pkid: 9,
+                    code: PubRelCode::Success
+                }))
+            ));
+            encode_pingreq(&mut buf);
+            assert!(matches!(
+                mqtt::decode_client(proto, &mut buf, MAX_PACKET),
+                Ok(Some(ClientPacket::PingReq))
+            ));
+            encode_disconnect(proto, None, &mut buf).unwrap();
+            assert!(matches!(
+                mqtt::decode_client(proto, &mut buf, MAX_PACKET),
+                Ok(Some(ClientPacket::Disconnect(mqtt::Disconnect {
+                    code: mqtt::ClientDisconnectCode::Success,
+                    ..
+                })))
+            ));
+            assert!(buf.is_empty());
+        }
+    }
+
+    fn client_reads(proto: Protocol, buf: &mut BytesMut) -> Incoming {
+        let got = decode(proto, buf, MAX_PACKET).unwrap().unwrap();
+        assert!(buf.is_empty(), "bytes left over: {buf:02x?}");
+        got
+    }
+
+    #[test]
+    fn what_the_broker_sends_decodes_in_the_client() {
+        let mut buf = BytesMut::new();
+        // 3.1.1 CONNACK: session present only when accepted.
+        mqtt::encode_connack(
+            Protocol::V311,
+            &ConnAck {
+                session_present: true,
+                ..Default::default()
+            },
+            &mut buf,
+        );
+        assert_eq!(&buf[..], &[0x20, 2, 1, 0]);
+        assert!(matches!(
+            client_reads(Protocol::V311, &mut buf),
+            Incoming::ConnAck {
+                session_present: true,
+                code: 0,
+                ..
+            }
+        ));
+        mqtt::encode_connack(
+            Protocol::V311,
+            &ConnAck {
+                session_present: true,
+                code: ConnAckCode::ClientIdentifierNotValid,
+                ..Default::default()
+            },
+            &mut buf,
+        );
+        assert_eq!(&buf[..], &[0x20, 2, 0, 2]);
+        buf.clear();
+
+        let ack = ConnAck {
+            session_present: true,
+            code: ConnAckCode::Success,
+            assigned_client_id: Some("auto-1".into()),
+            session_expiry: Some(10),
+            receive_max: Some(100),
+            max_qos: Some(1),
+            retain_available: Some(false),
+            max_packet: Some(1 << 20),
+            topic_alias_max: Some(10),
+            reason_string: Some("fine".into()),
+            wildcard_available: Some(true),
+            sub_ids_available: Some(true),
+            shared_available: Some(false),
+            server_keepalive: Some(30),
+            response_info: Some("resp/".into()),
+            ..ConnAck::default()
+        };
+        mqtt::encode_connack(Protocol::V5, &ack, &mut buf);
+        match client_reads(Protocol::V5, &mut buf) {
+            Incoming::ConnAck {
+                session_present,
+                code,
+                props,
+            } => {
+                assert_eq!((session_present, code), (true, 0));
+                let p = props.unwrap();
+                assert_eq!(p.assigned_client_identifier.as_deref(), Some("auto-1"));
+                assert_eq!(
+                    (p.session_expiry_interval, p.receive_max, p.max_qos),
+                    (Some(10), Some(100), Some(1))
+                );
+                assert_eq!(
+                    (p.retain_available, p.max_packet_size, p.topic_alias_max),
+                    (Some(0), Some(1 << 20), Some(10))
+                );
+                assert_eq!(p.reason_string.as_deref(), Some("fine"));
+                assert_eq!(
+                    (
+                        p.wildcard_subscription_available,
+                        p.subscription_identifiers_available,
+                        p.shared_subscription_available
+                    ),
+                    (Some(1), Some(1), Some(0))
+                );
+                assert_eq!(
+                    (p.server_keep_alive, p.response_information.as_deref()),
+                    (Some(30), Some("resp/"))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Maximum QoS 2 is said by leaving it out.
+        mqtt::encode_connack(
+            Protocol::V5,
+            &ConnAck {
+                max_qos: Some(2),
+                code: ConnAckCode::NotAuthorized,
+                ..Default::default()
+            },
+            &mut buf,
+        );
+        assert_eq!(&buf[..], &[0x20, 3, 0, 0x87, 0]);
+        assert!(matches!(
+            client_reads(Protocol::V5, &mut buf),
+            Incoming::ConnAck { code: 0x87, .. }
+        ));
+
+        for proto in [Protocol::V311, Protocol::V5] {
+            let codes = [
+                SubAckCode::Success,
+                SubAckCode::GrantedQos1,
+                SubAckCode::GrantedQos2,
+                SubAckCode::UnspecifiedError,
+            ];
+            mqtt::encode_suback(proto, 5, &codes, &mut buf);
+            match client_reads(proto, &mut buf) {
+                Incoming::SubAck { pkid, codes } => {
+                    assert_eq!((pkid, codes), (5, vec![0, 1, 2, 0x80]))
+                }
+                other => panic!("{other:?}"),
+            }
+            let codes = [UnsubAckCode::Success, UnsubAckCode::NoSubscriptionExisted];
+            mqtt::encode_unsuback(proto, 6, &codes, &mut buf);
+            if proto == Protocol::V311 {
+                assert_eq!(&buf[..], &[0xB0, 2, 0, 6]);
+            }
+            assert!(matches!(
+                client_reads(proto, &mut buf),
+                Incoming::UnsubAck { pkid: 6 }
+            ));
+            for kind in 4..=7 {
+                match kind {
+                    4 => mqtt::encode_puback(0x0102, PubAckCode::Success, &mut buf),
+                    5 => mqtt::encode_pubrec(0x0102, PubAckCode::Success, &mut buf),
+                    6 => mqtt::encode_pubrel(0x0102, PubRelCode::Success, &mut buf),
+                    _ => mqtt::encode_pubcomp(0x0102, PubRelCode::Success, &mut buf),
+                }
+                let got = client_reads(proto, &mut buf);
+                let pkid = match got {
+                    Incoming::PubAck { pkid, code: 0 } if kind == 4 => pkid,
+                    Incoming::PubRec { pkid, code: 0 } if kind == 5 => pkid,
+                    Incoming::PubRel { pkid } if kind == 6 => pkid,
+                    Incoming::PubComp { pkid, code: 0 } if kind == 7 => pkid,
+                    other => panic!("{kind}: {other:?}"),
+                };
+                assert_eq!(pkid, 0x0102);
+            }
+            mqtt::encode_pingresp(&mut buf);
+            assert!(matches!(client_reads(proto, &mut buf), Incoming::PingResp));
+        }
+        mqtt::encode_puback(1, PubAckCode::NoMatchingSubscribers, &mut buf);
+        assert!(matches!(
+            client_reads(Protocol::V5, &mut buf),
+            Incoming::PubAck {
+                pkid: 1,
+                code: 0x10
+            }
+        ));
+        mqtt::encode_pubrel(1, PubRelCode::PacketIdentifierNotFound, &mut buf);
+        assert_eq!(&buf[..], &[0x62, 3, 0, 1, 0x92]);
+        buf.clear();
+
+        mqtt::encode_disconnect(ServerDisconnectCode::Success, None, &mut buf);
+        assert_eq!(&buf[..], &[0xE0, 0]);
+        assert!(matches!(
+            client_reads(Protocol::V5, &mut buf),
+            Incoming::Disconnect {
+                code: 0,
+                reason: None
+            }
+        ));
+        mqtt::encode_disconnect(
+            ServerDisconnectCode::SessionTakenOver,
+            Some("taken over"),
+            &mut buf,
+        );
+        match client_reads(Protocol::V5, &mut buf) {
+            Incoming::Disconnect { code, reason } => {
+                assert_eq!((code, reason.as_deref()), (0x8E, Some("taken over")))
+            }
+            other => panic!("{other:?}"),
+        }
+        mqtt::encode_disconnect(ServerDisconnectCode::MalformedPacket, None, &mut buf);
+        assert!(matches!(
+            client_reads(Protocol::V5, &mut buf),
+            Incoming::Disconnect { code: 0x81, .. }
+        ));
+        // An over-long reason string is cut at a character boundary, not mid-character.
+        let long = "é".repeat(40_000);
+        mqtt::encode_disconnect(ServerDisconnectCode::ProtocolError, Some(&long), &mut buf);
+        match client_reads(Protocol::V5, &mut buf) {
+            Incoming::Disconnect { reason, .. } => assert_eq!(reason.unwrap().len(), 65534),
             other => panic!("{other:?}"),
         }
     }

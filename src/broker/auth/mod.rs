@@ -13,9 +13,8 @@ use acl::{AclFile, ClientAcl};
 use passwd::PasswordFile;
 use ratelimit::Failures;
 
-use super::codec::{self, Connect};
 use super::listener::ListenSpec;
-use crate::conn::packet::Protocol;
+use crate::mqtt::{ConnAckCode, Connect};
 
 /// The authentication settings as given (flags or config file); files are read at start.
 #[derive(Debug, Clone, Default)]
@@ -152,7 +151,7 @@ impl Auth {
     }
 
     /// The verdict on a CONNECT: who the client is and its ACL, or the CONNACK code that
-    /// refuses it, in the client's protocol version. `client_id` is the one the session will
+    /// refuses it (the encoder puts its 3.1.1 return code in a 3.1.1 CONNACK). `client_id` is the one the session will
     /// have (the broker's choice when the client sent none): `%c` in ACL patterns means it.
     /// `tls_cn` is Some(the client certificate's CN, if any) on TLS listeners.
     pub async fn admit(
@@ -161,7 +160,7 @@ impl Auth {
         client_id: &str,
         peer: IpAddr,
         tls_cn: Option<Option<&str>>,
-    ) -> Result<Admitted, u8> {
+    ) -> Result<Admitted, ConnAckCode> {
         let login = self
             .login(Credentials {
                 peer,
@@ -184,13 +183,9 @@ impl Auth {
             }
             Ok(admitted) => return Ok(admitted),
         };
-        let code = match refusal {
-            Refusal::BadCredentials => 0x86,
-            Refusal::NotAuthorized => 0x87,
-        };
-        Err(match c.proto {
-            Protocol::V5 => code,
-            Protocol::V311 => codec::connack_code_v311(code),
+        Err(match refusal {
+            Refusal::BadCredentials => ConnAckCode::BadUserNameOrPassword,
+            Refusal::NotAuthorized => ConnAckCode::NotAuthorized,
         })
     }
 

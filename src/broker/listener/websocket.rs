@@ -24,7 +24,7 @@ use crate::broker::http_head::{HeadError, HttpHead, Refusal, read_head, refuse};
 use crate::conn::transport::{Io, Ws};
 
 /// The largest MQTT packet: 1 type byte, 4 length bytes, 268,435,455 bytes of body.
-const MAX_MQTT_PACKET: usize = crate::conn::packet::MAX_PACKET;
+const MAX_MQTT_PACKET: usize = crate::mqtt::MAX_PACKET;
 
 /// A WebSocket message may carry a maximum-size packet plus small packets a client coalesced
 /// into the same message; the broker's own packet-size limit applies after this.

@@ -9,8 +9,8 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::model::{Record, unix_now};
-use crate::broker::router::{Published, SubOptions};
-use crate::conn::packet::PublishProperties;
+use crate::broker::state::{Published, SubOptions};
+use crate::mqtt::PublishProperties;
 
 // --- encoding ---------------------------------------------------------------------------------
 

@@ -17,12 +17,11 @@
 //! - `log.rs`: the file: frames, checksums, torn tails, atomic replacement
 //! - `codec.rs`: the bytes of each record
 //! - `model.rs`: what the records mean (`Record`) and the state they add up to (`Model`)
-//! - `restore.rs`: that state put back into the router at start
+//! - (`broker/restore.rs` puts that state back into the router at start)
 
 mod codec;
 mod log;
 pub mod model;
-mod restore;
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -32,10 +31,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use anyhow::{Context, anyhow, bail};
 use tokio::sync::watch;
 
-use super::router::Published;
+use super::state::Published;
 use model::{Model, Record};
-
-pub use restore::restore;
 
 const LOG: &str = "smq.log";
 /// Held locked (flock) while a broker uses the directory: two writers would corrupt the log.
@@ -220,7 +217,8 @@ impl Store {
         self.synced(pos).await;
     }
 
-    fn with_model<T>(&self, f: impl FnOnce(&Model) -> T) -> T {
+    /// A look at what the log holds, for restoring it at start.
+    pub fn with_model<T>(&self, f: impl FnOnce(&Model) -> T) -> T {
         f(&self.lock().model)
     }
 }

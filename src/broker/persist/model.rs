@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use super::codec::encode;
-use crate::broker::router::{Published, SubOptions};
+use crate::broker::state::{Published, SubOptions};
 
 /// One change to the persistent state.
 #[derive(Debug)]
@@ -367,7 +367,7 @@ impl Model {
 pub(super) mod tests {
     use super::*;
     use crate::broker::persist::codec::{decode_each, encode};
-    use crate::conn::packet::PublishProperties;
+    use crate::mqtt::PublishProperties;
     use std::time::Instant;
 
     pub(in crate::broker::persist) fn msg(

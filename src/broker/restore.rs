@@ -1,4 +1,5 @@
-//! At start: the persisted state back into the router, with the timers it had running.
+//! At start: the persisted state (`persist/`) back into the router, with the timers it had
+//! running. It stands above both, so that neither needs the other.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -7,11 +8,12 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::Store;
-use super::model::{Record, unix_now};
-use crate::broker::Config;
-use crate::broker::router::{Delivery, Inbox, Mailbox, Published, SessionEntry, Shared};
-use crate::broker::session::{self, NEVER, Stage, State};
+use super::Config;
+use super::persist::Store;
+use super::persist::model::{Record, unix_now};
+use super::router::Shared;
+use super::session::{self, NEVER};
+use super::state::{Delivery, Inbox, Mailbox, Published, SessionEntry, Stage, State};
 
 /// Loads what `store` holds into `shared`'s router and hands the router the store. Sessions
 /// whose expiry passed while the broker was down end now (publishing a will still owed);
@@ -76,6 +78,7 @@ pub fn restore(shared: &Arc<Shared>, config: &Config, store: &Arc<Store>) {
         let mut outgoing = BTreeMap::new();
         for (e, msg) in queue {
             let d = Delivery {
+                wire: None,
                 msg,
                 qos: e.qos,
                 retain: e.retain,

@@ -1,0 +1,625 @@
+//! One client connection, from CONNECT to the end of the session: this file has the
+//! connection's loop (reading, dispatching each packet, filling the client's receive window,
+//! keep-alive, takeover, shutdown), the acknowledgement halves of the QoS flows, and the
+//! end (the will, parking or ending the session). `open.rs` lets the client in and opens the
+//! session; `flows.rs` takes PUBLISH and SUBSCRIBE in and sends deliveries out; `out.rs`
+//! stages output behind the persistence log.
+
+mod flows;
+mod open;
+mod out;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::{Notify, watch};
+use tokio::time::{Instant, sleep_until, timeout};
+
+use super::Config;
+use super::auth::{Auth, acl::ClientAcl};
+use super::persist::Store;
+use super::persist::model::{Record, unix_now};
+use super::router::{Router, Shared};
+use super::state::{Delivery, Mailbox, Published, Stage, State};
+use crate::conn::transport::{Reader, Writer};
+use crate::mqtt::{
+    self, ClientDisconnectCode, ClientPacket, Protocol, PubRelCode, ServerDisconnectCode,
+    UnsubAckCode, Violation, Will,
+};
+use open::{read_connect, refuse_connect};
+pub(super) use out::synced;
+use out::{Out, flush};
+
+/// How long a connection may take to send its CONNECT: a real client sends it at once, and a
+/// connection that has not logged in must not be held open (and its buffer with it) for long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a new connection waits for the one it takes over to hand the session back.
+const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Topic aliases a client may set up with us (v5 CONNACK Topic Alias Maximum).
+pub const TOPIC_ALIAS_MAX: u16 = 10;
+/// A session expiry interval that never ends (3.1.1's clean session 0).
+pub(in crate::broker) const NEVER: u32 = u32::MAX;
+/// Bytes of answers (PUBACKs and the like) a client may leave unread before we stop reading
+/// its packets; deliveries stop at a quarter of this.
+const MAX_UNREAD_ANSWERS: usize = 1024 * 1024;
+/// A buffer that grew past this for a large packet or a burst is given back once it has
+/// drained, rather than kept for the rest of the connection: ordinary traffic stays below it.
+const KEEP_BUFFER: usize = 64 * 1024;
+
+/// Why a connection ended, which decides the will.
+enum End {
+    /// DISCONNECT 0x00: no will. 0x04 asks for the will.
+    Disconnect { with_will: bool },
+    /// Keep-alive timeout, protocol violation, network error, takeover: the will is published.
+    Abnormal,
+    /// The broker is shutting down.
+    Shutdown,
+}
+
+/// Who is on the other end, before CONNECT says more.
+pub struct Client {
+    pub auth: Arc<Auth>,
+    pub addr: std::net::IpAddr,
+    /// On TLS listeners: the client certificate's subject CN, if it sent one.
+    pub tls_cn: Option<Option<String>>,
+    /// On WebSocket listeners: what lifts the cap on bytes before CONNECT.
+    pub gate: Option<super::listener::Gate>,
+}
+
+pub async fn serve(
+    shared: Arc<Shared>,
+    config: Arc<Config>,
+    client: Client,
+    mut reader: Reader,
+    mut writer: Writer,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // Small to start with: most connections are idle most of the time.
+    let mut rbuf = BytesMut::with_capacity(512);
+    let mut wbuf = BytesMut::with_capacity(256);
+    let connect = match timeout(
+        CONNECT_TIMEOUT,
+        read_connect(&mut reader, &mut rbuf, config.max_packet),
+    )
+    .await
+    {
+        Ok(Ok(Some(c))) => {
+            if let Some(gate) = &client.gate {
+                gate.open();
+            }
+            c
+        }
+        Ok(Err(v)) => {
+            refuse_connect(&mut writer, &v).await;
+            return;
+        }
+        // Closed before or while sending CONNECT, or too slow: nothing to answer.
+        Ok(Ok(None)) | Err(_) => return,
+    };
+    let mut conn =
+        match Connection::open(shared, config, client, connect, &mut writer, &mut wbuf).await {
+            Some(c) => c,
+            None => return,
+        };
+    let mut state_guard =
+        match timeout(TAKEOVER_TIMEOUT, conn.entry_state.clone().lock_owned()).await {
+            Ok(g) => g,
+            Err(_) => return,
+        };
+    conn.online.store(true, Ordering::Relaxed);
+    conn.shared
+        .counters
+        .clients_connected
+        .fetch_add(1, Ordering::Relaxed);
+    let end = conn
+        .run(
+            &mut state_guard,
+            &mut reader,
+            &mut writer,
+            rbuf,
+            wbuf,
+            &mut shutdown,
+        )
+        .await;
+    conn.online.store(false, Ordering::Relaxed);
+    // The session is ended or parked before the client can see the close: a client that
+    // reconnects at once must find it in its new state.
+    conn.finish(end, &state_guard);
+    let _ = writer.shutdown().await;
+}
+
+struct Connection {
+    shared: Arc<Shared>,
+    config: Arc<Config>,
+    proto: Protocol,
+    client_id: Arc<str>,
+    mailbox: Mailbox,
+    online: Arc<AtomicBool>,
+    kick: Arc<Notify>,
+    generation: u64,
+    entry_state: Arc<tokio::sync::Mutex<State>>,
+    keepalive: Option<Duration>,
+    will: Option<Will>,
+    session_expiry: u32,
+    /// The client's limits on what we send it.
+    receive_max: usize,
+    max_packet: usize,
+    aliases: HashMap<u16, Bytes>,
+    /// Retained messages owed to new subscriptions, sent ahead of the mailbox.
+    backlog: VecDeque<Delivery>,
+    problem_info: bool,
+    /// None without an ACL file: then nothing is checked.
+    acl: Option<Arc<ClientAcl>>,
+    /// `--persist`: the broker's log, and whether this session is written to it.
+    store: Option<Arc<Store>>,
+    durable: bool,
+    /// Log position that must be on disk before anything more is sent: what we are about to
+    /// acknowledge was written there.
+    sync_to: u64,
+}
+
+impl Connection {
+    async fn run(
+        &mut self,
+        state: &mut State,
+        reader: &mut Reader,
+        writer: &mut Writer,
+        mut rbuf: BytesMut,
+        mut wbuf: BytesMut,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> End {
+        // What the client may no longer read (the ACL file changed since these were sent)
+        // is dropped, not sent again.
+        if let Some(acl) = &self.acl {
+            let revoked: Vec<u16> = state
+                .outgoing
+                .iter()
+                .filter(|(_, (d, stage))| *stage != Stage::Comp && !acl.may_read(&d.msg.topic))
+                .map(|(&pkid, _)| pkid)
+                .collect();
+            for pkid in revoked {
+                if let Some((d, _)) = state.outgoing.remove(&pkid) {
+                    self.done(&d);
+                }
+            }
+        }
+        // Unacknowledged messages of a resumed session go out again, PUBLISH with DUP set
+        // [MQTT-4.4.0-1].
+        for (&pkid, (d, stage)) in &state.outgoing {
+            match stage {
+                Stage::Comp => mqtt::encode_pubrel(pkid, PubRelCode::Success, &mut wbuf),
+                _ => {
+                    self.encode_delivery(d, pkid, true, &mut wbuf);
+                }
+            }
+        }
+        let window = self.receive_max.min(usize::from(self.config.max_inflight));
+        let mut deadline = self.keepalive.map(|k| Instant::now() + k);
+        // Packets are encoded into `wbuf`, then staged into `out`, which the socket drains.
+        let mut out = Out::default();
+        let store = self.store.clone();
+        loop {
+            // Decode everything already read.
+            let mut large = false;
+            loop {
+                let before = rbuf.len();
+                match mqtt::decode_client(self.proto, &mut rbuf, self.config.max_packet) {
+                    Ok(Some(p)) => {
+                        large |= before - rbuf.len() > KEEP_BUFFER;
+                        if let Some(k) = self.keepalive {
+                            deadline = Some(Instant::now() + k);
+                        }
+                        match self.handle(p, state, &mut wbuf) {
+                            Ok(None) => {}
+                            Ok(Some(end)) => {
+                                self.settle(&mut out, &mut wbuf).await;
+                                flush(writer, &mut out.ready).await;
+                                return end;
+                            }
+                            Err(v) => {
+                                self.settle(&mut out, &mut wbuf).await;
+                                return self.violation(v, writer, &mut out.ready).await;
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(v) => {
+                        self.settle(&mut out, &mut wbuf).await;
+                        return self.violation(v, writer, &mut out.ready).await;
+                    }
+                }
+            }
+            // The buffer grew to hold that packet: what is left moves to a small one.
+            if large {
+                rbuf = BytesMut::from(&rbuf[..]);
+            }
+            // Fill the client's receive window from the backlog, then the mailbox.
+            while state.outgoing.len() < window && out.len() + wbuf.len() < 256 * 1024 {
+                let Some(d) = self.backlog.pop_front().or_else(|| state.inbox.pop()) else {
+                    break;
+                };
+                self.deliver(d, state, &mut wbuf);
+            }
+            // A subscription to many retained messages grew it; they are sent.
+            if self.backlog.is_empty() && self.backlog.capacity() > 64 {
+                self.backlog = VecDeque::new();
+            }
+            // Acknowledgements go out only once what they acknowledge is on disk; reading
+            // goes on meanwhile, so one fsync covers a whole window of messages.
+            out.stage(&mut wbuf, std::mem::take(&mut self.sync_to));
+            // Only held output waits for the disk: a clean session never reads the position.
+            if let (Some(s), false) = (&store, out.held.is_empty()) {
+                out.release(s.durable());
+            }
+            let waiting = out.held.front().map(|h| h.0);
+            let can_take = state.outgoing.len() < window && out.len() < 256 * 1024;
+            let far = Instant::now() + Duration::from_secs(86_400);
+            tokio::select! {
+                r = writer.write(&mut out.ready), if !out.ready.is_empty() => {
+                    if r.is_err() {
+                        return End::Abnormal;
+                    }
+                    out.trim(&mut wbuf);
+                }
+                () = synced(store.as_deref(), waiting), if waiting.is_some() => {}
+                // A client that sends without reading what we answer is not read from
+                // until it catches up, so its acknowledgements cannot pile up without bound.
+                r = reader.read(&mut rbuf), if out.len() < MAX_UNREAD_ANSWERS => match r {
+                    Ok(0) | Err(_) => return End::Abnormal,
+                    Ok(n) => {
+                        self.shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                },
+                d = state.inbox.recv(), if can_take => {
+                    self.deliver(d, state, &mut wbuf);
+                }
+                _ = sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
+                    // [MQTT-3.1.2-22]: 1.5 times the keep alive without a packet.
+                    self.settle(&mut out, &mut wbuf).await;
+                    return self
+                        .server_disconnect(ServerDisconnectCode::KeepAliveTimeout, writer, &mut out.ready)
+                        .await;
+                }
+                _ = self.kick.notified() => {
+                    self.settle(&mut out, &mut wbuf).await;
+                    return self
+                        .server_disconnect(ServerDisconnectCode::SessionTakenOver, writer, &mut out.ready)
+                        .await;
+                }
+                _ = shutdown.changed() => {
+                    self.settle(&mut out, &mut wbuf).await;
+                    if self.proto == Protocol::V5 {
+                        mqtt::encode_disconnect(
+                            ServerDisconnectCode::ServerShuttingDown,
+                            None,
+                            &mut out.ready,
+                        );
+                    }
+                    flush(writer, &mut out.ready).await;
+                    return End::Shutdown;
+                }
+            }
+        }
+    }
+
+    /// Stages `wbuf` and waits until everything held can go: before the connection ends.
+    async fn settle(&mut self, out: &mut Out, wbuf: &mut BytesMut) {
+        out.stage(wbuf, std::mem::take(&mut self.sync_to));
+        if let (Some(s), Some(&(pos, _))) = (&self.store, out.held.back()) {
+            s.synced(pos).await;
+        }
+        out.release(u64::MAX);
+    }
+
+    /// The log, when this session is persistent.
+    fn log(&self) -> Option<&Store> {
+        self.store.as_deref().filter(|_| self.durable)
+    }
+
+    /// Appends a session record that must be on disk before the next packet goes out.
+    fn log_synced(&mut self, r: Record) {
+        if let Some(s) = self.log() {
+            self.sync_to = s.append(r);
+        }
+    }
+
+    /// A persisted delivery is finished: acknowledged, or dropped.
+    fn done(&self, d: &Delivery) {
+        if let (Some(s), Some(entry)) = (self.log(), d.stored) {
+            s.append(Record::Done {
+                client: self.client_id.clone(),
+                entry,
+            });
+        }
+    }
+
+    /// Sends a v5 DISCONNECT with `code` (3.1.1 has none: the connection just closes).
+    async fn server_disconnect(
+        &self,
+        code: ServerDisconnectCode,
+        writer: &mut Writer,
+        wbuf: &mut BytesMut,
+    ) -> End {
+        if self.proto == Protocol::V5 {
+            mqtt::encode_disconnect(code, None, wbuf);
+        }
+        flush(writer, wbuf).await;
+        End::Abnormal
+    }
+
+    async fn violation(&self, v: Violation, writer: &mut Writer, wbuf: &mut BytesMut) -> End {
+        if self.proto == Protocol::V5 {
+            let reason = self.problem_info.then_some(v.why.as_str());
+            let code = ServerDisconnectCode::try_from(v.code.number())
+                .unwrap_or(ServerDisconnectCode::UnspecifiedError);
+            mqtt::encode_disconnect(code, reason, wbuf);
+        }
+        flush(writer, wbuf).await;
+        End::Abnormal
+    }
+
+    fn handle(
+        &mut self,
+        p: ClientPacket,
+        state: &mut State,
+        wbuf: &mut BytesMut,
+    ) -> Result<Option<End>, Violation> {
+        match p {
+            ClientPacket::Publish { msg, pkid, dup: _ } => {
+                self.on_publish(msg, pkid, state, wbuf)?
+            }
+            ClientPacket::PubAck { pkid, .. } => {
+                if matches!(state.outgoing.get(&pkid), Some((_, Stage::Ack))) {
+                    if let Some((d, _)) = state.outgoing.remove(&pkid) {
+                        self.done(&d);
+                    }
+                }
+            }
+            ClientPacket::PubRec { pkid, code } => match state.outgoing.get_mut(&pkid) {
+                Some((d, stage @ Stage::Rec)) if !code.is_error() => {
+                    *stage = Stage::Comp;
+                    // PUBREL waits for this: a client that completes the flow forgets the
+                    // packet id, and would take the PUBLISH resent after a crash as new.
+                    if d.stored.is_some() {
+                        self.log_synced(Record::Released {
+                            client: self.client_id.clone(),
+                            pkid,
+                        });
+                    }
+                    mqtt::encode_pubrel(pkid, PubRelCode::Success, wbuf);
+                }
+                Some((_, Stage::Rec)) => {
+                    if let Some((d, _)) = state.outgoing.remove(&pkid) {
+                        self.done(&d);
+                    }
+                }
+                // Not ours: a v5 client still gets its PUBREL, saying so.
+                _ => mqtt::encode_pubrel(pkid, self.pid_not_found(), wbuf),
+            },
+            ClientPacket::PubComp { pkid, .. } => {
+                if matches!(state.outgoing.get(&pkid), Some((_, Stage::Comp))) {
+                    if let Some((d, _)) = state.outgoing.remove(&pkid) {
+                        self.done(&d);
+                    }
+                }
+            }
+            ClientPacket::PubRel { pkid, .. } => {
+                let known = state.incoming_qos2.remove(&pkid);
+                if known {
+                    // Before PUBCOMP: a packet id still held after a crash would swallow the
+                    // client's next message under it as a resend.
+                    self.log_synced(Record::InRel {
+                        client: self.client_id.clone(),
+                        pkid,
+                    });
+                }
+                let code = if known {
+                    PubRelCode::Success
+                } else {
+                    self.pid_not_found()
+                };
+                mqtt::encode_pubcomp(pkid, code, wbuf);
+            }
+            ClientPacket::Subscribe {
+                pkid,
+                filters,
+                sub_id,
+            } => self.on_subscribe(pkid, filters, sub_id, state, wbuf)?,
+            ClientPacket::Unsubscribe { pkid, filters } => {
+                let mut codes = Vec::with_capacity(filters.len());
+                let mut gone = Vec::with_capacity(filters.len());
+                let mut router = self.shared.lock();
+                for f in filters {
+                    let existed = router.unsubscribe(&f, &self.client_id);
+                    state.subscriptions.remove(&f);
+                    codes.push(if existed {
+                        UnsubAckCode::Success
+                    } else {
+                        UnsubAckCode::NoSubscriptionExisted
+                    });
+                    // A filter that was not subscribed changes nothing on disk.
+                    if existed {
+                        gone.push(f);
+                    }
+                }
+                drop(router);
+                for f in gone {
+                    self.log_synced(Record::Unsub {
+                        client: self.client_id.clone(),
+                        filter: f,
+                    });
+                }
+                mqtt::encode_unsuback(self.proto, pkid, &codes, wbuf);
+            }
+            ClientPacket::PingReq => mqtt::encode_pingresp(wbuf),
+            ClientPacket::Disconnect(d) => {
+                if let Some(e) = d.session_expiry {
+                    // Setting an expiry on a session that had none is a protocol error
+                    // [MQTT-3.14.2-2].
+                    if self.session_expiry == 0 && e != 0 {
+                        return Err(Violation::protocol(
+                            "session expiry set in DISCONNECT after 0 in CONNECT",
+                        ));
+                    }
+                    self.session_expiry = e;
+                }
+                return Ok(Some(End::Disconnect {
+                    with_will: d.code == ClientDisconnectCode::DisconnectWithWill,
+                }));
+            }
+            ClientPacket::Auth(_) => {
+                return Err(Violation::protocol("AUTH without an authentication method"));
+            }
+            ClientPacket::Connect => {
+                // [MQTT-3.1.0-2]: a second CONNECT is a protocol violation.
+                return Err(Violation::protocol("a second CONNECT"));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Publishes the will if owed, and ends or parks the session.
+    fn finish(self, end: End, state: &State) {
+        self.shared
+            .counters
+            .clients_connected
+            .fetch_sub(1, Ordering::Relaxed);
+        let will = match end {
+            End::Disconnect { with_will: false } | End::Shutdown => None,
+            End::Disconnect { with_will: true } | End::Abnormal => self.will,
+        };
+        let still_ours = |router: &Router| {
+            router
+                .sessions
+                .get(&self.client_id)
+                .is_some_and(|e| e.generation == self.generation)
+        };
+        let log = self.store.clone().filter(|_| self.durable);
+        if let Some(w) = will {
+            // The will waits for its delay, but no longer than the session lives
+            // [MQTT-3.1.3-9].
+            let delay = w.delay.min(self.session_expiry);
+            let msg = Arc::new(Published {
+                topic: Bytes::from(w.topic.into_bytes()),
+                payload: w.payload,
+                qos: w.qos,
+                retain: w.retain,
+                props: w.props,
+                received: std::time::Instant::now(),
+                from: Some(self.client_id.clone()),
+            });
+            if delay == 0 {
+                self.shared.publish(&msg);
+            } else {
+                if let Some(s) = &log {
+                    // Under the router lock, so a reconnect's Session record (which cancels
+                    // the will) cannot come before it.
+                    let router = self.shared.lock();
+                    if still_ours(&router) {
+                        s.append(Record::Will {
+                            client: self.client_id.clone(),
+                            at: unix_now() + u64::from(delay),
+                            msg: msg.clone(),
+                        });
+                    }
+                }
+                will_later(
+                    self.shared.clone(),
+                    self.client_id.clone(),
+                    self.generation,
+                    Duration::from_secs(delay.into()),
+                    msg,
+                );
+            }
+        }
+        let mut router = self.shared.lock();
+        if !still_ours(&router) {
+            return;
+        }
+        if self.session_expiry == 0 {
+            forget(&mut router, &self.client_id);
+            router.unsubscribe_all(&self.client_id, state.subscriptions.keys().cloned());
+            if let Some(s) = &log {
+                s.append(Record::Gone {
+                    client: self.client_id.clone(),
+                });
+            }
+            return;
+        }
+        if let Some(s) = &log {
+            s.append(Record::Offline {
+                client: self.client_id.clone(),
+                at: unix_now(),
+                expiry: self.session_expiry,
+            });
+        }
+        if self.session_expiry != NEVER {
+            expire_later(
+                self.shared.clone(),
+                self.client_id.clone(),
+                self.generation,
+                Duration::from_secs(self.session_expiry.into()),
+                state.subscriptions.keys().cloned().collect(),
+            );
+        }
+    }
+}
+
+/// Publishes a delayed will unless the session has been taken up again by then.
+pub(in crate::broker) fn will_later(
+    shared: Arc<Shared>,
+    client_id: Arc<str>,
+    generation: u64,
+    delay: Duration,
+    msg: Arc<Published>,
+) {
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let reconnected = shared
+            .lock()
+            .sessions
+            .get(&client_id)
+            .is_some_and(|e| e.generation != generation);
+        if !reconnected {
+            // In one log frame with what the will wrote: a crash cannot publish it twice.
+            shared.publish_then(&msg, Some(Record::WillDone { client: client_id }));
+        }
+    });
+}
+
+/// Ends a parked session once its expiry interval has passed, unless it was taken up again.
+pub(in crate::broker) fn expire_later(
+    shared: Arc<Shared>,
+    client_id: Arc<str>,
+    generation: u64,
+    expiry: Duration,
+    filters: Vec<String>,
+) {
+    tokio::spawn(async move {
+        tokio::time::sleep(expiry).await;
+        let mut router = shared.lock();
+        let expired = router
+            .sessions
+            .get(&client_id)
+            .is_some_and(|e| e.generation == generation);
+        if expired {
+            forget(&mut router, &client_id);
+            router.unsubscribe_all(&client_id, filters.into_iter());
+            if let Some(s) = &router.store {
+                s.append(Record::Gone { client: client_id });
+            }
+        }
+    });
+}
+
+/// Ends a session for good. The table gives back what a crowd of clients that left grew it to.
+fn forget(router: &mut Router, client_id: &str) {
+    let sessions = &mut router.sessions;
+    sessions.remove(client_id);
+    if sessions.capacity() > 4 * sessions.len() + 1024 {
+        sessions.shrink_to(2 * sessions.len());
+    }
+}

@@ -1,0 +1,122 @@
+//! Output on its way to the client, staged behind the log: what acknowledges a message
+//! goes out only once the message is on disk.
+
+use std::collections::VecDeque;
+
+use bytes::BytesMut;
+
+use super::KEEP_BUFFER;
+use crate::broker::persist::Store;
+use crate::conn::transport::Writer;
+
+/// Output on its way to the client: `ready` is written as the socket takes it; each `held`
+/// segment waits, in order, for the log position that makes what it acknowledges durable.
+#[derive(Default)]
+pub(super) struct Out {
+    pub(super) ready: BytesMut,
+    pub(super) held: VecDeque<(u64, BytesMut)>,
+    /// The most output (encoded, staged and unwritten) since the buffers were last given back.
+    peak: usize,
+}
+
+impl Out {
+    pub(super) fn len(&self) -> usize {
+        self.ready.len() + self.held.iter().map(|h| h.1.len()).sum::<usize>()
+    }
+
+    /// Takes what was just encoded: held until the log reaches `pos` (0: no need), and in
+    /// any case behind what is held already.
+    pub(super) fn stage(&mut self, fresh: &mut BytesMut, pos: u64) {
+        if fresh.is_empty() {
+            return;
+        }
+        self.peak = self.peak.max(self.len() + fresh.len());
+        let pos = self.held.back().map_or(pos, |h| h.0.max(pos));
+        if pos > 0 {
+            self.held.push_back((pos, fresh.split()));
+        } else if self.ready.is_empty() {
+            std::mem::swap(&mut self.ready, fresh);
+        } else {
+            self.ready.extend_from_slice(fresh);
+            fresh.clear();
+        }
+    }
+
+    /// Once everything is written, gives back the buffers a burst or a large message grew:
+    /// `ready`, and `wbuf`, which it swaps with.
+    pub(super) fn trim(&mut self, wbuf: &mut BytesMut) {
+        let drained = self.ready.is_empty() && self.held.is_empty() && wbuf.is_empty();
+        if self.peak > KEEP_BUFFER && drained {
+            self.ready = BytesMut::new();
+            *wbuf = BytesMut::with_capacity(256);
+            self.peak = 0;
+        }
+    }
+
+    /// Lets go of the segments the log now covers.
+    pub(super) fn release(&mut self, durable: u64) {
+        while let Some((pos, seg)) = self.held.pop_front() {
+            if pos > durable {
+                self.held.push_front((pos, seg));
+                break;
+            }
+            self.ready.extend_from_slice(&seg);
+        }
+    }
+}
+
+/// Waits for the log to reach `pos`.
+pub(in crate::broker) async fn synced(store: Option<&Store>, pos: Option<u64>) {
+    if let (Some(s), Some(pos)) = (store, pos) {
+        s.synced(pos).await;
+    }
+}
+
+pub(super) async fn flush(writer: &mut Writer, wbuf: &mut BytesMut) {
+    while !wbuf.is_empty() {
+        if writer.write(wbuf).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(s: &str) -> BytesMut {
+        BytesMut::from(s.as_bytes())
+    }
+
+    #[test]
+    fn output_waits_for_the_log_in_order() {
+        let mut out = Out::default();
+        let mut fresh = bytes("a");
+        out.stage(&mut fresh, 0);
+        assert_eq!((&out.ready[..], fresh.is_empty()), (&b"a"[..], true));
+        // Held until position 5 is on disk; what follows waits behind it, even with no
+        // position of its own.
+        out.stage(&mut bytes("b"), 5);
+        out.stage(&mut bytes("c"), 0);
+        out.stage(&mut bytes("d"), 3);
+        assert_eq!(out.len(), 4);
+        out.release(4);
+        assert_eq!(&out.ready[..], b"a");
+        out.release(5);
+        assert_eq!(&out.ready[..], b"abcd");
+        assert!(out.held.is_empty());
+    }
+
+    #[test]
+    fn buffers_a_burst_grew_are_given_back_once_drained() {
+        let mut out = Out::default();
+        let mut wbuf = BytesMut::from(&vec![0u8; 2 * KEEP_BUFFER][..]);
+        out.stage(&mut wbuf, 0);
+        out.trim(&mut wbuf);
+        assert!(out.ready.capacity() >= 2 * KEEP_BUFFER, "not yet written");
+        out.ready.clear();
+        out.trim(&mut wbuf);
+        assert_eq!(out.ready.capacity(), 0);
+        assert!(wbuf.capacity() < KEEP_BUFFER);
+    }
+}

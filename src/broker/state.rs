@@ -1,0 +1,299 @@
+//! The broker's shared state, as types: a message as held ([`Published`]), one on its way to
+//! one session ([`Delivery`]), a subscription's options, a session's queue ([`Inbox`], bounded
+//! by [`QueueLimits`]) and the router's handle on it ([`Mailbox`]), a session as the router
+//! knows it ([`SessionEntry`]) and what it keeps between connections ([`State`]). The router,
+//! the topic trees, persistence and the sessions all use them; this file uses none of those.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use crate::mqtt::{Protocol, PublishHead, PublishProperties};
+
+/// A message as the broker holds it: shared by every subscriber it goes to.
+#[derive(Debug)]
+pub struct Published {
+    pub topic: Bytes,
+    pub payload: Bytes,
+    pub qos: u8,
+    pub retain: bool,
+    pub props: Option<PublishProperties>,
+    pub received: Instant,
+    /// The publishing client, for no-local.
+    pub from: Option<Arc<str>>,
+}
+
+impl Published {
+    /// Bytes charged to a queue that holds this message: its topic and payload.
+    pub fn size(&self) -> usize {
+        self.topic.len() + self.payload.len()
+    }
+
+    /// Whether the v5 message expiry interval has passed.
+    pub fn expired(&self) -> bool {
+        self.remaining_expiry() == Some(0)
+    }
+
+    /// Seconds of message expiry left, if the message expires.
+    pub fn remaining_expiry(&self) -> Option<u32> {
+        let interval = self.props.as_ref()?.message_expiry_interval?;
+        let spent = u32::try_from(self.received.elapsed().as_secs()).unwrap_or(u32::MAX);
+        Some(interval.saturating_sub(spent))
+    }
+}
+
+/// One message on its way to one session.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub msg: Arc<Published>,
+    pub qos: u8,
+    pub retain: bool,
+    pub sub_ids: Vec<u32>,
+    /// The delivery's queue entry in the persistence log, for a persistent session.
+    pub stored: Option<u64>,
+    /// The PUBLISH heads shared by every delivery of a message routed to several sessions.
+    pub wire: Option<Arc<SharedWire>>,
+}
+
+/// A routed message's PUBLISH, encoded once by the first connection that sends it and copied
+/// by the others with their own packet id. It holds one shape (protocol, QoS, retain), the
+/// first one sent: a fan-out's subscribers mostly share one. Every routed message queued for
+/// a slow subscriber carries this, so until it is first sent it is a pointer. Only deliveries
+/// whose properties are the message's own share it: a subscription identifier or a message
+/// expiry (counted down to the moment of sending) makes a packet of its own.
+#[derive(Debug, Default)]
+pub struct SharedWire {
+    head: OnceLock<Box<(u8, Option<PublishHead>)>>,
+}
+
+impl SharedWire {
+    /// The head for this shape, made by `make` if it is the first shape asked for; Ok(None)
+    /// when the message cannot be encoded in it, Err when another shape was first. `make`
+    /// runs at most once.
+    pub fn head(
+        &self,
+        proto: Protocol,
+        qos: u8,
+        retain: bool,
+        make: impl FnOnce() -> Option<PublishHead>,
+    ) -> Result<Option<&PublishHead>, NotShared> {
+        let shape = (u8::from(proto == Protocol::V5) << 3) | (qos.min(2) << 1) | u8::from(retain);
+        let (first, head) = &**self.head.get_or_init(|| Box::new((shape, make())));
+        if *first == shape {
+            Ok(head.as_ref())
+        } else {
+            Err(NotShared)
+        }
+    }
+}
+
+/// A delivery in a shape other than the shared one: it is encoded on its own.
+#[derive(Debug)]
+pub struct NotShared;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubOptions {
+    pub qos: u8,
+    pub no_local: bool,
+    pub retain_as_published: bool,
+    pub sub_id: Option<u32>,
+}
+
+/// How much a session's queue may hold before new deliveries are dropped: messages
+/// (`--max-queued`, mosquitto's `max_queued_messages`) and bytes of topic and payload
+/// (`--max-queued-bytes`, mosquitto's `max_queued_bytes`); `usize::MAX` is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    pub messages: usize,
+    pub bytes: usize,
+}
+
+/// A session's queue of deliveries, bounded by [`QueueLimits`]. Lighter than a channel: an
+/// idle session's queue allocates nothing, which matters with thousands of idle clients.
+#[derive(Debug)]
+pub struct Inbox {
+    queue: Mutex<Queue>,
+    ready: Notify,
+    limits: QueueLimits,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    deliveries: VecDeque<Delivery>,
+    /// What `deliveries` hold, by [`Published::size`]: each queue is charged in full for a
+    /// message it shares with others, so one session's share is bounded whatever the rest do.
+    bytes: usize,
+}
+
+impl Inbox {
+    pub fn new(limits: QueueLimits) -> Arc<Inbox> {
+        Arc::new(Inbox {
+            queue: Mutex::new(Queue::default()),
+            ready: Notify::new(),
+            limits: QueueLimits {
+                messages: limits.messages.max(1),
+                bytes: limits.bytes,
+            },
+        })
+    }
+
+    /// Queues a delivery; false when the queue is full and the delivery is dropped. As in
+    /// mosquitto, the byte limit is checked before the message is added, so a message larger
+    /// than the limit still reaches a session whose queue is empty.
+    pub(super) fn push(&self, d: Delivery) -> bool {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if q.deliveries.len() >= self.limits.messages || q.bytes >= self.limits.bytes {
+            return false;
+        }
+        q.bytes += d.msg.size();
+        q.deliveries.push_back(d);
+        drop(q);
+        self.ready.notify_one();
+        true
+    }
+
+    pub fn pop(&self) -> Option<Delivery> {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let d = q.deliveries.pop_front()?;
+        q.bytes -= d.msg.size();
+        // A drained burst gives its memory back.
+        if q.deliveries.is_empty() && q.deliveries.capacity() > 64 {
+            q.deliveries.shrink_to_fit();
+        }
+        Some(d)
+    }
+
+    /// Waits for a delivery. Cancel-safe: a cancelled wait takes nothing off the queue.
+    pub async fn recv(&self) -> Delivery {
+        loop {
+            if let Some(d) = self.pop() {
+                return d;
+            }
+            self.ready.notified().await;
+        }
+    }
+}
+
+/// The router's handle on a session: where its messages go, whether someone is connected.
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    pub client_id: Arc<str>,
+    pub inbox: Arc<Inbox>,
+    pub online: Arc<AtomicBool>,
+    /// The session outlives its connection and the broker persists: its QoS 1/2 deliveries
+    /// are written to the log.
+    pub durable: Arc<AtomicBool>,
+}
+
+/// A session known to the broker, connected or not.
+pub struct SessionEntry {
+    pub mailbox: Mailbox,
+    /// Wakes the connection that currently serves the session, to hand it over.
+    pub kick: Arc<Notify>,
+    /// Bumped on every connection, so a late expiry or will timer can tell it is stale.
+    pub generation: u64,
+    pub state: Arc<tokio::sync::Mutex<State>>,
+    /// The user the session logged in as: another user's CONNECT with its client id starts
+    /// afresh rather than resume it.
+    pub owner: Option<Arc<str>>,
+}
+
+/// What a session keeps between connections.
+pub struct State {
+    pub inbox: Arc<Inbox>,
+    pub subscriptions: HashMap<String, SubOptions>,
+    /// Deliveries the client has not acknowledged yet, by packet id.
+    pub outgoing: BTreeMap<u16, (Delivery, Stage)>,
+    /// Incoming QoS 2 packet ids between PUBREC and PUBREL.
+    pub incoming_qos2: HashSet<u16>,
+    pub next_pkid: u16,
+}
+
+/// Which acknowledgement an outgoing QoS 1/2 message waits for: PUBACK, PUBREC or PUBCOMP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Ack,
+    Rec,
+    Comp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inbox_is_bounded_in_bytes_and_admits_a_large_message_when_empty() {
+        let inbox = Inbox::new(QueueLimits {
+            messages: 100,
+            bytes: 10,
+        });
+        let sized = |payload: &'static [u8]| Delivery {
+            msg: Arc::new(Published {
+                topic: Bytes::from_static(b"t"),
+                payload: Bytes::from_static(payload),
+                qos: 0,
+                retain: false,
+                props: None,
+                received: Instant::now(),
+                from: None,
+            }),
+            qos: 0,
+            retain: false,
+            sub_ids: Vec::new(),
+            stored: None,
+            wire: None,
+        };
+        // Checked before adding: a message over the limit gets into an empty queue only.
+        assert!(inbox.push(sized(b"twenty bytes of data")));
+        assert!(!inbox.push(sized(b"x")));
+        assert!(inbox.pop().is_some());
+        for _ in 0..5 {
+            assert!(inbox.push(sized(b"x")), "2 bytes each, topic included");
+        }
+        assert!(!inbox.push(sized(b"x")), "10 bytes queued");
+        while inbox.pop().is_some() {}
+        assert!(inbox.push(sized(b"x")), "popping gave the bytes back");
+    }
+
+    #[test]
+    fn a_shared_wire_encodes_each_shape_once() {
+        let wire = SharedWire::default();
+        let msg = crate::mqtt::Message {
+            topic: Bytes::from_static(b"t"),
+            payload: Bytes::from_static(b"x"),
+            qos: 1,
+            retain: false,
+            props: None,
+        };
+        let made = std::cell::Cell::new(0);
+        let make = |proto| {
+            made.set(made.get() + 1);
+            PublishHead::new(proto, &msg, 1, false).ok()
+        };
+        for _ in 0..3 {
+            let head = wire.head(Protocol::V5, 1, false, || make(Protocol::V5));
+            assert!(matches!(head, Ok(Some(_))));
+            // Another shape is not shared, and makes nothing here.
+            for (proto, qos, retain) in [(Protocol::V311, 1, false), (Protocol::V5, 0, false)] {
+                let other = wire.head(proto, qos, retain, || make(proto));
+                assert!(other.is_err());
+            }
+        }
+        assert_eq!(made.get(), 1, "once");
+        // A shape that cannot be encoded stays so, without trying again.
+        let wire = SharedWire::default();
+        assert!(matches!(
+            wire.head(Protocol::V5, 2, true, || None),
+            Ok(None)
+        ));
+        let again = wire.head(Protocol::V5, 2, true, || make(Protocol::V5));
+        assert!(matches!(again, Ok(None)));
+        assert_eq!(made.get(), 1);
+        // Small: every message queued for a slow subscriber carries one.
+        assert!(std::mem::size_of::<SharedWire>() <= 16);
+    }
+}
