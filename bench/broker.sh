@@ -8,8 +8,8 @@
 # rotated every repetition:
 #   fanin    8 publishers -> 1 subscriber, QoS 0 and 1, 100-byte payloads, N deliveries in all
 #   fanout   1 publisher -> 8 subscribers, same, N deliveries in all (N/8 published)
-#   latency  one publisher at a fixed rate (LAT_RATE msg/s for LAT_SECS s) whose payload is its
-#            send time in ns; the subscriber prints its receive time (-F '%U %p'); p50/p99/max
+#   latency  `smq bench latency`: one publisher at a fixed rate (LAT_RATE msg/s for LAT_SECS s)
+#            to one subscriber in one process, from the scheduled send time; p50/p99/max
 #   idle     IDLE_CONNS idle MQTT connections (CONNECT, keepalive 0, held open); broker VmRSS
 #            before and after, per connection
 #   persist  fan-in at QoS 1 to a persistent-session subscriber (-c), three brokers:
@@ -82,42 +82,6 @@ for ((p = 1; p <= CLIENTS; p++)); do
         for (i = 1; i <= n; i++) { s = sprintf("p%d-m%08d ", p, i); printf "%s%s\n", s, substr(pad, 1, 99 - length(s)) } }' \
         >"$BENCH_TMP/in$p.txt"
 done
-
-# Latency generator: LAT_RATE lines a second for LAT_SECS seconds, each its own time.time_ns(),
-# written and flushed on schedule (absolute deadlines, so a late line doesn't shift the rest).
-cat >"$BENCH_TMP/latgen.py" <<'EOF'
-import sys, time
-rate, secs, delay = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-time.sleep(delay)  # let the publisher connect first: connect time is not latency
-n, out = int(rate * secs), sys.stdout
-t0 = time.monotonic()
-for i in range(n):
-    d = t0 + i / rate - time.monotonic()
-    if d > 0:
-        time.sleep(d)
-    out.write(f"{time.time_ns()}\n")
-    out.flush()
-EOF
-
-# Latency stats from `-F '%U %p'` lines ("<sec>.<nsec> <send ns>"): count p50 p99 max (µs).
-cat >"$BENCH_TMP/latstats.py" <<'EOF'
-import sys
-lat = []
-for line in open(sys.argv[1], errors="replace"):
-    parts = line.split()
-    if len(parts) != 2 or not parts[1].isdigit():
-        continue
-    sec, _, frac = parts[0].partition(".")
-    recv = int(sec) * 1_000_000_000 + int((frac + "000000000")[:9])
-    lat.append((recv - int(parts[1])) / 1000.0)
-lat.sort()
-def pct(p):
-    return lat[min(len(lat) - 1, max(0, int(round(p / 100.0 * len(lat) + 0.5)) - 1))]
-if lat:
-    print(len(lat), "%.1f" % pct(50), "%.1f" % pct(99), "%.1f" % lat[-1])
-else:
-    print(0, 0, 0, 0)
-EOF
 
 # Idle connections: open argv[2] MQTT 3.1.1 connections (CONNECT, clean session, keepalive 0),
 # at most argv[3] handshakes at a time, check each CONNACK, print "connected OK FAILED", then
@@ -335,34 +299,39 @@ run_throughput() {
         "$(awk -v t=$((ccpu1 - ccpu0)) -v h="$CLK_TCK" 'BEGIN { print t / h }')" "$sub_rcs" "$pub_rcs" "$load")"
 }
 
-# run_latency QOS BROKER REP: appends a row to $LAT.
+# run_latency QOS BROKER REP: appends a row to $LAT. `smq bench latency` is publisher and
+# subscriber in one process: it waits for its SUBACK before the first send and measures from each
+# message's scheduled send time (coordinated omission corrected), the same for every broker.
 run_latency() {
-    local qos=$1 broker=$2 rep=$3 count=$((LAT_RATE * LAT_SECS)) stats bcpu0 bcpu1 load pipe_rc=0 sub_rcs
-    local -a pub_extra=()
-    SUB_PIDS=()
-    ((qos == 0)) || pub_extra=(-M "$INFLIGHT")
+    local qos=$1 broker=$2 rep=$3 stats bcpu0 bcpu1 load rc=0 out=$BENCH_TMP/latency.json
+    local -a extra=()
+    ((qos == 0)) || extra=(-M "$INFLIGHT")
     load=$(load1)
     start_broker "$broker"
-    publish_ready
-    start_sub 1 "$count" "$qos" -F '%U %p' --nodelay
-    wait_subs_ready
     bcpu0=$(proc_cpu "$BROKER_PID")
-    # Foreground pipeline, both ends under timeout. --nodelay on both clients (and identical
-    # flags for both brokers), so Nagle in the load generator doesn't add to the latency.
-    timeout -k 5 $((LAT_SECS + 30)) python3 "$BENCH_TMP/latgen.py" "$LAT_RATE" "$LAT_SECS" 0.5 |
-        timeout -k 5 $((LAT_SECS + 30)) "$SMQ" pub -h 127.0.0.1 -p "$BROKER_PORT" -t "$DATA_TOPIC" -l -q "$qos" \
-            -i smq-bench-latpub --nodelay "${pub_extra[@]}" >/dev/null 2>"$BENCH_TMP/pub1.err" || pipe_rc=$?
-    wait_pids "${SUB_PIDS[@]}"
-    sub_rcs=$WAIT_RCS
+    # --nodelay (and identical flags for every broker), so Nagle in the load generator doesn't
+    # add to the latency.
+    timeout -k 5 $((LAT_SECS + 60)) "$SMQ" bench latency -h 127.0.0.1 -p "$BROKER_PORT" -q "$qos" \
+        -c 1 --subscribers 1 --rate "$LAT_RATE" --duration "$LAT_SECS" -s 100 --nodelay "${extra[@]}" \
+        -t "$DATA_TOPIC/%i" --json --quiet >"$out" 2>"$BENCH_TMP/latency.err" || rc=$?
     bcpu1=$(proc_cpu "$BROKER_PID")
     bench_stop "$BROKER_PID"
-    stats=$(python3 "$BENCH_TMP/latstats.py" "$BENCH_TMP/sub1.out")
-    rm -f "$BENCH_TMP/sub1.out"
-    # shellcheck disable=SC2086  # stats is "count p50 p99 max"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$qos" "$broker" "$rep" "$count" "$(tr ' ' '\t' <<<"$stats")" \
-        "$((bcpu1 - bcpu0))" "$load" "sub:$sub_rcs pub:$pipe_rc" >>"$LAT"
-    bench_log "$(printf 'latency qos %s %-12s rep %s: received/sent/p50/p99/max µs %s/%s  exits sub:%s pub:%s  load %s' \
-        "$qos" "$(label "$broker")" "$rep" "$(cut -d' ' -f1 <<<"$stats")" "$count $(cut -d' ' -f2- <<<"$stats")" "$sub_rcs" "$pipe_rc" "$load")"
+    # "sent received p50 p99 max" (µs); zeros when the run printed nothing usable.
+    stats=$(python3 - "$out" <<'EOF'
+import json, sys
+try:
+    d = json.load(open(sys.argv[1]))
+    l, m = d["latency_us"] or {}, d["messages"]
+    print(m["expected"], m["received"], l.get("p50", 0), l.get("p99", 0), l.get("max", 0))
+except (OSError, ValueError, KeyError):
+    print(0, 0, 0, 0, 0)
+EOF
+)
+    rm -f "$out"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$qos" "$broker" "$rep" "$(tr ' ' '\t' <<<"$stats")" \
+        "$((bcpu1 - bcpu0))" "$load" "bench:$rc" >>"$LAT"
+    bench_log "$(printf 'latency qos %s %-12s rep %s: sent/received/p50/p99/max µs %s  exit %s  load %s' \
+        "$qos" "$(label "$broker")" "$rep" "$(tr ' ' '/' <<<"$stats")" "$rc" "$load")"
 }
 
 # rss_settled PID: VmRSS (KiB) once two readings 0.5 s apart agree within 1%, at most ~5 s.
@@ -464,7 +433,7 @@ done
 
 # --- report ----------------------------------------------------------------------------------
 
-echo "broker: smq serve-broker vs $("$MOSQUITTO" -h 2>/dev/null | head -n 1 | awk '{ print $1, $3 }'), $REPS reps, $(nproc) cores, load generator: $SMQ pub/sub"
+echo "broker: smq serve-broker vs $("$MOSQUITTO" -h 2>/dev/null | head -n 1 | awk '{ print $1, $3 }'), $REPS reps, $(nproc) cores, load generator: $SMQ pub/sub (latency: $SMQ bench latency)"
 echo "brokers: serve-broker --max-inflight $INFLIGHT --max-queued $MAX_QUEUED --max-queued-bytes 0 --sys-interval 0;" \
     "mosquitto max_inflight_messages $INFLIGHT, max_queued_messages 0, sys_interval 0"
 AWK_LIB='
@@ -562,7 +531,7 @@ fi
 
 if [[ -s $LAT ]]; then
     echo
-    echo "== latency: 1 publisher at $LAT_RATE msg/s for $LAT_SECS s -> 1 subscriber, send time in the payload, receive time from -F %U"
+    echo "== latency: smq bench latency, 1 publisher at $LAT_RATE msg/s for $LAT_SECS s -> 1 subscriber, from the scheduled send time"
     awk -F'\t' -v reps="$REPS" -v tck="$CLK_TCK" "$AWK_LIB"'
     {
         k = $1 SUBSEP $2; if (!(k in n)) { keys[++nk] = k }; n[k]++

@@ -4,7 +4,7 @@
 Starts the broker on 127.0.0.1 (ports picked by the OS), reads its resident memory, then sends
 CLIENTS (300) pushes at once, each a ~16 KiB gzip body that decodes to exactly --http-max-body
 (16 MiB) of valid JSON, and reports the broker's peak resident memory (VmHWM) with the answers'
-status counts. The README documents that the bytes pushes hold stay within
+status counts. docs/http-push.md documents that the bytes pushes hold stay within
 4 × --http-max-body; the peak minus the idle size shows whether they do.
 
     python3 bench/http_bombs.py [path/to/smq]     # default target/release/smq

@@ -875,7 +875,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
         }
         'smq;certs' {
             [CompletionResult]::new('--out-dir', '--out-dir', [CompletionResultType]::ParameterName, 'Directory for ca.pem, ca.key, server.pem, server.key, client.pem, client.key')
-            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Another name the server certificate is for: a DNS name or an IP address (repeatable); localhost, 127.0.0.1, ::1, this machine''s host name and LAN address are always on it')
+            [CompletionResult]::new('--name', '--name', [CompletionResultType]::ParameterName, 'Another name the server certificate is for: a DNS name or an IP address (repeatable); localhost, 127.0.0.1, ::1, this machine''s host name and LAN addresses are always on it')
             [CompletionResult]::new('--client-cn', '--client-cn', [CompletionResultType]::ParameterName, 'Common name of the client certificate (the user name with --use-identity-as-username)')
             [CompletionResult]::new('--days', '--days', [CompletionResultType]::ParameterName, 'Days the certificates are valid')
             [CompletionResult]::new('--force', '--force', [CompletionResultType]::ParameterName, 'Replace certificate files that are already there')

@@ -853,7 +853,7 @@ set edit:completion:arg-completer[smq] = {|@words|
         }
         &'smq;certs'= {
             cand --out-dir 'Directory for ca.pem, ca.key, server.pem, server.key, client.pem, client.key'
-            cand --name 'Another name the server certificate is for: a DNS name or an IP address (repeatable); localhost, 127.0.0.1, ::1, this machine''s host name and LAN address are always on it'
+            cand --name 'Another name the server certificate is for: a DNS name or an IP address (repeatable); localhost, 127.0.0.1, ::1, this machine''s host name and LAN addresses are always on it'
             cand --client-cn 'Common name of the client certificate (the user name with --use-identity-as-username)'
             cand --days 'Days the certificates are valid'
             cand --force 'Replace certificate files that are already there'

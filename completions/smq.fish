@@ -697,7 +697,7 @@ complete -c smq -n "__fish_smq_using_subcommand passwd" -s D -d 'Delete the user
 complete -c smq -n "__fish_smq_using_subcommand passwd" -s b -d 'Batch mode: the password is the third argument instead of a prompt (it is then visible to other users of this machine in the process list)'
 complete -c smq -n "__fish_smq_using_subcommand passwd" -l help -d 'Print help'
 complete -c smq -n "__fish_smq_using_subcommand certs" -l out-dir -d 'Directory for ca.pem, ca.key, server.pem, server.key, client.pem, client.key' -r -F
-complete -c smq -n "__fish_smq_using_subcommand certs" -l name -d 'Another name the server certificate is for: a DNS name or an IP address (repeatable); localhost, 127.0.0.1, ::1, this machine\'s host name and LAN address are always on it' -r
+complete -c smq -n "__fish_smq_using_subcommand certs" -l name -d 'Another name the server certificate is for: a DNS name or an IP address (repeatable); localhost, 127.0.0.1, ::1, this machine\'s host name and LAN addresses are always on it' -r
 complete -c smq -n "__fish_smq_using_subcommand certs" -l client-cn -d 'Common name of the client certificate (the user name with --use-identity-as-username)' -r
 complete -c smq -n "__fish_smq_using_subcommand certs" -l days -d 'Days the certificates are valid' -r
 complete -c smq -n "__fish_smq_using_subcommand certs" -l force -d 'Replace certificate files that are already there'

@@ -11,7 +11,7 @@ pub struct CertsArgs {
     pub out_dir: PathBuf,
 
     /// Another name the server certificate is for: a DNS name or an IP address (repeatable);
-    /// localhost, 127.0.0.1, ::1, this machine's host name and LAN address are always on it
+    /// localhost, 127.0.0.1, ::1, this machine's host name and LAN addresses are always on it
     #[arg(long, value_name = "NAME", action = clap::ArgAction::Append)]
     pub name: Vec<String>,
 

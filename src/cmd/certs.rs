@@ -1,12 +1,12 @@
 //! `smq certs`: what the mosquitto-tls(7) recipe makes, in one command, but as X.509 v3
 //! certificates (the recipe's `openssl x509 -req` without extensions makes version 1, which
 //! rustls refuses): a CA, a server certificate whose subjectAltNames are localhost,
-//! 127.0.0.1, ::1, this machine's host name and LAN address and every `--name`, and a client
+//! 127.0.0.1, ::1, this machine's host name and LAN addresses and every `--name`, and a client
 //! certificate. Keys are EC P-256, written readable by their owner only.
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::net::{IpAddr, UdpSocket};
+use std::net::IpAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::ExitCode;
@@ -19,6 +19,7 @@ use rcgen::{
     date_time_ymd,
 };
 
+use crate::broker::listener::lan::interface_addrs;
 use crate::cli::CertsArgs;
 use crate::exit::usage;
 use crate::output::Output;
@@ -113,14 +114,15 @@ clients:
 }
 
 /// The names on the server certificate, each with its SAN: the given ones first, then
-/// localhost, loopback, the host name and the LAN address, without repeats.
+/// localhost, loopback, the host name and every LAN address (the ones serve-broker prints for
+/// a listener on all interfaces), without repeats.
 fn server_names(given: &[String]) -> anyhow::Result<Vec<(String, SanType)>> {
     let mut names: Vec<String> = given.to_vec();
     names.extend(["localhost", "127.0.0.1", "::1"].map(String::from));
     if let Some(h) = hostname() {
         names.push(h);
     }
-    names.extend(lan_address().map(|a| a.to_string()));
+    names.extend(interface_addrs().iter().map(IpAddr::to_string));
     let mut out: Vec<(String, SanType)> = Vec::new();
     for n in names {
         if out.iter().any(|(seen, _)| *seen == n) {
@@ -143,16 +145,6 @@ fn hostname() -> Option<String> {
     let h = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let h = h.trim();
     (!h.is_empty() && h != "localhost").then(|| h.to_owned())
-}
-
-/// The address this machine reaches its network from: a UDP socket "connected" to a
-/// documentation address (RFC 5737) sends nothing, but the kernel picks the source address
-/// of the default route for it.
-fn lan_address() -> Option<IpAddr> {
-    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
-    socket.connect("192.0.2.1:9").ok()?;
-    let ip = socket.local_addr().ok()?.ip();
-    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
 
 /// From yesterday, so a clock a little behind on another machine still accepts them.

@@ -108,3 +108,64 @@ fn the_certificates_work_with_both_brokers() {
     );
     assert!(forced.status.success(), "{}", text(&forced.stderr));
 }
+
+/// The server certificate is for every LAN address serve-broker tells a phone to use (one
+/// listener on all interfaces, IPv6 too), not only the default route's.
+#[test]
+fn the_server_certificate_names_every_lan_address_the_broker_prints() {
+    let banner = run_with_timeout(
+        smq().args([
+            "sub",
+            "--serve",
+            "--listen",
+            "mqtt://[::]:0",
+            "--allow-anonymous",
+            "-t",
+            "x",
+            "-W",
+            "1",
+        ]),
+        None,
+        SECS,
+    );
+    let err = text(&banner.stderr);
+    let hosts: Vec<std::net::IpAddr> = err
+        .lines()
+        .filter_map(|l| {
+            l.split_once("MQTT: host ")?
+                .1
+                .split_once(',')?
+                .0
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(!hosts.is_empty(), "no LAN address in the banner: {err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_with_timeout(
+        smq().args(["certs", "--out-dir"]).arg(dir.path()),
+        None,
+        SECS,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sans = run_with_timeout(
+        std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+            .arg(dir.path().join("server.pem")),
+        None,
+        SECS,
+    );
+    assert!(sans.status.success(), "{}", text(&sans.stderr));
+    // openssl writes `IP Address:192.0.2.2, IP Address:FD00:0:0:0:0:0:0:2`.
+    let ips: Vec<std::net::IpAddr> = text(&sans.stdout)
+        .split(',')
+        .filter_map(|san| san.trim().strip_prefix("IP Address:")?.parse().ok())
+        .collect();
+    for host in &hosts {
+        assert!(
+            ips.contains(host),
+            "{host} (from {err:?}) is not among {ips:?}"
+        );
+    }
+}

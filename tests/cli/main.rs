@@ -12,6 +12,7 @@ mod options_file;
 mod publish;
 mod publish_limits;
 mod rabbitmq;
+mod readme;
 mod record_replay;
 mod rough_edges;
 mod rr;

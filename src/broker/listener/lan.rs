@@ -1,12 +1,13 @@
 //! Which addresses of this machine another device on the LAN (a phone) can reach, for the
-//! advice printed when a listener is bound to all interfaces: read from /proc on Linux.
+//! advice printed when a listener is bound to all interfaces, and for the subjectAltNames
+//! `smq certs` puts on a server certificate: read from /proc on Linux.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// This machine's non-loopback addresses, IPv4 first. Linux: from /proc (no unsafe
 /// getifaddrs, no new crate). Elsewhere, or if /proc says nothing: the address of the
 /// default route only.
-pub(super) fn interface_addrs() -> Vec<IpAddr> {
+pub fn interface_addrs() -> Vec<IpAddr> {
     let mut addrs: Vec<IpAddr> = std::fs::read_to_string("/proc/net/fib_trie")
         .map(|text| parse_fib_trie(&text))
         .unwrap_or_default()

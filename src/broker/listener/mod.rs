@@ -10,7 +10,7 @@
 //!
 //! The HTTP request head reader both this and HTTP Push use is `broker::http_head`.
 
-mod lan;
+pub mod lan;
 mod spec;
 #[cfg(test)]
 mod tests;

@@ -38,6 +38,12 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(15);
 /// The smq binary under test with a hermetic env and stdin from /dev/null.
 pub fn smq() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_smq"));
+    hermetic(&mut cmd);
+    cmd
+}
+
+/// The environment `smq()` gives the binary, for a command that runs it (a shell line).
+pub fn hermetic(cmd: &mut Command) {
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("SMQ_") {
             cmd.env_remove(key);
@@ -49,7 +55,6 @@ pub fn smq() -> Command {
         .env("NO_COLOR", "1")
         .env("XDG_CONFIG_HOME", "/nonexistent/smq-tests")
         .stdin(Stdio::null());
-    cmd
 }
 
 /// A mosquitto client (`mosquitto_pub`, `mosquitto_sub`, `mosquitto_rr`) that ignores the
