@@ -4,7 +4,7 @@ use std::fmt;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
-/// The table shown by `--help`, the man pages and the README.
+/// The table shown by `--help`, the man pages and docs/exit-codes.md.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0        success; also when the reader of stdout went away (broken pipe)

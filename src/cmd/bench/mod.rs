@@ -3,7 +3,7 @@
 //! `-L`, passwords) can be measured.
 //!
 //! All connections live in one process, one task each, on the current-thread runtime: the
-//! bench measured faster than serve-broker can deliver on this machine's cores (see the README).
+//! bench measured faster than serve-broker can deliver on this machine's cores (see docs/benchmarks.md).
 
 mod clients;
 mod meter;
