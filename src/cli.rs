@@ -683,7 +683,7 @@ pub struct ServeBrokerArgs {
     pub max_connections: Option<usize>,
 
     /// Largest packet accepted, in bytes [default: 268435455]
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(64..=crate::conn::packet::MAX_REMAINING_LENGTH as i64))]
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(64..=crate::mqtt::MAX_REMAINING_LENGTH as i64))]
     pub max_packet_size: Option<u32>,
 
     /// QoS 1/2 messages in flight to each client (and the receive maximum offered) [default:

@@ -54,7 +54,7 @@ use base64::Engine as _;
 use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, Datelike, Local, Offset, TimeZone, Timelike, Utc};
 
-use crate::conn::packet::PublishProperties;
+use crate::mqtt::PublishProperties;
 
 /// One received message as the formats see it.
 pub struct Received<'a> {

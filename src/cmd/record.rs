@@ -76,7 +76,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let url_topic = conn
         .url
         .iter()
-        .find_map(|u| crate::conn::url::parse(u).ok().and_then(|u| u.topic));
+        .find_map(|u| crate::transport::url::parse(u).ok().and_then(|u| u.topic));
     let meta = Meta {
         client_id: conn.id.clone().unwrap_or_default(),
         url_topic,

@@ -16,12 +16,12 @@ use super::serve_broker::http_config;
 use crate::broker::auth::AuthConfig;
 use crate::broker::{self, listener};
 use crate::cli::{RetainHandling, SubArgs};
-use crate::conn::packet::Subscription;
 use crate::conn::{
     Client, ConnectOptions, Connector, Event, Message, Protocol, Version, props, subscribe_reason,
 };
 use crate::exit::{Failure, usage};
 use crate::format::{self, Format, Received};
+use crate::mqtt::Subscription;
 use crate::output::Output;
 use crate::stats::{self, Stats};
 use crate::topic;
@@ -140,7 +140,7 @@ async fn serve(args: &mut SubArgs) -> anyhow::Result<broker::Running> {
 }
 
 async fn subscribe(args: SubArgs, printer: Printer) -> anyhow::Result<ExitCode> {
-    let mut opts = ConnectOptions::from_args(&args.conn, PACKETS)?;
+    let mut opts = crate::cmd::connect::options(&args.conn, PACKETS)?;
     let v5_only: Vec<String> = [
         ("--retain-as-published", args.retain_as_published),
         ("--retain-handling", args.retain_handling.is_some()),

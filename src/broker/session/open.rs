@@ -18,8 +18,8 @@ use crate::broker::persist::Store;
 use crate::broker::persist::model::Record;
 use crate::broker::router::{Router, Shared};
 use crate::broker::state::{Inbox, Mailbox, SessionEntry, State};
-use crate::conn::transport::{Reader, Writer};
 use crate::mqtt::{self, ConnAck, ConnAckCode, Connect, Protocol, Violation};
+use crate::transport::{Reader, Writer};
 
 /// Reads until a whole CONNECT is in. None: the connection closed first.
 pub(super) async fn read_connect(
