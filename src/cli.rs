@@ -410,14 +410,6 @@ pub struct SubArgs {
     #[arg(long)]
     pub no_reconnect: bool,
 
-    /// Stop (exit 0) after this long; set by `record --duration`
-    #[arg(skip)]
-    pub duration: Option<std::time::Duration>,
-
-    /// Retain-As-Published when the broker speaks MQTT 5, without needing it; set by `record`
-    #[arg(skip)]
-    pub retain_as_published_if_v5: bool,
-
     /// Also run the embedded broker in this process, and connect to it
     #[arg(long)]
     pub serve: bool,

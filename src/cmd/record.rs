@@ -8,9 +8,9 @@ use std::time::{Instant, SystemTime};
 use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
 
-use super::subscribe::{self, Sink, Subscribed};
+use super::subscribe::{self, Sink, SubscribeOptions, Subscribed};
 use crate::capture;
-use crate::cli::{CaptureFormat, Layout, RecordArgs, SubArgs};
+use crate::cli::{CaptureFormat, Layout, RecordArgs};
 use crate::conn::{Message, Protocol, subscribe_reason};
 use crate::exit::usage;
 use crate::layout::readings::{self, ReadingsWriter};
@@ -101,43 +101,19 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         quiet: conn.quiet,
         progress: progress::spinner(),
     };
-    let sub = SubArgs {
+    let sub = SubscribeOptions {
         topics: args.topics,
-        filter_out: Vec::new(),
-        unsubscribe: Vec::new(),
         qos: args.qos,
         count: args.count,
         timeout: args.timeout,
-        exit_after_subscribe: false,
-        no_retained: false,
-        retained_only: false,
-        remove_retained: false,
-        verbose: false,
-        format: None,
-        no_newline: false,
-        pretty: false,
-        random_filter: None,
-        retain_as_published: false,
         retain_as_published_if_v5: true,
-        retain_handling: None,
-        no_local: false,
-        json: false,
-        idle_timeout: None,
-        grep: None,
-        changed_only: false,
-        stats: false,
         no_reconnect: args.no_reconnect,
-        // record reads no mosquitto options file.
-        options_file: crate::cli::OptionsFileArgs {
-            options_file: None,
-            no_options_file: true,
-        },
         duration: args.duration.map(std::time::Duration::from_secs_f64),
         serve: args.serve,
         listen: args.listen,
         allow_anonymous: args.allow_anonymous,
         http: args.http,
-        conn,
+        ..SubscribeOptions::new(conn)
     };
     subscribe::run_sink(sub, Box::new(recorder)).await
 }

@@ -15,7 +15,7 @@ use tokio::time::{Instant, sleep_until};
 use super::serve_broker::http_config;
 use crate::broker::auth::AuthConfig;
 use crate::broker::{self, listener};
-use crate::cli::{RetainHandling, SubArgs};
+use crate::cli::{ConnectArgs, HttpArgs, RetainHandling, SubArgs};
 use crate::conn::{
     Client, ConnectOptions, Connector, Event, Message, Protocol, Version, props, subscribe_reason,
 };
@@ -36,6 +36,112 @@ const PACKETS: &[props::Packet] = &[
 /// Stands in for "no deadline" in a select branch that is disabled anyway.
 const FAR: Duration = Duration::from_secs(86_400 * 365);
 
+/// What the subscribe engine runs on: all of `sub`'s flags but the output choice, or the
+/// few that `record` sets (see [`SubscribeOptions::new`] for the rest).
+pub struct SubscribeOptions {
+    pub topics: Vec<String>,
+    pub filter_out: Vec<String>,
+    pub unsubscribe: Vec<String>,
+    pub qos: u8,
+    pub count: Option<u64>,
+    pub timeout: Option<u64>,
+    pub exit_after_subscribe: bool,
+    pub no_retained: bool,
+    pub retained_only: bool,
+    pub remove_retained: bool,
+    pub verbose: bool,
+    pub no_newline: bool,
+    pub pretty: bool,
+    pub random_filter: Option<f64>,
+    pub retain_as_published: bool,
+    /// Retain-As-Published when the broker speaks MQTT 5, without needing it (`record`).
+    pub retain_as_published_if_v5: bool,
+    pub retain_handling: Option<RetainHandling>,
+    pub no_local: bool,
+    pub idle_timeout: Option<f64>,
+    pub grep: Option<String>,
+    pub changed_only: bool,
+    pub no_reconnect: bool,
+    /// Stop (exit 0) after this long (`record --duration`).
+    pub duration: Option<Duration>,
+    pub serve: bool,
+    pub listen: Vec<String>,
+    pub allow_anonymous: bool,
+    pub http: HttpArgs,
+    pub conn: ConnectArgs,
+}
+
+impl SubscribeOptions {
+    /// Subscribing with `conn` and every other option off.
+    pub fn new(conn: ConnectArgs) -> SubscribeOptions {
+        SubscribeOptions {
+            topics: Vec::new(),
+            filter_out: Vec::new(),
+            unsubscribe: Vec::new(),
+            qos: 0,
+            count: None,
+            timeout: None,
+            exit_after_subscribe: false,
+            no_retained: false,
+            retained_only: false,
+            remove_retained: false,
+            verbose: false,
+            no_newline: false,
+            pretty: false,
+            random_filter: None,
+            retain_as_published: false,
+            retain_as_published_if_v5: false,
+            retain_handling: None,
+            no_local: false,
+            idle_timeout: None,
+            grep: None,
+            changed_only: false,
+            no_reconnect: false,
+            duration: None,
+            serve: false,
+            listen: Vec::new(),
+            allow_anonymous: false,
+            http: HttpArgs::default(),
+            conn,
+        }
+    }
+}
+
+impl From<SubArgs> for SubscribeOptions {
+    fn from(a: SubArgs) -> SubscribeOptions {
+        SubscribeOptions {
+            topics: a.topics,
+            filter_out: a.filter_out,
+            unsubscribe: a.unsubscribe,
+            qos: a.qos,
+            count: a.count,
+            timeout: a.timeout,
+            exit_after_subscribe: a.exit_after_subscribe,
+            no_retained: a.no_retained,
+            retained_only: a.retained_only,
+            remove_retained: a.remove_retained,
+            verbose: a.verbose,
+            no_newline: a.no_newline,
+            pretty: a.pretty,
+            random_filter: a.random_filter,
+            retain_as_published: a.retain_as_published,
+            retain_as_published_if_v5: false,
+            retain_handling: a.retain_handling,
+            no_local: a.no_local,
+            idle_timeout: a.idle_timeout,
+            grep: a.grep,
+            changed_only: a.changed_only,
+            no_reconnect: a.no_reconnect,
+            duration: None,
+            serve: a.serve,
+            listen: a.listen,
+            allow_anonymous: a.allow_anonymous,
+            http: a.http,
+            conn: a.conn,
+        }
+    }
+}
+
 pub async fn run(args: SubArgs) -> anyhow::Result<ExitCode> {
     // Parsed before connecting: a bad -F is a usage error, as in mosquitto.
     let printer = if args.stats {
@@ -47,7 +153,7 @@ pub async fn run(args: SubArgs) -> anyhow::Result<ExitCode> {
     } else {
         Printer::Plain
     };
-    run_with(args, printer).await
+    run_with(args.into(), printer).await
 }
 
 /// What a SUBACK granted, for `record`'s sidecar.
@@ -71,11 +177,11 @@ pub trait Sink {
 }
 
 /// `smq sub`'s engine (subscribing, reconnecting, -C/-W, signals) feeding a `Sink`.
-pub async fn run_sink(args: SubArgs, sink: Box<dyn Sink>) -> anyhow::Result<ExitCode> {
+pub async fn run_sink(args: SubscribeOptions, sink: Box<dyn Sink>) -> anyhow::Result<ExitCode> {
     run_with(args, Printer::Sink(sink)).await
 }
 
-async fn run_with(mut args: SubArgs, printer: Printer) -> anyhow::Result<ExitCode> {
+async fn run_with(mut args: SubscribeOptions, printer: Printer) -> anyhow::Result<ExitCode> {
     if args.http.http && !args.serve {
         return Err(usage(
             "--http runs on the embedded broker: add --serve (or use smq serve-broker --http)",
@@ -95,7 +201,7 @@ async fn run_with(mut args: SubArgs, printer: Printer) -> anyhow::Result<ExitCod
 
 /// `--serve`: the embedded broker in this process; the subscription connects to it unless
 /// -h/-p/-L say otherwise.
-async fn serve(args: &mut SubArgs) -> anyhow::Result<broker::Running> {
+async fn serve(args: &mut SubscribeOptions) -> anyhow::Result<broker::Running> {
     let specs = if args.listen.is_empty() {
         listener::default_specs()
     } else {
@@ -139,7 +245,7 @@ async fn serve(args: &mut SubArgs) -> anyhow::Result<broker::Running> {
     Ok(running)
 }
 
-async fn subscribe(args: SubArgs, printer: Printer) -> anyhow::Result<ExitCode> {
+async fn subscribe(args: SubscribeOptions, printer: Printer) -> anyhow::Result<ExitCode> {
     let mut opts = crate::cmd::connect::options(&args.conn, PACKETS)?;
     let v5_only: Vec<String> = [
         ("--retain-as-published", args.retain_as_published),
@@ -227,7 +333,7 @@ enum Printer {
 }
 
 struct Subscriber {
-    args: SubArgs,
+    args: SubscribeOptions,
     opts: Arc<ConnectOptions>,
     subs: Vec<Subscription>,
     printer: Printer,
