@@ -1,13 +1,12 @@
-//! The JSON smq writes: the `%j`/`%J` object in mosquitto's (cJSON's) layout, compact or
-//! `--pretty`, and the `--json` line (shapes in the module doc of `format`).
+//! The JSON writer in mosquitto's (cJSON's) layout, compact or `--pretty`, for the `%j`/`%J`
+//! object, and the `--json` line (shapes in the module doc of `format`).
 
-use chrono::{DateTime, Local, Offset, Utc};
+use chrono::{DateTime, Utc};
 
 use base64::Engine as _;
 
-use super::fields::{push_date_time, push_offset, push_u64, push_zero_padded};
-use super::relayout::relayout_json;
-use super::{Received, subsec_nanos};
+use super::Received;
+use super::fields::{push_date_time, push_u64, push_zero_padded};
 use crate::mqtt::PublishProperties;
 
 /// `--json`: smq's own NDJSON line (shape in the module doc), without the newline.
@@ -37,58 +36,7 @@ pub fn render_json_line(msg: &Received, out: &mut Vec<u8>) {
     j.close_object(true);
 }
 
-// ---- %j / %J ----
-
-/// Writes the `%j` object (`%J` when `json_payload`). Returns false, with `out` holding a partial
-/// object to be discarded, when `json_payload` is set and the payload is not JSON.
-pub(super) fn push_json_object(
-    out: &mut Vec<u8>,
-    msg: &Received,
-    local: &DateTime<Local>,
-    json_payload: bool,
-    pretty: bool,
-) -> bool {
-    let mut j = Json::new(out, pretty);
-    j.open_object();
-    j.key(true, "tst");
-    j.out.push(b'"');
-    push_date_time(j.out, local);
-    j.out.push(b'.');
-    push_zero_padded(j.out, u64::from(subsec_nanos(msg.time) / 1000), 6);
-    push_offset(j.out, local.offset().fix().local_minus_utc());
-    j.out.push(b'"');
-    j.key(false, "");
-    j.text_or_b64("topic", msg.topic);
-    j.key(false, "qos");
-    push_u64(j.out, u64::from(msg.qos));
-    j.key(false, "retain");
-    j.out.push(if msg.retain { b'1' } else { b'0' });
-    j.key(false, "payloadlen");
-    push_u64(j.out, msg.payload.len() as u64);
-    if msg.qos > 0 {
-        j.key(false, "mid");
-        push_u64(j.out, u64::from(msg.mid));
-    }
-    if let Some(props) = msg.props.filter(|p| has_any(p)) {
-        j.key(false, "properties");
-        j.properties(props);
-    }
-    if msg.payload.is_empty() {
-        j.key(false, "payload");
-        j.out.extend_from_slice(b"null");
-    } else if json_payload {
-        j.key(false, "payload");
-        if std::str::from_utf8(msg.payload).is_err() || !relayout_json(msg.payload, &mut j) {
-            return false;
-        }
-    } else {
-        j.key(false, "");
-        j.text_or_b64("payload", msg.payload);
-    }
-    j.close_object(true);
-    true
-}
-
+/// Whether a message has any property `%j` and `--json` write.
 pub(super) fn has_any(p: &PublishProperties) -> bool {
     p.payload_format_indicator.is_some()
         || p.message_expiry_interval.is_some()

@@ -64,8 +64,9 @@ mod json;
 mod relayout;
 
 use fields::*;
-use json::push_json_object;
 pub use json::render_json_line;
+use json::{Json, has_any};
+use relayout::relayout_json;
 
 /// One received message as the formats see it.
 pub struct Received<'a> {
@@ -560,6 +561,56 @@ pub fn render_plain(msg: &Received, verbose: bool, out: &mut Vec<u8>) -> bool {
         out.extend_from_slice(msg.payload);
         !msg.payload.is_empty()
     }
+}
+
+/// Writes the `%j` object (`%J` when `json_payload`). Returns false, with `out` holding a partial
+/// object to be discarded, when `json_payload` is set and the payload is not JSON.
+fn push_json_object(
+    out: &mut Vec<u8>,
+    msg: &Received,
+    local: &DateTime<Local>,
+    json_payload: bool,
+    pretty: bool,
+) -> bool {
+    let mut j = Json::new(out, pretty);
+    j.open_object();
+    j.key(true, "tst");
+    j.out.push(b'"');
+    push_date_time(j.out, local);
+    j.out.push(b'.');
+    push_zero_padded(j.out, u64::from(subsec_nanos(msg.time) / 1000), 6);
+    push_offset(j.out, local.offset().fix().local_minus_utc());
+    j.out.push(b'"');
+    j.key(false, "");
+    j.text_or_b64("topic", msg.topic);
+    j.key(false, "qos");
+    push_u64(j.out, u64::from(msg.qos));
+    j.key(false, "retain");
+    j.out.push(if msg.retain { b'1' } else { b'0' });
+    j.key(false, "payloadlen");
+    push_u64(j.out, msg.payload.len() as u64);
+    if msg.qos > 0 {
+        j.key(false, "mid");
+        push_u64(j.out, u64::from(msg.mid));
+    }
+    if let Some(props) = msg.props.filter(|p| has_any(p)) {
+        j.key(false, "properties");
+        j.properties(props);
+    }
+    if msg.payload.is_empty() {
+        j.key(false, "payload");
+        j.out.extend_from_slice(b"null");
+    } else if json_payload {
+        j.key(false, "payload");
+        if std::str::from_utf8(msg.payload).is_err() || !relayout_json(msg.payload, &mut j) {
+            return false;
+        }
+    } else {
+        j.key(false, "");
+        j.text_or_b64("payload", msg.payload);
+    }
+    j.close_object(true);
+    true
 }
 
 #[cfg(test)]

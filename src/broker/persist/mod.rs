@@ -22,6 +22,7 @@
 mod codec;
 mod log;
 pub mod model;
+pub mod record;
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -32,7 +33,8 @@ use anyhow::{Context, anyhow, bail};
 use tokio::sync::watch;
 
 use super::state::Published;
-use model::{Model, Record};
+use model::Model;
+use record::Record;
 
 const LOG: &str = "smq.log";
 /// Held locked (flock) while a broker uses the directory: two writers would corrupt the log.

@@ -21,7 +21,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use super::Config;
 use super::auth::{Auth, acl::ClientAcl};
 use super::persist::Store;
-use super::persist::model::{Record, unix_now};
+use super::persist::record::{Record, unix_now};
 use super::router::{Router, Shared};
 use super::state::{Delivery, Mailbox, Published, Stage, State};
 use crate::mqtt::{

@@ -15,7 +15,7 @@ use super::{Client, Connection, NEVER, TOPIC_ALIAS_MAX};
 use crate::broker::Config;
 use crate::broker::auth::{Admitted, reserved_for_broker};
 use crate::broker::persist::Store;
-use crate::broker::persist::model::Record;
+use crate::broker::persist::record::Record;
 use crate::broker::router::{Router, Shared};
 use crate::broker::state::{Inbox, Mailbox, SessionEntry, State};
 use crate::mqtt::{self, ConnAck, ConnAckCode, Connect, Protocol, Violation};
