@@ -109,10 +109,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         retain_as_published_if_v5: true,
         no_reconnect: args.no_reconnect,
         duration: args.duration.map(std::time::Duration::from_secs_f64),
-        serve: args.serve,
-        listen: args.listen,
-        allow_anonymous: args.allow_anonymous,
-        http: args.http,
+        embedded: args.embedded,
         ..SubscribeOptions::new(conn)
     };
     subscribe::run_sink(sub, Box::new(recorder)).await
@@ -199,7 +196,7 @@ fn open(path: &str, same_header: impl Fn(&str) -> bool) -> anyhow::Result<(Box<d
 }
 
 fn write_error(path: &str, e: io::Error) -> anyhow::Error {
-    if e.kind() == io::ErrorKind::BrokenPipe {
+    if crate::exit::pipe_closed(&e) {
         return e.into();
     }
     anyhow!("writing {path}: {e}")

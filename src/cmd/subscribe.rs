@@ -1,7 +1,6 @@
 //! `smq sub`: mosquitto_sub, plus binary-safe JSON, payload filters, stats and reconnects.
 
 use std::collections::HashMap;
-use std::io;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,11 +14,11 @@ use tokio::time::{Instant, sleep_until};
 use super::serve_broker::http_config;
 use crate::broker::auth::AuthConfig;
 use crate::broker::{self, listener};
-use crate::cli::{ConnectArgs, HttpArgs, RetainHandling, SubArgs};
+use crate::cli::{ConnectArgs, RetainHandling, ServeArgs, SubArgs};
 use crate::conn::{
     Client, ConnectOptions, Connector, Event, Message, Protocol, Version, props, subscribe_reason,
 };
-use crate::exit::{Failure, usage};
+use crate::exit::{Failure, is_broken_pipe, pipe_closed, usage};
 use crate::format::{self, Format, Received};
 use crate::mqtt::Subscription;
 use crate::output::Output;
@@ -64,10 +63,7 @@ pub struct SubscribeOptions {
     pub no_reconnect: bool,
     /// Stop (exit 0) after this long (`record --duration`).
     pub duration: Option<Duration>,
-    pub serve: bool,
-    pub listen: Vec<String>,
-    pub allow_anonymous: bool,
-    pub http: HttpArgs,
+    pub embedded: ServeArgs,
     pub conn: ConnectArgs,
 }
 
@@ -98,10 +94,7 @@ impl SubscribeOptions {
             changed_only: false,
             no_reconnect: false,
             duration: None,
-            serve: false,
-            listen: Vec::new(),
-            allow_anonymous: false,
-            http: HttpArgs::default(),
+            embedded: ServeArgs::default(),
             conn,
         }
     }
@@ -133,10 +126,7 @@ impl From<SubArgs> for SubscribeOptions {
             changed_only: a.changed_only,
             no_reconnect: a.no_reconnect,
             duration: None,
-            serve: a.serve,
-            listen: a.listen,
-            allow_anonymous: a.allow_anonymous,
-            http: a.http,
+            embedded: a.embedded,
             conn: a.conn,
         }
     }
@@ -182,12 +172,12 @@ pub async fn run_sink(args: SubscribeOptions, sink: Box<dyn Sink>) -> anyhow::Re
 }
 
 async fn run_with(mut args: SubscribeOptions, printer: Printer) -> anyhow::Result<ExitCode> {
-    if args.http.http && !args.serve {
+    if args.embedded.http.http && !args.embedded.serve {
         return Err(usage(
             "--http runs on the embedded broker: add --serve (or use smq serve-broker --http)",
         ));
     }
-    let broker = if args.serve {
+    let broker = if args.embedded.serve {
         Some(serve(&mut args).await?)
     } else {
         None
@@ -202,10 +192,11 @@ async fn run_with(mut args: SubscribeOptions, printer: Printer) -> anyhow::Resul
 /// `--serve`: the embedded broker in this process; the subscription connects to it unless
 /// -h/-p/-L say otherwise.
 async fn serve(args: &mut SubscribeOptions) -> anyhow::Result<broker::Running> {
-    let specs = if args.listen.is_empty() {
+    let specs = if args.embedded.listen.is_empty() {
         listener::default_specs()
     } else {
-        args.listen
+        args.embedded
+            .listen
             .iter()
             .map(|u| listener::parse_listen(u))
             .collect::<anyhow::Result<_>>()?
@@ -213,14 +204,14 @@ async fn serve(args: &mut SubscribeOptions) -> anyhow::Result<broker::Running> {
     // As serve-broker: anonymous clients only on this machine unless explicitly let in. The
     // embedded broker has no password file, so refusing them would shut out smq's own client.
     let exposed = listener::first_exposed(&specs);
-    if let (Some(spec), false) = (exposed, args.allow_anonymous) {
+    if let (Some(spec), false) = (exposed, args.embedded.allow_anonymous) {
         return Err(usage(format!(
             "--listen {} is reachable from your network and the embedded broker has no passwords: add --allow-anonymous to let anyone on it publish, or run smq serve-broker --password-file",
             spec.url()
         )));
     }
     // No status line: record and sub draw their own progress on stderr.
-    let http = http_config(&args.http, false)?;
+    let http = http_config(&args.embedded.http, false)?;
     let running = broker::start(broker::Config {
         http,
         auth: exposed.map(|_| AuthConfig {
@@ -469,9 +460,10 @@ impl Subscriber {
                     // Flush per message while live; while a backlog drains, flush per batch.
                     if !client.has_buffered_packet() {
                         if let Err(e) = self.out.flush() {
-                            return match e.kind() {
-                                io::ErrorKind::BrokenPipe => End::Done,
-                                _ => End::Failed(anyhow!("writing to stdout: {e}")),
+                            return if pipe_closed(&e) {
+                                End::Done
+                            } else {
+                                End::Failed(anyhow!("writing to stdout: {e}"))
                             };
                         }
                     }
@@ -626,7 +618,7 @@ impl Subscriber {
     fn flush(&mut self) -> anyhow::Result<()> {
         match self.out.flush() {
             Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            Err(e) if pipe_closed(&e) => Ok(()),
             Err(e) => Err(anyhow!("writing to stdout: {e}")),
         }
     }
@@ -651,7 +643,7 @@ impl Subscriber {
                 .write(summary.as_bytes())
                 .and_then(|()| self.out.flush())
             {
-                Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                Err(e) if !pipe_closed(&e) => {
                     return Err(anyhow!("writing to stdout: {e}"));
                 }
                 _ => {}
@@ -659,9 +651,4 @@ impl Subscriber {
         }
         result.map(|()| ExitCode::SUCCESS)
     }
-}
-
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.downcast_ref::<io::Error>()
-        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
