@@ -15,8 +15,9 @@
 //!
 //! - `mod.rs`: the `Store`, its writer thread, group commit and compaction
 //! - `log.rs`: the file: frames, checksums, torn tails, atomic replacement
+//! - `record.rs`: what the log says, one change to the state per `Record`
 //! - `codec.rs`: the bytes of each record
-//! - `model.rs`: what the records mean (`Record`) and the state they add up to (`Model`)
+//! - `model.rs`: the state the records add up to (`Model`)
 //! - (`broker/restore.rs` puts that state back into the router at start)
 
 mod codec;
