@@ -898,3 +898,25 @@ fn lost(e: io::Error) -> anyhow::Error {
     // Stringified on purpose: an io::Error left in the chain would read as a closed stdout.
     anyhow!("connection lost: {e}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mqtt::{ConnAck, ConnAckCode};
+
+    #[test]
+    fn connack_codes_are_numbered_in_the_brokers_own_protocol() {
+        let refused = |code| ConnAck::refused(code);
+        let not_authorized = refused(ConnAckCode::NotAuthorized);
+        assert_eq!(connack_number(Protocol::V311, &not_authorized), 5);
+        assert_eq!(connack_number(Protocol::V5, &not_authorized), 0x87);
+        // A broker that answers a v5 CONNECT the 3.1.1 way: its 3.1.1 return code, which is
+        // what -V auto falls back on.
+        let old = ConnAck {
+            v311_answer: true,
+            ..refused(ConnAckCode::UnsupportedProtocolVersion)
+        };
+        assert_eq!(connack_number(Protocol::V5, &old), 1);
+        assert_eq!(connack_number(Protocol::V5, &ConnAck::default()), 0);
+    }
+}

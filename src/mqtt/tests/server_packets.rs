@@ -103,6 +103,46 @@ fn connack_round_trips() {
 }
 
 #[test]
+fn client_disconnect_carries_user_properties_in_v5_only() {
+    let user = [("k".to_string(), "v".to_string())];
+    let mut buf = BytesMut::new();
+    encode_client_disconnect(
+        true,
+        ClientDisconnectCode::Success,
+        None,
+        None,
+        &user,
+        &mut buf,
+    )
+    .unwrap();
+    // Reason code 0, property length 7: 0x26, "k", "v".
+    assert_eq!(&buf[..], &[0xE0, 9, 0, 7, 0x26, 0, 1, b'k', 0, 1, b'v'][..]);
+    buf.clear();
+    encode_client_disconnect(
+        false,
+        ClientDisconnectCode::Success,
+        None,
+        None,
+        &user,
+        &mut buf,
+    )
+    .unwrap();
+    assert_eq!(&buf[..], &[0xE0, 0][..]);
+    buf.clear();
+    // Nothing to say: the two-byte form.
+    encode_client_disconnect(
+        true,
+        ClientDisconnectCode::Success,
+        None,
+        None,
+        &[],
+        &mut buf,
+    )
+    .unwrap();
+    assert_eq!(&buf[..], &[0xE0, 0][..]);
+}
+
+#[test]
 fn mqtt31_connect_says_mqisdp_level_3() {
     let mut c = Connect::new(Protocol::V311, "smq-a");
     c.username = Some("u".into());
