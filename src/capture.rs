@@ -36,7 +36,7 @@ use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
-use crate::conn::packet::{Message, PublishProperties};
+use crate::mqtt::{Message, PublishProperties};
 
 /// One recorded message.
 #[derive(Debug, Clone)]

@@ -82,8 +82,8 @@ impl Cli {
     pub fn serves(&self) -> bool {
         match &self.command {
             Command::ServeBroker(_) => true,
-            Command::Sub(a) => a.serve,
-            Command::Record(a) => a.serve,
+            Command::Sub(a) => a.embedded.serve,
+            Command::Record(a) => a.embedded.serve,
             _ => false,
         }
     }
@@ -410,30 +410,8 @@ pub struct SubArgs {
     #[arg(long)]
     pub no_reconnect: bool,
 
-    /// Stop (exit 0) after this long; set by `record --duration`
-    #[arg(skip)]
-    pub duration: Option<std::time::Duration>,
-
-    /// Retain-As-Published when the broker speaks MQTT 5, without needing it; set by `record`
-    #[arg(skip)]
-    pub retain_as_published_if_v5: bool,
-
-    /// Also run the embedded broker in this process, and connect to it
-    #[arg(long)]
-    pub serve: bool,
-
-    /// With --serve: the broker's listener URL (repeatable)
-    /// [default: mqtt://127.0.0.1:1883 and ws://127.0.0.1:8000]
-    #[arg(long, value_name = "URL", action = ArgAction::Append, requires = "serve")]
-    pub listen: Vec<String>,
-
-    /// With --serve: let anyone who reaches a non-loopback --listen in, with no password
-    #[arg(long, requires = "serve")]
-    pub allow_anonymous: bool,
-
-    // HTTP Push needs the embedded broker: checked when the broker starts.
     #[command(flatten)]
-    pub http: HttpArgs,
+    pub embedded: ServeArgs,
 
     #[command(flatten)]
     pub options_file: OptionsFileArgs,
@@ -520,22 +498,8 @@ pub struct RecordArgs {
     #[arg(long)]
     pub no_reconnect: bool,
 
-    /// Also run the embedded broker in this process, and connect to it
-    #[arg(long)]
-    pub serve: bool,
-
-    /// With --serve: the broker's listener URL (repeatable)
-    /// [default: mqtt://127.0.0.1:1883 and ws://127.0.0.1:8000]
-    #[arg(long, value_name = "URL", action = ArgAction::Append, requires = "serve")]
-    pub listen: Vec<String>,
-
-    /// With --serve: let anyone who reaches a non-loopback --listen in, with no password
-    #[arg(long, requires = "serve")]
-    pub allow_anonymous: bool,
-
-    // HTTP Push needs the embedded broker: checked when the broker starts.
     #[command(flatten)]
-    pub http: HttpArgs,
+    pub embedded: ServeArgs,
 
     // Last, so the connection flags are listed under their own heading.
     #[command(flatten)]
@@ -683,7 +647,7 @@ pub struct ServeBrokerArgs {
     pub max_connections: Option<usize>,
 
     /// Largest packet accepted, in bytes [default: 268435455]
-    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(64..=crate::conn::packet::MAX_REMAINING_LENGTH as i64))]
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(64..=crate::mqtt::MAX_REMAINING_LENGTH as i64))]
     pub max_packet_size: Option<u32>,
 
     /// QoS 1/2 messages in flight to each client (and the receive maximum offered) [default:
@@ -743,6 +707,27 @@ pub struct PasswdArgs {
     /// The password, with -b
     #[arg(value_name = "PASSWORD", requires = "batch")]
     pub password: Option<String>,
+}
+
+/// `sub --serve` and `record --serve`: the embedded broker, run in the same process.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Also run the embedded broker in this process, and connect to it
+    #[arg(long)]
+    pub serve: bool,
+
+    /// With --serve: the broker's listener URL (repeatable)
+    /// [default: mqtt://127.0.0.1:1883 and ws://127.0.0.1:8000]
+    #[arg(long, value_name = "URL", action = ArgAction::Append, requires = "serve")]
+    pub listen: Vec<String>,
+
+    /// With --serve: let anyone who reaches a non-loopback --listen in, with no password
+    #[arg(long, requires = "serve")]
+    pub allow_anonymous: bool,
+
+    // HTTP Push needs the embedded broker: checked when the broker starts.
+    #[command(flatten)]
+    pub http: HttpArgs,
 }
 
 /// HTTP Push ingest (Sensor Logger and other apps POSTing JSON) on the WebSocket port.

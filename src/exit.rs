@@ -92,9 +92,14 @@ fn code_for(err: &anyhow::Error) -> u8 {
     }
 }
 
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| {
-        e.downcast_ref::<io::Error>()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
-    })
+/// Whether `err` is, or was caused by, the reader of our output going away: not a failure
+/// (exit 0, as `head` expects), wherever it turns up.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .any(|e| e.downcast_ref::<io::Error>().is_some_and(pipe_closed))
+}
+
+/// The one test for it on an `io::Error`.
+pub fn pipe_closed(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::BrokenPipe
 }

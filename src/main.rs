@@ -15,6 +15,7 @@ mod progress;
 mod sensors;
 mod stats;
 mod topic;
+mod transport;
 mod x509;
 
 use std::process::ExitCode;

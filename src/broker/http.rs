@@ -23,9 +23,9 @@ use super::push_budget::{Budget, Busy, Charge};
 use super::push_stats::PushStats;
 use super::router::Shared;
 use super::state::Published;
-use crate::conn::transport::Io;
 use crate::exit::usage;
 use crate::topic;
+use crate::transport::Io;
 
 /// How long a kept-alive connection may wait for (and take to send) its next request head.
 /// Sensor Logger pushes every 0.2 to 1 s, so a minute of silence means it stopped.

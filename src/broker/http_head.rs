@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::conn::transport::Io;
+use crate::transport::Io;
 
 /// An HTTP request head larger than this is refused (431): real clients send well under 2 KiB.
 pub(super) const MAX_HTTP_HEAD: usize = 16 * 1024;

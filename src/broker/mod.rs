@@ -8,7 +8,7 @@
 //! - `session/`: one client connection: `open.rs` CONNECT to CONNACK (login, takeover,
 //!   resume), `flows.rs` the QoS flows in both directions, `out.rs` output held for the log;
 //!   `mod.rs` the connection loop, keep-alive, wills. Packets are read and written by
-//!   `crate::mqtt`
+//!   `crate::mqtt`, bytes carried by `crate::transport` (the client's too)
 //! - `state.rs`: the types the others share: a message, a delivery, a session's queue and
 //!   state
 //! - `router.rs`: who gets which message: sessions, subscriptions, the retained store, the

@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 
 use super::Config;
 use super::persist::Store;
-use super::persist::model::{Record, unix_now};
+use super::persist::record::{Record, unix_now};
 use super::router::Shared;
 use super::session::{self, NEVER};
 use super::state::{Delivery, Inbox, Mailbox, Published, SessionEntry, Stage, State};

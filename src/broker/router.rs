@@ -12,7 +12,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::persist::Store;
-use super::persist::model::Record;
+use super::persist::record::Record;
 use super::retained::Retained;
 use super::state::{Delivery, Mailbox, Published, SessionEntry, SharedWire, SubOptions};
 use super::subscriptions::{Subscriptions, Target};

@@ -2,6 +2,7 @@
 
 mod bench;
 mod certs;
+pub mod connect;
 pub mod generate;
 mod passwd;
 mod publish;

@@ -8,9 +8,9 @@ use std::time::{Instant, SystemTime};
 use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
 
-use super::subscribe::{self, Sink, Subscribed};
+use super::subscribe::{self, Sink, SubscribeOptions, Subscribed};
 use crate::capture;
-use crate::cli::{CaptureFormat, Layout, RecordArgs, SubArgs};
+use crate::cli::{CaptureFormat, Layout, RecordArgs};
 use crate::conn::{Message, Protocol, subscribe_reason};
 use crate::exit::usage;
 use crate::layout::readings::{self, ReadingsWriter};
@@ -76,7 +76,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     let url_topic = conn
         .url
         .iter()
-        .find_map(|u| crate::conn::url::parse(u).ok().and_then(|u| u.topic));
+        .find_map(|u| crate::transport::url::parse(u).ok().and_then(|u| u.topic));
     let meta = Meta {
         client_id: conn.id.clone().unwrap_or_default(),
         url_topic,
@@ -101,43 +101,16 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         quiet: conn.quiet,
         progress: progress::spinner(),
     };
-    let sub = SubArgs {
+    let sub = SubscribeOptions {
         topics: args.topics,
-        filter_out: Vec::new(),
-        unsubscribe: Vec::new(),
         qos: args.qos,
         count: args.count,
         timeout: args.timeout,
-        exit_after_subscribe: false,
-        no_retained: false,
-        retained_only: false,
-        remove_retained: false,
-        verbose: false,
-        format: None,
-        no_newline: false,
-        pretty: false,
-        random_filter: None,
-        retain_as_published: false,
         retain_as_published_if_v5: true,
-        retain_handling: None,
-        no_local: false,
-        json: false,
-        idle_timeout: None,
-        grep: None,
-        changed_only: false,
-        stats: false,
         no_reconnect: args.no_reconnect,
-        // record reads no mosquitto options file.
-        options_file: crate::cli::OptionsFileArgs {
-            options_file: None,
-            no_options_file: true,
-        },
         duration: args.duration.map(std::time::Duration::from_secs_f64),
-        serve: args.serve,
-        listen: args.listen,
-        allow_anonymous: args.allow_anonymous,
-        http: args.http,
-        conn,
+        embedded: args.embedded,
+        ..SubscribeOptions::new(conn)
     };
     subscribe::run_sink(sub, Box::new(recorder)).await
 }
@@ -223,7 +196,7 @@ fn open(path: &str, same_header: impl Fn(&str) -> bool) -> anyhow::Result<(Box<d
 }
 
 fn write_error(path: &str, e: io::Error) -> anyhow::Error {
-    if e.kind() == io::ErrorKind::BrokenPipe {
+    if crate::exit::pipe_closed(&e) {
         return e.into();
     }
     anyhow!("writing {path}: {e}")

@@ -17,9 +17,7 @@ use tokio::time::{Instant, sleep_until};
 use crate::capture::{self, Record};
 use crate::cli::{ReplayArgs, RetainMode};
 use crate::conn::outbox::Outbox;
-use crate::conn::{
-    Client, ConnectOptions, Connector, Event, Message, Protocol, delivery_reason, props,
-};
+use crate::conn::{Client, Connector, Event, Message, Protocol, delivery_reason, props};
 use crate::exit::{Failure, usage};
 use crate::output::Output;
 use crate::progress;
@@ -70,7 +68,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .transpose()?;
     // The whole file is read and checked before anything is published.
     let (records, skipped) = capture::read_all(&args.file, args.skip_bad)?;
-    let mut opts = ConnectOptions::from_args(&args.conn, PACKETS)?;
+    let mut opts = crate::cmd::connect::options(&args.conn, PACKETS)?;
     if skipped > 0 {
         opts.warn(&format!(
             "skipped {skipped} malformed lines of {}",

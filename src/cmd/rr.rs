@@ -16,12 +16,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::time::{Instant, sleep_until};
 
 use crate::cli::{ProtocolVersion, RrArgs};
-use crate::conn::packet::{MAX_REMAINING_LENGTH, PublishProperties, Subscription};
 use crate::conn::{
     Client, ConnectOptions, Connector, Event, Message, Protocol, props, subscribe_reason,
 };
 use crate::exit::{Failure, usage};
 use crate::format::{self, Format, Received};
+use crate::mqtt::{MAX_REMAINING_LENGTH, PublishProperties, Subscription};
 use crate::output::Output;
 use crate::topic;
 
@@ -43,7 +43,7 @@ pub async fn run(mut args: RrArgs) -> anyhow::Result<ExitCode> {
     if args.conn.protocol_version.is_none() {
         args.conn.protocol_version = Some(ProtocolVersion::V5);
     }
-    let opts = ConnectOptions::from_args(&args.conn, PACKETS)?;
+    let opts = crate::cmd::connect::options(&args.conn, PACKETS)?;
     let request_topic = args
         .topic
         .clone()

@@ -1,7 +1,6 @@
 //! `smq sub`: mosquitto_sub, plus binary-safe JSON, payload filters, stats and reconnects.
 
 use std::collections::HashMap;
-use std::io;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,13 +14,13 @@ use tokio::time::{Instant, sleep_until};
 use super::serve_broker::http_config;
 use crate::broker::auth::AuthConfig;
 use crate::broker::{self, listener};
-use crate::cli::{RetainHandling, SubArgs};
-use crate::conn::packet::Subscription;
+use crate::cli::{ConnectArgs, RetainHandling, ServeArgs, SubArgs};
 use crate::conn::{
     Client, ConnectOptions, Connector, Event, Message, Protocol, Version, props, subscribe_reason,
 };
-use crate::exit::{Failure, usage};
+use crate::exit::{Failure, is_broken_pipe, pipe_closed, usage};
 use crate::format::{self, Format, Received};
+use crate::mqtt::Subscription;
 use crate::output::Output;
 use crate::stats::{self, Stats};
 use crate::topic;
@@ -36,6 +35,103 @@ const PACKETS: &[props::Packet] = &[
 /// Stands in for "no deadline" in a select branch that is disabled anyway.
 const FAR: Duration = Duration::from_secs(86_400 * 365);
 
+/// What the subscribe engine runs on: all of `sub`'s flags but the output choice, or the
+/// few that `record` sets (see [`SubscribeOptions::new`] for the rest).
+pub struct SubscribeOptions {
+    pub topics: Vec<String>,
+    pub filter_out: Vec<String>,
+    pub unsubscribe: Vec<String>,
+    pub qos: u8,
+    pub count: Option<u64>,
+    pub timeout: Option<u64>,
+    pub exit_after_subscribe: bool,
+    pub no_retained: bool,
+    pub retained_only: bool,
+    pub remove_retained: bool,
+    pub verbose: bool,
+    pub no_newline: bool,
+    pub pretty: bool,
+    pub random_filter: Option<f64>,
+    pub retain_as_published: bool,
+    /// Retain-As-Published when the broker speaks MQTT 5, without needing it (`record`).
+    pub retain_as_published_if_v5: bool,
+    pub retain_handling: Option<RetainHandling>,
+    pub no_local: bool,
+    pub idle_timeout: Option<f64>,
+    pub grep: Option<String>,
+    pub changed_only: bool,
+    pub no_reconnect: bool,
+    /// Stop (exit 0) after this long (`record --duration`).
+    pub duration: Option<Duration>,
+    pub embedded: ServeArgs,
+    pub conn: ConnectArgs,
+}
+
+impl SubscribeOptions {
+    /// Subscribing with `conn` and every other option off.
+    pub fn new(conn: ConnectArgs) -> SubscribeOptions {
+        SubscribeOptions {
+            topics: Vec::new(),
+            filter_out: Vec::new(),
+            unsubscribe: Vec::new(),
+            qos: 0,
+            count: None,
+            timeout: None,
+            exit_after_subscribe: false,
+            no_retained: false,
+            retained_only: false,
+            remove_retained: false,
+            verbose: false,
+            no_newline: false,
+            pretty: false,
+            random_filter: None,
+            retain_as_published: false,
+            retain_as_published_if_v5: false,
+            retain_handling: None,
+            no_local: false,
+            idle_timeout: None,
+            grep: None,
+            changed_only: false,
+            no_reconnect: false,
+            duration: None,
+            embedded: ServeArgs::default(),
+            conn,
+        }
+    }
+}
+
+impl From<SubArgs> for SubscribeOptions {
+    fn from(a: SubArgs) -> SubscribeOptions {
+        SubscribeOptions {
+            topics: a.topics,
+            filter_out: a.filter_out,
+            unsubscribe: a.unsubscribe,
+            qos: a.qos,
+            count: a.count,
+            timeout: a.timeout,
+            exit_after_subscribe: a.exit_after_subscribe,
+            no_retained: a.no_retained,
+            retained_only: a.retained_only,
+            remove_retained: a.remove_retained,
+            verbose: a.verbose,
+            no_newline: a.no_newline,
+            pretty: a.pretty,
+            random_filter: a.random_filter,
+            retain_as_published: a.retain_as_published,
+            retain_as_published_if_v5: false,
+            retain_handling: a.retain_handling,
+            no_local: a.no_local,
+            idle_timeout: a.idle_timeout,
+            grep: a.grep,
+            changed_only: a.changed_only,
+            no_reconnect: a.no_reconnect,
+            duration: None,
+            embedded: a.embedded,
+            conn: a.conn,
+        }
+    }
+}
+
 pub async fn run(args: SubArgs) -> anyhow::Result<ExitCode> {
     // Parsed before connecting: a bad -F is a usage error, as in mosquitto.
     let printer = if args.stats {
@@ -47,7 +143,7 @@ pub async fn run(args: SubArgs) -> anyhow::Result<ExitCode> {
     } else {
         Printer::Plain
     };
-    run_with(args, printer).await
+    run_with(args.into(), printer).await
 }
 
 /// What a SUBACK granted, for `record`'s sidecar.
@@ -71,17 +167,17 @@ pub trait Sink {
 }
 
 /// `smq sub`'s engine (subscribing, reconnecting, -C/-W, signals) feeding a `Sink`.
-pub async fn run_sink(args: SubArgs, sink: Box<dyn Sink>) -> anyhow::Result<ExitCode> {
+pub async fn run_sink(args: SubscribeOptions, sink: Box<dyn Sink>) -> anyhow::Result<ExitCode> {
     run_with(args, Printer::Sink(sink)).await
 }
 
-async fn run_with(mut args: SubArgs, printer: Printer) -> anyhow::Result<ExitCode> {
-    if args.http.http && !args.serve {
+async fn run_with(mut args: SubscribeOptions, printer: Printer) -> anyhow::Result<ExitCode> {
+    if args.embedded.http.http && !args.embedded.serve {
         return Err(usage(
             "--http runs on the embedded broker: add --serve (or use smq serve-broker --http)",
         ));
     }
-    let broker = if args.serve {
+    let broker = if args.embedded.serve {
         Some(serve(&mut args).await?)
     } else {
         None
@@ -95,11 +191,12 @@ async fn run_with(mut args: SubArgs, printer: Printer) -> anyhow::Result<ExitCod
 
 /// `--serve`: the embedded broker in this process; the subscription connects to it unless
 /// -h/-p/-L say otherwise.
-async fn serve(args: &mut SubArgs) -> anyhow::Result<broker::Running> {
-    let specs = if args.listen.is_empty() {
+async fn serve(args: &mut SubscribeOptions) -> anyhow::Result<broker::Running> {
+    let specs = if args.embedded.listen.is_empty() {
         listener::default_specs()
     } else {
-        args.listen
+        args.embedded
+            .listen
             .iter()
             .map(|u| listener::parse_listen(u))
             .collect::<anyhow::Result<_>>()?
@@ -107,14 +204,14 @@ async fn serve(args: &mut SubArgs) -> anyhow::Result<broker::Running> {
     // As serve-broker: anonymous clients only on this machine unless explicitly let in. The
     // embedded broker has no password file, so refusing them would shut out smq's own client.
     let exposed = listener::first_exposed(&specs);
-    if let (Some(spec), false) = (exposed, args.allow_anonymous) {
+    if let (Some(spec), false) = (exposed, args.embedded.allow_anonymous) {
         return Err(usage(format!(
             "--listen {} is reachable from your network and the embedded broker has no passwords: add --allow-anonymous to let anyone on it publish, or run smq serve-broker --password-file",
             spec.url()
         )));
     }
     // No status line: record and sub draw their own progress on stderr.
-    let http = http_config(&args.http, false)?;
+    let http = http_config(&args.embedded.http, false)?;
     let running = broker::start(broker::Config {
         http,
         auth: exposed.map(|_| AuthConfig {
@@ -139,8 +236,8 @@ async fn serve(args: &mut SubArgs) -> anyhow::Result<broker::Running> {
     Ok(running)
 }
 
-async fn subscribe(args: SubArgs, printer: Printer) -> anyhow::Result<ExitCode> {
-    let mut opts = ConnectOptions::from_args(&args.conn, PACKETS)?;
+async fn subscribe(args: SubscribeOptions, printer: Printer) -> anyhow::Result<ExitCode> {
+    let mut opts = crate::cmd::connect::options(&args.conn, PACKETS)?;
     let v5_only: Vec<String> = [
         ("--retain-as-published", args.retain_as_published),
         ("--retain-handling", args.retain_handling.is_some()),
@@ -227,7 +324,7 @@ enum Printer {
 }
 
 struct Subscriber {
-    args: SubArgs,
+    args: SubscribeOptions,
     opts: Arc<ConnectOptions>,
     subs: Vec<Subscription>,
     printer: Printer,
@@ -363,9 +460,10 @@ impl Subscriber {
                     // Flush per message while live; while a backlog drains, flush per batch.
                     if !client.has_buffered_packet() {
                         if let Err(e) = self.out.flush() {
-                            return match e.kind() {
-                                io::ErrorKind::BrokenPipe => End::Done,
-                                _ => End::Failed(anyhow!("writing to stdout: {e}")),
+                            return if pipe_closed(&e) {
+                                End::Done
+                            } else {
+                                End::Failed(anyhow!("writing to stdout: {e}"))
                             };
                         }
                     }
@@ -520,7 +618,7 @@ impl Subscriber {
     fn flush(&mut self) -> anyhow::Result<()> {
         match self.out.flush() {
             Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            Err(e) if pipe_closed(&e) => Ok(()),
             Err(e) => Err(anyhow!("writing to stdout: {e}")),
         }
     }
@@ -545,7 +643,7 @@ impl Subscriber {
                 .write(summary.as_bytes())
                 .and_then(|()| self.out.flush())
             {
-                Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                Err(e) if !pipe_closed(&e) => {
                     return Err(anyhow!("writing to stdout: {e}"));
                 }
                 _ => {}
@@ -553,9 +651,4 @@ impl Subscriber {
         }
         result.map(|()| ExitCode::SUCCESS)
     }
-}
-
-fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.downcast_ref::<io::Error>()
-        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }

@@ -1,8 +1,8 @@
 //! One MQTT connection: CONNECT/CONNACK, packet ids, QoS 1/2 flows, keep-alive, DISCONNECT.
 //!
-//! rumqttc's event loop writes and flushes one packet per poll and leaves completion tracking
-//! to the caller; this engine batches whatever is queued into one write and reports each
-//! completed delivery, which is what `pub` needs to exit only when nothing is outstanding.
+//! Packets are encoded and decoded by `crate::mqtt`, as strictly as the broker does. This
+//! engine batches whatever is queued into one write and reports each completed delivery,
+//! which is what `pub` needs to exit only when nothing is outstanding.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -13,10 +13,17 @@ use anyhow::anyhow;
 use bytes::{Bytes, BytesMut};
 use tokio::time::{Instant, sleep_until, timeout};
 
-use super::packet::{self, Incoming, MAX_PACKET, Message, Protocol};
-use super::transport::{self, Reader, TransportSetup, Writer};
-use super::{ConnectOptions, explain, reason};
+use super::props::{DisconnectProperties, SubscribeProperties, UnsubscribeProperties};
+use super::{ConnectOptions, reason};
 use crate::exit::Failure;
+use crate::mqtt::{
+    self, ClientDisconnectCode, MAX_PACKET, Message, Protocol, PubAckCode, PubRelCode, ReasonCode,
+    ServerPacket, Violation,
+};
+use crate::transport::dial;
+use crate::transport::explain;
+use crate::transport::setup::TransportSetup;
+use crate::transport::{Reader, Writer};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -211,7 +218,7 @@ impl Client {
     ) -> anyhow::Result<Client> {
         let target = &opts.brokers[broker];
         let setup = &target.transport;
-        let (reader, writer) = timeout(CONNECT_TIMEOUT, transport::open(setup))
+        let (reader, writer) = timeout(CONNECT_TIMEOUT, dial::open(setup))
             .await
             .map_err(|_| anyhow!("connecting to {} timed out", setup.describe()))??;
         let mut client = Client {
@@ -233,7 +240,7 @@ impl Client {
                 .props
                 .connect
                 .as_ref()
-                .and_then(|p| p.max_packet_size)
+                .and_then(|p| p.max_packet)
                 .map_or(MAX_PACKET, |n| n as usize),
             keepalive: (opts.keepalive > 0).then(|| Duration::from_secs(opts.keepalive.into())),
             last_sent: Instant::now(),
@@ -252,41 +259,40 @@ impl Client {
                 topic_alias_max: 0,
             },
         };
-        packet::encode_connect(proto, &opts.connect_packet(target), &mut client.wbuf)?;
+        let connect = opts.connect_packet(proto, target);
+        if opts.mqtt31 {
+            mqtt::encode_connect_mqtt31(&connect, &mut client.wbuf)?;
+        } else {
+            mqtt::encode_connect(&connect, &mut client.wbuf)?;
+        }
         client.trace_out(format_args!("CONNECT"));
         let connack = timeout(CONNECT_TIMEOUT, client.handshake(setup))
             .await
             .map_err(|_| anyhow!("{} did not answer CONNECT", setup.describe()))??;
-        let Incoming::ConnAck {
-            code,
-            props,
-            session_present,
-        } = connack
-        else {
+        let ServerPacket::ConnAck(ack) = connack else {
             return Err(anyhow!(
                 "the broker answered CONNECT with something other than CONNACK"
             ));
         };
-        client.session_present = session_present;
+        client.session_present = ack.session_present;
+        let code = connack_number(proto, &ack);
         if code != 0 {
             let mut why = reason::connack(proto, code).to_owned();
-            if let Some(extra) = props.as_ref().and_then(|p| p.reason_string.as_ref()) {
+            if let Some(extra) = &ack.reason_string {
                 why = format!("{why}: {extra}");
             }
             return Err(Failure::Refused { code, reason: why }.into());
         }
-        if let Some(p) = props {
-            if let Some(n) = p.receive_max {
-                client.limits.receive_max = n;
-            }
-            if let Some(n) = p.max_packet_size {
-                client.limits.max_packet = n as usize;
-                client.limits.max_packet_from_broker = true;
-            }
-            client.limits.topic_alias_max = p.topic_alias_max.unwrap_or(0);
-            if let Some(k) = p.server_keep_alive {
-                client.keepalive = (k > 0).then(|| Duration::from_secs(k.into()));
-            }
+        if let Some(n) = ack.receive_max {
+            client.limits.receive_max = n;
+        }
+        if let Some(n) = ack.max_packet {
+            client.limits.max_packet = n as usize;
+            client.limits.max_packet_from_broker = true;
+        }
+        client.limits.topic_alias_max = ack.topic_alias_max.unwrap_or(0);
+        if let Some(k) = ack.server_keepalive {
+            client.keepalive = (k > 0).then(|| Duration::from_secs(k.into()));
         }
         client.max_in_flight = client
             .max_in_flight
@@ -295,7 +301,7 @@ impl Client {
         Ok(client)
     }
 
-    async fn handshake(&mut self, setup: &TransportSetup) -> anyhow::Result<Incoming> {
+    async fn handshake(&mut self, setup: &TransportSetup) -> anyhow::Result<ServerPacket> {
         while !self.wbuf.is_empty() {
             self.writer
                 .write(&mut self.wbuf)
@@ -311,18 +317,14 @@ impl Client {
             let decoded = if explain::undecided(&self.rbuf) {
                 None
             } else {
-                packet::decode(self.proto, &mut self.rbuf, self.max_in)?
+                self.decode()?
             };
             if let Some(p) = decoded {
-                if let Incoming::ConnAck {
-                    code,
-                    session_present,
-                    ..
-                } = &p
-                {
+                if let ServerPacket::ConnAck(ack) = &p {
                     self.trace_in(format_args!(
-                        "CONNACK (session present {}, code {code})",
-                        u8::from(*session_present)
+                        "CONNACK (session present {}, code {})",
+                        u8::from(ack.session_present),
+                        connack_number(self.proto, ack)
                     ));
                 }
                 return Ok(p);
@@ -368,25 +370,33 @@ impl Client {
     /// The largest payload a PUBLISH like `msg` (its payload aside) may carry to this broker,
     /// and how many bytes its topic, packet id and properties take.
     pub fn payload_room(&self, msg: &Message) -> (usize, usize) {
-        packet::payload_room(self.proto, msg, self.limits.max_packet)
+        mqtt::payload_room(self.proto, msg, self.limits.max_packet)
     }
 
     /// Whether a whole packet is already buffered, so `poll` will not wait for the network.
     pub fn has_buffered_packet(&self) -> bool {
-        packet::has_whole_packet(&self.rbuf)
+        mqtt::has_whole_packet(&self.rbuf)
     }
 
     /// Queues one SUBSCRIBE for all `subs`; its SUBACK comes back as an event.
     pub fn subscribe(
         &mut self,
-        subs: &[packet::Subscription],
-        props: Option<packet::SubscribeProperties>,
+        subs: &[mqtt::Subscription],
+        props: Option<SubscribeProperties>,
     ) -> anyhow::Result<u16> {
         let pkid = self.take_pkid();
         self.subscribed = true;
         self.slots.set(pkid, Slot::AwaitSubAck);
         self.wait_for(pkid);
-        packet::encode_subscribe(self.proto, pkid, subs, props, &mut self.wbuf)?;
+        let props = props.unwrap_or_default();
+        mqtt::encode_subscribe(
+            self.proto,
+            pkid,
+            subs,
+            props.id,
+            &props.user_properties,
+            &mut self.wbuf,
+        )?;
         if self.trace.is_some() {
             for s in subs {
                 self.trace_out(format_args!(
@@ -401,12 +411,13 @@ impl Client {
     pub fn unsubscribe(
         &mut self,
         filters: &[String],
-        props: Option<packet::UnsubscribeProperties>,
+        props: Option<UnsubscribeProperties>,
     ) -> anyhow::Result<u16> {
         let pkid = self.take_pkid();
         self.slots.set(pkid, Slot::AwaitUnsubAck);
         self.wait_for(pkid);
-        packet::encode_unsubscribe(self.proto, pkid, filters, props, &mut self.wbuf)?;
+        let user = props.map(|p| p.user_properties).unwrap_or_default();
+        mqtt::encode_unsubscribe(self.proto, pkid, filters, &user, &mut self.wbuf)?;
         self.trace_out(format_args!(
             "UNSUBSCRIBE (Mid: {pkid}, {})",
             filters.join(", ")
@@ -437,7 +448,7 @@ impl Client {
                 self.in_flight += 1;
                 self.slots.set(pkid, Slot::AwaitPubComp);
                 self.wait_for(pkid);
-                packet::encode_ack(6, pkid, &mut self.wbuf);
+                mqtt::encode_pubrel(pkid, PubRelCode::Success, &mut self.wbuf);
                 self.trace_out(format_args!("PUBREL (m{pkid})"));
             }
         }
@@ -466,7 +477,7 @@ impl Client {
         if shared {
             let (head, room) = self.payload_room(msg);
             if msg.payload.len() > room {
-                return Err(self.too_large(packet::packet_size(head + msg.payload.len())));
+                return Err(self.too_large(mqtt::packet_size(head + msg.payload.len())));
             }
         }
         let pkid = if msg.qos > 0 {
@@ -478,9 +489,9 @@ impl Client {
         let dup = again.is_some();
         let start = self.wbuf.len();
         let encoded = if shared {
-            packet::encode_publish_head(self.proto, msg, pkid, dup, &mut self.wbuf)
+            mqtt::encode_publish_head(self.proto, msg, pkid, dup, &mut self.wbuf)
         } else {
-            packet::encode_publish(self.proto, msg, pkid, dup, &mut self.wbuf)
+            mqtt::encode_publish(self.proto, msg, pkid, dup, &mut self.wbuf)
         };
         let size = self.wbuf.len() - start;
         if let Err(e) = encoded.and_then(|()| {
@@ -604,7 +615,7 @@ impl Client {
     /// is something to report. Cancel-safe: nothing is lost if another branch wins a select.
     pub async fn poll(&mut self) -> anyhow::Result<Event> {
         loop {
-            while let Some(p) = packet::decode(self.proto, &mut self.rbuf, self.max_in)? {
+            while let Some(p) = self.decode()? {
                 if let Some(event) = self.handle(p)? {
                     return Ok(event);
                 }
@@ -636,7 +647,7 @@ impl Client {
                     if self.ping_sent.is_some() {
                         return Err(anyhow!("the broker stopped answering (no PINGRESP within the keep-alive)"));
                     }
-                    packet::encode_pingreq(&mut self.wbuf);
+                    mqtt::encode_pingreq(&mut self.wbuf);
                     self.trace_out(format_args!("PINGREQ"));
                     self.ping_sent = Some(Instant::now());
                     self.last_sent = Instant::now();
@@ -645,9 +656,15 @@ impl Client {
         }
     }
 
-    fn handle(&mut self, p: Incoming) -> anyhow::Result<Option<Event>> {
+    /// The next whole packet from the broker, if one has arrived.
+    fn decode(&mut self) -> anyhow::Result<Option<ServerPacket>> {
+        mqtt::decode_server(self.proto, &mut self.rbuf, self.max_in).map_err(refused)
+    }
+
+    fn handle(&mut self, p: ServerPacket) -> anyhow::Result<Option<Event>> {
         match p {
-            Incoming::PubAck { pkid, code } => {
+            ServerPacket::PubAck { pkid, code } => {
+                let code = code.number();
                 self.trace_in(format_args!("PUBACK (Mid: {pkid}, RC:{code})"));
                 if self.slots.get(pkid) == Slot::AwaitPubRec {
                     let mismatch = Mismatch {
@@ -658,7 +675,8 @@ impl Client {
                 }
                 Ok(self.complete(pkid, code, Slot::AwaitPubAck, None))
             }
-            Incoming::PubRec { pkid, code } => {
+            ServerPacket::PubRec { pkid, code } => {
+                let code = code.number();
                 self.trace_in(format_args!("PUBREC (Mid: {pkid}, RC:{code})"));
                 if code >= 0x80 {
                     return Ok(self.complete(pkid, code, Slot::AwaitPubRec, None));
@@ -677,11 +695,12 @@ impl Client {
                     _ => {}
                 }
                 // PUBREL is owed even for an id we no longer track (MQTT 5 §4.3.3).
-                packet::encode_ack(6, pkid, &mut self.wbuf);
+                mqtt::encode_pubrel(pkid, PubRelCode::Success, &mut self.wbuf);
                 self.trace_out(format_args!("PUBREL (m{pkid})"));
                 Ok(event)
             }
-            Incoming::PubComp { pkid, code } => {
+            ServerPacket::PubComp { pkid, code } => {
+                let code = code.number();
                 self.trace_in(format_args!("PUBCOMP (Mid: {pkid}, RC:{code})"));
                 if self.slots.get(pkid) == Slot::AwaitStrayComp {
                     self.slots.set(pkid, Slot::Free);
@@ -689,15 +708,16 @@ impl Client {
                 }
                 Ok(self.complete(pkid, code, Slot::AwaitPubComp, None))
             }
-            Incoming::PingResp => {
+            ServerPacket::PingResp => {
                 self.trace_in(format_args!("PINGRESP"));
                 self.ping_sent = None;
                 Ok(None)
             }
-            Incoming::Publish { msg, pkid } => {
+            ServerPacket::Publish { msg, pkid, dup } => {
                 if self.trace.is_some() {
                     self.trace_in(format_args!(
-                        "PUBLISH (d0, q{}, r{}, m{pkid}, '{}', ... ({} bytes))",
+                        "PUBLISH (d{}, q{}, r{}, m{pkid}, '{}', ... ({} bytes))",
+                        u8::from(dup),
                         msg.qos,
                         u8::from(msg.retain),
                         String::from_utf8_lossy(&msg.topic),
@@ -705,9 +725,9 @@ impl Client {
                     ));
                 }
                 match msg.qos {
-                    1 => packet::encode_ack(4, pkid, &mut self.wbuf),
+                    1 => mqtt::encode_puback(pkid, PubAckCode::Success, &mut self.wbuf),
                     2 => {
-                        packet::encode_ack(5, pkid, &mut self.wbuf);
+                        mqtt::encode_pubrec(pkid, PubAckCode::Success, &mut self.wbuf);
                         let seen = self.awaiting_rel.get(pkid);
                         self.awaiting_rel.set(pkid, true);
                         if seen {
@@ -718,13 +738,14 @@ impl Client {
                 }
                 Ok(Some(Event::Message { msg, mid: pkid }))
             }
-            Incoming::PubRel { pkid } => {
+            ServerPacket::PubRel { pkid, .. } => {
                 self.trace_in(format_args!("PUBREL (Mid: {pkid})"));
                 self.awaiting_rel.set(pkid, false);
-                packet::encode_ack(7, pkid, &mut self.wbuf);
+                mqtt::encode_pubcomp(pkid, PubRelCode::Success, &mut self.wbuf);
                 Ok(None)
             }
-            Incoming::SubAck { pkid, codes } => {
+            ServerPacket::SubAck { pkid, codes } => {
+                let codes: Vec<u8> = codes.into_iter().map(|c| c.number()).collect();
                 self.trace_in(format_args!("SUBACK (Mid: {pkid}, codes {codes:?})"));
                 if self.slots.get(pkid) != Slot::AwaitSubAck {
                     return Ok(None);
@@ -732,7 +753,7 @@ impl Client {
                 self.slots.set(pkid, Slot::Free);
                 Ok(Some(Event::SubAck { codes }))
             }
-            Incoming::UnsubAck { pkid } => {
+            ServerPacket::UnsubAck { pkid, .. } => {
                 self.trace_in(format_args!("UNSUBACK (Mid: {pkid})"));
                 if self.slots.get(pkid) != Slot::AwaitUnsubAck {
                     return Ok(None);
@@ -740,7 +761,8 @@ impl Client {
                 self.slots.set(pkid, Slot::Free);
                 Ok(Some(Event::UnsubAck))
             }
-            Incoming::Disconnect { code, reason: why } => {
+            ServerPacket::Disconnect(d) => {
+                let (code, why) = (d.code.number(), d.reason);
                 self.trace_in(format_args!("DISCONNECT ({code})"));
                 let mut text = reason::disconnect(code).to_owned();
                 if let Some(w) = why {
@@ -748,9 +770,10 @@ impl Client {
                 }
                 Err(anyhow!("the broker disconnected: {text} (0x{code:02X})"))
             }
-            Incoming::ConnAck { .. } => Err(anyhow!("protocol error: a second CONNACK")),
-            Incoming::Unexpected(name) => Err(anyhow!(
-                "protocol error: the broker sent {name}, which a client never receives"
+            ServerPacket::ConnAck(_) => Err(anyhow!("protocol error: a second CONNACK")),
+            ServerPacket::Auth(code) => Err(anyhow!(
+                "protocol error: the broker sent AUTH (reason code {:#04x}), which smq never asks for",
+                code.number()
             )),
         }
     }
@@ -783,11 +806,16 @@ impl Client {
     /// (a subscription, an ack or PINGRESP outstanding), waits briefly for it to close its side
     /// first: closing a socket with unread data sends a reset, which can make the broker drop
     /// what it has not read yet, our DISCONNECT included, and publish our will.
-    pub async fn disconnect(
-        mut self,
-        props: Option<packet::DisconnectProperties>,
-    ) -> anyhow::Result<()> {
-        packet::encode_disconnect(self.proto, props, &mut self.wbuf)?;
+    pub async fn disconnect(mut self, props: Option<DisconnectProperties>) -> anyhow::Result<()> {
+        let p = props.unwrap_or_default();
+        mqtt::encode_client_disconnect(
+            self.proto == Protocol::V5,
+            ClientDisconnectCode::Success,
+            p.session_expiry,
+            p.reason.as_deref(),
+            &p.user_properties,
+            &mut self.wbuf,
+        )?;
         self.trace_out(format_args!("DISCONNECT"));
         let close = async {
             while self.unwritten() {
@@ -847,7 +875,48 @@ async fn write_some(
     }
 }
 
+/// CONNACK's code as a number in the broker's own protocol: a 3.1.1 return code when it
+/// answered the 3.1.1 way, which is how `-V auto` tells a broker that does not speak 5.
+fn connack_number(proto: Protocol, ack: &mqtt::ConnAck) -> u8 {
+    if proto == Protocol::V311 || ack.v311_answer {
+        ReasonCode::from(ack.code).v311_connack()
+    } else {
+        ack.code.number()
+    }
+}
+
+/// A packet from the broker that breaks the protocol.
+fn refused(v: Violation) -> anyhow::Error {
+    if v.code == ReasonCode::PacketTooLarge {
+        anyhow!("the broker sent {}", v.why)
+    } else {
+        anyhow!("the broker sent a malformed packet: {}", v.why)
+    }
+}
+
 fn lost(e: io::Error) -> anyhow::Error {
     // Stringified on purpose: an io::Error left in the chain would read as a closed stdout.
     anyhow!("connection lost: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mqtt::{ConnAck, ConnAckCode};
+
+    #[test]
+    fn connack_codes_are_numbered_in_the_brokers_own_protocol() {
+        let refused = |code| ConnAck::refused(code);
+        let not_authorized = refused(ConnAckCode::NotAuthorized);
+        assert_eq!(connack_number(Protocol::V311, &not_authorized), 5);
+        assert_eq!(connack_number(Protocol::V5, &not_authorized), 0x87);
+        // A broker that answers a v5 CONNECT the 3.1.1 way: its 3.1.1 return code, which is
+        // what -V auto falls back on.
+        let old = ConnAck {
+            v311_answer: true,
+            ..refused(ConnAckCode::UnsupportedProtocolVersion)
+        };
+        assert_eq!(connack_number(Protocol::V5, &old), 1);
+        assert_eq!(connack_number(Protocol::V5, &ConnAck::default()), 0);
+    }
 }

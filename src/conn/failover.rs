@@ -14,10 +14,10 @@ use anyhow::anyhow;
 use tokio::time::{Instant, sleep, sleep_until};
 
 use super::client::Client;
-use super::explain::{self, ClosedBeforeConnack};
-use super::packet::Protocol;
 use super::{ConnectOptions, Version};
 use crate::exit::Failure;
+use crate::mqtt::Protocol;
+use crate::transport::explain::{self, ClosedBeforeConnack};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -273,21 +273,31 @@ fn all_failed(opts: &ConnectOptions, mut failed: Vec<anyhow::Error>) -> anyhow::
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Command};
 
-    fn connector(line: &str) -> Connector {
-        let cli = Cli::parse_from_args(line.split_whitespace()).unwrap();
-        let Command::Pub(args) = cli.command else {
-            panic!("not pub")
-        };
-        Connector::new(Arc::new(
-            ConnectOptions::from_args(&args.conn, &[]).unwrap(),
-        ))
+    /// Options with no broker: enough for the back-off, which names none.
+    fn connector() -> Connector {
+        Connector::new(Arc::new(ConnectOptions {
+            brokers: Vec::new(),
+            version: Version::Auto,
+            needs_v5: Vec::new(),
+            mqtt31: false,
+            client_id: String::new(),
+            keepalive: 60,
+            clean: true,
+            will: None,
+            props: Default::default(),
+            max_inflight: 20,
+            debug: false,
+            quiet: true,
+            url_topic: None,
+            ack_timeout: Duration::from_secs(10),
+            connect_retry: None,
+        }))
     }
 
     #[test]
     fn backoff_doubles_with_jitter_up_to_its_cap() {
-        let mut c = connector("smq pub -t t -m x");
+        let mut c = connector();
         let mut base = FIRST_BACKOFF;
         for _ in 0..12 {
             let pause = c.next_backoff();
@@ -298,18 +308,6 @@ mod tests {
             base = (base * 2).min(MAX_BACKOFF);
         }
         assert_eq!(c.backoff, MAX_BACKOFF);
-    }
-
-    #[test]
-    fn brokers_are_named_with_their_place_when_there_are_several() {
-        let c = connector("smq pub -t t -m x -h a -L mqtts://b:8884/t -h [::1]:1");
-        assert_eq!(c.describe(0), "mqtt://a:1883 (1 of 3)");
-        assert_eq!(c.describe(1), "mqtts://b:8884 (2 of 3)");
-        assert_eq!(c.describe(2), "mqtt://[::1]:1 (3 of 3)");
-        assert_eq!(
-            connector("smq pub -t t -m x -h a:2").describe(0),
-            "mqtt://a:2"
-        );
     }
 
     #[test]

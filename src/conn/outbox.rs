@@ -11,7 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::client::{Client, Stage};
-use super::packet::Message;
+use crate::mqtt::Message;
 
 struct Held {
     /// Which message of the run this is, to name it in warnings.

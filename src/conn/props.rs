@@ -3,11 +3,8 @@
 
 use bytes::Bytes;
 
-use super::packet::{
-    ConnectProperties, DisconnectProperties, LastWillProperties, PublishProperties,
-    SubscribeProperties, UnsubscribeProperties,
-};
 use crate::exit::usage;
+use crate::mqtt::PublishProperties;
 
 /// The packets a subcommand may attach properties to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,14 +68,55 @@ impl Packet {
     }
 }
 
+/// Every `-D`, by packet; a packet no `-D` named is None.
 #[derive(Debug, Default, Clone)]
 pub struct Properties {
     pub connect: Option<ConnectProperties>,
     pub publish: Option<PublishProperties>,
     pub disconnect: Option<DisconnectProperties>,
-    pub will: Option<LastWillProperties>,
+    pub will: Option<WillProperties>,
     pub subscribe: Option<SubscribeProperties>,
     pub unsubscribe: Option<UnsubscribeProperties>,
+}
+
+/// `-D connect`: None where not given, so CONNECT carries the protocol's default.
+#[derive(Debug, Default, Clone)]
+pub struct ConnectProperties {
+    pub session_expiry: Option<u32>,
+    pub receive_max: Option<u16>,
+    pub max_packet: Option<u32>,
+    pub topic_alias_max: Option<u16>,
+    pub request_response_info: Option<bool>,
+    pub request_problem_info: Option<bool>,
+    pub user_properties: Vec<(String, String)>,
+}
+
+/// `-D will`: the will's delay, and its message properties as a PUBLISH carries them.
+#[derive(Debug, Default, Clone)]
+pub struct WillProperties {
+    pub delay: u32,
+    pub message: PublishProperties,
+}
+
+/// `-D subscribe`.
+#[derive(Debug, Default, Clone)]
+pub struct SubscribeProperties {
+    pub id: Option<u32>,
+    pub user_properties: Vec<(String, String)>,
+}
+
+/// `-D unsubscribe`.
+#[derive(Debug, Default, Clone)]
+pub struct UnsubscribeProperties {
+    pub user_properties: Vec<(String, String)>,
+}
+
+/// `-D disconnect`.
+#[derive(Debug, Default, Clone)]
+pub struct DisconnectProperties {
+    pub session_expiry: Option<u32>,
+    pub reason: Option<String>,
+    pub user_properties: Vec<(String, String)>,
 }
 
 impl Properties {
@@ -147,30 +185,32 @@ pub fn parse(specs: &[Vec<String>], allowed: &[Packet]) -> anyhow::Result<Proper
         let v = value.as_str();
         match packet {
             Packet::Connect => {
-                let p = props.connect.get_or_insert_with(ConnectProperties::new);
+                let p = props.connect.get_or_insert_with(Default::default);
                 match name {
                     "session-expiry-interval" => {
-                        p.session_expiry_interval = Some(number(name, v, "0-4294967295")?)
+                        p.session_expiry = Some(number(name, v, "0-4294967295")?)
                     }
                     "receive-maximum" => {
                         let n: u16 = number(name, v, "1-65535")?;
                         if n == 0 {
                             return Err(usage("-D connect receive-maximum must be at least 1"));
                         }
-                        p.receive_maximum = Some(n)
+                        p.receive_max = Some(n)
                     }
                     "maximum-packet-size" => {
                         let n: u32 = number(name, v, "1-268435460")?;
                         if n == 0 {
                             return Err(usage("-D connect maximum-packet-size must be at least 1"));
                         }
-                        p.max_packet_size = Some(n)
+                        p.max_packet = Some(n)
                     }
                     "topic-alias-maximum" => p.topic_alias_max = Some(number(name, v, "0-65535")?),
                     "request-response-information" => {
-                        p.request_response_info = Some(flag(name, v)?)
+                        p.request_response_info = Some(flag(name, v)? == 1)
                     }
-                    "request-problem-information" => p.request_problem_info = Some(flag(name, v)?),
+                    "request-problem-information" => {
+                        p.request_problem_info = Some(flag(name, v)? == 1)
+                    }
                     "user-property" => p.user_properties.extend(pair),
                     "authentication-method" | "authentication-data" => {
                         return Err(usage(format!(
@@ -202,11 +242,10 @@ pub fn parse(specs: &[Vec<String>], allowed: &[Packet]) -> anyhow::Result<Proper
                 }
             }
             Packet::Will => {
-                let p = props.will.get_or_insert_with(empty_will);
+                let w = props.will.get_or_insert_with(Default::default);
+                let p = &mut w.message;
                 match name {
-                    "will-delay-interval" => {
-                        p.delay_interval = Some(number(name, v, "0-4294967295")?)
-                    }
+                    "will-delay-interval" => w.delay = number(name, v, "0-4294967295")?,
                     "payload-format-indicator" => p.payload_format_indicator = Some(flag(name, v)?),
                     "message-expiry-interval" => {
                         p.message_expiry_interval = Some(number(name, v, "0-4294967295")?)
@@ -219,13 +258,10 @@ pub fn parse(specs: &[Vec<String>], allowed: &[Packet]) -> anyhow::Result<Proper
                 }
             }
             Packet::Subscribe => {
-                let p = props.subscribe.get_or_insert_with(|| SubscribeProperties {
-                    id: None,
-                    user_properties: Vec::new(),
-                });
+                let p = props.subscribe.get_or_insert_with(Default::default);
                 match name {
                     "subscription-identifier" => {
-                        let n: usize = number(name, v, "1-268435455")?;
+                        let n: u32 = number(name, v, "1-268435455")?;
                         if !(1..=268_435_455).contains(&n) {
                             return Err(usage(
                                 "-D subscribe subscription-identifier must be 1-268435455",
@@ -238,23 +274,19 @@ pub fn parse(specs: &[Vec<String>], allowed: &[Packet]) -> anyhow::Result<Proper
                 }
             }
             Packet::Unsubscribe => {
-                let p = props
-                    .unsubscribe
-                    .get_or_insert_with(|| UnsubscribeProperties {
-                        user_properties: Vec::new(),
-                    });
+                let p = props.unsubscribe.get_or_insert_with(Default::default);
                 match name {
                     "user-property" => p.user_properties.extend(pair),
                     _ => return Err(not_allowed()),
                 }
             }
             Packet::Disconnect => {
-                let p = props.disconnect.get_or_insert_with(empty_disconnect);
+                let p = props.disconnect.get_or_insert_with(Default::default);
                 match name {
                     "session-expiry-interval" => {
-                        p.session_expiry_interval = Some(number(name, v, "0-4294967295")?)
+                        p.session_expiry = Some(number(name, v, "0-4294967295")?)
                     }
-                    "reason-string" => p.reason_string = Some(value),
+                    "reason-string" => p.reason = Some(value),
                     "user-property" => p.user_properties.extend(pair),
                     _ => return Err(not_allowed()),
                 }
@@ -269,27 +301,6 @@ fn flag(name: &str, value: &str) -> anyhow::Result<u8> {
         "0" => Ok(0),
         "1" => Ok(1),
         _ => Err(usage(format!("-D {name}: '{value}' must be 0 or 1"))),
-    }
-}
-
-fn empty_will() -> LastWillProperties {
-    LastWillProperties {
-        delay_interval: None,
-        payload_format_indicator: None,
-        message_expiry_interval: None,
-        content_type: None,
-        response_topic: None,
-        correlation_data: None,
-        user_properties: Vec::new(),
-    }
-}
-
-fn empty_disconnect() -> DisconnectProperties {
-    DisconnectProperties {
-        session_expiry_interval: None,
-        reason_string: None,
-        user_properties: Vec::new(),
-        server_reference: None,
     }
 }
 
@@ -328,8 +339,8 @@ mod tests {
         assert_eq!(publish.content_type.as_deref(), Some("text/plain"));
         assert_eq!(publish.user_properties.len(), 2);
         assert_eq!(publish.message_expiry_interval, Some(30));
-        assert_eq!(p.connect.unwrap().session_expiry_interval, Some(60));
-        assert_eq!(p.will.unwrap().delay_interval, Some(5));
+        assert_eq!(p.connect.unwrap().session_expiry, Some(60));
+        assert_eq!(p.will.unwrap().delay, 5);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Reason codes in words, as the client reports them: the words live with the codes in
 //! `crate::mqtt::reason`.
 
-use super::packet::Protocol;
+use crate::mqtt::Protocol;
 use crate::mqtt::reason;
 
 /// The MQTT 3.1.1 CONNACK code closest to an MQTT 5 reason code, as a broker answers a 3.1.1

@@ -30,6 +30,9 @@ pub struct ConnAck {
     pub response_info: Option<String>,
     pub server_reference: Option<String>,
     pub user_properties: Vec<(String, String)>,
+    /// A v5 CONNECT answered the 3.1.1 way (two bytes, a 3.1.1 return code): the broker does
+    /// not speak MQTT 5. Only the decoder sets it; the encoder follows `proto`.
+    pub v311_answer: bool,
 }
 
 impl Default for ConnAck {
@@ -52,6 +55,7 @@ impl Default for ConnAck {
             response_info: None,
             server_reference: None,
             user_properties: Vec::new(),
+            v311_answer: false,
         }
     }
 }
@@ -179,6 +183,7 @@ pub(super) fn parse(proto: Protocol, body: &[u8]) -> Result<ConnAck, Violation> 
     };
     // A 3.1.1-only broker answers a v5 CONNECT the 3.1.1 way: two bytes, a return code.
     if proto == Protocol::V311 || r.is_empty() {
+        ack.v311_answer = proto == Protocol::V5;
         ack.code = v311_code(raw).ok_or_else(|| {
             Violation::protocol(format!(
                 "CONNACK with return code {raw}, which 3.1.1 has not"

@@ -10,6 +10,9 @@ use super::reason::ReasonCode;
 use super::violation::Violation;
 use super::wire::{Reader, put_binary, put_packet, put_str, put_varint, whole_packet};
 
+/// A Session Expiry Interval that never ends (5.0 §3.1.2.11.2).
+pub const SESSION_NEVER: u32 = u32::MAX;
+
 /// The first packet of a connection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Connect {
@@ -312,6 +315,16 @@ fn connect_properties(r: &mut Reader<'_>, c: &mut Connect) -> Result<(), Violati
 /// Encodes a CONNECT. Every v5 property at its default is left out. Fails only on a string
 /// longer than MQTT allows, or a packet larger than it can express.
 pub fn encode_connect(c: &Connect, buf: &mut BytesMut) -> anyhow::Result<()> {
+    encode(c, false, buf)
+}
+
+/// Encodes `c` (a 3.1.1 one) as MQTT 3.1: protocol name `MQIsdp`, level 3. Every other packet
+/// of 3.1 is 3.1.1's.
+pub fn encode_connect_mqtt31(c: &Connect, buf: &mut BytesMut) -> anyhow::Result<()> {
+    encode(c, true, buf)
+}
+
+fn encode(c: &Connect, mqtt31: bool, buf: &mut BytesMut) -> anyhow::Result<()> {
     let v5 = c.proto == Protocol::V5;
     let mut strings: Vec<&[u8]> = vec![c.client_id.as_bytes()];
     strings.extend(c.username.as_deref().map(str::as_bytes));
@@ -347,8 +360,13 @@ pub fn encode_connect(c: &Connect, buf: &mut BytesMut) -> anyhow::Result<()> {
     if c.username.is_some() {
         flags |= 0x80;
     }
-    put_str(&mut body, "MQTT");
-    body.put_u8(if v5 { 5 } else { 4 });
+    if mqtt31 {
+        put_str(&mut body, "MQIsdp");
+        body.put_u8(3);
+    } else {
+        put_str(&mut body, "MQTT");
+        body.put_u8(if v5 { 5 } else { 4 });
+    }
     body.put_u8(flags);
     body.put_u16(c.keepalive);
     if v5 {

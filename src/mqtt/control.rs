@@ -107,23 +107,43 @@ pub fn encode_disconnect(code: ServerDisconnectCode, reason: Option<&str>, buf: 
 }
 
 /// A client's DISCONNECT: in 3.1.1 (or with nothing to say) the two-byte one; in 5.0 with a
-/// reason code and, if given, a new Session Expiry Interval and a reason string.
+/// reason code and, if given, a new Session Expiry Interval, a reason string and user
+/// properties.
 pub fn encode_client_disconnect(
     v5: bool,
     code: ClientDisconnectCode,
     session_expiry: Option<u32>,
     reason: Option<&str>,
+    user_properties: &[(String, String)],
     buf: &mut BytesMut,
-) {
-    if v5 {
-        disconnect(code.number(), session_expiry, reason, buf);
-    } else {
+) -> anyhow::Result<()> {
+    if !v5 {
         buf.put_slice(&[0xE0, 0]);
+        return Ok(());
     }
+    let mut strings: Vec<&[u8]> = reason.map(str::as_bytes).into_iter().collect();
+    for (k, v) in user_properties {
+        strings.extend([k.as_bytes(), v.as_bytes()]);
+    }
+    if let Some(n) = props::too_long(&strings) {
+        anyhow::bail!("cannot encode DISCONNECT: a {n}-byte string, longer than MQTT allows");
+    }
+    disconnect_with(code.number(), session_expiry, reason, user_properties, buf);
+    Ok(())
 }
 
 fn disconnect(code: u8, session_expiry: Option<u32>, reason: Option<&str>, buf: &mut BytesMut) {
-    if session_expiry.is_none() && reason.is_none() {
+    disconnect_with(code, session_expiry, reason, &[], buf);
+}
+
+fn disconnect_with(
+    code: u8,
+    session_expiry: Option<u32>,
+    reason: Option<&str>,
+    user_properties: &[(String, String)],
+    buf: &mut BytesMut,
+) {
+    if session_expiry.is_none() && reason.is_none() && user_properties.is_empty() {
         // The short forms: "normal disconnection" with no properties (5.0 §3.14.2.1).
         if code == 0 {
             buf.put_slice(&[0xE0, 0]);
@@ -141,17 +161,10 @@ fn disconnect(code: u8, session_expiry: Option<u32>, reason: Option<&str>, buf: 
         props.put_u8(id::REASON_STRING);
         put_str(&mut props, reason);
     }
+    props::write_user_properties(&mut props, user_properties);
     let mut body = BytesMut::with_capacity(5 + props.len());
     body.put_u8(code);
     put_varint(&mut body, props.len());
     body.put_slice(&props);
     put_packet(buf, 0xE0, &body);
-}
-
-/// AUTH with a reason code and no properties.
-pub fn encode_auth(code: AuthCode, buf: &mut BytesMut) {
-    match code {
-        AuthCode::Success => buf.put_slice(&[0xF0, 0]),
-        _ => buf.put_slice(&[0xF0, 2, code.number(), 0]),
-    }
 }

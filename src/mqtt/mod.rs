@@ -26,10 +26,6 @@
 //! copied out of the receive buffer, once, so that a message queued for a slow subscriber holds
 //! only itself and never the (possibly megabytes large) buffer it arrived in.
 
-// The client's half (decode_server, encode_connect, encode_subscribe, ...) is exercised by
-// the unit tests here until the client moves from `conn/packet.rs` onto it.
-#![cfg_attr(not(test), allow(dead_code, unused_imports))]
-
 mod acks;
 mod connack;
 mod connect;
@@ -46,23 +42,22 @@ mod wire;
 
 pub use acks::{encode_puback, encode_pubcomp, encode_pubrec, encode_pubrel};
 pub use connack::{ConnAck, encode_connack};
-pub use connect::{Connect, Will, decode_connect, encode_connect};
-pub use control::{
-    Disconnect, encode_auth, encode_client_disconnect, encode_disconnect, encode_pingreq,
-    encode_pingresp,
+pub use connect::{
+    Connect, SESSION_NEVER, Will, decode_connect, encode_connect, encode_connect_mqtt31,
 };
+pub use control::{encode_client_disconnect, encode_disconnect, encode_pingreq, encode_pingresp};
 pub use packet::{ClientPacket, ServerPacket, decode_client, decode_server};
 pub use props::PublishProperties;
 pub use protocol::Protocol;
 pub use publish::{Message, PublishHead, encode_publish, encode_publish_head, payload_room};
 pub use reason::{
-    AuthCode, ClientDisconnectCode, ConnAckCode, PubAckCode, PubRelCode, ReasonCode,
-    ServerDisconnectCode, SubAckCode, UnsubAckCode,
+    ClientDisconnectCode, ConnAckCode, PubAckCode, PubRelCode, ReasonCode, ServerDisconnectCode,
+    SubAckCode, UnsubAckCode,
 };
 pub use subscribe::{Filter, Subscription, encode_suback, encode_subscribe};
 pub use unsubscribe::{encode_unsuback, encode_unsubscribe};
 pub use violation::Violation;
-pub use wire::{MAX_PACKET, MAX_REMAINING_LENGTH, frame, has_whole_packet, packet_size};
+pub use wire::{MAX_PACKET, MAX_REMAINING_LENGTH, has_whole_packet, packet_size};
 
 #[cfg(test)]
 mod tests;

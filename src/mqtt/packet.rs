@@ -22,7 +22,14 @@ use super::violation::Violation;
 use super::wire::{Reader, whole_packet};
 
 /// A packet from a client, after its CONNECT.
+///
+/// Every field is what the packet says, whether or not the broker acts on it (it ignores DUP
+/// and the codes of a client's acknowledgements); the unit tests read them all.
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "fields the broker does not act on")
+)]
 pub enum ClientPacket {
     /// A v5 topic alias stays in `msg.props.topic_alias`; the topic is empty only if an alias
     /// is present (the session resolves aliases).
@@ -64,8 +71,13 @@ pub enum ClientPacket {
     Connect,
 }
 
-/// A packet from a server.
+/// A packet from a server. As with [`ClientPacket`], every field is what the packet says;
+/// the client does not act on PUBREL's code or UNSUBACK's.
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "fields the client does not act on")
+)]
 pub enum ServerPacket {
     ConnAck(ConnAck),
     Publish {

@@ -220,8 +220,8 @@ pub(super) fn text(v: &Value<'_>) -> String {
     }
 }
 
-/// A PUBLISH's (and a will's) message properties (5.0 §3.3.2.3), the same fields as
-/// rumqttc's, so the client code built on those reads them unchanged.
+/// A PUBLISH's (and a will's) message properties (5.0 §3.3.2.3), named as the specification
+/// names them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PublishProperties {
     pub payload_format_indicator: Option<u8>,
@@ -310,8 +310,8 @@ impl PublishProperties {
         out
     }
 
-    /// The property length, then the properties, in the order rumqttc writes them (so the
-    /// bytes are what smq has always sent).
+    /// The property length, then the properties, in the order smq has always sent them (the
+    /// order of rumqttc's encoder, which the client used before `mqtt/`).
     pub(super) fn write(&self, buf: &mut BytesMut) {
         put_varint(buf, self.len());
         if let Some(v) = self.payload_format_indicator {

@@ -16,13 +16,6 @@ macro_rules! reason_codes {
         }
 
         impl ReasonCode {
-            /// The spec's name, as in the 5.0 table (§2.4): `NotAuthorized`.
-            pub fn name(self) -> &'static str {
-                match self {
-                    $(ReasonCode::$name => stringify!($name),)*
-                }
-            }
-
             /// Words for people: "not authorized".
             pub fn words(self) -> &'static str {
                 match self {
@@ -308,12 +301,13 @@ mod tests {
             if let Ok(c) = ReasonCode::try_from(b) {
                 known += 1;
                 assert_eq!(c.number(), b);
-                assert!(!c.words().is_empty() && !c.name().is_empty());
+                assert!(!c.words().is_empty());
                 assert_eq!(c.is_error(), b >= 0x80);
             }
         }
         assert_eq!(known, 43);
-        assert_eq!(ReasonCode::NotAuthorized.name(), "NotAuthorized");
+        // The spec's name (5.0 §2.4) is the variant's.
+        assert_eq!(format!("{:?}", ReasonCode::NotAuthorized), "NotAuthorized");
         assert_eq!(
             ReasonCode::QuotaExceeded.to_string(),
             "quota exceeded (0x97)"

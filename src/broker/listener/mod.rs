@@ -28,8 +28,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::broker::http_head::HttpHead;
-use crate::conn::transport::{Io, Reader, Writer, split_stream, split_ws};
 use crate::exit::usage;
+use crate::transport::{Io, Reader, Writer, split_stream, split_ws};
 pub use spec::{ListenSpec, Scheme, default_specs, first_exposed, parse_listen, url};
 pub use tls::{TlsFiles, server_tls};
 pub use websocket::Gate;

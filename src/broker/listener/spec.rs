@@ -3,8 +3,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-pub use crate::conn::url::Scheme;
 use crate::exit::usage;
+pub use crate::transport::url::Scheme;
 
 #[derive(Debug, Clone)]
 pub struct ListenSpec {

@@ -13,9 +13,10 @@ use rustls::server::WebPkiClientVerifier;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
-use crate::conn::tls::{Own, own_version_1, read_certs, read_key};
-use crate::conn::transport::Io;
 use crate::exit::usage;
+use crate::transport::Io;
+use crate::transport::own_cert::{Own, own_version_1};
+use crate::transport::pem::{read_certs, read_key};
 use crate::x509;
 
 #[derive(Debug, Clone)]

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 use super::HttpStart;
 use crate::broker::http_head::{HeadError, HttpHead, Refusal, read_head, refuse};
-use crate::conn::transport::{Io, Ws};
+use crate::transport::{Io, Ws};
 
 /// The largest MQTT packet: 1 type byte, 4 length bytes, 268,435,455 bytes of body.
 const MAX_MQTT_PACKET: usize = crate::mqtt::MAX_PACKET;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::model::{Record, unix_now};
+use super::record::{Record, unix_now};
 use crate::broker::state::{Published, SubOptions};
 use crate::mqtt::PublishProperties;
 

@@ -15,13 +15,15 @@
 //!
 //! - `mod.rs`: the `Store`, its writer thread, group commit and compaction
 //! - `log.rs`: the file: frames, checksums, torn tails, atomic replacement
+//! - `record.rs`: what the log says, one change to the state per `Record`
 //! - `codec.rs`: the bytes of each record
-//! - `model.rs`: what the records mean (`Record`) and the state they add up to (`Model`)
+//! - `model.rs`: the state the records add up to (`Model`)
 //! - (`broker/restore.rs` puts that state back into the router at start)
 
 mod codec;
 mod log;
 pub mod model;
+pub mod record;
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -32,7 +34,8 @@ use anyhow::{Context, anyhow, bail};
 use tokio::sync::watch;
 
 use super::state::Published;
-use model::{Model, Record};
+use model::Model;
+use record::Record;
 
 const LOG: &str = "smq.log";
 /// Held locked (flock) while a broker uses the directory: two writers would corrupt the log.

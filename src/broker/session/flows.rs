@@ -9,7 +9,7 @@ use bytes::BytesMut;
 
 use super::{Connection, TOPIC_ALIAS_MAX};
 use crate::broker::auth::reserved_for_broker;
-use crate::broker::persist::model::Record;
+use crate::broker::persist::record::Record;
 use crate::broker::state::{Delivery, Published, Stage, State, SubOptions};
 use crate::mqtt::{
     self, Filter, Message, Protocol, PubAckCode, PubRelCode, PublishHead, PublishProperties,

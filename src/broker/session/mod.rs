@@ -21,14 +21,14 @@ use tokio::time::{Instant, sleep_until, timeout};
 use super::Config;
 use super::auth::{Auth, acl::ClientAcl};
 use super::persist::Store;
-use super::persist::model::{Record, unix_now};
+use super::persist::record::{Record, unix_now};
 use super::router::{Router, Shared};
 use super::state::{Delivery, Mailbox, Published, Stage, State};
-use crate::conn::transport::{Reader, Writer};
 use crate::mqtt::{
     self, ClientDisconnectCode, ClientPacket, Protocol, PubRelCode, ServerDisconnectCode,
     UnsubAckCode, Violation, Will,
 };
+use crate::transport::{Reader, Writer};
 use open::{read_connect, refuse_connect};
 pub(super) use out::synced;
 use out::{Out, flush};
@@ -41,7 +41,7 @@ const TAKEOVER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Topic aliases a client may set up with us (v5 CONNACK Topic Alias Maximum).
 pub const TOPIC_ALIAS_MAX: u16 = 10;
 /// A session expiry interval that never ends (3.1.1's clean session 0).
-pub(in crate::broker) const NEVER: u32 = u32::MAX;
+pub(in crate::broker) use crate::mqtt::SESSION_NEVER as NEVER;
 /// Bytes of answers (PUBACKs and the like) a client may leave unread before we stop reading
 /// its packets; deliveries stop at a quarter of this.
 const MAX_UNREAD_ANSWERS: usize = 1024 * 1024;

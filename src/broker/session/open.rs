@@ -15,11 +15,11 @@ use super::{Client, Connection, NEVER, TOPIC_ALIAS_MAX};
 use crate::broker::Config;
 use crate::broker::auth::{Admitted, reserved_for_broker};
 use crate::broker::persist::Store;
-use crate::broker::persist::model::Record;
+use crate::broker::persist::record::Record;
 use crate::broker::router::{Router, Shared};
 use crate::broker::state::{Inbox, Mailbox, SessionEntry, State};
-use crate::conn::transport::{Reader, Writer};
 use crate::mqtt::{self, ConnAck, ConnAckCode, Connect, Protocol, Violation};
+use crate::transport::{Reader, Writer};
 
 /// Reads until a whole CONNECT is in. None: the connection closed first.
 pub(super) async fn read_connect(

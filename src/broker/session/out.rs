@@ -7,7 +7,7 @@ use bytes::BytesMut;
 
 use super::KEEP_BUFFER;
 use crate::broker::persist::Store;
-use crate::conn::transport::Writer;
+use crate::transport::Writer;
 
 /// Output on its way to the client: `ready` is written as the socket takes it; each `held`
 /// segment waits, in order, for the log position that makes what it acknowledges durable.

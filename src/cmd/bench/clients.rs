@@ -15,8 +15,9 @@ use super::meter::Meter;
 use super::payload::Header;
 use super::tally::Tally;
 use super::template::Template;
-use crate::conn::packet::{PublishProperties, SubscribeProperties, Subscription};
+use crate::conn::props::SubscribeProperties;
 use crate::conn::{Client, ConnectOptions, Event, Message};
+use crate::mqtt::{PublishProperties, Subscription};
 
 /// After the stop, how long a publisher waits for its last acknowledgements.
 const ACK_DRAIN: Duration = Duration::from_secs(5);

@@ -63,7 +63,7 @@ const DEFAULT_FILTER: &str = "smq-bench/#";
 pub async fn run(mut args: BenchArgs) -> anyhow::Result<ExitCode> {
     let prefix = id_prefix(args.mode.conn_mut());
     let conn = args.mode.conn();
-    let mut opts = ConnectOptions::from_args(conn, PACKETS)?;
+    let mut opts = crate::cmd::connect::options(conn, PACKETS)?;
     // As load generators do: Nagle's delay would be measured as the broker's latency.
     for b in &mut opts.brokers {
         b.transport.nodelay = true;
@@ -224,7 +224,7 @@ fn id_prefix(conn: &mut ConnectArgs) -> String {
 fn pub_plan(
     load: &BenchLoad,
     url_topic: Option<&str>,
-    props: Option<crate::conn::packet::PublishProperties>,
+    props: Option<crate::mqtt::PublishProperties>,
     config: &mut Config,
     default_rate: Option<f64>,
 ) -> anyhow::Result<Arc<PubPlan>> {

@@ -33,7 +33,7 @@ const PACKETS: &[props::Packet] = &[
 const DRAIN_AFTER_INTERRUPT: Duration = Duration::from_secs(2);
 
 pub async fn run(args: PubArgs) -> anyhow::Result<ExitCode> {
-    let opts = Arc::new(ConnectOptions::from_args(&args.conn, PACKETS)?);
+    let opts = Arc::new(crate::cmd::connect::options(&args.conn, PACKETS)?);
     let separator = args
         .line_topic_sep
         .as_deref()
@@ -154,7 +154,7 @@ type Reconnecting = Pin<Box<dyn Future<Output = (Connector, anyhow::Result<Clien
 struct Publisher {
     qos: u8,
     retain: bool,
-    props: Option<crate::conn::packet::PublishProperties>,
+    props: Option<crate::mqtt::PublishProperties>,
     repeat_delay: Option<Duration>,
     interval: Option<Duration>,
     reconnect: bool,

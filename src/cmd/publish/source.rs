@@ -13,9 +13,9 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::cli::PubArgs;
-use crate::conn::packet::{MAX_PACKET, MAX_REMAINING_LENGTH};
 use crate::conn::{Client, Message};
 use crate::exit::usage;
+use crate::mqtt::{MAX_PACKET, MAX_REMAINING_LENGTH};
 use crate::topic;
 
 /// How much `-l` asks of stdin at a time.

@@ -8,6 +8,7 @@ mod server_packets;
 use bytes::{Bytes, BytesMut};
 
 use super::control::Disconnect;
+use super::reason::AuthCode;
 use super::wire::put_packet;
 use super::*;
 use crate::topic;
@@ -339,7 +340,7 @@ fn publish_properties() {
         MALFORMED
     );
     // A property list longer than the packet, and a property running past its list: the
-    // second is what rumqttc's readers let through.
+    // second is what rumqttc's readers, which the client once used, let through.
     assert_eq!(err(v5, &publish(0x30, b"t", &[9, 0x01, 1])), MALFORMED);
     assert_eq!(
         err(v5, &publish(0x30, b"t", &[3, 0x02, 0, 0, 0, 1, b'x'])),

@@ -61,6 +61,7 @@ fn connack_round_trips() {
         response_info: Some("resp/".into()),
         server_reference: Some("other:1883".into()),
         user_properties: vec![("k".into(), "v".into())],
+        v311_answer: false,
     };
     encode_connack(Protocol::V5, &ack, &mut buf);
     match reads(Protocol::V5, &mut buf) {
@@ -88,9 +89,72 @@ fn connack_round_trips() {
         reads(Protocol::V5, &mut BytesMut::from(&[0x20, 2, 0, 1][..])),
         ServerPacket::ConnAck(ConnAck {
             code: ConnAckCode::UnsupportedProtocolVersion,
+            v311_answer: true,
             ..
         })
     ));
+    assert!(matches!(
+        reads(Protocol::V311, &mut BytesMut::from(&[0x20, 2, 0, 1][..])),
+        ServerPacket::ConnAck(ConnAck {
+            v311_answer: false,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn client_disconnect_carries_user_properties_in_v5_only() {
+    let user = [("k".to_string(), "v".to_string())];
+    let mut buf = BytesMut::new();
+    encode_client_disconnect(
+        true,
+        ClientDisconnectCode::Success,
+        None,
+        None,
+        &user,
+        &mut buf,
+    )
+    .unwrap();
+    // Reason code 0, property length 7: 0x26, "k", "v".
+    assert_eq!(&buf[..], &[0xE0, 9, 0, 7, 0x26, 0, 1, b'k', 0, 1, b'v'][..]);
+    buf.clear();
+    encode_client_disconnect(
+        false,
+        ClientDisconnectCode::Success,
+        None,
+        None,
+        &user,
+        &mut buf,
+    )
+    .unwrap();
+    assert_eq!(&buf[..], &[0xE0, 0][..]);
+    buf.clear();
+    // Nothing to say: the two-byte form.
+    encode_client_disconnect(
+        true,
+        ClientDisconnectCode::Success,
+        None,
+        None,
+        &[],
+        &mut buf,
+    )
+    .unwrap();
+    assert_eq!(&buf[..], &[0xE0, 0][..]);
+}
+
+#[test]
+fn mqtt31_connect_says_mqisdp_level_3() {
+    let mut c = Connect::new(Protocol::V311, "smq-a");
+    c.username = Some("u".into());
+    c.password = Some(Bytes::from_static(b"p"));
+    let mut buf = BytesMut::new();
+    encode_connect_mqtt31(&c, &mut buf).unwrap();
+    let mut v311 = BytesMut::new();
+    encode_connect(&c, &mut v311).unwrap();
+    assert_eq!(&buf[2..11], b"\x00\x06MQIsdp\x03");
+    assert_eq!(usize::from(buf[1]), buf.len() - 2);
+    assert_eq!(buf[1], v311[1] + 2);
+    assert_eq!(&buf[11..], &v311[9..]);
 }
 
 #[test]
@@ -283,7 +347,8 @@ fn server_packets_round_trip() {
         ServerPacket::Disconnect(d) => assert_eq!(d.reason.unwrap().len(), 65534),
         other => panic!("{other:?}"),
     }
-    encode_auth(AuthCode::ContinueAuthentication, &mut buf);
+    // AUTH 0x18 with an empty property list: nothing in smq sends one.
+    buf.extend_from_slice(&[0xF0, 2, 0x18, 0]);
     assert!(matches!(
         reads(Protocol::V5, &mut buf),
         ServerPacket::Auth(AuthCode::ContinueAuthentication)
@@ -395,8 +460,10 @@ fn client_packets_round_trip() {
             ClientDisconnectCode::DisconnectWithWill,
             Some(30),
             Some("bye"),
+            &[("k".into(), "v".into())],
             &mut buf,
-        );
+        )
+        .unwrap();
         match decode_client(proto, &mut buf, MAX_PACKET) {
             Ok(Some(ClientPacket::Disconnect(d))) if v5 => {
                 assert_eq!(d.code, ClientDisconnectCode::DisconnectWithWill);

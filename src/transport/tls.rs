@@ -16,11 +16,24 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use super::explain;
-pub use super::explain::{Own, own_version_1};
-pub use super::pem::{read_certs, read_key};
-use crate::cli::TlsArgs;
+use super::own_cert::{Own, own_version_1};
+use super::pem::{read_certs, read_key};
 use crate::exit::usage;
+
+/// The client's TLS flags, as the options layer hands them over.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    pub cafile: Option<PathBuf>,
+    pub capath: Option<PathBuf>,
+    pub tls_use_os_certs: bool,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub key_pw_file: Option<PathBuf>,
+    pub insecure: bool,
+    pub tls_version: Option<String>,
+    pub tls_alpn: Vec<String>,
+    pub ciphers: Option<String>,
+}
 
 /// A client TLS setup: the rustls config, and what its errors may name.
 pub struct Tls {
@@ -56,36 +69,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Whether TLS is on: mosquitto turns it on with any CA option, and smq also with mqtts/wss.
-pub fn wanted(args: &TlsArgs, scheme_tls: bool, port: Option<u16>) -> bool {
-    !args.no_tls
-        && (scheme_tls
-            || args.cafile.is_some()
-            || args.capath.is_some()
-            || args.tls_use_os_certs
-            || port == Some(8883))
-}
-
-pub fn reject_unsupported(args: &TlsArgs) -> anyhow::Result<()> {
-    let openssl_only = [
-        ("--keyform", args.keyform.is_some()),
-        ("--tls-engine", args.tls_engine.is_some()),
-        (
-            "--tls-engine-kpass-sha1",
-            args.tls_engine_kpass_sha1.is_some(),
-        ),
-        ("--psk", args.psk.is_some()),
-        ("--psk-identity", args.psk_identity.is_some()),
-    ];
-    if let Some((flag, _)) = openssl_only.iter().find(|(_, set)| *set) {
-        return Err(usage(format!(
-            "{flag} is not supported by smq (rustls): use certificates (--cafile, --cert, --key)"
-        )));
-    }
-    Ok(())
-}
-
-pub fn client_config(args: &TlsArgs, warn: &dyn Fn(&str)) -> anyhow::Result<Tls> {
+pub fn client_config(args: &TlsOptions, warn: &dyn Fn(&str)) -> anyhow::Result<Tls> {
     let mut provider = rustls::crypto::ring::default_provider();
     if let Some(list) = &args.ciphers {
         let all = std::mem::take(&mut provider.cipher_suites);
@@ -155,7 +139,7 @@ pub fn client_config(args: &TlsArgs, warn: &dyn Fn(&str)) -> anyhow::Result<Tls>
         Some((cert, key)) => {
             let chain = read_certs(cert, "client certificate")?;
             let private = read_key(key, "client key", args.key_pw_file.as_deref())?;
-            let v1 = explain::own_version_1(&chain, cert, key, Own::Client);
+            let v1 = own_version_1(&chain, cert, key, Own::Client);
             let config = if v1.is_none() {
                 builder
                     .with_client_auth_cert(chain, private)
@@ -199,7 +183,7 @@ fn mismatch(err: &rustls::Error, cert: &std::path::Path, key: &std::path::Path) 
 }
 
 fn root_store(
-    args: &TlsArgs,
+    args: &TlsOptions,
     context: &mut Context,
     warn: &dyn Fn(&str),
 ) -> anyhow::Result<RootCertStore> {

@@ -1,4 +1,5 @@
-//! `-L` URLs: `mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic`.
+//! `-L` URLs: `mqtt|mqtts|ws|wss://[user[:pass]@]host[:port]/topic`. The broker's `--listen`
+//! URLs use the same [`Scheme`].
 //!
 //! Unlike mosquitto, credentials and topic are percent-decoded (`%23` is `#`) and IPv6 hosts
 //! in brackets work. The path is the topic, as in mosquitto, so the WebSocket path never comes
