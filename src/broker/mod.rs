@@ -17,6 +17,7 @@
 //! - `auth/`: password file, ACL, anonymous access, the brake on failed logins
 //! - `persist/`: `--persist`: retained messages and persistent sessions in a log on disk
 //! - `conf.rs`: `-c FILE`, the mosquitto.conf keys smq reads
+//! - `log.rs`: the connection log, in Mosquitto's words (`-v`, `log_dest`)
 //! - `http.rs`: HTTP Push on the WebSocket port; `http_head.rs` reads request heads (for the
 //!   WebSocket upgrade too), `push_body.rs` the JSON fields, `push_budget.rs` the bytes
 //!   pushes may hold, `push_stats.rs` the per-device counts
@@ -27,6 +28,7 @@ pub mod conf;
 pub mod http;
 mod http_head;
 pub mod listener;
+pub mod log;
 mod persist;
 mod phone;
 mod push_body;
@@ -86,6 +88,8 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     /// `--persist DIR`: keep retained messages and persistent sessions on disk there.
     pub persist: Option<PathBuf>,
+    /// The connection log: quiet unless `-v` or the config file asks.
+    pub log: Arc<log::Log>,
 }
 
 impl Config {
@@ -108,6 +112,7 @@ impl Config {
             max_payload: None,
             http: None,
             persist: None,
+            log: Arc::new(log::Log::quiet()),
         }
     }
 }
@@ -293,6 +298,9 @@ async fn accept_loop(
                 continue;
             }
         };
+        config
+            .log
+            .new_connection(peer, listener.local_addr().port());
         let listener = listener.clone();
         let shared = shared.clone();
         let config = config.clone();
@@ -308,6 +316,7 @@ async fn accept_loop(
                     let client = session::Client {
                         auth,
                         addr: peer.ip(),
+                        port: peer.port(),
                         tls_cn: tls.then_some(a.cert_cn),
                         gate: a.gate,
                     };

@@ -17,12 +17,14 @@
 //! - `limits.rs`: Receive Maximum and packet sizes
 //! - `malformed.rs`: forbidden packets and garbage
 //! - `memory.rs`: what the broker holds in memory
+//! - `log.rs`: the connection log, side by side with Mosquitto's
 //! - `persist.rs`, `soak.rs`: `--persist` across restarts and crashes, and under load
 
 mod connect;
 mod interop;
 mod limits;
 mod listeners;
+mod log;
 mod malformed;
 mod memory;
 mod persist;
