@@ -865,6 +865,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Log connections to stderr (log_type all), as mosquitto -v; without it the broker logs only what the config file''s log_type/log_dest lines ask for')
             [CompletionResult]::new('--require-certificate', '--require-certificate', [CompletionResultType]::ParameterName, 'Refuse TLS clients without a certificate signed by --cafile')
             [CompletionResult]::new('--use-identity-as-username', '--use-identity-as-username', [CompletionResultType]::ParameterName, 'On TLS listeners, the client certificate''s subject CN is the user name (no password)')
+            [CompletionResult]::new('--metrics', '--metrics', [CompletionResultType]::ParameterName, 'Answer GET /metrics on the ws:// listeners in Prometheus'' text format (the $SYS counters, queues, subscriptions, --persist log size and fsync latency)')
             [CompletionResult]::new('--http', '--http', [CompletionResultType]::ParameterName, 'Also accept HTTP on the ws:// port: a POSTed JSON body is published into the broker')
             [CompletionResult]::new('--split', '--split', [CompletionResultType]::ParameterName, 'Publish each Sensor Logger reading on TOPIC/{deviceId}/{sensor} instead of the whole batch')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')

@@ -845,6 +845,7 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --verbose 'Log connections to stderr (log_type all), as mosquitto -v; without it the broker logs only what the config file''s log_type/log_dest lines ask for'
             cand --require-certificate 'Refuse TLS clients without a certificate signed by --cafile'
             cand --use-identity-as-username 'On TLS listeners, the client certificate''s subject CN is the user name (no password)'
+            cand --metrics 'Answer GET /metrics on the ws:// listeners in Prometheus'' text format (the $SYS counters, queues, subscriptions, --persist log size and fsync latency)'
             cand --http 'Also accept HTTP on the ws:// port: a POSTed JSON body is published into the broker'
             cand --split 'Publish each Sensor Logger reading on TOPIC/{deviceId}/{sensor} instead of the whole batch'
             cand --help 'Print help'

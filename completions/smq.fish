@@ -691,6 +691,7 @@ complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http-max-body -
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -s v -l verbose -d 'Log connections to stderr (log_type all), as mosquitto -v; without it the broker logs only what the config file\'s log_type/log_dest lines ask for'
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l require-certificate -d 'Refuse TLS clients without a certificate signed by --cafile'
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l use-identity-as-username -d 'On TLS listeners, the client certificate\'s subject CN is the user name (no password)'
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l metrics -d 'Answer GET /metrics on the ws:// listeners in Prometheus\' text format (the $SYS counters, queues, subscriptions, --persist log size and fsync latency)'
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http -d 'Also accept HTTP on the ws:// port: a POSTed JSON body is published into the broker'
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l split -d 'Publish each Sensor Logger reading on TOPIC/{deviceId}/{sensor} instead of the whole batch'
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l help -d 'Print help'

@@ -719,6 +719,11 @@ pub struct ServeBrokerArgs {
     #[arg(long, value_name = "SECS")]
     pub sys_interval: Option<u64>,
 
+    /// Answer GET /metrics on the ws:// listeners in Prometheus' text format (the $SYS
+    /// counters, queues, subscriptions, --persist log size and fsync latency)
+    #[arg(long)]
+    pub metrics: bool,
+
     /// Keep retained messages and persistent sessions in DIR, across restarts and crashes
     #[arg(long, value_name = "DIR")]
     pub persist: Option<PathBuf>,

@@ -131,6 +131,7 @@ fn config(args: ServeBrokerArgs) -> anyhow::Result<Config> {
         http: http_config(&args.http, std::io::stderr().is_terminal())?,
         persist,
         log: Arc::new(log),
+        metrics: args.metrics,
     })
 }
 

@@ -18,6 +18,7 @@
 //! - `malformed.rs`: forbidden packets and garbage
 //! - `memory.rs`: what the broker holds in memory
 //! - `log.rs`: the connection log, side by side with Mosquitto's
+//! - `metrics.rs`: `GET /metrics` (`--metrics`) through a Prometheus parser
 //! - `persist.rs`, `soak.rs`: `--persist` across restarts and crashes, and under load
 
 mod connect;
@@ -27,6 +28,7 @@ mod listeners;
 mod log;
 mod malformed;
 mod memory;
+mod metrics;
 mod persist;
 mod publish;
 mod retained;
