@@ -3,11 +3,12 @@
 //! keep-alive, takeover, shutdown), the acknowledgement halves of the QoS flows, and the
 //! end (the will, parking or ending the session). `open.rs` lets the client in and opens the
 //! session; `flows.rs` takes PUBLISH and SUBSCRIBE in and sends deliveries out; `out.rs`
-//! stages output behind the persistence log.
+//! stages output behind the persistence log; `read.rs` reads without holding a buffer idle.
 
 mod flows;
 mod open;
 mod out;
+mod read;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -81,9 +82,9 @@ pub async fn serve(
     mut writer: Writer,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    // Small to start with: most connections are idle most of the time.
-    let mut rbuf = BytesMut::with_capacity(512);
-    let mut wbuf = BytesMut::with_capacity(256);
+    // Empty: most connections are idle most of the time, and an idle one holds no buffer.
+    let mut rbuf = BytesMut::new();
+    let mut wbuf = BytesMut::new();
     let connect = match timeout(
         CONNECT_TIMEOUT,
         read_connect(&mut reader, &mut rbuf, config.max_packet),
@@ -250,8 +251,13 @@ impl Connection {
                     }
                 }
             }
-            // The buffer grew to hold that packet: what is left moves to a small one.
-            if large {
+            // Everything read was taken: the buffer goes back until the socket is readable
+            // again. It grew to hold a large packet: what is left moves to a small one.
+            if rbuf.is_empty() {
+                if rbuf.capacity() > 0 {
+                    rbuf = BytesMut::new();
+                }
+            } else if large {
                 rbuf = BytesMut::from(&rbuf[..]);
             }
             // Fill the client's receive window from the backlog, then the mailbox.
@@ -285,7 +291,7 @@ impl Connection {
                 () = synced(store.as_deref(), waiting), if waiting.is_some() => {}
                 // A client that sends without reading what we answer is not read from
                 // until it catches up, so its acknowledgements cannot pile up without bound.
-                r = reader.read(&mut rbuf), if out.len() < MAX_UNREAD_ANSWERS => match r {
+                r = read::read(reader, &mut rbuf), if out.len() < MAX_UNREAD_ANSWERS => match r {
                     Ok(0) => return End::Abnormal(Gone::Closed),
                     Err(e) => return End::Abnormal(Gone::Socket(e.kind())),
                     Ok(n) => {

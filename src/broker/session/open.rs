@@ -32,7 +32,7 @@ pub(super) async fn read_connect(
         if let Some(c) = mqtt::decode_connect(rbuf, max)? {
             return Ok(Some(c));
         }
-        match reader.read(rbuf).await {
+        match super::read::read(reader, rbuf).await {
             Ok(0) | Err(_) => return Ok(None),
             Ok(_) => {}
         }
