@@ -85,10 +85,12 @@ pub async fn serve(
     // Empty: most connections are idle most of the time, and an idle one holds no buffer.
     let mut rbuf = BytesMut::new();
     let mut wbuf = BytesMut::new();
-    let connect = match timeout(
+    // Boxed, as is `open` below: the task is as large as its largest state for as long as
+    // the connection lives, and these states end with the handshake.
+    let connect = match Box::pin(timeout(
         CONNECT_TIMEOUT,
         read_connect(&mut reader, &mut rbuf, config.max_packet),
-    )
+    ))
     .await
     {
         Ok(Ok(Some(c))) => {
@@ -112,11 +114,19 @@ pub async fn serve(
             return;
         }
     };
-    let mut conn =
-        match Connection::open(shared, config, client, connect, &mut writer, &mut wbuf).await {
-            Some(c) => c,
-            None => return,
-        };
+    let mut conn = match Box::pin(Connection::open(
+        shared,
+        config,
+        client,
+        connect,
+        &mut writer,
+        &mut wbuf,
+    ))
+    .await
+    {
+        Some(c) => c,
+        None => return,
+    };
     let mut state_guard =
         match timeout(TAKEOVER_TIMEOUT, conn.entry_state.clone().lock_owned()).await {
             Ok(g) => g,
