@@ -10,7 +10,8 @@
 # time and held open; VmRSS settled again. Prints bytes per connection and the seconds from the
 # first connect to the last CONNACK. One source address gives about 28,000 ports to connect
 # from (net.ipv4.ip_local_port_range), so past that give more in SOURCES (all of 127/8 is
-# loopback on Linux). Every process needs N+1,024 open files: the script raises its soft limit
+# loopback on Linux); the ports a previous run closed stay in TIME_WAIT for a minute, so run
+# back to back with other SOURCES (e.g. 127.0.0.7), or connections time out. Every process needs N+1,024 open files: the script raises its soft limit
 # to the hard one (`ulimit -Hn`), and the hard one too when it may (as root); otherwise raise
 # the hard limit first (e.g. in /etc/security/limits.conf, or `prlimit --nofile=200000 --pid $$`).
 # Tables go to stdout, progress to stderr.
