@@ -2605,7 +2605,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__serve__subcmd__broker)
-            opts="-c --config --listen --cert --key --cafile --require-certificate --use-identity-as-username --password-file --acl-file --allow-anonymous --max-connections --max-packet-size --max-inflight --max-queued --max-queued-bytes --max-keepalive --sys-interval --persist --http --http-path --http-topic --http-qos --http-token --http-max-body --split --help"
+            opts="-c -p -v --config --listen --port --verbose --cert --key --cafile --require-certificate --use-identity-as-username --password-file --acl-file --allow-anonymous --max-connections --max-packet-size --max-inflight --max-queued --max-queued-bytes --max-keepalive --sys-interval --metrics --persist --http --http-path --http-topic --http-qos --http-token --http-max-body --split --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2620,6 +2620,14 @@ _smq() {
                     return 0
                     ;;
                 --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -667,6 +667,7 @@ complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcomman
 complete -c smq -n "__fish_smq_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -s c -l config -d 'Read settings from a mosquitto.conf file (the flags below override it)' -r -F
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l listen -d 'Listener URL: mqtt://ADDR:PORT, mqtts://, ws://, wss:// (repeatable; port 0 picks one) [default: mqtt://127.0.0.1:1883 and ws://127.0.0.1:8000]' -r
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -s p -l port -d 'Plain MQTT on PORT, as mosquitto -p: on 127.0.0.1 only, or on every interface with -c (repeatable; adds to --listen and the config file\'s listeners)' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l cert -d 'Server certificate chain (PEM), for mqtts:// and wss://' -r -F
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l key -d 'Server private key (PEM)' -r -F
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l cafile -d 'CA certificates (PEM) that client certificates must chain to' -r -F
@@ -677,7 +678,7 @@ false\t''"
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-connections -d 'Most clients connected at once [default: 100000]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-packet-size -d 'Largest packet accepted, in bytes [default: 268435455]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-inflight -d 'QoS 1/2 messages in flight to each client (and the receive maximum offered) [default: 100]' -r
-complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-queued -d 'Messages queued per session before new ones are dropped [default: 1000]' -r
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-queued -d 'Messages queued per session before new ones are dropped; 0: no limit (then --max-queued-bytes still applies) [default: 1000]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-queued-bytes -d 'Bytes of messages (topic and payload) queued per session before new ones are dropped; 0: no limit; suffixes k, M, G [default: 64MiB]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-keepalive -d 'Largest keep-alive granted to MQTT 5 clients, in seconds [default: 65535]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l sys-interval -d 'Seconds between $SYS/broker/... updates (0: none) [default: 10]' -r
@@ -687,8 +688,10 @@ complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http-topic -d '
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http-qos -d 'QoS of the published messages' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http-token -d 'Require `Authorization: TOKEN` or `Authorization: Bearer TOKEN` on every push' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http-max-body -d 'Largest request body, also after gzip decoding (suffixes k, M, KiB, MiB)' -r
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -s v -l verbose -d 'Log connections to stderr (log_type all), as mosquitto -v; without it the broker logs only what the config file\'s log_type/log_dest lines ask for'
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l require-certificate -d 'Refuse TLS clients without a certificate signed by --cafile'
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l use-identity-as-username -d 'On TLS listeners, the client certificate\'s subject CN is the user name (no password)'
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l metrics -d 'Answer GET /metrics on the ws:// listeners in Prometheus\' text format (the $SYS counters, queues, subscriptions, --persist log size and fsync latency)'
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http -d 'Also accept HTTP on the ws:// port: a POSTed JSON body is published into the broker'
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l split -d 'Publish each Sensor Logger reading on TOPIC/{deviceId}/{sensor} instead of the whole batch'
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l help -d 'Print help'

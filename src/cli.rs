@@ -609,6 +609,16 @@ pub struct ServeBrokerArgs {
     #[arg(long, value_name = "URL", action = ArgAction::Append)]
     pub listen: Vec<String>,
 
+    /// Plain MQTT on PORT, as mosquitto -p: on 127.0.0.1 only, or on every interface with -c
+    /// (repeatable; adds to --listen and the config file's listeners)
+    #[arg(short = 'p', long, value_name = "PORT", action = ArgAction::Append)]
+    pub port: Vec<u16>,
+
+    /// Log connections to stderr (log_type all), as mosquitto -v; without it the broker logs
+    /// only what the config file's log_type/log_dest lines ask for
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+
     /// Server certificate chain (PEM), for mqtts:// and wss://
     #[arg(long, value_name = "FILE")]
     pub cert: Option<PathBuf>,
@@ -655,8 +665,9 @@ pub struct ServeBrokerArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub max_inflight: Option<u16>,
 
-    /// Messages queued per session before new ones are dropped [default: 1000]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// Messages queued per session before new ones are dropped; 0: no limit (then
+    /// --max-queued-bytes still applies) [default: 1000]
+    #[arg(long, value_name = "N")]
     pub max_queued: Option<u32>,
 
     /// Bytes of messages (topic and payload) queued per session before new ones are dropped;
@@ -671,6 +682,11 @@ pub struct ServeBrokerArgs {
     /// Seconds between $SYS/broker/... updates (0: none) [default: 10]
     #[arg(long, value_name = "SECS")]
     pub sys_interval: Option<u64>,
+
+    /// Answer GET /metrics on the ws:// listeners in Prometheus' text format (the $SYS
+    /// counters, queues, subscriptions, --persist log size and fsync latency)
+    #[arg(long)]
+    pub metrics: bool,
 
     /// Keep retained messages and persistent sessions in DIR, across restarts and crashes
     #[arg(long, value_name = "DIR")]

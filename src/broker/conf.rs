@@ -10,6 +10,7 @@ use std::str::FromStr;
 use anyhow::Context;
 
 use super::listener::{ListenSpec, Scheme};
+use super::log::{Dest, LogConfig, Stamp};
 
 /// What the file says; None where it says nothing, so flags and defaults can fill in.
 #[derive(Debug, Default)]
@@ -36,6 +37,13 @@ pub struct ConfFile {
     pub max_keepalive: Option<u16>,
     pub retain_available: Option<bool>,
     pub sys_interval: Option<u64>,
+    /// `log_type` lines' words, in order; `log_dest` lines (`none` clears them).
+    pub log_types: Vec<String>,
+    pub log_dests: Vec<Dest>,
+    pub log_dest_given: bool,
+    pub connection_messages: Option<bool>,
+    pub log_timestamp: Option<bool>,
+    pub log_timestamp_format: Option<String>,
     /// `FILE:LINE: …` for every line that was ignored.
     pub warnings: Vec<String>,
     /// What each TLS listener, and the lines outside any listener, say about client
@@ -301,6 +309,43 @@ impl ConfFile {
                 }
                 "retain_available" => c.retain_available = Some(boolean(value).map_err(err)?),
                 "sys_interval" => c.sys_interval = Some(number(value).map_err(err)?),
+                "log_type" => {
+                    let t = need()?;
+                    if !LOG_TYPES.contains(&t) {
+                        return Err(err(format!(
+                            "log_type '{t}': use one of {}",
+                            LOG_TYPES.join(", ")
+                        )));
+                    }
+                    c.log_types.push(t.to_owned());
+                }
+                "log_dest" => {
+                    c.log_dest_given = true;
+                    let v = need()?;
+                    let (kind, rest) = v.split_once(char::is_whitespace).unwrap_or((v, ""));
+                    match kind {
+                        "stderr" => c.log_dests.push(Dest::Stderr),
+                        "stdout" => c.log_dests.push(Dest::Stdout),
+                        "file" if !rest.trim().is_empty() => {
+                            c.log_dests.push(Dest::File(PathBuf::from(rest.trim())));
+                        }
+                        "file" => return Err(err("log_dest file needs a path: log_dest file /var/log/mosquitto.log".into())),
+                        "none" => c.log_dests.clear(),
+                        "syslog" | "topic" | "dlt" => c.warnings.push(format!(
+                            "config file {name}:{n}: 'log_dest {kind}' is not supported by smq, ignored (use stderr, stdout or file PATH)"
+                        )),
+                        other => {
+                            return Err(err(format!(
+                                "log_dest '{other}': use stderr, stdout, file PATH or none"
+                            )));
+                        }
+                    }
+                }
+                "connection_messages" => {
+                    c.connection_messages = Some(boolean(value).map_err(err)?);
+                }
+                "log_timestamp" => c.log_timestamp = Some(boolean(value).map_err(err)?),
+                "log_timestamp_format" => c.log_timestamp_format = Some(need()?.to_owned()),
                 "per_listener_settings" => {
                     if boolean(value).map_err(err)? {
                         return Err(err(
@@ -327,6 +372,47 @@ impl ConfFile {
             }
         }
         Ok(())
+    }
+}
+
+/// mosquitto.conf's `log_type` words.
+const LOG_TYPES: [&str; 10] = [
+    "error",
+    "warning",
+    "notice",
+    "information",
+    "subscribe",
+    "unsubscribe",
+    "websockets",
+    "debug",
+    "all",
+    "none",
+];
+
+impl ConfFile {
+    /// The log the file asks for, `-v` (every type) over it. Without `-v` or any `log_type`
+    /// or `log_dest` line the broker stays quiet, as it always was; with them it follows
+    /// Mosquitto: types error to information unless listed, to stderr unless `log_dest` says.
+    pub fn log(&self, verbose: bool) -> LogConfig {
+        let asked = verbose || !self.log_types.is_empty() || self.log_dest_given;
+        let notice = verbose
+            || self.log_types.is_empty()
+            || self.log_types.iter().any(|t| t == "notice" || t == "all");
+        let dests = if self.log_dest_given {
+            self.log_dests.clone()
+        } else {
+            vec![Dest::Stderr]
+        };
+        let stamp = match (self.log_timestamp, &self.log_timestamp_format) {
+            (Some(false), _) => Stamp::None,
+            (_, Some(f)) => Stamp::Format(f.clone()),
+            _ => Stamp::Epoch,
+        };
+        LogConfig {
+            dests,
+            stamp,
+            connections: asked && notice && self.connection_messages != Some(false),
+        }
     }
 }
 
@@ -465,7 +551,7 @@ max_queued_bytes 1048576
 max_keepalive 60
 retain_available false
 sys_interval 0
-log_dest stderr
+autosave_interval 1800
 
 listener 1883 127.0.0.1
 listener 8883
@@ -516,7 +602,7 @@ port 1884
         assert_eq!(c.use_identity_as_username, Some(true));
         assert_eq!(
             c.warnings,
-            ["config file m.conf:17: 'log_dest' is not supported by smq, ignored"]
+            ["config file m.conf:17: 'autosave_interval' is not supported by smq, ignored"]
         );
     }
 
@@ -627,5 +713,40 @@ port 1884
         let c = ConfFile::parse("max_queued_bytes 0\n", "m.conf").unwrap();
         assert_eq!(c.max_queued_bytes, Some(usize::MAX));
         assert_eq!(ConfFile::default().max_queued_bytes, None);
+    }
+
+    #[test]
+    fn log_lines_ask_for_the_connection_log() {
+        let quiet = ConfFile::default().log(false);
+        assert!(!quiet.connections, "no -v and no log lines: quiet");
+        assert!(ConfFile::default().log(true).connections);
+        let c = ConfFile::parse(
+            "log_type error\nlog_type notice\nlog_dest stdout\nlog_dest file /tmp/m.log\nlog_timestamp_format %H:%M\n",
+            "m.conf",
+        )
+        .unwrap();
+        let log = c.log(false);
+        assert!(log.connections);
+        assert_eq!(log.dests, [Dest::Stdout, Dest::File("/tmp/m.log".into())]);
+        assert_eq!(log.stamp, Stamp::Format("%H:%M".into()));
+        // Only errors asked for, or connection messages turned off: no connection log.
+        let c = ConfFile::parse("log_type error\n", "m.conf").unwrap();
+        assert!(!c.log(false).connections);
+        assert!(c.log(true).connections, "-v is every type");
+        let c = ConfFile::parse("log_dest stderr\nconnection_messages false\n", "m.conf").unwrap();
+        assert!(!c.log(true).connections);
+        let c = ConfFile::parse("log_dest none\nlog_timestamp false\n", "m.conf").unwrap();
+        let log = c.log(false);
+        assert!(log.dests.is_empty() && log.stamp == Stamp::None);
+        let c = ConfFile::parse("log_dest syslog\n", "m.conf").unwrap();
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        for (text, why) in [
+            ("log_type loud", "log_type 'loud': use one of error"),
+            ("log_dest file", "log_dest file needs a path"),
+            ("log_dest pigeon", "use stderr, stdout, file PATH or none"),
+        ] {
+            let e = ConfFile::parse(text, "m.conf").unwrap_err();
+            assert!(e.why.contains(why), "{text}: {e}");
+        }
     }
 }

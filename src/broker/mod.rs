@@ -17,6 +17,8 @@
 //! - `auth/`: password file, ACL, anonymous access, the brake on failed logins
 //! - `persist/`: `--persist`: retained messages and persistent sessions in a log on disk
 //! - `conf.rs`: `-c FILE`, the mosquitto.conf keys smq reads
+//! - `log.rs`: the connection log, in Mosquitto's words (`-v`, `log_dest`)
+//! - `metrics.rs`: the counters, as `$SYS` topics and as `GET /metrics` (`--metrics`)
 //! - `http.rs`: HTTP Push on the WebSocket port; `http_head.rs` reads request heads (for the
 //!   WebSocket upgrade too), `push_body.rs` the JSON fields, `push_budget.rs` the bytes
 //!   pushes may hold, `push_stats.rs` the per-device counts
@@ -27,6 +29,8 @@ pub mod conf;
 pub mod http;
 mod http_head;
 pub mod listener;
+pub mod log;
+mod metrics;
 mod persist;
 mod phone;
 mod push_body;
@@ -86,6 +90,10 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     /// `--persist DIR`: keep retained messages and persistent sessions on disk there.
     pub persist: Option<PathBuf>,
+    /// The connection log: quiet unless `-v` or the config file asks.
+    pub log: Arc<log::Log>,
+    /// `--metrics`: `GET /metrics` on the WebSocket listeners.
+    pub metrics: bool,
 }
 
 impl Config {
@@ -108,6 +116,8 @@ impl Config {
             max_payload: None,
             http: None,
             persist: None,
+            log: Arc::new(log::Log::quiet()),
+            metrics: false,
         }
     }
 }
@@ -166,7 +176,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         persist::stop_on_panic(dir);
     }
     let tls = config.tls.as_ref().map(listener::server_tls).transpose()?;
-    if config.http.is_some() && !config.listen.iter().any(|s| s.scheme.is_websocket()) {
+    let websocket = config.listen.iter().any(|s| s.scheme.is_websocket());
+    if config.metrics && !websocket {
+        return Err(crate::exit::usage(
+            "--metrics needs a ws:// listener (GET /metrics shares the WebSocket port), e.g. --listen ws://127.0.0.1:8000",
+        ));
+    }
+    if config.http.is_some() && !websocket {
         return Err(crate::exit::usage(
             "--http needs a ws:// listener (HTTP Push shares the WebSocket port), e.g. --listen ws://0.0.0.0:8000",
         ));
@@ -177,7 +193,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         None => None,
     };
     let mut listeners = listener::bind(&config.listen, tls).await?;
-    if config.http.is_some() {
+    if config.http.is_some() || config.metrics {
         listeners.iter_mut().for_each(Listener::serve_http);
     }
     {
@@ -293,12 +309,16 @@ async fn accept_loop(
                 continue;
             }
         };
+        config
+            .log
+            .new_connection(peer, listener.local_addr().port());
         let listener = listener.clone();
         let shared = shared.clone();
         let config = config.clone();
         let auth = auth.clone();
         let ingest = ingest.clone();
         let stop = stop.clone();
+        let metrics = config.metrics;
         tokio::spawn(async move {
             // Boxed: the TLS and WebSocket handshakes are large futures, and a task is as big
             // as its largest state for as long as the connection lives.
@@ -308,14 +328,21 @@ async fn accept_loop(
                     let client = session::Client {
                         auth,
                         addr: peer.ip(),
+                        port: peer.port(),
                         tls_cn: tls.then_some(a.cert_cn),
                         gate: a.gate,
                     };
                     session::serve(shared, config, client, a.reader, a.writer, stop).await;
                 }
+                (Ok(Upgraded::Http(start)), _)
+                    if metrics && metrics::is_metrics(&start.head.target) =>
+                {
+                    metrics::serve(start, &shared).await;
+                }
                 (Ok(Upgraded::Http(start)), Some(ingest)) => {
                     Box::pin(http::serve(start, shared, ingest, stop)).await;
                 }
+                (Ok(Upgraded::Http(start)), None) => metrics::not_found(start).await,
                 _ => {}
             }
         });
@@ -330,40 +357,7 @@ async fn sys_loop(shared: Arc<Shared>, interval: u64, mut stop: watch::Receiver<
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let c = &shared.counters;
-        let retained = shared.lock().retained_count();
-        let values = [
-            ("version", format!("smq {}", env!("CARGO_PKG_VERSION"))),
-            (
-                "uptime",
-                format!("{} seconds", shared.started.elapsed().as_secs()),
-            ),
-            (
-                "clients/connected",
-                c.clients_connected.load(Ordering::Relaxed).to_string(),
-            ),
-            (
-                "messages/received",
-                c.messages_received.load(Ordering::Relaxed).to_string(),
-            ),
-            (
-                "messages/sent",
-                c.messages_sent.load(Ordering::Relaxed).to_string(),
-            ),
-            (
-                "messages/dropped",
-                c.dropped.load(Ordering::Relaxed).to_string(),
-            ),
-            (
-                "bytes/received",
-                c.bytes_received.load(Ordering::Relaxed).to_string(),
-            ),
-            (
-                "bytes/sent",
-                c.bytes_sent.load(Ordering::Relaxed).to_string(),
-            ),
-            ("retained messages/count", retained.to_string()),
-        ];
+        let values = metrics::Snapshot::take(&shared).sys_topics();
         let mut router = shared.lock();
         for (name, value) in values {
             let msg = Arc::new(Published {

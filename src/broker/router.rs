@@ -170,6 +170,16 @@ impl Router {
         self.retained.len()
     }
 
+    /// Subscriptions held, by every session: one count per client and filter.
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions.count()
+    }
+
+    /// Messages waiting in every session's queue (online or not).
+    pub fn queued_count(&self) -> usize {
+        self.sessions.values().map(|s| s.mailbox.inbox.len()).sum()
+    }
+
     /// Retained messages matching a (non-shared) filter, for delivery on subscribe.
     pub fn retained_matching(&self, filter: &str) -> Vec<Arc<Published>> {
         self.retained.matching(filter)

@@ -156,6 +156,15 @@ impl Inbox {
         true
     }
 
+    /// How many deliveries wait.
+    pub fn len(&self) -> usize {
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .deliveries
+            .len()
+    }
+
     pub fn pop(&self) -> Option<Delivery> {
         let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         let d = q.deliveries.pop_front()?;

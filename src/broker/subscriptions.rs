@@ -180,6 +180,16 @@ impl Subscriptions {
         self.remove_subscriber(filter, slot)
     }
 
+    /// Every client's subscriptions, counted: for `$SYS` and `/metrics`, not per message.
+    pub fn count(&self) -> usize {
+        self.clients
+            .slots
+            .iter()
+            .flatten()
+            .map(|c| c.filters.len())
+            .sum()
+    }
+
     /// Every subscription of a client, found from its own list of filters.
     pub fn remove_client(&mut self, client_id: &str) {
         if let Some((slot, client)) = self.clients.release(client_id) {

@@ -2,12 +2,15 @@
 //! The `--http*` options → `HttpConfig` are here too, for the embedded broker of `--serve`.
 
 use std::io::{IsTerminal, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use crate::broker::auth::AuthConfig;
 use crate::broker::conf::ConfFile;
 use crate::broker::http::{HttpConfig, TopicTemplate};
+use crate::broker::listener::{ListenSpec, Scheme};
 use crate::broker::{self, Config, QueueLimits, listener};
 use crate::cli::{HttpArgs, ServeBrokerArgs};
 use crate::exit::usage;
@@ -30,16 +33,29 @@ fn config(args: ServeBrokerArgs) -> anyhow::Result<Config> {
     }
     let persist = persist(args.persist, &file);
     let defaults = Config::with_listeners(Vec::new());
-    let listen = if !args.listen.is_empty() {
+    let log = file.log(args.verbose).open()?;
+    let mut listen: Vec<ListenSpec> = if !args.listen.is_empty() {
         args.listen
             .iter()
             .map(|u| listener::parse_listen(u))
             .collect::<anyhow::Result<_>>()?
-    } else if !file.listeners.is_empty() {
-        file.listeners
     } else {
-        listener::default_specs()
+        file.listeners
     };
+    // `-p`, as Mosquitto 2.0: loopback only without a config file (its local-only mode),
+    // every interface with one.
+    let port_ip = if args.config.is_some() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    };
+    listen.extend(args.port.iter().map(|&p| ListenSpec {
+        scheme: Scheme::Mqtt,
+        addr: SocketAddr::new(port_ip, p),
+    }));
+    if listen.is_empty() {
+        listen = listener::default_specs();
+    }
     let cert = args.cert.or(file.certfile);
     let key = args.key.or(file.keyfile);
     let cafile = args.cafile.or(file.cafile);
@@ -82,7 +98,8 @@ fn config(args: ServeBrokerArgs) -> anyhow::Result<Config> {
         max_queued: QueueLimits {
             messages: args
                 .max_queued
-                .map(|v| v as usize)
+                // 0: no limit, as `max_queued_messages 0`.
+                .map(|v| if v == 0 { usize::MAX } else { v as usize })
                 .or(file.max_queued)
                 .unwrap_or(defaults.max_queued.messages),
             bytes: args
@@ -113,6 +130,8 @@ fn config(args: ServeBrokerArgs) -> anyhow::Result<Config> {
         max_payload: file.message_size_limit.flatten(),
         http: http_config(&args.http, std::io::stderr().is_terminal())?,
         persist,
+        log: Arc::new(log),
+        metrics: args.metrics,
     })
 }
 

@@ -179,7 +179,7 @@ fn one_mosquitto_conf_same_answers_from_mosquitto_and_smq() {
     assert!(
         broker
             .log()
-            .contains(": 'log_dest' is not supported by smq, ignored"),
+            .contains(": 'user' is not supported by smq, ignored"),
         "{}",
         broker.log()
     );

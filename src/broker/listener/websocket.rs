@@ -151,9 +151,11 @@ fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(MAX_WS_MESSAGE))
         .max_frame_size(Some(MAX_WS_MESSAGE))
-        // tungstenite allocates the read buffer up front for every connection; its 128 KiB
-        // default would make thousands of idle WebSocket clients cost hundreds of MiB.
-        .read_buffer_size(8 * 1024)
+        // tungstenite allocates the read buffer up front for every connection and keeps it
+        // while the connection is idle; its 128 KiB default would make thousands of idle
+        // WebSocket clients cost hundreds of MiB. A frame larger than this grows the buffer
+        // to the frame's size for its read, so large messages still arrive in few reads.
+        .read_buffer_size(1024)
 }
 
 /// The 101 answer to a valid WebSocket upgrade (RFC 6455 §4.2), on any path.

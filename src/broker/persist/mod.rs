@@ -28,6 +28,7 @@ pub mod record;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use anyhow::{Context, anyhow, bail};
@@ -56,6 +57,35 @@ pub struct Core {
     wake: Condvar,
     /// How far (in bytes appended) the log is on disk.
     durable: watch::Sender<u64>,
+    pub stats: Stats,
+}
+
+/// Upper bounds of the fsync latency buckets, in microseconds (Prometheus' `le`).
+pub const FSYNC_BUCKETS_US: [u64; 10] = [
+    250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 1_000_000,
+];
+
+/// What the writer thread did, for `/metrics`: the file's size and how long fsyncs take.
+#[derive(Default)]
+pub struct Stats {
+    pub log_bytes: AtomicU64,
+    /// fsyncs by the first bucket they fit in; the last counts the slower ones.
+    pub fsync_buckets: [AtomicU64; FSYNC_BUCKETS_US.len() + 1],
+    pub fsync_micros: AtomicU64,
+    pub fsyncs: AtomicU64,
+}
+
+impl Stats {
+    fn fsync_took(&self, took: std::time::Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let bucket = FSYNC_BUCKETS_US
+            .iter()
+            .position(|&b| us <= b)
+            .unwrap_or(FSYNC_BUCKETS_US.len());
+        self.fsync_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        self.fsync_micros.fetch_add(us, Ordering::Relaxed);
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 struct Inner {
@@ -122,7 +152,9 @@ impl Store {
             }),
             wake: Condvar::new(),
             durable: watch::Sender::new(0),
+            stats: Stats::default(),
         });
+        core.stats.log_bytes.store(len, Ordering::Relaxed);
         let writer = core.clone();
         std::thread::Builder::new()
             .name("smq-persist".into())
@@ -267,13 +299,12 @@ impl Core {
             };
             mark.clear();
             log::checkpoint(len, &mut mark);
-            let written = file
-                .write_all(&mark)
-                .and_then(|()| file.write_all(&batch))
-                .and_then(|()| file.sync_data());
-            if let Err(e) = written {
+            let written = file.write_all(&mark).and_then(|()| file.write_all(&batch));
+            let synced_at = std::time::Instant::now();
+            if let Err(e) = written.and_then(|()| file.sync_data()) {
                 self.fail(&e);
             }
+            self.stats.fsync_took(synced_at.elapsed());
             len += (mark.len() + batch.len()) as u64;
             batch.clear();
             if batch.capacity() > 16 << 20 {
@@ -290,6 +321,7 @@ impl Core {
                     Err(e) => self.fail(&e),
                 }
             }
+            self.stats.log_bytes.store(len, Ordering::Relaxed);
         }
     }
 

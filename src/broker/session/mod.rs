@@ -3,11 +3,12 @@
 //! keep-alive, takeover, shutdown), the acknowledgement halves of the QoS flows, and the
 //! end (the will, parking or ending the session). `open.rs` lets the client in and opens the
 //! session; `flows.rs` takes PUBLISH and SUBSCRIBE in and sends deliveries out; `out.rs`
-//! stages output behind the persistence log.
+//! stages output behind the persistence log; `read.rs` reads without holding a buffer idle.
 
 mod flows;
 mod open;
 mod out;
+mod read;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Config;
 use super::auth::{Auth, acl::ClientAcl};
+use super::log::Gone;
 use super::persist::Store;
 use super::persist::record::{Record, unix_now};
 use super::router::{Router, Shared};
@@ -54,7 +56,8 @@ enum End {
     /// DISCONNECT 0x00: no will. 0x04 asks for the will.
     Disconnect { with_will: bool },
     /// Keep-alive timeout, protocol violation, network error, takeover: the will is published.
-    Abnormal,
+    /// How, for the log.
+    Abnormal(Gone),
     /// The broker is shutting down.
     Shutdown,
 }
@@ -63,6 +66,8 @@ enum End {
 pub struct Client {
     pub auth: Arc<Auth>,
     pub addr: std::net::IpAddr,
+    /// The client's port, for the log.
+    pub port: u16,
     /// On TLS listeners: the client certificate's subject CN, if it sent one.
     pub tls_cn: Option<Option<String>>,
     /// On WebSocket listeners: what lifts the cap on bytes before CONNECT.
@@ -77,13 +82,15 @@ pub async fn serve(
     mut writer: Writer,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    // Small to start with: most connections are idle most of the time.
-    let mut rbuf = BytesMut::with_capacity(512);
-    let mut wbuf = BytesMut::with_capacity(256);
-    let connect = match timeout(
+    // Empty: most connections are idle most of the time, and an idle one holds no buffer.
+    let mut rbuf = BytesMut::new();
+    let mut wbuf = BytesMut::new();
+    // Boxed, as is `open` below: the task is as large as its largest state for as long as
+    // the connection lives, and these states end with the handshake.
+    let connect = match Box::pin(timeout(
         CONNECT_TIMEOUT,
         read_connect(&mut reader, &mut rbuf, config.max_packet),
-    )
+    ))
     .await
     {
         Ok(Ok(Some(c))) => {
@@ -94,16 +101,32 @@ pub async fn serve(
         }
         Ok(Err(v)) => {
             refuse_connect(&mut writer, &v).await;
+            config.log.gone(None, gone_by(&v));
             return;
         }
         // Closed before or while sending CONNECT, or too slow: nothing to answer.
-        Ok(Ok(None)) | Err(_) => return,
+        Ok(Ok(None)) => {
+            config.log.gone(None, Gone::Closed);
+            return;
+        }
+        Err(_) => {
+            config.log.gone(None, Gone::Keepalive);
+            return;
+        }
     };
-    let mut conn =
-        match Connection::open(shared, config, client, connect, &mut writer, &mut wbuf).await {
-            Some(c) => c,
-            None => return,
-        };
+    let mut conn = match Box::pin(Connection::open(
+        shared,
+        config,
+        client,
+        connect,
+        &mut writer,
+        &mut wbuf,
+    ))
+    .await
+    {
+        Some(c) => c,
+        None => return,
+    };
     let mut state_guard =
         match timeout(TAKEOVER_TIMEOUT, conn.entry_state.clone().lock_owned()).await {
             Ok(g) => g,
@@ -125,6 +148,12 @@ pub async fn serve(
         )
         .await;
     conn.online.store(false, Ordering::Relaxed);
+    let how = match end {
+        End::Disconnect { .. } => Gone::Disconnected,
+        End::Abnormal(how) => how,
+        End::Shutdown => Gone::Silent,
+    };
+    conn.config.log.gone(Some(&conn.client_id), how);
     // The session is ended or parked before the client can see the close: a client that
     // reconnects at once must find it in its new state.
     conn.finish(end, &state_guard);
@@ -232,8 +261,13 @@ impl Connection {
                     }
                 }
             }
-            // The buffer grew to hold that packet: what is left moves to a small one.
-            if large {
+            // Everything read was taken: the buffer goes back until the socket is readable
+            // again. It grew to hold a large packet: what is left moves to a small one.
+            if rbuf.is_empty() {
+                if rbuf.capacity() > 0 {
+                    rbuf = BytesMut::new();
+                }
+            } else if large {
                 rbuf = BytesMut::from(&rbuf[..]);
             }
             // Fill the client's receive window from the backlog, then the mailbox.
@@ -259,16 +293,17 @@ impl Connection {
             let far = Instant::now() + Duration::from_secs(86_400);
             tokio::select! {
                 r = writer.write(&mut out.ready), if !out.ready.is_empty() => {
-                    if r.is_err() {
-                        return End::Abnormal;
+                    if let Err(e) = r {
+                        return End::Abnormal(Gone::Socket(e.kind()));
                     }
                     out.trim(&mut wbuf);
                 }
                 () = synced(store.as_deref(), waiting), if waiting.is_some() => {}
                 // A client that sends without reading what we answer is not read from
                 // until it catches up, so its acknowledgements cannot pile up without bound.
-                r = reader.read(&mut rbuf), if out.len() < MAX_UNREAD_ANSWERS => match r {
-                    Ok(0) | Err(_) => return End::Abnormal,
+                r = read::read(reader, &mut rbuf), if out.len() < MAX_UNREAD_ANSWERS => match r {
+                    Ok(0) => return End::Abnormal(Gone::Closed),
+                    Err(e) => return End::Abnormal(Gone::Socket(e.kind())),
                     Ok(n) => {
                         self.shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
                     }
@@ -280,13 +315,13 @@ impl Connection {
                     // [MQTT-3.1.2-22]: 1.5 times the keep alive without a packet.
                     self.settle(&mut out, &mut wbuf).await;
                     return self
-                        .server_disconnect(ServerDisconnectCode::KeepAliveTimeout, writer, &mut out.ready)
+                        .server_disconnect(ServerDisconnectCode::KeepAliveTimeout, Gone::Keepalive, writer, &mut out.ready)
                         .await;
                 }
                 _ = self.kick.notified() => {
                     self.settle(&mut out, &mut wbuf).await;
                     return self
-                        .server_disconnect(ServerDisconnectCode::SessionTakenOver, writer, &mut out.ready)
+                        .server_disconnect(ServerDisconnectCode::SessionTakenOver, Gone::Silent, writer, &mut out.ready)
                         .await;
                 }
                 _ = shutdown.changed() => {
@@ -340,6 +375,7 @@ impl Connection {
     async fn server_disconnect(
         &self,
         code: ServerDisconnectCode,
+        how: Gone,
         writer: &mut Writer,
         wbuf: &mut BytesMut,
     ) -> End {
@@ -347,7 +383,7 @@ impl Connection {
             mqtt::encode_disconnect(code, None, wbuf);
         }
         flush(writer, wbuf).await;
-        End::Abnormal
+        End::Abnormal(how)
     }
 
     async fn violation(&self, v: Violation, writer: &mut Writer, wbuf: &mut BytesMut) -> End {
@@ -358,7 +394,7 @@ impl Connection {
             mqtt::encode_disconnect(code, reason, wbuf);
         }
         flush(writer, wbuf).await;
-        End::Abnormal
+        End::Abnormal(gone_by(&v))
     }
 
     fn handle(
@@ -489,7 +525,7 @@ impl Connection {
             .fetch_sub(1, Ordering::Relaxed);
         let will = match end {
             End::Disconnect { with_will: false } | End::Shutdown => None,
-            End::Disconnect { with_will: true } | End::Abnormal => self.will,
+            End::Disconnect { with_will: true } | End::Abnormal(_) => self.will,
         };
         let still_ours = |router: &Router| {
             router
@@ -565,6 +601,15 @@ impl Connection {
                 state.subscriptions.keys().cloned().collect(),
             );
         }
+    }
+}
+
+/// The log's words for a broken rule.
+fn gone_by(v: &Violation) -> Gone {
+    match v.code {
+        mqtt::ReasonCode::MalformedPacket => Gone::Malformed,
+        mqtt::ReasonCode::PacketTooLarge => Gone::Oversize,
+        _ => Gone::Protocol,
     }
 }
 

@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use super::{Client, Connection, NEVER, TOPIC_ALIAS_MAX};
 use crate::broker::Config;
 use crate::broker::auth::{Admitted, reserved_for_broker};
+use crate::broker::log::Gone;
 use crate::broker::persist::Store;
 use crate::broker::persist::record::Record;
 use crate::broker::router::{Router, Shared};
@@ -31,7 +32,7 @@ pub(super) async fn read_connect(
         if let Some(c) = mqtt::decode_connect(rbuf, max)? {
             return Ok(Some(c));
         }
-        match reader.read(rbuf).await {
+        match super::read::read(reader, rbuf).await {
             Ok(0) | Err(_) => return Ok(None),
             Ok(_) => {}
         }
@@ -283,18 +284,36 @@ impl Connection {
         let admitted = match admit(&shared, &config, &client, &c, &client_id).await {
             Ok(admitted) => admitted,
             Err(refusal) => {
+                let how = match refusal {
+                    Some(ConnAckCode::NotAuthorized | ConnAckCode::BadUserNameOrPassword) => {
+                        Gone::NotAuthorised
+                    }
+                    _ => Gone::Protocol,
+                };
                 if let Some(code) = refusal {
                     send_connack(writer, proto, code).await;
                 }
+                config.log.gone(None, how);
                 return None;
             }
         };
         let Admitted { username, acl } = admitted;
+        let log = &config.log;
         let session_expiry = session_expiry(&c);
         let (keepalive, server_keepalive) = keepalive(&c, config.max_keepalive);
 
         let (taken, store, durable, sync_to) = {
             let mut router = shared.lock();
+            if log.on()
+                && router
+                    .sessions
+                    .get(&client_id)
+                    .is_some_and(|s| s.mailbox.online.load(Ordering::Relaxed))
+            {
+                log.line(format_args!(
+                    "Client {client_id} already connected, closing old connection."
+                ));
+            }
             let taken = take_session(&mut router, &config, &client_id, c.clean, username.clone());
             let store = router.store.clone();
             let durable = store.is_some() && session_expiry > 0;
@@ -313,6 +332,23 @@ impl Connection {
             });
             (taken, store, durable, sync_to)
         };
+        if log.on() {
+            let user = match &c.username {
+                Some(u) => format!(", u'{u}'"),
+                None => String::new(),
+            };
+            let p = match proto {
+                Protocol::V311 => 2,
+                Protocol::V5 => 5,
+            };
+            log.line(format_args!(
+                "New client connected from {}:{} as {client_id} (p{p}, c{}, k{}{user}).",
+                client.addr,
+                client.port,
+                u8::from(c.clean),
+                c.keepalive
+            ));
+        }
         let assigned_id = assigned.then_some(&*client_id);
         let ack = accepting_connack(&config, proto, assigned_id, taken.present, server_keepalive);
         mqtt::encode_connack(proto, &ack, wbuf);

@@ -5,7 +5,6 @@ use std::collections::VecDeque;
 
 use bytes::BytesMut;
 
-use super::KEEP_BUFFER;
 use crate::broker::persist::Store;
 use crate::transport::Writer;
 
@@ -15,8 +14,6 @@ use crate::transport::Writer;
 pub(super) struct Out {
     pub(super) ready: BytesMut,
     pub(super) held: VecDeque<(u64, BytesMut)>,
-    /// The most output (encoded, staged and unwritten) since the buffers were last given back.
-    peak: usize,
 }
 
 impl Out {
@@ -30,7 +27,6 @@ impl Out {
         if fresh.is_empty() {
             return;
         }
-        self.peak = self.peak.max(self.len() + fresh.len());
         let pos = self.held.back().map_or(pos, |h| h.0.max(pos));
         if pos > 0 {
             self.held.push_back((pos, fresh.split()));
@@ -42,14 +38,14 @@ impl Out {
         }
     }
 
-    /// Once everything is written, gives back the buffers a burst or a large message grew:
-    /// `ready`, and `wbuf`, which it swaps with.
+    /// Once everything is written, gives back both buffers (`ready`, and `wbuf`, which it
+    /// swaps with): an idle connection holds no output buffer at all, and the next packet
+    /// allocates one of the size it needs.
     pub(super) fn trim(&mut self, wbuf: &mut BytesMut) {
         let drained = self.ready.is_empty() && self.held.is_empty() && wbuf.is_empty();
-        if self.peak > KEEP_BUFFER && drained {
+        if drained && (self.ready.capacity() > 0 || wbuf.capacity() > 0) {
             self.ready = BytesMut::new();
-            *wbuf = BytesMut::with_capacity(256);
-            self.peak = 0;
+            *wbuf = BytesMut::new();
         }
     }
 
@@ -108,15 +104,21 @@ mod tests {
     }
 
     #[test]
-    fn buffers_a_burst_grew_are_given_back_once_drained() {
+    fn buffers_are_given_back_once_drained() {
         let mut out = Out::default();
-        let mut wbuf = BytesMut::from(&vec![0u8; 2 * KEEP_BUFFER][..]);
+        let mut wbuf = BytesMut::from(&vec![0u8; 128 * 1024][..]);
         out.stage(&mut wbuf, 0);
         out.trim(&mut wbuf);
-        assert!(out.ready.capacity() >= 2 * KEEP_BUFFER, "not yet written");
+        assert!(out.ready.capacity() >= 128 * 1024, "not yet written");
         out.ready.clear();
         out.trim(&mut wbuf);
-        assert_eq!(out.ready.capacity(), 0);
-        assert!(wbuf.capacity() < KEEP_BUFFER);
+        assert_eq!((out.ready.capacity(), wbuf.capacity()), (0, 0));
+        // A small CONNACK's buffers too: idle connections hold none.
+        let mut wbuf = BytesMut::with_capacity(256);
+        wbuf.extend_from_slice(b"ack");
+        out.stage(&mut wbuf, 0);
+        out.ready.clear();
+        out.trim(&mut wbuf);
+        assert_eq!((out.ready.capacity(), wbuf.capacity()), (0, 0));
     }
 }

@@ -271,3 +271,22 @@ fn a_trickled_connect_is_closed() {
     );
     assert!(sent < connect.len(), "the whole CONNECT went out");
 }
+
+/// Issue 16: `--max-queued 0` is `max_queued_messages 0`, no limit on the count (the bytes
+/// limit still holds): an offline session gets every one of 1,500 messages, where the
+/// default would keep 1,000.
+#[test]
+fn max_queued_0_queues_past_a_thousand() {
+    let broker = SmqBroker::start(&["--max-queued", "0"]);
+    let port = broker.port();
+    park_session(port, "away", "many");
+    let mut publisher = Client::connected(port, V4, "busy");
+    for i in 1..=1500u16 {
+        publisher.send(&publish(V4, 1, "many", i, format!("{i}").as_bytes()));
+    }
+    acks(&mut publisher, 1500);
+    let (mut c, _) = Client::connect(port, &Connect::new(V4, "away").clean(false));
+    let got = drain(&mut c, 1500);
+    let want: Vec<Vec<u8>> = (1..=1500).map(|i| format!("{i}").into_bytes()).collect();
+    assert_eq!(got, want);
+}

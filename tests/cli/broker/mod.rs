@@ -17,14 +17,18 @@
 //! - `limits.rs`: Receive Maximum and packet sizes
 //! - `malformed.rs`: forbidden packets and garbage
 //! - `memory.rs`: what the broker holds in memory
+//! - `log.rs`: the connection log, side by side with Mosquitto's
+//! - `metrics.rs`: `GET /metrics` (`--metrics`) through a Prometheus parser
 //! - `persist.rs`, `soak.rs`: `--persist` across restarts and crashes, and under load
 
 mod connect;
 mod interop;
 mod limits;
 mod listeners;
+mod log;
 mod malformed;
 mod memory;
+mod metrics;
 mod persist;
 mod publish;
 mod retained;
