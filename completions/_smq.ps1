@@ -131,6 +131,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--topic', '--topic', [CompletionResultType]::ParameterName, 'Topic filter to subscribe to (repeatable; + and # wildcards); may come from -L')
             [CompletionResult]::new('-T', '-T ', [CompletionResultType]::ParameterName, 'Don''t print messages whose topic matches FILTER (repeatable)')
             [CompletionResult]::new('--filter-out', '--filter-out', [CompletionResultType]::ParameterName, 'Don''t print messages whose topic matches FILTER (repeatable)')
+            [CompletionResult]::new('--share', '--share', [CompletionResultType]::ParameterName, 'Join the shared subscription GROUP: each filter becomes $share/GROUP/FILTER, so the processes on one GROUP split the messages between them (a unique -i unless given)')
             [CompletionResult]::new('-U', '-U ', [CompletionResultType]::ParameterName, 'Unsubscribe from FILTER, e.g. to clean up a persistent session (repeatable)')
             [CompletionResult]::new('--unsubscribe', '--unsubscribe', [CompletionResultType]::ParameterName, 'Unsubscribe from FILTER, e.g. to clean up a persistent session (repeatable)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Requested QoS for every filter')
@@ -323,6 +324,7 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
         'smq;record' {
             [CompletionResult]::new('-t', '-t', [CompletionResultType]::ParameterName, 'Topic filter to record (repeatable); may come from -L')
             [CompletionResult]::new('--topic', '--topic', [CompletionResultType]::ParameterName, 'Topic filter to record (repeatable); may come from -L')
+            [CompletionResult]::new('--share', '--share', [CompletionResultType]::ParameterName, 'Join the shared subscription GROUP: each filter becomes $share/GROUP/FILTER, so the recorders on one GROUP split the messages between them (a unique -i unless given)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output file; - is stdout')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output file; - is stdout')
             [CompletionResult]::new('--layout', '--layout', [CompletionResultType]::ParameterName, 'What a row is: readings (one per reading field), messages (lossless, what replay reads) or wide (one CSV per sensor, with --out-dir)')

@@ -126,6 +126,7 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --topic 'Topic filter to subscribe to (repeatable; + and # wildcards); may come from -L'
             cand -T 'Don''t print messages whose topic matches FILTER (repeatable)'
             cand --filter-out 'Don''t print messages whose topic matches FILTER (repeatable)'
+            cand --share 'Join the shared subscription GROUP: each filter becomes $share/GROUP/FILTER, so the processes on one GROUP split the messages between them (a unique -i unless given)'
             cand -U 'Unsubscribe from FILTER, e.g. to clean up a persistent session (repeatable)'
             cand --unsubscribe 'Unsubscribe from FILTER, e.g. to clean up a persistent session (repeatable)'
             cand -q 'Requested QoS for every filter'
@@ -316,6 +317,7 @@ set edit:completion:arg-completer[smq] = {|@words|
         &'smq;record'= {
             cand -t 'Topic filter to record (repeatable); may come from -L'
             cand --topic 'Topic filter to record (repeatable); may come from -L'
+            cand --share 'Join the shared subscription GROUP: each filter becomes $share/GROUP/FILTER, so the recorders on one GROUP split the messages between them (a unique -i unless given)'
             cand -o 'Output file; - is stdout'
             cand --output 'Output file; - is stdout'
             cand --layout 'What a row is: readings (one per reading field), messages (lossless, what replay reads) or wide (one CSV per sensor, with --out-dir)'

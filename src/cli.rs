@@ -322,6 +322,15 @@ pub struct SubArgs {
     #[arg(short = 'T', long = "filter-out", value_name = "FILTER", action = ArgAction::Append)]
     pub filter_out: Vec<String>,
 
+    /// Join the shared subscription GROUP: each filter becomes $share/GROUP/FILTER, so the
+    /// processes on one GROUP split the messages between them (a unique -i unless given)
+    ///
+    /// An MQTT 5 broker whose CONNACK says it has no shared subscriptions is an error (exit 1).
+    /// Over MQTT 3.1.1 smq warns: a broker without $share (RabbitMQ 3.10, NATS 2.9) takes it as
+    /// a literal topic and delivers nothing, so -W SECS is worth adding (exit 27).
+    #[arg(long, value_name = "GROUP")]
+    pub share: Option<String>,
+
     /// Unsubscribe from FILTER, e.g. to clean up a persistent session (repeatable)
     #[arg(short = 'U', long = "unsubscribe", value_name = "FILTER", action = ArgAction::Append)]
     pub unsubscribe: Vec<String>,
@@ -449,6 +458,15 @@ pub struct RecordArgs {
     #[arg(short = 't', long = "topic", value_name = "FILTER", action = ArgAction::Append)]
     pub topics: Vec<String>,
 
+    /// Join the shared subscription GROUP: each filter becomes $share/GROUP/FILTER, so the
+    /// recorders on one GROUP split the messages between them (a unique -i unless given)
+    ///
+    /// An MQTT 5 broker whose CONNACK says it has no shared subscriptions is an error (exit 1).
+    /// Over MQTT 3.1.1 smq warns: a broker without $share (RabbitMQ 3.10, NATS 2.9) takes it as
+    /// a literal topic and delivers nothing, so -W SECS is worth adding (exit 27).
+    #[arg(long, value_name = "GROUP")]
+    pub share: Option<String>,
+
     /// Output file; - is stdout
     #[arg(short = 'o', long, value_name = "FILE", default_value = "-")]
     pub output: String,
@@ -567,9 +585,10 @@ pub enum RetainMode {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// A messages file from record (CSV or JSONL), or smq/mosquitto_sub -F %j or --json lines
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    /// A messages file from record (CSV or JSONL), or smq/mosquitto_sub -F %j or --json lines;
+    /// several files (the shards of `record --share`) merge into one schedule by receive time
+    #[arg(value_name = "FILE", required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
 
     /// Play F times as fast (2 = twice as fast)
     #[arg(long, value_name = "F", default_value_t = 1.0, value_parser = positive_rate)]

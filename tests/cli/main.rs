@@ -15,6 +15,7 @@ mod rabbitmq;
 mod record_replay;
 mod rough_edges;
 mod rr;
+mod scale_out;
 mod subscribe;
 mod subscribe_format;
 mod support;
