@@ -856,6 +856,8 @@ Register-ArgumentCompleter -Native -CommandName 'smq' -ScriptBlock {
             [CompletionResult]::new('--max-keepalive', '--max-keepalive', [CompletionResultType]::ParameterName, 'Largest keep-alive granted to MQTT 5 clients, in seconds [default: 65535]')
             [CompletionResult]::new('--sys-interval', '--sys-interval', [CompletionResultType]::ParameterName, 'Seconds between $SYS/broker/... updates (0: none) [default: 10]')
             [CompletionResult]::new('--persist', '--persist', [CompletionResultType]::ParameterName, 'Keep retained messages and persistent sessions in DIR, across restarts and crashes')
+            [CompletionResult]::new('--bridge', '--bridge', [CompletionResultType]::ParameterName, 'Bridge to another broker: mqtt://[USER[:PASS]@]HOST[:PORT][,HOST[:PORT]...] (the mosquitto.conf `connection` section, with try_private false and round_robin)')
+            [CompletionResult]::new('--bridge-topic', '--bridge-topic', [CompletionResultType]::ParameterName, 'With --bridge: ''PATTERN [in|out|both [QOS [LOCAL_PREFIX [REMOTE_PREFIX]]]]'', as mosquitto.conf''s `topic` line (repeatable)')
             [CompletionResult]::new('--http-path', '--http-path', [CompletionResultType]::ParameterName, 'Only this request path takes pushes, e.g. /data [default: any path]')
             [CompletionResult]::new('--http-topic', '--http-topic', [CompletionResultType]::ParameterName, 'Topic for pushed messages; {deviceId}, {sessionId} and {path} are filled in per request')
             [CompletionResult]::new('--http-qos', '--http-qos', [CompletionResultType]::ParameterName, 'QoS of the published messages')

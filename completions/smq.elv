@@ -836,6 +836,8 @@ set edit:completion:arg-completer[smq] = {|@words|
             cand --max-keepalive 'Largest keep-alive granted to MQTT 5 clients, in seconds [default: 65535]'
             cand --sys-interval 'Seconds between $SYS/broker/... updates (0: none) [default: 10]'
             cand --persist 'Keep retained messages and persistent sessions in DIR, across restarts and crashes'
+            cand --bridge 'Bridge to another broker: mqtt://[USER[:PASS]@]HOST[:PORT][,HOST[:PORT]...] (the mosquitto.conf `connection` section, with try_private false and round_robin)'
+            cand --bridge-topic 'With --bridge: ''PATTERN [in|out|both [QOS [LOCAL_PREFIX [REMOTE_PREFIX]]]]'', as mosquitto.conf''s `topic` line (repeatable)'
             cand --http-path 'Only this request path takes pushes, e.g. /data [default: any path]'
             cand --http-topic 'Topic for pushed messages; {deviceId}, {sessionId} and {path} are filled in per request'
             cand --http-qos 'QoS of the published messages'

@@ -731,6 +731,16 @@ pub struct ServeBrokerArgs {
     #[arg(long, value_name = "DIR")]
     pub persist: Option<PathBuf>,
 
+    /// Bridge to another broker: mqtt://[USER[:PASS]@]HOST[:PORT][,HOST[:PORT]...] (the
+    /// mosquitto.conf `connection` section, with try_private false and round_robin)
+    #[arg(long, value_name = "URL", requires = "bridge_topic")]
+    pub bridge: Option<String>,
+
+    /// With --bridge: 'PATTERN [in|out|both [QOS [LOCAL_PREFIX [REMOTE_PREFIX]]]]', as
+    /// mosquitto.conf's `topic` line (repeatable)
+    #[arg(long, value_name = "SPEC", action = ArgAction::Append, requires = "bridge")]
+    pub bridge_topic: Vec<String>,
+
     #[command(flatten)]
     pub http: HttpArgs,
 }

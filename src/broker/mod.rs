@@ -17,12 +17,14 @@
 //! - `auth/`: password file, ACL, anonymous access, the brake on failed logins
 //! - `persist/`: `--persist`: retained messages and persistent sessions in a log on disk
 //! - `conf.rs`: `-c FILE`, the mosquitto.conf keys smq reads
+//! - `bridge/`: connections to other brokers that carry topics across
 //! - `http.rs`: HTTP Push on the WebSocket port; `http_head.rs` reads request heads (for the
 //!   WebSocket upgrade too), `push_body.rs` the JSON fields, `push_budget.rs` the bytes
 //!   pushes may hold, `push_stats.rs` the per-device counts
 //! - `phone.rs`: what to type into Sensor Logger, and the per-device status line
 
 pub mod auth;
+pub mod bridge;
 pub mod conf;
 pub mod http;
 mod http_head;
@@ -86,6 +88,8 @@ pub struct Config {
     pub http: Option<HttpConfig>,
     /// `--persist DIR`: keep retained messages and persistent sessions on disk there.
     pub persist: Option<PathBuf>,
+    /// Connections to other brokers (`connection` sections, `--bridge`).
+    pub bridges: Vec<bridge::Bridge>,
 }
 
 impl Config {
@@ -108,6 +112,7 @@ impl Config {
             max_payload: None,
             http: None,
             persist: None,
+            bridges: Vec::new(),
         }
     }
 }
@@ -232,6 +237,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     if let Some(ingest) = ingest.filter(|i| i.config.status_line) {
         tasks.spawn(phone::status_loop(ingest, stop_rx.clone()));
     }
+    // Each bridge holds at most what one session may queue.
+    bridge::start(
+        &config.bridges,
+        &shared,
+        config.max_queued.bytes,
+        &stop_rx,
+        &mut tasks,
+    );
     if config.sys_interval > 0 {
         tasks.spawn(sys_loop(
             shared.clone(),

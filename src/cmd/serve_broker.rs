@@ -29,6 +29,14 @@ fn config(args: ServeBrokerArgs) -> anyhow::Result<Config> {
         }
     }
     let persist = persist(args.persist, &file);
+    let mut bridges = file.bridges;
+    if let Some(url) = &args.bridge {
+        let mut b = broker::bridge::from_url(url, &args.bridge_topic).map_err(usage)?;
+        // The command line's bridge is for any broker: RabbitMQ drops the bridge bit.
+        b.try_private = false;
+        b.round_robin = true;
+        bridges.push(b);
+    }
     let defaults = Config::with_listeners(Vec::new());
     let listen = if !args.listen.is_empty() {
         args.listen
@@ -113,6 +121,7 @@ fn config(args: ServeBrokerArgs) -> anyhow::Result<Config> {
         max_payload: file.message_size_limit.flatten(),
         http: http_config(&args.http, std::io::stderr().is_terminal())?,
         persist,
+        bridges,
     })
 }
 

@@ -1,6 +1,7 @@
 //! The one integration-test binary: the real smq against real brokers on 127.0.0.1.
 
 mod bench;
+mod bridge;
 mod broker;
 mod broker_auth;
 mod broker_config;
