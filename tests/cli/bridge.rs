@@ -210,3 +210,53 @@ fn bridge_keys_smq_does_not_act_on_stop_the_start() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
 }
+
+#[test]
+fn with_persist_a_killed_edge_loses_no_acknowledged_message() {
+    let mut remote = Mosquitto::builder().persistent().start();
+    let sub = Sub::start(
+        remote.port(),
+        &["-c", "-i", "keeper", "-q", "1", "-t", "sensors/#", "-E"],
+    );
+    assert_ok(&sub.wait(SECS), "mosquitto_sub -c -E");
+    remote.terminate();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("edge.conf");
+    fs::write(
+        &conf,
+        format!(
+            "connection m\naddress 127.0.0.1:{}\nrestart_timeout 1\ntopic sensors/# out 1\n",
+            remote.port()
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let args = [
+        "-c",
+        conf.to_str().unwrap(),
+        "--persist",
+        store.to_str().unwrap(),
+    ];
+    let mut edge = SmqBroker::start(&args);
+    // Acknowledged by the edge (on disk), while the remote is away.
+    publish_lines(edge.port(), "sensors/t", 1, &numbered("k", 30));
+    edge.signal("KILL");
+    let edge = SmqBroker::start(&args);
+    remote.restart();
+    connected(&edge, "m", 1);
+    let sub = Sub::start(
+        remote.port(),
+        &[
+            "-c",
+            "-i",
+            "keeper",
+            "-q",
+            "1",
+            "-t",
+            "sensors/#",
+            "-C",
+            "30",
+        ],
+    );
+    assert_eq!(text(&sub.wait(SECS).stdout), numbered("k", 30));
+}

@@ -4,7 +4,8 @@
 //! Outbound messages wait in the bridge's own [`Inbox`], bounded in bytes: while the remote is
 //! away the inbox is marked offline, so QoS 0 is dropped (as for any offline session) and QoS
 //! 1/2 is kept, to be sent on reconnect; a QoS 1/2 message sent but not yet acknowledged is
-//! sent again (DUP) on the next connection. Loops are cut three ways: this broker never hands
+//! sent again (DUP) on the next connection. With `--persist` the bridge's session is a
+//! persistent one in the log, so a crash of this broker loses nothing it acknowledged. Loops are cut three ways: this broker never hands
 //! the bridge back what the bridge itself published here (no-local on its subscriptions); an
 //! MQTT 5 remote is asked for no-local too; and on a 3.1.1 connection without the bridge bit,
 //! where the remote echoes what the bridge sent on `both` topics, the echo is recognised and
@@ -25,7 +26,10 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::spec::Bridge;
+use crate::broker::persist::Store;
+use crate::broker::persist::model::Record;
 use crate::broker::router::Shared;
+use crate::broker::session::NEVER;
 use crate::broker::state::{Delivery, Inbox, Mailbox, Published, QueueLimits, SubOptions};
 use crate::mqtt::{
     self, ClientDisconnectCode, ConnAckCode, Connect, Message, Protocol, PubRelCode, ServerPacket,
@@ -50,33 +54,12 @@ pub async fn run(
 ) {
     // U+0000 cannot be in an MQTT client id, so no client can take this session over.
     let id: Arc<str> = Arc::from(format!("\u{0}bridge/{}", bridge.name));
-    let mailbox = Mailbox {
-        client_id: id.clone(),
-        inbox: Inbox::new(QueueLimits {
-            messages: usize::MAX,
-            bytes: queue_bytes,
-        }),
-        online: Arc::new(AtomicBool::new(false)),
-        durable: Arc::new(AtomicBool::new(false)),
-    };
-    {
-        let mut router = shared.lock();
-        for t in bridge.topics.iter().filter(|t| t.direction.outbound()) {
-            router.subscribe(
-                &t.local(),
-                &mailbox,
-                SubOptions {
-                    qos: t.qos,
-                    no_local: true,
-                    retain_as_published: true,
-                    sub_id: None,
-                },
-            );
-        }
-    }
+    let mailbox = session_here(&bridge, &shared, &id, queue_bytes);
+    let store = shared.lock().store.clone();
     let mut link = Link {
         bridge,
         shared,
+        store,
         id,
         mailbox,
         inflight: VecDeque::new(),
@@ -125,6 +108,56 @@ pub async fn run(
     }
 }
 
+/// The bridge's session in this broker: its queue, and its subscriptions to the `out` topics.
+/// With `--persist` it is a persistent session in the log, so that what the broker
+/// acknowledged to a publisher survives a crash until the remote has it: the one the log
+/// restored is taken up again, else one is started there.
+fn session_here(
+    bridge: &Bridge,
+    shared: &Arc<Shared>,
+    id: &Arc<str>,
+    queue_bytes: usize,
+) -> Mailbox {
+    let mut router = shared.lock();
+    let store = router.store.clone();
+    let restored = router.sessions.get(id).map(|e| e.mailbox.clone());
+    let mailbox = restored.unwrap_or_else(|| Mailbox {
+        client_id: id.clone(),
+        inbox: Inbox::new(QueueLimits {
+            messages: usize::MAX,
+            bytes: queue_bytes,
+        }),
+        online: Arc::new(AtomicBool::new(false)),
+        durable: Arc::new(AtomicBool::new(false)),
+    });
+    if let Some(store) = &store {
+        store.append(Record::Session {
+            client: id.clone(),
+            expiry: NEVER,
+            clean: false,
+            owner: None,
+        });
+    }
+    for t in bridge.topics.iter().filter(|t| t.direction.outbound()) {
+        let opts = SubOptions {
+            qos: t.qos,
+            no_local: true,
+            retain_as_published: true,
+            sub_id: None,
+        };
+        router.subscribe(&t.local(), &mailbox, opts);
+        if let Some(store) = &store {
+            store.append(Record::Sub {
+                client: id.clone(),
+                filter: t.local(),
+                opts,
+            });
+        }
+    }
+    mailbox.durable.store(store.is_some(), Ordering::Relaxed);
+    mailbox
+}
+
 enum Connected {
     Up(Conn),
     /// The bridge bit was refused: try the same address again without it, at once.
@@ -145,6 +178,8 @@ struct Conn {
 struct Out {
     pkid: u16,
     msg: Message,
+    /// Its queue entry in the `--persist` log, done once the remote has it.
+    stored: Option<u64>,
     /// PUBREC came: PUBREL is what is resent.
     released: bool,
 }
@@ -152,6 +187,8 @@ struct Out {
 struct Link {
     bridge: Bridge,
     shared: Arc<Shared>,
+    /// `--persist`: the bridge's queue is a persistent session in the log.
+    store: Option<Arc<Store>>,
     id: Arc<str>,
     mailbox: Mailbox,
     inflight: VecDeque<Out>,
@@ -407,11 +444,11 @@ impl Link {
                 mqtt::encode_pubcomp(pkid, PubRelCode::Success, wbuf);
             }
             ServerPacket::PubAck { pkid, .. } | ServerPacket::PubComp { pkid, .. } => {
-                self.inflight.retain(|o| o.pkid != pkid);
+                self.acked(pkid);
             }
             ServerPacket::PubRec { pkid, code } => {
                 if code.is_error() {
-                    self.inflight.retain(|o| o.pkid != pkid);
+                    self.acked(pkid);
                 } else {
                     if let Some(o) = self.inflight.iter_mut().find(|o| o.pkid == pkid) {
                         o.released = true;
@@ -457,18 +494,33 @@ impl Link {
         self.publish_here(topic, msg.payload, msg.qos, msg.retain, msg.props);
     }
 
+    /// The remote has the message sent as `pkid` (or refused it): it is done here.
+    fn acked(&mut self, pkid: u16) {
+        if let Some(i) = self.inflight.iter().position(|o| o.pkid == pkid) {
+            let out = self.inflight.remove(i);
+            self.done(out.and_then(|o| o.stored));
+        }
+    }
+
+    fn done(&self, stored: Option<u64>) {
+        if let (Some(store), Some(entry)) = (&self.store, stored) {
+            store.append(Record::Done {
+                client: self.id.clone(),
+                entry,
+            });
+        }
+    }
+
     /// A message of this broker, sent to the remote under its remote topic.
     fn outgoing(&mut self, conn: &Conn, d: Delivery, wbuf: &mut BytesMut) -> anyhow::Result<()> {
-        if d.msg.expired() {
-            return Ok(());
-        }
-        let Some(map) = self
+        let map = self
             .bridge
             .topics
             .iter()
             .filter(|t| t.direction.outbound())
-            .find(|t| topic::matches(&t.local(), &d.msg.topic))
-        else {
+            .find(|t| topic::matches(&t.local(), &d.msg.topic));
+        let Some(map) = map.filter(|_| !d.msg.expired()) else {
+            self.done(d.stored);
             return Ok(());
         };
         let topic = swap_prefix(&d.msg.topic, &map.local_prefix, &map.remote_prefix);
@@ -494,8 +546,11 @@ impl Link {
             self.inflight.push_back(Out {
                 pkid,
                 msg,
+                stored: d.stored,
                 released: false,
             });
+        } else {
+            self.done(d.stored);
         }
         Ok(())
     }
