@@ -41,6 +41,8 @@ use crate::topic;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// QoS 1/2 messages in flight to a 3.1.1 remote: mosquitto's `max_inflight_messages`.
 const INFLIGHT_V311: usize = 20;
+/// Bytes of PUBLISH packets gathered for one write.
+const BATCH_BYTES: usize = 64 * 1024;
 /// Fingerprints of sent messages kept for recognising their echo; a remote that never echoes
 /// would otherwise grow the set without end.
 const ECHO_MAX: usize = 10_000;
@@ -368,7 +370,14 @@ impl Link {
                         ping_sent = None;
                     }
                 }
-                d = self.mailbox.inbox.recv(), if room => self.outgoing(&conn, d, &mut wbuf)?,
+                d = self.mailbox.inbox.recv(), if room => {
+                    self.outgoing(&conn, d, &mut wbuf)?;
+                    // What else is queued goes in the same write, up to the window.
+                    while self.inflight.len() < conn.max_inflight && wbuf.len() < BATCH_BYTES {
+                        let Some(d) = self.mailbox.inbox.pop() else { break };
+                        self.outgoing(&conn, d, &mut wbuf)?;
+                    }
+                }
                 _ = sleep_until(ping_at) => {
                     if ping_sent.is_some() {
                         return Err(anyhow!("no answer to PINGREQ within the keep-alive"));
