@@ -107,6 +107,7 @@ complete -c smq -n "__fish_smq_using_subcommand pub" -l no-tls -d 'Turn TLS off,
 complete -c smq -n "__fish_smq_using_subcommand pub" -l help -d 'Print help'
 complete -c smq -n "__fish_smq_using_subcommand sub" -s t -l topic -d 'Topic filter to subscribe to (repeatable; + and # wildcards); may come from -L' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s T -l filter-out -d 'Don\'t print messages whose topic matches FILTER (repeatable)' -r
+complete -c smq -n "__fish_smq_using_subcommand sub" -l share -d 'Join the shared subscription GROUP: each filter becomes $share/GROUP/FILTER, so the processes on one GROUP split the messages between them (a unique -i unless given)' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s U -l unsubscribe -d 'Unsubscribe from FILTER, e.g. to clean up a persistent session (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s q -l qos -d 'Requested QoS for every filter' -r
 complete -c smq -n "__fish_smq_using_subcommand sub" -s C -d 'Exit after N messages' -r
@@ -262,6 +263,7 @@ complete -c smq -n "__fish_smq_using_subcommand rr" -l insecure -d 'DANGEROUS: a
 complete -c smq -n "__fish_smq_using_subcommand rr" -l no-tls -d 'Turn TLS off, even with -p 8883 or a CA option'
 complete -c smq -n "__fish_smq_using_subcommand rr" -l help -d 'Print help'
 complete -c smq -n "__fish_smq_using_subcommand record" -s t -l topic -d 'Topic filter to record (repeatable); may come from -L' -r
+complete -c smq -n "__fish_smq_using_subcommand record" -l share -d 'Join the shared subscription GROUP: each filter becomes $share/GROUP/FILTER, so the recorders on one GROUP split the messages between them (a unique -i unless given)' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -s o -l output -d 'Output file; - is stdout' -r
 complete -c smq -n "__fish_smq_using_subcommand record" -l layout -d 'What a row is: readings (one per reading field), messages (lossless, what replay reads) or wide (one CSV per sensor, with --out-dir)' -r -f -a "readings\t'One row per reading field (long, tidy)'
 messages\t'One row per MQTT message, lossless: what replay reads'
@@ -683,6 +685,8 @@ complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-queued-byte
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-keepalive -d 'Largest keep-alive granted to MQTT 5 clients, in seconds [default: 65535]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l sys-interval -d 'Seconds between $SYS/broker/... updates (0: none) [default: 10]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l persist -d 'Keep retained messages and persistent sessions in DIR, across restarts and crashes' -r -F
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l bridge -d 'Bridge to another broker: mqtt://[USER[:PASS]@]HOST[:PORT][,HOST[:PORT]...] (the mosquitto.conf `connection` section, with try_private false and round_robin)' -r
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l bridge-topic -d 'With --bridge: \'PATTERN [in|out|both [QOS [LOCAL_PREFIX [REMOTE_PREFIX]]]]\', as mosquitto.conf\'s `topic` line (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http-path -d 'Only this request path takes pushes, e.g. /data [default: any path]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http-topic -d 'Topic for pushed messages; {deviceId}, {sessionId} and {path} are filled in per request' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http-qos -d 'QoS of the published messages' -r

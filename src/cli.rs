@@ -322,6 +322,15 @@ pub struct SubArgs {
     #[arg(short = 'T', long = "filter-out", value_name = "FILTER", action = ArgAction::Append)]
     pub filter_out: Vec<String>,
 
+    /// Join the shared subscription GROUP: each filter becomes $share/GROUP/FILTER, so the
+    /// processes on one GROUP split the messages between them (a unique -i unless given)
+    ///
+    /// An MQTT 5 broker whose CONNACK says it has no shared subscriptions is an error (exit 1).
+    /// Over MQTT 3.1.1 smq warns: a broker without $share (RabbitMQ 3.10, NATS 2.9) takes it as
+    /// a literal topic and delivers nothing, so -W SECS is worth adding (exit 27).
+    #[arg(long, value_name = "GROUP")]
+    pub share: Option<String>,
+
     /// Unsubscribe from FILTER, e.g. to clean up a persistent session (repeatable)
     #[arg(short = 'U', long = "unsubscribe", value_name = "FILTER", action = ArgAction::Append)]
     pub unsubscribe: Vec<String>,
@@ -427,6 +436,15 @@ pub struct RecordArgs {
     #[arg(short = 't', long = "topic", value_name = "FILTER", action = ArgAction::Append)]
     pub topics: Vec<String>,
 
+    /// Join the shared subscription GROUP: each filter becomes $share/GROUP/FILTER, so the
+    /// recorders on one GROUP split the messages between them (a unique -i unless given)
+    ///
+    /// An MQTT 5 broker whose CONNACK says it has no shared subscriptions is an error (exit 1).
+    /// Over MQTT 3.1.1 smq warns: a broker without $share (RabbitMQ 3.10, NATS 2.9) takes it as
+    /// a literal topic and delivers nothing, so -W SECS is worth adding (exit 27).
+    #[arg(long, value_name = "GROUP")]
+    pub share: Option<String>,
+
     /// Output file; - is stdout
     #[arg(short = 'o', long, value_name = "FILE", default_value = "-")]
     pub output: String,
@@ -531,9 +549,10 @@ pub enum RetainMode {
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// A messages file from record (CSV or JSONL), or smq/mosquitto_sub -F %j or --json lines
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
+    /// A messages file from record (CSV or JSONL), or smq/mosquitto_sub -F %j or --json lines;
+    /// several files (the shards of `record --share`) merge into one schedule by receive time
+    #[arg(value_name = "FILE", required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
 
     /// Play F times as fast (2 = twice as fast)
     #[arg(long, value_name = "F", default_value_t = 1.0, value_parser = positive_rate)]
@@ -691,6 +710,16 @@ pub struct ServeBrokerArgs {
     /// Keep retained messages and persistent sessions in DIR, across restarts and crashes
     #[arg(long, value_name = "DIR")]
     pub persist: Option<PathBuf>,
+
+    /// Bridge to another broker: mqtt://[USER[:PASS]@]HOST[:PORT][,HOST[:PORT]...] (the
+    /// mosquitto.conf `connection` section, with try_private false and round_robin)
+    #[arg(long, value_name = "URL", requires = "bridge_topic")]
+    pub bridge: Option<String>,
+
+    /// With --bridge: 'PATTERN [in|out|both [QOS [LOCAL_PREFIX [REMOTE_PREFIX]]]]', as
+    /// mosquitto.conf's `topic` line (repeatable)
+    #[arg(long, value_name = "SPEC", action = ArgAction::Append, requires = "bridge")]
+    pub bridge_topic: Vec<String>,
 
     #[command(flatten)]
     pub http: HttpArgs,

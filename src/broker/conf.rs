@@ -44,6 +44,8 @@ pub struct ConfFile {
     pub connection_messages: Option<bool>,
     pub log_timestamp: Option<bool>,
     pub log_timestamp_format: Option<String>,
+    /// `connection NAME` sections, in order.
+    pub bridges: Vec<super::bridge::Bridge>,
     /// `FILE:LINE: …` for every line that was ignored.
     pub warnings: Vec<String>,
     /// What each TLS listener, and the lines outside any listener, say about client
@@ -114,6 +116,13 @@ impl ConfFile {
                 scheme: Scheme::Mqtt,
                 addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
             });
+        }
+        if let Some(b) = c.bridges.last() {
+            b.check().map_err(|why| LineError {
+                file: name.to_owned(),
+                line: text.lines().count(),
+                why,
+            })?;
         }
         c.require_certificate = c.agreed("require_certificate", |s| &s.require_certificate)?;
         c.use_identity_as_username =
@@ -366,9 +375,32 @@ impl ConfFile {
                         c.parse_into(&text, &file.display().to_string(), current, depth + 1)?;
                     }
                 }
-                _ => c.warnings.push(format!(
-                    "config file {name}:{n}: '{key}' is not supported by smq, ignored"
-                )),
+                "connection" => {
+                    let bridge = need()?;
+                    if let Some(b) = c.bridges.last() {
+                        b.check().map_err(err)?;
+                    }
+                    c.bridges.push(super::bridge::Bridge::new(bridge));
+                }
+                _ => {
+                    // After `connection`, a bridge key configures that bridge.
+                    let taken = match c.bridges.last_mut() {
+                        Some(b) => b.apply(key, value).map_err(err)?,
+                        None => false,
+                    };
+                    if taken {
+                        continue;
+                    }
+                    if super::bridge::is_bridge_key(key) {
+                        return Err(err(format!(
+                            "'{key}' is a bridge key: put it after a 'connection NAME' line"
+                        )));
+                    } else {
+                        c.warnings.push(format!(
+                            "config file {name}:{n}: '{key}' is not supported by smq, ignored"
+                        ));
+                    }
+                }
             }
         }
         Ok(())

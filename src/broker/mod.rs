@@ -19,12 +19,14 @@
 //! - `conf.rs`: `-c FILE`, the mosquitto.conf keys smq reads
 //! - `log.rs`: the connection log, in Mosquitto's words (`-v`, `log_dest`)
 //! - `metrics.rs`: the counters, as `$SYS` topics and as `GET /metrics` (`--metrics`)
+//! - `bridge/`: connections to other brokers that carry topics across
 //! - `http.rs`: HTTP Push on the WebSocket port; `http_head.rs` reads request heads (for the
 //!   WebSocket upgrade too), `push_body.rs` the JSON fields, `push_budget.rs` the bytes
 //!   pushes may hold, `push_stats.rs` the per-device counts
 //! - `phone.rs`: what to type into Sensor Logger, and the per-device status line
 
 pub mod auth;
+pub mod bridge;
 pub mod conf;
 pub mod http;
 mod http_head;
@@ -94,6 +96,8 @@ pub struct Config {
     pub log: Arc<log::Log>,
     /// `--metrics`: `GET /metrics` on the WebSocket listeners.
     pub metrics: bool,
+    /// Connections to other brokers (`connection` sections, `--bridge`).
+    pub bridges: Vec<bridge::Bridge>,
 }
 
 impl Config {
@@ -118,6 +122,7 @@ impl Config {
             persist: None,
             log: Arc::new(log::Log::quiet()),
             metrics: false,
+            bridges: Vec::new(),
         }
     }
 }
@@ -248,6 +253,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     if let Some(ingest) = ingest.filter(|i| i.config.status_line) {
         tasks.spawn(phone::status_loop(ingest, stop_rx.clone()));
     }
+    // Each bridge holds at most what one session may queue.
+    bridge::start(
+        &config.bridges,
+        &shared,
+        config.max_queued.bytes,
+        &stop_rx,
+        &mut tasks,
+    );
     if config.sys_interval > 0 {
         tasks.spawn(sys_loop(
             shared.clone(),

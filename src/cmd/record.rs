@@ -36,7 +36,8 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
             "--layout wide writes many files: give it --out-dir DIR (and only it)",
         ));
     }
-    let conn = args.conn;
+    let mut conn = args.conn;
+    subscribe::share_client_id(&mut conn, args.share.as_deref());
     let rotatable = |path: &str| path != "-";
     let any_rotatable = (args.layout != Layout::Wide && rotatable(&args.output))
         || args.raw.as_deref().is_some_and(rotatable);
@@ -79,6 +80,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
         .find_map(|u| crate::transport::url::parse(u).ok().and_then(|u| u.topic));
     let meta = Meta {
         client_id: conn.id.clone().unwrap_or_default(),
+        share: args.share.clone(),
         url_topic,
         written: false,
     };
@@ -103,6 +105,7 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
     };
     let sub = SubscribeOptions {
         topics: args.topics,
+        share: args.share,
         qos: args.qos,
         count: args.count,
         timeout: args.timeout,
@@ -118,6 +121,8 @@ pub async fn run(args: RecordArgs) -> anyhow::Result<ExitCode> {
 /// What the sidecar says that is known before connecting.
 struct Meta {
     client_id: String,
+    /// `--share GROUP`: this file holds this recorder's part of the group's messages.
+    share: Option<String>,
     /// The topic of the -L URLs, part of the broker's name in the sidecar.
     url_topic: Option<String>,
     written: bool,
@@ -157,6 +162,9 @@ impl Meta {
             "started": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             "host": host,
         });
+        if let Some(group) = &self.share {
+            meta["share_group"] = serde_json::json!(group);
+        }
         if sub.brokers.len() > 1 {
             meta["brokers"] = serde_json::json!(sub.brokers);
         }

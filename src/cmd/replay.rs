@@ -66,15 +66,20 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|t| When::parse("--to", t))
         .transpose()?;
-    // The whole file is read and checked before anything is published.
-    let (records, skipped) = capture::read_all(&args.file, args.skip_bad)?;
     let mut opts = crate::cmd::connect::options(&args.conn, PACKETS)?;
-    if skipped > 0 {
-        opts.warn(&format!(
-            "skipped {skipped} malformed lines of {}",
-            args.file.display()
-        ));
+    // Every file is read and checked before anything is published.
+    let mut shards = Vec::with_capacity(args.files.len());
+    for file in &args.files {
+        let (records, skipped) = capture::read_all(file, args.skip_bad)?;
+        if skipped > 0 {
+            opts.warn(&format!(
+                "skipped {skipped} malformed lines of {}",
+                file.display()
+            ));
+        }
+        shards.push(records);
     }
+    let records = merge(shards);
     let selected = select(records, &args, &maps, from, to);
     if args.dry_run {
         let mut out = Output::stdout();
@@ -193,6 +198,43 @@ impl When {
             When::Offset(ns) => at > ns,
             When::Time(t) => r.recv_time > t,
         }
+    }
+}
+
+/// One schedule from several files. Each file's `t_rel_ns` counts from its own first message,
+/// so the files interleave by `recv_time`, the wall clock they share; within a file its own
+/// order stands (a clock stepped back mid-file does not reorder it). Ties go to the file given
+/// first. One file keeps its monotonic offsets untouched.
+fn merge(mut shards: Vec<Vec<Record>>) -> Vec<Record> {
+    if shards.len() == 1 {
+        return shards.pop().unwrap_or_default();
+    }
+    let total = shards.iter().map(Vec::len).sum();
+    let mut heads: Vec<_> = shards
+        .into_iter()
+        .map(|s| s.into_iter().peekable())
+        .collect();
+    let mut merged: Vec<Record> = Vec::with_capacity(total);
+    let mut t0 = None;
+    loop {
+        let next = heads
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, h)| h.peek().map(|r| (r.recv_time, i)))
+            .min();
+        let Some((_, i)) = next else {
+            return merged;
+        };
+        let Some(mut r) = heads[i].next() else {
+            return merged;
+        };
+        let start = *t0.get_or_insert(r.recv_time);
+        let at = (r.recv_time - start)
+            .num_nanoseconds()
+            .map_or(0, |ns| u64::try_from(ns).unwrap_or(0));
+        // Offsets never go back: the player's deadlines are in order.
+        r.t_rel_ns = merged.last().map_or(at, |p| at.max(p.t_rel_ns));
+        merged.push(r);
     }
 }
 

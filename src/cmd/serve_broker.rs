@@ -21,7 +21,7 @@ pub async fn run(args: ServeBrokerArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn config(args: ServeBrokerArgs) -> anyhow::Result<Config> {
-    let file = match &args.config {
+    let mut file = match &args.config {
         Some(path) => ConfFile::read(path)?,
         None => ConfFile::default(),
     };
@@ -32,6 +32,14 @@ fn config(args: ServeBrokerArgs) -> anyhow::Result<Config> {
         }
     }
     let persist = persist(args.persist, &file);
+    let mut bridges = std::mem::take(&mut file.bridges);
+    if let Some(url) = &args.bridge {
+        let mut b = broker::bridge::from_url(url, &args.bridge_topic).map_err(usage)?;
+        // The command line's bridge is for any broker: RabbitMQ drops the bridge bit.
+        b.try_private = false;
+        b.round_robin = true;
+        bridges.push(b);
+    }
     let defaults = Config::with_listeners(Vec::new());
     let log = file.log(args.verbose).open()?;
     let mut listen: Vec<ListenSpec> = if !args.listen.is_empty() {
@@ -132,6 +140,7 @@ fn config(args: ServeBrokerArgs) -> anyhow::Result<Config> {
         persist,
         log: Arc::new(log),
         metrics: args.metrics,
+        bridges,
     })
 }
 

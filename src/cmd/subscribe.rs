@@ -39,6 +39,8 @@ const FAR: Duration = Duration::from_secs(86_400 * 365);
 /// few that `record` sets (see [`SubscribeOptions::new`] for the rest).
 pub struct SubscribeOptions {
     pub topics: Vec<String>,
+    /// `--share GROUP`: every filter as `$share/GROUP/FILTER`.
+    pub share: Option<String>,
     pub filter_out: Vec<String>,
     pub unsubscribe: Vec<String>,
     pub qos: u8,
@@ -72,6 +74,7 @@ impl SubscribeOptions {
     pub fn new(conn: ConnectArgs) -> SubscribeOptions {
         SubscribeOptions {
             topics: Vec::new(),
+            share: None,
             filter_out: Vec::new(),
             unsubscribe: Vec::new(),
             qos: 0,
@@ -104,6 +107,7 @@ impl From<SubArgs> for SubscribeOptions {
     fn from(a: SubArgs) -> SubscribeOptions {
         SubscribeOptions {
             topics: a.topics,
+            share: a.share,
             filter_out: a.filter_out,
             unsubscribe: a.unsubscribe,
             qos: a.qos,
@@ -236,7 +240,8 @@ async fn serve(args: &mut SubscribeOptions) -> anyhow::Result<broker::Running> {
     Ok(running)
 }
 
-async fn subscribe(args: SubscribeOptions, printer: Printer) -> anyhow::Result<ExitCode> {
+async fn subscribe(mut args: SubscribeOptions, printer: Printer) -> anyhow::Result<ExitCode> {
+    share_client_id(&mut args.conn, args.share.as_deref());
     let mut opts = crate::cmd::connect::options(&args.conn, PACKETS)?;
     let v5_only: Vec<String> = [
         ("--retain-as-published", args.retain_as_published),
@@ -275,6 +280,9 @@ async fn subscribe(args: SubscribeOptions, printer: Printer) -> anyhow::Result<E
             return Err(usage(format!("bad topic filter '{f}': {why}")));
         }
     }
+    if let Some(group) = &args.share {
+        filters = shared(group, &filters)?;
+    }
     let grep = args
         .grep
         .as_deref()
@@ -310,6 +318,7 @@ async fn subscribe(args: SubscribeOptions, printer: Printer) -> anyhow::Result<E
         last_payload: HashMap::new(),
         pending_acks: 0,
         started: Instant::now(),
+        share_warned: false,
     };
     let result = sub.run().await;
     sub.finish(result)
@@ -337,6 +346,8 @@ struct Subscriber {
     pending_acks: usize,
     /// For `--duration`, which spans reconnects.
     started: Instant,
+    /// The --share warning for MQTT 3.1.1 was printed.
+    share_warned: bool,
 }
 
 /// Why a connection's session ended.
@@ -408,6 +419,7 @@ impl Subscriber {
     /// every reconnect, too).
     fn start(&mut self, client: &mut Client) -> anyhow::Result<()> {
         self.pending_acks = 0;
+        self.check_share(client)?;
         if !self.subs.is_empty() {
             client.subscribe(&self.subs, self.opts.props.subscribe.clone())?;
             self.pending_acks += 1;
@@ -417,6 +429,29 @@ impl Subscriber {
             self.pending_acks += 1;
         }
         Ok(())
+    }
+
+    /// `--share` on a broker that said (MQTT 5) or may silently have (3.1.1) no `$share`.
+    fn check_share(&mut self, client: &Client) -> anyhow::Result<()> {
+        let Some(group) = &self.args.share else {
+            return Ok(());
+        };
+        match client.protocol() {
+            Protocol::V5 if !client.shared_available() => Err(Failure::Unsupported(format!(
+                "--share {group}: the broker has no shared subscriptions (its CONNACK says Shared Subscription Available = 0): drop --share"
+            ))
+            .into()),
+            Protocol::V5 => Ok(()),
+            Protocol::V311 => {
+                if !self.share_warned {
+                    self.share_warned = true;
+                    self.opts.warn(&format!(
+                        "--share {group} over MQTT 3.1.1: a broker without $share (RabbitMQ 3.10, NATS 2.9) takes $share/{group}/... as a literal topic and delivers nothing"
+                    ));
+                }
+                Ok(())
+            }
+        }
     }
 
     async fn session(
@@ -652,3 +687,35 @@ impl Subscriber {
         result.map(|()| ExitCode::SUCCESS)
     }
 }
+
+/// `--share GROUP`: every filter as `$share/GROUP/FILTER`.
+fn shared(group: &str, filters: &[String]) -> anyhow::Result<Vec<String>> {
+    if group.is_empty() || group.contains(['/', '+', '#']) {
+        return Err(usage(format!(
+            "--share '{group}': a group name is one or more characters without /, + or #"
+        )));
+    }
+    filters
+        .iter()
+        .map(|f| {
+            if f.starts_with("$share/") {
+                return Err(usage(format!(
+                    "-t '{f}' is already shared: drop --share, or give the plain filter"
+                )));
+            }
+            Ok(format!("$share/{group}/{f}"))
+        })
+        .collect()
+}
+
+/// With `--share` and no -i/-I, an id of this process's own: the recorders of one group are
+/// told apart in the broker's log and in each sidecar, and never take over each other's session.
+pub fn share_client_id(conn: &mut crate::cli::ConnectArgs, share: Option<&str>) {
+    if share.is_some() && conn.id.is_none() && conn.id_prefix.is_none() {
+        let tail: String = std::iter::repeat_with(fastrand::alphanumeric)
+            .take(6)
+            .collect();
+        conn.id = Some(format!("smq-{}-{tail}", std::process::id()));
+    }
+}
+

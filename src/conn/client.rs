@@ -181,6 +181,8 @@ pub struct Client {
     broker: usize,
     /// CONNACK's Session Present: the broker kept our earlier session.
     session_present: bool,
+    /// CONNACK's Shared Subscription Available (absent: available, as MQTT 5 says).
+    shared_available: bool,
     ack_timeout: Duration,
     waiting: VecDeque<Waiting>,
     /// Per packet id, the `Waiting::seq` of the flow that holds it.
@@ -225,6 +227,7 @@ impl Client {
             proto,
             broker,
             session_present: false,
+            shared_available: true,
             ack_timeout: opts.ack_timeout,
             waiting: VecDeque::new(),
             slot_seq: ById::default(),
@@ -291,6 +294,7 @@ impl Client {
             client.limits.max_packet_from_broker = true;
         }
         client.limits.topic_alias_max = ack.topic_alias_max.unwrap_or(0);
+        client.shared_available = ack.shared_available != Some(false);
         if let Some(k) = ack.server_keepalive {
             client.keepalive = (k > 0).then(|| Duration::from_secs(k.into()));
         }
@@ -343,6 +347,11 @@ impl Client {
     /// The index of the broker in `ConnectOptions::brokers`.
     pub fn broker(&self) -> usize {
         self.broker
+    }
+
+    /// False when an MQTT 5 broker said it has no `$share` subscriptions.
+    pub fn shared_available(&self) -> bool {
+        self.shared_available
     }
 
     pub fn session_present(&self) -> bool {

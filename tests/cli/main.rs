@@ -1,6 +1,7 @@
 //! The one integration-test binary: the real smq against real brokers on 127.0.0.1.
 
 mod bench;
+mod bridge;
 mod broker;
 mod broker_auth;
 mod broker_config;
@@ -16,6 +17,7 @@ mod readme;
 mod record_replay;
 mod rough_edges;
 mod rr;
+mod scale_out;
 mod subscribe;
 mod subscribe_format;
 mod support;

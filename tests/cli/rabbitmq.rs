@@ -233,3 +233,59 @@ fn mqtt_5_features_make_the_fallback_an_error_naming_them() {
         )
     );
 }
+
+#[test]
+fn an_edge_bridge_keeps_qos1_flowing_while_node_1_stops_and_starts() {
+    use crate::support::smq_broker::{SmqBroker, poll};
+    let turn = rabbitmq::cluster().lock();
+    let (a, b, c) = (turn.port(0), turn.port(1), turn.port(2));
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("edge.conf");
+    // RabbitMQ 3.10 drops a CONNECT with the bridge bit: try_private false.
+    fs::write(
+        &conf,
+        format!(
+            "connection cluster\naddresses 127.0.0.1:{a} 127.0.0.1:{b}\nround_robin true\ntry_private false\nrestart_timeout 1\ncleansession true\nremote_clientid smq-edge-{}\ntopic bs/# out 1\ntopic bc/# in 1\n",
+            std::process::id()
+        ),
+    )
+    .unwrap();
+    let edge = SmqBroker::start(&["-c", conf.to_str().unwrap()]);
+    let up = |n: usize| {
+        let seen = poll(
+            std::time::Duration::from_secs(SECS),
+            std::time::Duration::from_millis(50),
+            || (edge.log().matches("bridge cluster: connected to").count() >= n).then_some(()),
+        );
+        assert!(seen.is_some(), "the bridge did not connect\n{}", edge.log());
+    };
+    up(1);
+    let sub = subscriber(&[b], &["-t", "bs/#", "-q", "1"]);
+    let mut p = Watched::spawn(&mut smq_on(
+        "pub",
+        &[edge.port()],
+        &["-t", "bs/x", "-l", "-q", "1"],
+    ));
+    feed(&mut p, 1, 20);
+    sub.wait_for("lines 1-20", SECS, |out, _| lines(out) == numbered(1, 20));
+    turn.stop_app(0);
+    // Queued at the edge while the bridge moves to node 2, then sent there.
+    feed(&mut p, 21, 40);
+    sub.wait_for("lines 1-40", SECS, |out, _| lines(out) == numbered(1, 40));
+    turn.start_app(0);
+    feed(&mut p, 41, 60);
+    sub.wait_for("lines 1-60", SECS, |out, _| lines(out) == numbered(1, 60));
+    let (status, _, err) = p.wait(SECS);
+    assert!(status.success(), "{err}");
+    assert!(
+        edge.log().contains(&format!("lost 127.0.0.1:{a}")),
+        "{}",
+        edge.log()
+    );
+    // `in` topics come back from the cluster to a subscriber at the edge.
+    let back = subscriber(&[edge.port()], &["-t", "bc/#", "-q", "1", "-C", "1"]);
+    publish(c, &["-t", "bc/door", "-m", "open", "-q", "1"]);
+    let (status, out, err) = back.wait(SECS);
+    assert!(status.success(), "{err}");
+    assert_eq!(out, "open\n");
+}

@@ -13,7 +13,7 @@ use std::task::Poll;
 use bytes::BytesMut;
 use tokio::io::ReadBuf;
 
-use crate::conn::transport::Reader;
+use crate::transport::Reader;
 
 /// The most one read from an idle connection takes, on the stack of the poll (never in the
 /// connection's task, which would hold it for the connection's life).

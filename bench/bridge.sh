@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# bridge.sh: an edge broker bridged into a remote one, smq serve-broker vs Mosquitto as the
+# edge, with the same bridge section, in the same run. See bench/README.md.
+#
+#   N=100000 REPS=3 SMQ=target/release/smq bench/bridge.sh
+#
+# One remote (Mosquitto, standing in for the cluster) for the whole run. Per QoS and
+# repetition, each edge in turn (the order rotated every repetition), on a fresh edge broker:
+# `smq sub -q QOS -C N` subscribes at the remote, `smq pub -l -q QOS` publishes N 100-byte
+# lines at the edge, and the time from the publisher's start to the subscriber's last message
+# gives the bridged rate. Both edges run this section:
+#   connection bench / address 127.0.0.1:REMOTE / try_private false / cleansession true
+#   topic b/# out QOS
+# Subscriber readiness: its -d trace says SUBACK. Every client runs under `timeout`, the
+# subscriber with --idle-timeout DRAIN_IDLE, so a lost message costs seconds, not a hang.
+# Progress goes to stderr; the table goes to stdout.
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+N=${N:-100000}
+REPS=${REPS:-3}
+QOS_LIST=${QOS_LIST:-0 1}
+SMQ=${SMQ:-target/release/smq}
+DRAIN_IDLE=${DRAIN_IDLE:-5}
+RUN_TIMEOUT=${RUN_TIMEOUT:-300}
+for var in N REPS DRAIN_IDLE RUN_TIMEOUT; do
+    [[ ${!var} =~ ^[1-9][0-9]*$ ]] || bench_die "$var must be a positive integer, got '${!var}'"
+done
+for qos in $QOS_LIST; do [[ $qos == [01] ]] || bench_die "QOS_LIST may hold 0 and 1, got '$qos'"; done
+
+bench_init
+[[ -x $SMQ ]] || bench_die "$SMQ is not an executable; run cargo build --release or set SMQ"
+
+INPUT=$BENCH_TMP/input
+for ((i = 1; i <= N; i++)); do printf 'm%08d %090d\n' "$i" 0; done >"$INPUT"
+
+bench_start_mosquitto
+REMOTE=$MOSQ_PORT REMOTE_LOG=$MOSQ_LOG
+
+# The same bridge section for both edges; a client id per run, to see it arrive at the remote.
+bridge_lines() {
+    printf '%s\n' "connection bench" "address 127.0.0.1:$REMOTE" "try_private false" \
+        "cleansession true" "restart_timeout 1" "remote_clientid $2" "topic b/# out $1"
+}
+
+# start_edge KIND QOS ID: sets EDGE_PORT and EDGE_PID once the remote has the bridge's
+# connection (its log says "New client connected ... as ID").
+start_edge() {
+    local kind=$1 qos=$2 id=$3 dir lines
+    dir=$(mktemp -d "$BENCH_TMP/edge.XXXXXX")
+    if [[ $kind == smq ]]; then
+        bridge_lines "$qos" "$id" >"$dir/edge.conf"
+        "$SMQ" serve-broker --listen mqtt://127.0.0.1:0 -c "$dir/edge.conf" >"$dir/log" 2>&1 &
+        EDGE_PID=$!
+        bench_track "$EDGE_PID"
+        bench_wait_for "$dir/log" '^smq: listening on mqtt://' 20 "$EDGE_PID" ||
+            bench_die "smq edge did not start: $(cat "$dir/log")"
+        EDGE_PORT=$(sed -n 's|^smq: listening on mqtt://127.0.0.1:\([0-9]*\)$|\1|p' "$dir/log" | head -1)
+    else
+        local saved=$BENCH_TMP
+        BENCH_TMP=$dir
+        mapfile -t lines < <(bridge_lines "$qos" "$id")
+        bench_start_mosquitto "${lines[@]}"
+        BENCH_TMP=$saved
+        EDGE_PID=$MOSQ_PID EDGE_PORT=$MOSQ_PORT
+    fi
+    bench_wait_for "$REMOTE_LOG" " as $id " 20 "$EDGE_PID" ||
+        bench_die "the $kind edge did not bridge to the remote"
+}
+
+# run_one KIND QOS ID: sets RATE (msg/s) and GOT (messages delivered). Not in a subshell, so
+# that what it starts stays tracked by the EXIT trap.
+run_one() {
+    local kind=$1 qos=$2 id=$3 sublog=$BENCH_TMP/sub.err subout=$BENCH_TMP/sub.out sub start end count
+    start_edge "$kind" "$qos" "$id"
+    : >"$sublog"
+    timeout "$RUN_TIMEOUT" "$SMQ" sub -d -h 127.0.0.1 -p "$REMOTE" -t 'b/#' -q "$qos" -C "$N" \
+        --idle-timeout "$DRAIN_IDLE" -F '%U' >"$subout" 2>"$sublog" &
+    sub=$!
+    bench_track "$sub"
+    bench_wait_for "$sublog" 'received SUBACK' 20 "$sub" || bench_die "subscriber: $(cat "$sublog")"
+    start=$(bench_now_us)
+    timeout "$RUN_TIMEOUT" "$SMQ" pub -h 127.0.0.1 -p "$EDGE_PORT" -t b/x -q "$qos" -l <"$INPUT" ||
+        bench_log "publisher at the $kind edge failed"
+    wait "$sub" || true
+    bench_untrack "$sub"
+    count=$(wc -l <"$subout")
+    # The last message's receive time (%U, seconds.ns since the epoch), in microseconds.
+    end=$(tail -1 "$subout" | awk '{ printf "%.0f", $1 * 1e6 }')
+    bench_stop "$EDGE_PID"
+    GOT=$count RATE=0
+    if ((count > 0)); then
+        RATE=$(awk -v n="$count" -v s="$start" -v e="$end" 'BEGIN { printf "%.0f", n / ((e - s) / 1e6) }')
+    fi
+}
+
+EDGES=(smq mosquitto)
+declare -A RATES DELIVERED
+for qos in $QOS_LIST; do
+    for ((rep = 0; rep < REPS; rep++)); do
+        order=("${EDGES[@]}")
+        ((rep % 2)) && order=(mosquitto smq)
+        for kind in "${order[@]}"; do
+            run_one "$kind" "$qos" "bench-$kind-$qos-$rep"
+            bench_log "qos $qos rep $((rep + 1)) $kind edge: $RATE msg/s, $GOT of $N delivered"
+            RATES[$kind.$qos]+="$RATE "
+            DELIVERED[$kind.$qos]+="$GOT "
+        done
+    done
+done
+
+echo "Bridged throughput edge -> remote (Mosquitto), N=$N 100-byte messages, median of $REPS; load $(cut -d' ' -f1-3 /proc/loadavg)"
+printf '| QoS | smq edge msg/s | Mosquitto edge msg/s | smq/Mosquitto | delivered (smq, Mosquitto) |\n|---|---|---|---|---|\n'
+for qos in $QOS_LIST; do
+    s=$(tr ' ' '\n' <<<"${RATES[smq.$qos]}" | grep . | bench_median)
+    m=$(tr ' ' '\n' <<<"${RATES[mosquitto.$qos]}" | grep . | bench_median)
+    ratio=$(awk -v s="$s" -v m="$m" 'BEGIN { if (m > 0) printf "%.2f", s / m; else print "-" }')
+    printf '| %s | %s | %s | %s | %s / %s |\n' "$qos" "$s" "$m" "$ratio" \
+        "$(xargs <<<"${DELIVERED[smq.$qos]}")" "$(xargs <<<"${DELIVERED[mosquitto.$qos]}")"
+done

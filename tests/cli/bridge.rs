@@ -1,0 +1,262 @@
+//! serve-broker's bridge: an edge broker carrying topics to and from another broker (smq or
+//! Mosquitto), from `--bridge` or mosquitto.conf's `connection` sections.
+
+use std::fs;
+use std::time::Duration;
+
+use crate::support::mosquitto::Mosquitto;
+use crate::support::smq_broker::{SmqBroker, poll};
+use crate::support::{Sub, assert_ok, run_with_timeout, send, smq, text};
+
+const SECS: u64 = 30;
+
+/// Waits until the edge's log says its bridge `name` is connected (the `n`th time).
+fn connected(edge: &SmqBroker, name: &str, n: usize) {
+    let needle = format!("smq: bridge {name}: connected to");
+    let seen = poll(Duration::from_secs(SECS), Duration::from_millis(20), || {
+        (edge.log().matches(&needle).count() >= n).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "bridge {name} never connected\n{}",
+        edge.log()
+    );
+}
+
+/// An edge serve-broker whose config file is `conf` (listener lines are added).
+fn edge_with_conf(dir: &tempfile::TempDir, conf: &str) -> SmqBroker {
+    let path = dir.path().join("edge.conf");
+    fs::write(&path, conf).unwrap();
+    SmqBroker::start(&["-c", path.to_str().unwrap()])
+}
+
+fn numbered(prefix: &str, n: usize) -> String {
+    (1..=n).map(|i| format!("{prefix}{i}\n")).collect()
+}
+
+fn publish_lines(port: u16, topic: &str, qos: u8, lines: &str) {
+    let out = run_with_timeout(
+        smq()
+            .args(["pub", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-t", topic, "-q", &qos.to_string(), "-l"]),
+        Some(lines.as_bytes()),
+        SECS,
+    );
+    assert_ok(&out, "smq pub -l");
+}
+
+#[test]
+fn the_command_line_bridge_carries_out_topics_to_another_serve_broker() {
+    let remote = SmqBroker::start(&[]);
+    let url = format!("mqtt://127.0.0.1:{}", remote.port());
+    let edge = SmqBroker::start(&["--bridge", &url, "--bridge-topic", "sensors/# out 1"]);
+    connected(&edge, "cli", 1);
+    let sub = Sub::start(remote.port(), &["-t", "sensors/#", "-q", "1", "-C", "20"]);
+    publish_lines(edge.port(), "sensors/t", 1, &numbered("m", 20));
+    let out = sub.wait(SECS);
+    assert_eq!(text(&out.stdout), numbered("m", 20));
+    // Not an `in` topic: what the remote publishes stays there.
+    let local = Sub::start(edge.port(), &["-t", "sensors/#", "-W", "2"]);
+    send(remote.port(), &["-t", "sensors/back", "-m", "x"]);
+    let out = local.wait(SECS);
+    assert_eq!(text(&out.stdout), "");
+}
+
+#[test]
+fn in_topics_come_back_with_their_prefixes_swapped() {
+    let remote = SmqBroker::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let edge = edge_with_conf(
+        &dir,
+        &format!(
+            "connection site\naddress 127.0.0.1:{}\ntry_private false\nrestart_timeout 1\ntopic cmd/# in 1 edge/ site1/\n",
+            remote.port()
+        ),
+    );
+    connected(&edge, "site", 1);
+    let sub = Sub::start(
+        edge.port(),
+        &["-t", "edge/cmd/#", "-v", "-q", "1", "-C", "1"],
+    );
+    // "connected" comes once the remote acknowledged the bridge's subscriptions.
+    send(
+        remote.port(),
+        &["-t", "site1/cmd/door", "-m", "open", "-q", "1"],
+    );
+    let out = sub.wait(SECS);
+    assert_eq!(text(&out.stdout), "edge/cmd/door open\n");
+}
+
+#[test]
+fn try_private_true_falls_back_to_a_plain_connect_and_says_so() {
+    // serve-broker refuses Mosquitto's bridge protocol levels.
+    let remote = SmqBroker::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let edge = edge_with_conf(
+        &dir,
+        &format!(
+            "connection r\naddress 127.0.0.1:{}\ntopic up/# out 1\n",
+            remote.port()
+        ),
+    );
+    connected(&edge, "r", 1);
+    assert!(
+        edge.log().contains("refused a CONNECT with the bridge bit"),
+        "{}",
+        edge.log()
+    );
+    let sub = Sub::start(remote.port(), &["-t", "up/#", "-q", "1", "-C", "3"]);
+    publish_lines(edge.port(), "up/x", 1, &numbered("u", 3));
+    assert_eq!(text(&sub.wait(SECS).stdout), numbered("u", 3));
+}
+
+#[test]
+fn two_bridged_serve_brokers_do_not_loop() {
+    let remote = SmqBroker::start(&[]);
+    let url = format!("mqtt://127.0.0.1:{}", remote.port());
+    let edge = SmqBroker::start(&["--bridge", &url, "--bridge-topic", "loop/# both 1"]);
+    connected(&edge, "cli", 1);
+    let at_edge = Sub::start(edge.port(), &["-t", "loop/#", "-q", "1", "-C", "2"]);
+    let at_remote = Sub::start(remote.port(), &["-t", "loop/#", "-q", "1", "-C", "2"]);
+    // The remote does not know it is a bridge (3.1.1, no bridge bit): it sends "one" back
+    // on the same connection, before "fence", which is published there after "one" arrived.
+    let first = Sub::start(remote.port(), &["-t", "loop/#", "-q", "1", "-C", "1"]);
+    send(edge.port(), &["-t", "loop/a", "-m", "one", "-q", "1"]);
+    assert_eq!(text(&first.wait(SECS).stdout), "one\n");
+    send(remote.port(), &["-t", "loop/a", "-m", "fence", "-q", "1"]);
+    assert_eq!(text(&at_edge.wait(SECS).stdout), "one\nfence\n");
+    assert_eq!(text(&at_remote.wait(SECS).stdout), "one\nfence\n");
+}
+
+#[test]
+fn a_bridge_into_mosquitto_queues_qos1_while_it_is_down() {
+    let mut remote = Mosquitto::builder().persistent().start();
+    // A persistent subscriber at the remote, away while the messages arrive.
+    let sub = Sub::start(
+        remote.port(),
+        &["-c", "-i", "keeper", "-q", "1", "-t", "sensors/#", "-E"],
+    );
+    assert_ok(&sub.wait(SECS), "mosquitto_sub -c -E");
+    let dir = tempfile::tempdir().unwrap();
+    let edge = edge_with_conf(
+        &dir,
+        &format!(
+            "connection m\naddress 127.0.0.1:{}\nrestart_timeout 1\ntopic sensors/# both 1\n",
+            remote.port()
+        ),
+    );
+    connected(&edge, "m", 1);
+    assert!(
+        !edge.log().contains("refused a CONNECT with the bridge bit"),
+        "Mosquitto takes the bridge bit\n{}",
+        edge.log()
+    );
+    remote.terminate();
+    publish_lines(edge.port(), "sensors/t", 1, &numbered("q", 30));
+    remote.restart();
+    connected(&edge, "m", 2);
+    let sub = Sub::start(
+        remote.port(),
+        &[
+            "-c",
+            "-i",
+            "keeper",
+            "-q",
+            "1",
+            "-t",
+            "sensors/#",
+            "-C",
+            "30",
+        ],
+    );
+    assert_eq!(text(&sub.wait(SECS).stdout), numbered("q", 30));
+    // With the bridge bit, Mosquitto sends nothing back on `both`: the edge saw each once.
+    let at_edge = Sub::start(edge.port(), &["-t", "sensors/#", "-q", "1", "-C", "2"]);
+    send(edge.port(), &["-t", "sensors/t", "-m", "once", "-q", "1"]);
+    send(
+        remote.port(),
+        &["-t", "sensors/t", "-m", "fence", "-q", "1"],
+    );
+    assert_eq!(text(&at_edge.wait(SECS).stdout), "once\nfence\n");
+}
+
+#[test]
+fn bridge_keys_smq_does_not_act_on_stop_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (conf, needle) in [
+        (
+            "connection x\naddress 127.0.0.1:1\ntopic a\nbridge_cafile ca.pem\n",
+            "'bridge_cafile'",
+        ),
+        ("address 127.0.0.1:1\n", "after a 'connection NAME' line"),
+        ("connection x\ntopic a\n", "has no address"),
+        (
+            "connection x\naddress h\ntopic a sideways\n",
+            "topic 'a sideways'",
+        ),
+    ] {
+        let path = dir.path().join("bad.conf");
+        fs::write(&path, conf).unwrap();
+        let out = run_with_timeout(
+            smq()
+                .args(["serve-broker", "--listen", "mqtt://127.0.0.1:0", "-c"])
+                .arg(&path),
+            None,
+            SECS,
+        );
+        assert_eq!(out.status.code(), Some(2), "{conf}: {}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(err.contains(needle), "{conf}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn with_persist_a_killed_edge_loses_no_acknowledged_message() {
+    let mut remote = Mosquitto::builder().persistent().start();
+    let sub = Sub::start(
+        remote.port(),
+        &["-c", "-i", "keeper", "-q", "1", "-t", "sensors/#", "-E"],
+    );
+    assert_ok(&sub.wait(SECS), "mosquitto_sub -c -E");
+    remote.terminate();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("edge.conf");
+    fs::write(
+        &conf,
+        format!(
+            "connection m\naddress 127.0.0.1:{}\nrestart_timeout 1\ntopic sensors/# out 1\n",
+            remote.port()
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join("store");
+    let args = [
+        "-c",
+        conf.to_str().unwrap(),
+        "--persist",
+        store.to_str().unwrap(),
+    ];
+    let mut edge = SmqBroker::start(&args);
+    // Acknowledged by the edge (on disk), while the remote is away.
+    publish_lines(edge.port(), "sensors/t", 1, &numbered("k", 30));
+    edge.signal("KILL");
+    let edge = SmqBroker::start(&args);
+    remote.restart();
+    connected(&edge, "m", 1);
+    let sub = Sub::start(
+        remote.port(),
+        &[
+            "-c",
+            "-i",
+            "keeper",
+            "-q",
+            "1",
+            "-t",
+            "sensors/#",
+            "-C",
+            "30",
+        ],
+    );
+    assert_eq!(text(&sub.wait(SECS).stdout), numbered("k", 30));
+}
