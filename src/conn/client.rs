@@ -896,10 +896,10 @@ fn connack_number(proto: Protocol, ack: &mqtt::ConnAck) -> u8 {
 
 /// A packet from the broker that breaks the protocol.
 fn refused(v: Violation) -> anyhow::Error {
-    if v.code == ReasonCode::PacketTooLarge {
-        anyhow!("the broker sent {}", v.why)
-    } else {
-        anyhow!("the broker sent a malformed packet: {}", v.why)
+    match v.code {
+        ReasonCode::PacketTooLarge => anyhow!("the broker sent {}", v.why),
+        ReasonCode::MalformedPacket => anyhow!("the broker sent a malformed packet: {}", v.why),
+        _ => anyhow!("protocol error from the broker: {}", v.why),
     }
 }
 
@@ -927,5 +927,27 @@ mod tests {
         };
         assert_eq!(connack_number(Protocol::V5, &old), 1);
         assert_eq!(connack_number(Protocol::V5, &ConnAck::default()), 0);
+    }
+
+    #[test]
+    fn a_bad_packet_from_the_broker_is_named_for_what_is_wrong() {
+        let said = |raw: &[u8], max| {
+            let mut buf = BytesMut::from(raw);
+            let v = mqtt::decode_server(Protocol::V5, &mut buf, max).unwrap_err();
+            refused(v).to_string()
+        };
+        assert_eq!(
+            said(&[0x90, 4, 0, 1, 0, 0x03], MAX_PACKET),
+            "protocol error from the broker: SUBACK with reason code 0x03, not one defined for it"
+        );
+        assert!(
+            said(&[0x40, 1, 0], MAX_PACKET).starts_with("the broker sent a malformed packet: "),
+            "{}",
+            said(&[0x40, 1, 0], MAX_PACKET)
+        );
+        assert_eq!(
+            said(&[0x30, 100], 10),
+            "the broker sent a 102-byte packet, larger than the 10 bytes allowed"
+        );
     }
 }
