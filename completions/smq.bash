@@ -1795,7 +1795,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__record)
-            opts="-t -o -q -C -W -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --output --layout --format --raw --rotate --out-dir --flat --with-recv-time --decode --keep-test --keep-blobs --no-accuracy --qos --duration --no-reconnect --serve --listen --allow-anonymous --http --http-path --http-topic --http-qos --http-token --http-max-body --split --profile --host --port --url --connect-retry --ack-timeout --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --key-pw-file --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
+            opts="-t -o -q -C -W -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --share --output --layout --format --raw --rotate --out-dir --flat --with-recv-time --decode --keep-test --keep-blobs --no-accuracy --qos --duration --no-reconnect --serve --listen --allow-anonymous --http --http-path --http-topic --http-qos --http-token --http-max-body --split --profile --host --port --url --connect-retry --ack-timeout --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --key-pw-file --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1806,6 +1806,10 @@ _smq() {
                     return 0
                     ;;
                 -t)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --share)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2605,7 +2609,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__serve__subcmd__broker)
-            opts="-c -p -v --config --listen --port --verbose --cert --key --cafile --require-certificate --use-identity-as-username --password-file --acl-file --allow-anonymous --max-connections --max-packet-size --max-inflight --max-queued --max-queued-bytes --max-keepalive --sys-interval --metrics --persist --http --http-path --http-topic --http-qos --http-token --http-max-body --split --help"
+            opts="-c -p -v --config --listen --port --verbose --cert --key --cafile --require-certificate --use-identity-as-username --password-file --acl-file --allow-anonymous --max-connections --max-packet-size --max-inflight --max-queued --max-queued-bytes --max-keepalive --sys-interval --metrics --persist --bridge --bridge-topic --http --http-path --http-topic --http-qos --http-token --http-max-body --split --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2687,6 +2691,14 @@ _smq() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --bridge)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bridge-topic)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --http-path)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2715,7 +2727,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__sub)
-            opts="-t -T -U -q -C -W -E -R -v -F -N -o -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --filter-out --unsubscribe --qos --retained-only --remove-retained --verbose --pretty --random-filter --retain-as-published --retain-handling --no-local --json --idle-timeout --grep --changed-only --stats --no-reconnect --serve --listen --allow-anonymous --http --http-path --http-topic --http-qos --http-token --http-max-body --split --no-options-file --profile --host --port --url --connect-retry --ack-timeout --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --key-pw-file --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
+            opts="-t -T -U -q -C -W -E -R -v -F -N -o -h -p -L -A -V -i -I -k -c -x -u -P -M -D -d --topic --filter-out --share --unsubscribe --qos --retained-only --remove-retained --verbose --pretty --random-filter --retain-as-published --retain-handling --no-local --json --idle-timeout --grep --changed-only --stats --no-reconnect --serve --listen --allow-anonymous --http --http-path --http-topic --http-qos --http-token --http-max-body --split --no-options-file --profile --host --port --url --connect-retry --ack-timeout --ws --ws-path --ws-header --unix --protocol-version --id --id-prefix --keepalive --disable-clean-session --session-expiry --username --pw --pw-file --pw-prompt --max-inflight --will-topic --will-payload --will-qos --will-retain --property --nodelay --debug --quiet --cafile --capath --tls-use-os-certs --cert --key --key-pw-file --insecure --tls-version --tls-alpn --servername --ciphers --no-tls --keyform --tls-engine --tls-engine-kpass-sha1 --psk --psk-identity --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2734,6 +2746,10 @@ _smq() {
                     return 0
                     ;;
                 -T)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --share)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

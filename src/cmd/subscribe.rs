@@ -718,4 +718,3 @@ pub fn share_client_id(conn: &mut crate::cli::ConnectArgs, share: Option<&str>) 
         conn.id = Some(format!("smq-{}-{tail}", std::process::id()));
     }
 }
-
