@@ -488,6 +488,22 @@ mod tests {
 
     use bytes::Bytes;
 
+    /// `Store::open` for a directory whose last store was just dropped. Another test may be
+    /// forking a child at that moment: until it execs, the child shares the lock file's open
+    /// description, so the flock is briefly still held (and the product rightly refuses).
+    fn reopen(dir: &Path) -> Arc<Store> {
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Store::open(dir) {
+                Ok(store) => return store,
+                Err(e) if e.to_string().contains("is in use") && Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("{e:#}"),
+            }
+        }
+    }
+
     fn retained(topic: &str, payload: &str) -> Record {
         Record::Retain {
             msg: Arc::new(Published {
@@ -529,7 +545,7 @@ mod tests {
     #[test]
     fn what_was_synced_is_there_after_a_reopen_even_with_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         store.append(retained("a", "1"));
         store.append(retained("b", "2"));
         let pos = store.append(retained("a", "3"));
@@ -547,23 +563,20 @@ mod tests {
             .unwrap();
         f.write_all(&half[..half.len() / 2]).unwrap();
         drop(f);
-        let again = Store::open(dir.path()).unwrap();
+        let again = reopen(dir.path());
         assert_eq!(topics(&again), ["a=3", "b=2"]);
         // Reopening rewrote the log without the torn record, so appends land cleanly.
         let pos = again.append(retained("d", "4"));
         block_on(again.close());
         assert!(pos > 0);
         drop(again);
-        assert_eq!(
-            topics(&Store::open(dir.path()).unwrap()),
-            ["a=3", "b=2", "d=4"]
-        );
+        assert_eq!(topics(&reopen(dir.path())), ["a=3", "b=2", "d=4"]);
     }
 
     #[test]
     fn a_group_reaches_the_disk_whole_or_not_at_all() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         let pos = store.append(retained("before", "0"));
         block_on(store.synced(pos));
         let group = store.group();
@@ -586,24 +599,17 @@ mod tests {
         };
         for cut in group_at..whole.len() {
             fs::write(dir.path().join(LOG), &whole[..cut]).unwrap();
-            assert_eq!(
-                topics(&Store::open(dir.path()).unwrap()),
-                ["before=0"],
-                "cut at {cut}"
-            );
+            assert_eq!(topics(&reopen(dir.path())), ["before=0"], "cut at {cut}");
         }
         fs::write(dir.path().join(LOG), &whole).unwrap();
-        assert_eq!(
-            topics(&Store::open(dir.path()).unwrap()),
-            ["before=0", "g=1", "h=2"]
-        );
+        assert_eq!(topics(&reopen(dir.path())), ["before=0", "g=1", "h=2"]);
     }
 
     #[test]
     fn publish_then_writes_the_message_and_the_record_in_one_frame() {
         use crate::broker::router::Shared;
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         let shared = Shared::new();
         shared.lock().store = Some(store.clone());
         let Record::Retain { msg } = retained("w", "will") else {
@@ -627,7 +633,7 @@ mod tests {
     #[test]
     fn the_writer_taking_records_while_a_group_is_open_leaves_the_group_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         // The writer's part done by hand, at the moment that raced: records sealed ahead of
         // a group that is still open when the writer takes them.
         // Held throughout, so the real writer thread takes nothing meanwhile.
@@ -718,18 +724,14 @@ mod tests {
             };
             assert!(stderr.contains(said), "{how}: {stderr}");
             // Half a group never reached the disk, nor anything after it.
-            assert_eq!(
-                topics(&Store::open(dir.path()).unwrap()),
-                ["before=1"],
-                "{how}"
-            );
+            assert_eq!(topics(&reopen(dir.path())), ["before=1"], "{how}");
         }
     }
 
     #[test]
     fn compaction_keeps_the_state_and_shrinks_the_log() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         for i in 0..500 {
             store.append(retained("same/topic", &i.to_string()));
         }
@@ -747,7 +749,7 @@ mod tests {
         file.write_all(&more).unwrap();
         drop(store);
         assert_eq!(
-            topics(&Store::open(dir.path()).unwrap()),
+            topics(&reopen(dir.path())),
             ["late=y", "other=x", "same/topic=499"]
         );
     }
@@ -755,7 +757,7 @@ mod tests {
     #[test]
     fn a_zero_filled_or_undecodable_tail_still_opens_and_damage_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         let pos = store.append(retained("a", "1"));
         block_on(store.synced(pos));
         drop(store);
@@ -763,12 +765,12 @@ mod tests {
         let mut zeros = good.clone();
         zeros.extend_from_slice(&[0; 4096]);
         fs::write(dir.path().join(LOG), &zeros).unwrap();
-        assert_eq!(topics(&Store::open(dir.path()).unwrap()), ["a=1"]);
+        assert_eq!(topics(&reopen(dir.path())), ["a=1"]);
         // A frame whose checksum holds but whose record does not decode, last: torn.
         let mut odd = good.clone();
         log::frame(&[99], &mut odd);
         fs::write(dir.path().join(LOG), &odd).unwrap();
-        assert_eq!(topics(&Store::open(dir.path()).unwrap()), ["a=1"]);
+        assert_eq!(topics(&reopen(dir.path())), ["a=1"]);
         // Damage in the middle, with a write after it that was fsync'd: refused, saying where.
         let mut damaged = good.clone();
         let at = damaged.len();
