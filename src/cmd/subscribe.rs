@@ -104,7 +104,8 @@ impl SubscribeOptions {
 }
 
 impl From<SubArgs> for SubscribeOptions {
-    fn from(a: SubArgs) -> SubscribeOptions {
+    fn from(mut a: SubArgs) -> SubscribeOptions {
+        share_client_id(&mut a.conn, a.share.as_deref());
         SubscribeOptions {
             topics: a.topics,
             share: a.share,
@@ -240,8 +241,7 @@ async fn serve(args: &mut SubscribeOptions) -> anyhow::Result<broker::Running> {
     Ok(running)
 }
 
-async fn subscribe(mut args: SubscribeOptions, printer: Printer) -> anyhow::Result<ExitCode> {
-    share_client_id(&mut args.conn, args.share.as_deref());
+async fn subscribe(args: SubscribeOptions, printer: Printer) -> anyhow::Result<ExitCode> {
     let mut opts = crate::cmd::connect::options(&args.conn, PACKETS)?;
     let v5_only: Vec<String> = [
         ("--retain-as-published", args.retain_as_published),
@@ -708,7 +708,8 @@ fn shared(group: &str, filters: &[String]) -> anyhow::Result<Vec<String>> {
         .collect()
 }
 
-/// With `--share` and no -i/-I, an id of this process's own: the recorders of one group are
+/// With `--share` and no -i/-I, an id of this process's own, picked once where the options are
+/// built (record names it in the sidecar before connecting): the recorders of one group are
 /// told apart in the broker's log and in each sidecar, and never take over each other's session.
 pub fn share_client_id(conn: &mut crate::cli::ConnectArgs, share: Option<&str>) {
     if share.is_some() && conn.id.is_none() && conn.id_prefix.is_none() {
