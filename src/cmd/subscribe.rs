@@ -241,7 +241,7 @@ async fn serve(args: &mut SubscribeOptions) -> anyhow::Result<broker::Running> {
     Ok(running)
 }
 
-async fn subscribe(args: SubscribeOptions, printer: Printer) -> anyhow::Result<ExitCode> {
+async fn subscribe(mut args: SubscribeOptions, printer: Printer) -> anyhow::Result<ExitCode> {
     let mut opts = crate::cmd::connect::options(&args.conn, PACKETS)?;
     let v5_only: Vec<String> = [
         ("--retain-as-published", args.retain_as_published),
@@ -282,6 +282,15 @@ async fn subscribe(args: SubscribeOptions, printer: Printer) -> anyhow::Result<E
     }
     if let Some(group) = &args.share {
         filters = shared(group, &filters)?;
+        // What an earlier run of this group left in a persistent session is the shared filter.
+        args.unsubscribe = args
+            .unsubscribe
+            .iter()
+            .map(|f| match f.starts_with("$share/") {
+                true => Ok(f.clone()),
+                false => shared(group, std::slice::from_ref(f)).map(|mut v| v.remove(0)),
+            })
+            .collect::<anyhow::Result<_>>()?;
     }
     let grep = args
         .grep

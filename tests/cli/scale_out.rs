@@ -243,6 +243,57 @@ fn share_refused_by_an_mqtt5_connack_is_a_one_line_error() {
     assert_ne!(rest.first(), Some(&0x82), "smq subscribed anyway: {rest:?}");
 }
 
+/// `-U` with `--share` unsubscribes the shared filter that an earlier run of the group left in
+/// its persistent session: the broker's subscription count goes back to 0.
+#[test]
+fn share_unsubscribes_the_shared_filter() {
+    let broker = SmqBroker::start(&["--sys-interval", "1"]);
+    let port = broker.port().to_string();
+    let sub = |args: &[&str]| {
+        let out = run_with_timeout(
+            smq()
+                .args(["sub", "-h", "127.0.0.1", "-p", &port, "-V", "5"])
+                .args(["-c", "-i", "rec1", "--share", "g", "-E"])
+                .args(args),
+            None,
+            SECS,
+        );
+        assert_ok(&out, &format!("smq sub {args:?}"));
+        text(&out.stderr)
+    };
+    let count = || {
+        let out = run_with_timeout(
+            smq().args(["sub", "-h", "127.0.0.1", "-p", &port]).args([
+                "-t",
+                "$SYS/broker/subscriptions/count",
+                "-C",
+                "1",
+                "-W",
+                "5",
+            ]),
+            None,
+            SECS,
+        );
+        text(&out.stdout).trim().to_owned()
+    };
+    let wait_for = |want: &str| {
+        crate::support::smq_broker::poll(
+            Duration::from_secs(SECS),
+            Duration::from_millis(200),
+            || (count() == want).then_some(()),
+        )
+        .unwrap_or_else(|| panic!("$SYS subscription count never became {want}: {}", count()))
+    };
+    sub(&["-t", "u/x", "-q", "1"]);
+    wait_for("1");
+    let trace = sub(&["-U", "u/x", "-d"]);
+    assert!(
+        trace.contains("UNSUBSCRIBE (Mid: 1, $share/g/u/x)"),
+        "{trace}"
+    );
+    wait_for("0");
+}
+
 #[test]
 fn share_rejects_a_bad_group_or_an_already_shared_filter() {
     for (args, needle) in [
