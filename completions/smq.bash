@@ -2609,7 +2609,7 @@ _smq() {
             return 0
             ;;
         smq__subcmd__serve__subcmd__broker)
-            opts="-c -p -v --config --listen --port --verbose --cert --key --cafile --require-certificate --use-identity-as-username --password-file --acl-file --allow-anonymous --max-connections --max-packet-size --max-inflight --max-queued --max-queued-bytes --max-keepalive --sys-interval --metrics --persist --bridge --bridge-topic --http --http-path --http-topic --http-qos --http-token --http-max-body --split --help"
+            opts="-c -p -v --config --listen --port --verbose --cert --key --cafile --require-certificate --use-identity-as-username --password-file --acl-file --allow-anonymous --max-connections --max-packet-size --max-inflight --max-queued --max-queued-bytes --max-keepalive --sys-interval --metrics --persist --bridge --bridge-cafile --bridge-topic --http --http-path --http-topic --http-qos --http-token --http-max-body --split --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2692,6 +2692,10 @@ _smq() {
                     return 0
                     ;;
                 --bridge)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bridge-cafile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -685,7 +685,8 @@ complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-queued-byte
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l max-keepalive -d 'Largest keep-alive granted to MQTT 5 clients, in seconds [default: 65535]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l sys-interval -d 'Seconds between $SYS/broker/... updates (0: none) [default: 10]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l persist -d 'Keep retained messages and persistent sessions in DIR, across restarts and crashes' -r -F
-complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l bridge -d 'Bridge to another broker: mqtt://[USER[:PASS]@]HOST[:PORT][,HOST[:PORT]...] (the mosquitto.conf `connection` section, with try_private false and round_robin)' -r
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l bridge -d 'Bridge to another broker: mqtt://[USER[:PASS]@]HOST[:PORT][,HOST[:PORT]...], or mqtts:// for TLS (the mosquitto.conf `connection` section, with try_private false and round_robin)' -r
+complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l bridge-cafile -d 'With an mqtts:// --bridge: the CA that signed the remote\'s certificate (else the OS certificate store is trusted); a client certificate needs a `connection` section' -r -F
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l bridge-topic -d 'With --bridge: \'PATTERN [in|out|both [QOS [LOCAL_PREFIX [REMOTE_PREFIX]]]]\', as mosquitto.conf\'s `topic` line (repeatable)' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http-path -d 'Only this request path takes pushes, e.g. /data [default: any path]' -r
 complete -c smq -n "__fish_smq_using_subcommand serve-broker" -l http-topic -d 'Topic for pushed messages; {deviceId}, {sessionId} and {path} are filled in per request' -r

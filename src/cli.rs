@@ -711,10 +711,16 @@ pub struct ServeBrokerArgs {
     #[arg(long, value_name = "DIR")]
     pub persist: Option<PathBuf>,
 
-    /// Bridge to another broker: mqtt://[USER[:PASS]@]HOST[:PORT][,HOST[:PORT]...] (the
-    /// mosquitto.conf `connection` section, with try_private false and round_robin)
+    /// Bridge to another broker: mqtt://[USER[:PASS]@]HOST[:PORT][,HOST[:PORT]...], or
+    /// mqtts:// for TLS (the mosquitto.conf `connection` section, with try_private false and
+    /// round_robin)
     #[arg(long, value_name = "URL", requires = "bridge_topic")]
     pub bridge: Option<String>,
+
+    /// With an mqtts:// --bridge: the CA that signed the remote's certificate (else the OS
+    /// certificate store is trusted); a client certificate needs a `connection` section
+    #[arg(long, value_name = "FILE", requires = "bridge")]
+    pub bridge_cafile: Option<PathBuf>,
 
     /// With --bridge: 'PATTERN [in|out|both [QOS [LOCAL_PREFIX [REMOTE_PREFIX]]]]', as
     /// mosquitto.conf's `topic` line (repeatable)

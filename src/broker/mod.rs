@@ -97,7 +97,7 @@ pub struct Config {
     /// `--metrics`: `GET /metrics` on the WebSocket listeners.
     pub metrics: bool,
     /// Connections to other brokers (`connection` sections, `--bridge`).
-    pub bridges: Vec<bridge::Bridge>,
+    pub bridges: Vec<bridge::Ready>,
 }
 
 impl Config {

@@ -433,6 +433,7 @@ fn tls_options(args: &TlsArgs) -> TlsOptions {
         key: args.key.clone(),
         key_pw_file: args.key_pw_file.clone(),
         insecure: args.insecure,
+        any_name: false,
         tls_version: args.tls_version.clone(),
         tls_alpn: args.tls_alpn.clone(),
         ciphers: args.ciphers.clone(),

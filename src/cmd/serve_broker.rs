@@ -34,12 +34,17 @@ fn config(args: ServeBrokerArgs) -> anyhow::Result<Config> {
     let persist = persist(args.persist, &file);
     let mut bridges = std::mem::take(&mut file.bridges);
     if let Some(url) = &args.bridge {
-        let mut b = broker::bridge::from_url(url, &args.bridge_topic).map_err(usage)?;
+        let mut b = broker::bridge::from_url(url, &args.bridge_topic, args.bridge_cafile.clone())
+            .map_err(usage)?;
         // The command line's bridge is for any broker: RabbitMQ drops the bridge bit.
         b.try_private = false;
         b.round_robin = true;
         bridges.push(b);
     }
+    let bridges = bridges
+        .into_iter()
+        .map(broker::bridge::prepare)
+        .collect::<anyhow::Result<_>>()?;
     let defaults = Config::with_listeners(Vec::new());
     let log = file.log(args.verbose).open()?;
     let mut listen: Vec<ListenSpec> = if !args.listen.is_empty() {

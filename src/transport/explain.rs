@@ -299,6 +299,11 @@ fn certificate(
             date(not_before),
             date(time)
         ),
+        // webpki found a trusted CA of the issuer's name, and its key did not sign this.
+        CertificateError::BadSignature => format!(
+            "the broker's certificate{about} names a trusted CA ({}) as its issuer, but that CA did not sign it: another CA has the same name (two `smq certs` labs, say); pass the CA that really signed it with --cafile",
+            ctx.trust
+        ),
         CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
             format!(
                 "the broker's certificate{about} is not for servers (its extended key usage lacks serverAuth): re-issue it with extendedKeyUsage=serverAuth in the -extfile"

@@ -21,7 +21,7 @@ use super::pem::{read_certs, read_key};
 use crate::exit::usage;
 
 /// The client's TLS flags, as the options layer hands them over.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TlsOptions {
     pub cafile: Option<PathBuf>,
     pub capath: Option<PathBuf>,
@@ -30,6 +30,9 @@ pub struct TlsOptions {
     pub key: Option<PathBuf>,
     pub key_pw_file: Option<PathBuf>,
     pub insecure: bool,
+    /// The chain is checked but not the name in it: Mosquitto's `bridge_insecure`, which a
+    /// remote reached by an address its certificate does not name needs.
+    pub any_name: bool,
     pub tls_version: Option<String>,
     pub tls_alpn: Vec<String>,
     pub ciphers: Option<String>,
@@ -132,7 +135,11 @@ pub fn client_config(args: &TlsOptions, warn: &dyn Fn(&str)) -> anyhow::Result<T
             .context("building the certificate verifier")?;
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Recording { inner, presented }))
+            .with_custom_certificate_verifier(Arc::new(Recording {
+                inner,
+                presented,
+                any_name: args.any_name,
+            }))
     };
 
     let mut config = match &context.client_cert {
@@ -253,6 +260,7 @@ pub fn server_name(name: &str) -> anyhow::Result<ServerName<'static>> {
 struct Recording {
     inner: Arc<WebPkiServerVerifier>,
     presented: Arc<Mutex<Vec<CertificateDer<'static>>>>,
+    any_name: bool,
 }
 
 impl ServerCertVerifier for Recording {
@@ -268,8 +276,21 @@ impl ServerCertVerifier for Recording {
             .chain(intermediates)
             .map(|c| c.clone().into_owned())
             .collect();
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        let verified = self.inner.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        // webpki checks the name only once the chain is good, so this error means it was.
+        match verified {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName
+                | rustls::CertificateError::NotValidForNameContext { .. },
+            )) if self.any_name => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
     }
 
     fn verify_tls12_signature(

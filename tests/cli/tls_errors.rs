@@ -426,6 +426,37 @@ fn broker_certificate_not_signed_by_the_ca_file() {
 }
 
 #[test]
+fn a_ca_of_the_same_name_that_did_not_sign_the_brokers_certificate() {
+    // Two labs made by `smq certs`: their CAs share a name, not a key.
+    let dir = tempfile::tempdir().unwrap();
+    for lab in ["a", "b"] {
+        let out = run_with_timeout(
+            smq().args(["certs", "--out-dir"]).arg(dir.path().join(lab)),
+            None,
+            SECS,
+        );
+        assert!(out.status.success(), "smq certs: {}", text(&out.stderr));
+    }
+    let (cert, key) = (
+        dir.path().join("a/server.pem"),
+        dir.path().join("a/server.key"),
+    );
+    let b = SmqBroker::start_with_listeners(
+        &["mqtts://127.0.0.1:0"],
+        &["--cert", p(&cert), "--key", p(&key)],
+    );
+    let other = dir.path().join("b/ca.pem");
+    let out = publish(b.tls_port(), &["--cafile", p(&other)]);
+    assert_explained(
+        &out,
+        &[
+            "as its issuer, but that CA did not sign it: another CA has the same name",
+            &format!("CA file {} (--cafile)", other.display()),
+        ],
+    );
+}
+
+#[test]
 fn ca_file_holding_the_brokers_own_certificate() {
     let certs = Certs::generate();
     let b = broker(&certs, "server.pem", "server.key", &[]);

@@ -19,23 +19,23 @@ use std::time::{Duration, Instant as StdInstant};
 
 use anyhow::anyhow;
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until, timeout};
 
+use super::Ready;
 use super::spec::Bridge;
 use crate::broker::persist::Store;
 use crate::broker::persist::record::Record;
 use crate::broker::router::Shared;
-use crate::broker::session::NEVER;
+use crate::broker::session::{NEVER, Out as Output, synced};
 use crate::broker::state::{Delivery, Inbox, Mailbox, Published, QueueLimits, SubOptions};
 use crate::mqtt::{
     self, ClientDisconnectCode, ConnAckCode, Connect, Message, Protocol, PubRelCode, ServerPacket,
     Subscription, Will,
 };
 use crate::topic;
+use crate::transport::setup::TransportSetup;
+use crate::transport::{Reader, Writer, dial};
 
 /// How long a remote may take to accept the TCP connection, and then to answer CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,32 +46,38 @@ const BATCH_BYTES: usize = 64 * 1024;
 /// Fingerprints of sent messages kept for recognising their echo; a remote that never echoes
 /// would otherwise grow the set without end.
 const ECHO_MAX: usize = 10_000;
+/// Bytes of output held for the `--persist` log before the remote is read from again.
+const HELD_MAX: usize = 256 * 1024;
 
 /// Starts the bridge's session in this broker and keeps its remote connection up until `stop`.
 pub async fn run(
-    bridge: Bridge,
+    ready: Ready,
     shared: Arc<Shared>,
     queue_bytes: usize,
     mut stop: watch::Receiver<bool>,
 ) {
+    let Ready { bridge, transports } = ready;
     // U+0000 cannot be in an MQTT client id, so no client can take this session over.
     let id: Arc<str> = Arc::from(format!("\u{0}bridge/{}", bridge.name));
-    let mailbox = session_here(&bridge, &shared, &id, queue_bytes);
+    let (mailbox, awaiting_rel) = session_here(&bridge, &shared, &id, queue_bytes);
     let store = shared.lock().store.clone();
     let mut link = Link {
         bridge,
+        transports,
         shared,
         store,
         id,
         mailbox,
         inflight: VecDeque::new(),
-        awaiting_rel: HashSet::new(),
+        awaiting_rel,
+        sync_to: 0,
         echo: HashMap::new(),
         next_pkid: 0,
         plain: Vec::new(),
     };
     link.plain = vec![false; link.bridge.addresses.len()];
     let mut at = 0;
+    let mut backoff = Backoff::new(link.bridge.restart_timeout, link.bridge.restart_cap);
     loop {
         let (host, port) = link.bridge.addresses[at].clone();
         let result = tokio::select! {
@@ -80,6 +86,7 @@ pub async fn run(
         };
         let connected = match result {
             Ok(Connected::Up(conn)) => {
+                backoff.reset();
                 let end = link
                     .session(conn, &format!("{host}:{port}"), &mut stop)
                     .await;
@@ -102,7 +109,7 @@ pub async fn run(
         } else {
             (at + 1) % link.bridge.addresses.len()
         };
-        let until = Instant::now() + link.bridge.restart_timeout;
+        let until = Instant::now() + backoff.next();
         tokio::select! {
             _ = sleep_until(until) => {}
             _ = stop.changed() => return,
@@ -113,24 +120,32 @@ pub async fn run(
 /// The bridge's session in this broker: its queue, and its subscriptions to the `out` topics.
 /// With `--persist` it is a persistent session in the log, so that what the broker
 /// acknowledged to a publisher survives a crash until the remote has it: the one the log
-/// restored is taken up again, else one is started there.
+/// restored is taken up again, else one is started there. Returns it with the incoming QoS 2
+/// packet ids the log holds, whose resends from the remote are not to be published again.
 fn session_here(
     bridge: &Bridge,
     shared: &Arc<Shared>,
     id: &Arc<str>,
     queue_bytes: usize,
-) -> Mailbox {
+) -> (Mailbox, HashSet<u16>) {
     let mut router = shared.lock();
     let store = router.store.clone();
-    let restored = router.sessions.get(id).map(|e| e.mailbox.clone());
-    let mailbox = restored.unwrap_or_else(|| Mailbox {
-        client_id: id.clone(),
-        inbox: Inbox::new(QueueLimits {
-            messages: usize::MAX,
-            bytes: queue_bytes,
-        }),
-        online: Arc::new(AtomicBool::new(false)),
-        durable: Arc::new(AtomicBool::new(false)),
+    let restored = router.sessions.get(id).map(|e| {
+        // Nothing else holds a session's state at start-up.
+        let qos2 = e.state.try_lock().map(|s| s.incoming_qos2.clone());
+        (e.mailbox.clone(), qos2.unwrap_or_default())
+    });
+    let (mailbox, awaiting_rel) = restored.unwrap_or_else(|| {
+        let mailbox = Mailbox {
+            client_id: id.clone(),
+            inbox: Inbox::new(QueueLimits {
+                messages: usize::MAX,
+                bytes: queue_bytes,
+            }),
+            online: Arc::new(AtomicBool::new(false)),
+            durable: Arc::new(AtomicBool::new(false)),
+        };
+        (mailbox, HashSet::new())
     });
     if let Some(store) = &store {
         store.append(Record::Session {
@@ -157,7 +172,7 @@ fn session_here(
         }
     }
     mailbox.durable.store(store.is_some(), Ordering::Relaxed);
-    mailbox
+    (mailbox, awaiting_rel)
 }
 
 enum Connected {
@@ -170,14 +185,16 @@ struct Conn {
     proto: Protocol,
     /// The bridge bit was accepted: a Mosquitto remote sends back nothing the bridge sent.
     private: bool,
-    reader: OwnedReadHalf,
-    writer: OwnedWriteHalf,
+    /// The remote kept the bridge's session: its QoS 2 exchanges carry on.
+    session_present: bool,
+    reader: Reader,
+    writer: Writer,
     rbuf: BytesMut,
     max_inflight: usize,
 }
 
 /// A QoS 1/2 message sent to the remote and not yet acknowledged.
-struct Out {
+struct Sent {
     pkid: u16,
     msg: Message,
     /// Its queue entry in the `--persist` log, done once the remote has it.
@@ -188,14 +205,20 @@ struct Out {
 
 struct Link {
     bridge: Bridge,
+    /// How to reach each of `bridge.addresses`, in the same order.
+    transports: Vec<TransportSetup>,
     shared: Arc<Shared>,
     /// `--persist`: the bridge's queue is a persistent session in the log.
     store: Option<Arc<Store>>,
     id: Arc<str>,
     mailbox: Mailbox,
-    inflight: VecDeque<Out>,
+    inflight: VecDeque<Sent>,
     /// Incoming QoS 2 ids between PUBREC and PUBREL: a resent PUBLISH is not published twice.
+    /// With `--persist` they are in the log too, so they outlast a crash of this broker.
     awaiting_rel: HashSet<u16>,
+    /// The `--persist` log position that what was last read from the remote wrote: its
+    /// PUBACK or PUBREC goes out only once the log is on disk that far.
+    sync_to: u64,
     /// Sent messages whose echo from the remote is to be dropped, by fingerprint, with counts.
     echo: HashMap<u64, u32>,
     next_pkid: u16,
@@ -214,11 +237,10 @@ impl Link {
 
     async fn connect(&mut self, at: usize) -> anyhow::Result<Connected> {
         let (host, port) = &self.bridge.addresses[at];
-        let stream = timeout(CONNECT_TIMEOUT, TcpStream::connect((host.as_str(), *port)))
+        let (mut reader, mut writer) = timeout(CONNECT_TIMEOUT, dial::open(&self.transports[at]))
             .await
-            .map_err(|_| anyhow!("no answer in {} s", CONNECT_TIMEOUT.as_secs()))??;
-        let _ = stream.set_nodelay(true);
-        let (mut reader, mut writer) = stream.into_split();
+            .map_err(|_| anyhow!("no answer in {} s", CONNECT_TIMEOUT.as_secs()))?
+            .map_err(in_bridge_words)?;
         let b = &self.bridge;
         let proto = b.protocol;
         let private = b.try_private && !self.plain[at];
@@ -246,14 +268,14 @@ impl Link {
         if private {
             set_bridge_bit(&mut buf);
         }
-        writer.write_all(&buf).await?;
+        write_all(&mut writer, &mut buf).await?;
         let mut rbuf = BytesMut::with_capacity(4096);
         let answer = timeout(CONNECT_TIMEOUT, async {
             loop {
                 if let Some(p) = mqtt::decode_server(proto, &mut rbuf, mqtt::MAX_PACKET)? {
                     return Ok::<_, anyhow::Error>(Some(p));
                 }
-                if reader.read_buf(&mut rbuf).await? == 0 {
+                if reader.read(&mut rbuf).await? == 0 {
                     return Ok(None);
                 }
             }
@@ -269,6 +291,7 @@ impl Link {
                 return Ok(Connected::Up(Conn {
                     proto,
                     private,
+                    session_present: ack.session_present,
                     reader,
                     writer,
                     rbuf,
@@ -306,6 +329,16 @@ impl Link {
         stop: &mut watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
         let mut wbuf = BytesMut::with_capacity(4096);
+        let mut out = Output::default();
+        if !conn.session_present {
+            // A fresh session at the remote: the packet ids it had sent are its no more.
+            for pkid in std::mem::take(&mut self.awaiting_rel) {
+                self.log(Record::InRel {
+                    client: self.id.clone(),
+                    pkid,
+                });
+            }
+        }
         self.mailbox.online.store(true, Ordering::Relaxed);
         self.notify(&mut conn, &mut wbuf, b"1")?;
         let subs: Vec<Subscription> = self
@@ -342,11 +375,17 @@ impl Link {
         let mut last_sent = Instant::now();
         let mut ping_sent: Option<Instant> = None;
         loop {
-            if !wbuf.is_empty() {
-                conn.writer.write_all(&wbuf).await?;
-                wbuf.clear();
+            // What acknowledges a message of the remote waits until the message is on disk.
+            out.stage(&mut wbuf, std::mem::take(&mut self.sync_to));
+            if let (Some(s), false) = (&self.store, out.held.is_empty()) {
+                out.release(s.durable());
+            }
+            if !out.ready.is_empty() {
+                write_all(&mut conn.writer, &mut out.ready).await?;
+                out.trim(&mut wbuf);
                 last_sent = Instant::now();
             }
+            let waiting = out.held.front().map(|h| h.0);
             let room = self.inflight.len() < conn.max_inflight;
             let ping_at = match ping_sent {
                 Some(sent) => sent + keepalive,
@@ -354,17 +393,25 @@ impl Link {
             };
             tokio::select! {
                 _ = stop.changed() => {
+                    synced(self.store.as_deref(), out.held.back().map(|h| h.0)).await;
+                    out.release(u64::MAX);
                     // No reason string and no properties: nothing that could be too long to encode.
-                    let _ = mqtt::encode_client_disconnect(conn.proto == Protocol::V5, ClientDisconnectCode::Success, None, None, &[], &mut wbuf);
-                    let _ = conn.writer.write_all(&wbuf).await;
+                    let _ = mqtt::encode_client_disconnect(conn.proto == Protocol::V5, ClientDisconnectCode::Success, None, None, &[], &mut out.ready);
+                    let _ = write_all(&mut conn.writer, &mut out.ready).await;
+                    let _ = conn.writer.shutdown().await;
                     return Ok(());
                 }
-                read = conn.reader.read_buf(&mut conn.rbuf) => {
+                () = synced(self.store.as_deref(), waiting), if waiting.is_some() => {}
+                // Not read from while a window of acknowledgements waits for the disk.
+                read = conn.reader.read(&mut conn.rbuf), if out.len() < HELD_MAX => {
                     if read? == 0 {
                         return Err(anyhow!("the remote closed the connection"));
                     }
                     while let Some(p) = mqtt::decode_server(conn.proto, &mut conn.rbuf, mqtt::MAX_PACKET)? {
-                        if let (ServerPacket::SubAck { .. }, Some(a)) = (&p, announce.take()) {
+                        // Mosquitto resends a session's queue before the SUBACK.
+                        if let ServerPacket::SubAck { .. } = p
+                            && let Some(a) = announce.take()
+                        {
                             self.note(&a);
                         }
                         self.incoming(p, &mut wbuf)?;
@@ -397,7 +444,14 @@ impl Link {
             return Ok(());
         }
         let topic = Bytes::from(self.bridge.notification_topic());
-        self.publish_here(topic.clone(), Bytes::copy_from_slice(state), 0, true, None);
+        self.publish_here(
+            topic.clone(),
+            Bytes::copy_from_slice(state),
+            0,
+            true,
+            None,
+            None,
+        );
         let msg = Message {
             topic,
             payload: Bytes::copy_from_slice(state),
@@ -410,13 +464,13 @@ impl Link {
 
     fn went_down(&mut self) {
         self.mailbox.online.store(false, Ordering::Relaxed);
-        self.awaiting_rel.clear();
         if self.bridge.notifications {
             let topic = Bytes::from(self.bridge.notification_topic());
-            self.publish_here(topic, Bytes::from_static(b"0"), 0, true, None);
+            self.publish_here(topic, Bytes::from_static(b"0"), 0, true, None, None);
         }
     }
 
+    /// Returns the `--persist` log position that holds what the message wrote.
     fn publish_here(
         &self,
         topic: Bytes,
@@ -424,8 +478,9 @@ impl Link {
         qos: u8,
         retain: bool,
         props: Option<mqtt::PublishProperties>,
-    ) {
-        self.shared.publish(&Arc::new(Published {
+        then: Option<Record>,
+    ) -> Option<u64> {
+        let msg = Arc::new(Published {
             topic,
             payload,
             qos,
@@ -433,24 +488,52 @@ impl Link {
             props,
             received: StdInstant::now(),
             from: Some(self.id.clone()),
-        }));
+        });
+        self.shared.publish_then(&msg, then).2
+    }
+
+    /// Appends to the `--persist` log, if any; what is sent next waits for it.
+    fn log(&mut self, r: Record) {
+        if let Some(s) = &self.store {
+            self.sync_to = self.sync_to.max(s.append(r));
+        }
     }
 
     fn incoming(&mut self, p: ServerPacket, wbuf: &mut BytesMut) -> anyhow::Result<()> {
         match p {
             ServerPacket::Publish { msg, pkid, .. } => {
-                let fresh = msg.qos < 2 || self.awaiting_rel.insert(pkid);
-                if fresh && !self.echoed(&msg) {
-                    self.inbound(msg.clone());
+                let qos = msg.qos;
+                let fresh = qos < 2 || self.awaiting_rel.insert(pkid);
+                // A QoS 2 packet id is logged with what the message wrote (`publish_then`).
+                let then = (qos == 2 && fresh && self.store.is_some()).then(|| Record::InQos2 {
+                    client: self.id.clone(),
+                    pkid,
+                });
+                let pos = if !fresh {
+                    None
+                } else if self.echoed(&msg) {
+                    then.map(|r| self.store.as_ref().map_or(0, |s| s.append(r)))
+                } else {
+                    self.inbound(msg, then)
+                };
+                if qos > 0 {
+                    self.sync_to = self.sync_to.max(pos.unwrap_or(0));
                 }
-                match msg.qos {
+                match qos {
                     1 => mqtt::encode_puback(pkid, mqtt::PubAckCode::Success, wbuf),
                     2 => mqtt::encode_pubrec(pkid, mqtt::PubAckCode::Success, wbuf),
                     _ => {}
                 }
             }
             ServerPacket::PubRel { pkid, .. } => {
-                self.awaiting_rel.remove(&pkid);
+                if self.awaiting_rel.remove(&pkid) {
+                    // Before PUBCOMP: an id still held after a crash would swallow the
+                    // remote's next message under it as a resend.
+                    self.log(Record::InRel {
+                        client: self.id.clone(),
+                        pkid,
+                    });
+                }
                 mqtt::encode_pubcomp(pkid, PubRelCode::Success, wbuf);
             }
             ServerPacket::PubAck { pkid, .. } | ServerPacket::PubComp { pkid, .. } => {
@@ -489,8 +572,9 @@ impl Link {
         Ok(())
     }
 
-    /// A message from the remote, published here under its local topic.
-    fn inbound(&self, msg: Message) {
+    /// A message from the remote, published here under its local topic, and `then` logged
+    /// with it; returns the log position that holds both.
+    fn inbound(&self, msg: Message, then: Option<Record>) -> Option<u64> {
         let Some(map) = self
             .bridge
             .topics
@@ -498,10 +582,11 @@ impl Link {
             .filter(|t| t.direction.inbound())
             .find(|t| topic::matches(&t.remote(), &msg.topic))
         else {
-            return;
+            let s = self.store.as_ref();
+            return then.and_then(|r| s.map(|s| s.append(r)));
         };
         let topic = swap_prefix(&msg.topic, &map.remote_prefix, &map.local_prefix);
-        self.publish_here(topic, msg.payload, msg.qos, msg.retain, msg.props);
+        self.publish_here(topic, msg.payload, msg.qos, msg.retain, msg.props, then)
     }
 
     /// The remote has the message sent as `pkid` (or refused it): it is done here.
@@ -553,7 +638,7 @@ impl Link {
         let pkid = if msg.qos > 0 { self.pkid() } else { 0 };
         mqtt::encode_publish(conn.proto, &msg, pkid, false, wbuf)?;
         if msg.qos > 0 {
-            self.inflight.push_back(Out {
+            self.inflight.push_back(Sent {
                 pkid,
                 msg,
                 stored: d.stored,
@@ -602,6 +687,67 @@ impl Link {
     }
 }
 
+async fn write_all(writer: &mut Writer, buf: &mut BytesMut) -> io::Result<()> {
+    while !buf.is_empty() {
+        writer.write(buf).await?;
+    }
+    Ok(())
+}
+
+/// A connection failure in the words of a bridge section: the explanations are shared with
+/// the clients, whose fixes are flags, where a bridge's are its `bridge_` keys.
+fn in_bridge_words(e: anyhow::Error) -> anyhow::Error {
+    let mut text = format!("{e:#}");
+    for (flag, key) in [
+        ("--cafile", "bridge_cafile"),
+        ("--capath", "bridge_capath"),
+        (
+            "--cert FILE and --key FILE",
+            "bridge_certfile and bridge_keyfile",
+        ),
+        ("--cert and --key", "bridge_certfile and bridge_keyfile"),
+        ("--insecure", "bridge_insecure true"),
+    ] {
+        text = text.replace(flag, key);
+    }
+    anyhow!(text)
+}
+
+/// The wait between connection attempts: `restart_timeout BASE`, or with `CAP` Mosquitto's
+/// decorrelated jitter (each wait drawn from BASE to three times the last, at most CAP), so
+/// that many edges whose remote went away do not all come back at the same instant.
+struct Backoff {
+    base: Duration,
+    cap: Option<Duration>,
+    last: Duration,
+    rng: fastrand::Rng,
+}
+
+impl Backoff {
+    fn new(base: Duration, cap: Option<Duration>) -> Backoff {
+        Backoff {
+            base,
+            cap,
+            last: base,
+            rng: fastrand::Rng::new(),
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        let Some(cap) = self.cap else {
+            return self.base;
+        };
+        let (low, high) = (self.base.as_millis(), (self.last * 3).as_millis());
+        let ms = self.rng.u128(low..=high.max(low));
+        self.last = Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX)).min(cap);
+        self.last
+    }
+
+    fn reset(&mut self) {
+        self.last = self.base;
+    }
+}
+
 fn fingerprint(msg: &Message) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -638,6 +784,20 @@ mod tests {
         mqtt::encode_connect(&Connect::new(Protocol::V311, "x"), &mut buf).unwrap();
         set_bridge_bit(&mut buf);
         assert_eq!(&buf[2..9], b"\0\x04MQTT\x84");
+    }
+
+    #[test]
+    fn backoff_grows_to_the_cap_and_starts_again_after_a_connection() {
+        let (base, cap) = (Duration::from_secs(2), Duration::from_secs(30));
+        let mut b = Backoff::new(base, Some(cap));
+        b.rng.seed(7);
+        let waits: Vec<Duration> = (0..20).map(|_| b.next()).collect();
+        assert!(waits.iter().all(|w| (base..=cap).contains(w)), "{waits:?}");
+        assert!(waits.iter().any(|w| *w > base * 3), "{waits:?}");
+        b.reset();
+        assert!(b.next() <= base * 3);
+        let mut fixed = Backoff::new(base, None);
+        assert_eq!([fixed.next(), fixed.next()], [base, base]);
     }
 
     #[test]

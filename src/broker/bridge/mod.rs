@@ -1,6 +1,7 @@
 //! Bridges: this broker as a client of another one (mosquitto.conf's `connection` sections,
 //! or `serve-broker --bridge`), carrying topics out, in, or both. `spec.rs` reads what a bridge
-//! is told; `link.rs` runs one.
+//! is told; [`prepare`] turns it into a way to dial each address (over `crate::transport`, TLS
+//! included); `link.rs` runs one.
 
 mod link;
 mod spec;
@@ -9,16 +10,67 @@ mod spec;
 use spec::TopicMap;
 pub use spec::{Bridge, from_url, is_bridge_key};
 
+use std::io::{self, Write as _};
 use std::sync::Arc;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::router::Shared;
+use crate::exit::usage;
+use crate::transport::setup::{Endpoint, TlsSetup, TransportSetup};
+use crate::transport::tls;
+
+/// A bridge and how to reach each of its addresses.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub bridge: Bridge,
+    transports: Vec<TransportSetup>,
+}
+
+/// Reads the bridge's TLS files now, so that a missing or unusable one stops the start
+/// (exit 2, naming the bridge) instead of failing every connection attempt later.
+pub fn prepare(bridge: Bridge) -> anyhow::Result<Ready> {
+    let name = bridge.name.clone();
+    let in_bridge = |e: anyhow::Error| usage(format!("bridge '{name}': {e:#}"));
+    let tls = if bridge.uses_tls() {
+        let warn = |w: &str| {
+            let _ = writeln!(io::stderr().lock(), "smq: warning: bridge '{name}': {w}");
+        };
+        Some(tls::client_config(&bridge.tls, &warn).map_err(in_bridge)?)
+    } else {
+        None
+    };
+    let transports = bridge
+        .addresses
+        .iter()
+        .map(|(host, port)| {
+            let tls = match &tls {
+                Some(t) => Some(TlsSetup {
+                    config: t.config.clone(),
+                    server_name: tls::server_name(host).map_err(in_bridge)?,
+                    context: t.context.clone(),
+                }),
+                None => None,
+            };
+            Ok(TransportSetup {
+                endpoint: Endpoint::Tcp {
+                    host: host.clone(),
+                    port: *port,
+                },
+                tls,
+                ws: None,
+                nodelay: true,
+                bind: None,
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Ready { bridge, transports })
+}
 
 /// Starts every bridge as a task of the broker; each keeps its remote connection up.
 pub fn start(
-    bridges: &[Bridge],
+    bridges: &[Ready],
     shared: &Arc<Shared>,
     queue_bytes: usize,
     stop: &watch::Receiver<bool>,

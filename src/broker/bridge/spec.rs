@@ -1,10 +1,12 @@
 //! What a bridge is told: mosquitto.conf's `connection` section keys, and the command-line
 //! form (`--bridge URL --bridge-topic SPEC`). Parsing only; `link.rs` runs it.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::mqtt::Protocol;
 use crate::topic;
+use crate::transport::tls::TlsOptions;
 
 /// One `connection NAME` section.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,7 +25,13 @@ pub struct Bridge {
     /// sends the bridge nothing it published itself.
     pub try_private: bool,
     pub keepalive: u16,
+    /// `restart_timeout BASE [CAP]`: the wait before the next attempt; with CAP it grows
+    /// from BASE towards CAP while attempts fail (Mosquitto's backoff).
     pub restart_timeout: Duration,
+    pub restart_cap: Option<Duration>,
+    /// `bridge_cafile` and the other `bridge_` TLS keys; TLS is on when a CA is named
+    /// (`bridge_cafile` or `bridge_capath`), as in Mosquitto.
+    pub tls: TlsOptions,
     pub notifications: bool,
     pub notification_topic: Option<String>,
 }
@@ -44,6 +52,8 @@ impl Bridge {
             try_private: true,
             keepalive: 60,
             restart_timeout: Duration::from_secs(5),
+            restart_cap: None,
+            tls: TlsOptions::default(),
             notifications: true,
             notification_topic: None,
         }
@@ -80,7 +90,38 @@ impl Bridge {
                 self.name
             ));
         }
+        let t = &self.tls;
+        if t.cert.is_some() != t.key.is_some() {
+            let missing = if t.cert.is_some() {
+                "bridge_keyfile"
+            } else {
+                "bridge_certfile"
+            };
+            return Err(format!(
+                "bridge '{}': bridge_certfile and bridge_keyfile go together: add {missing}",
+                self.name
+            ));
+        }
+        if !self.uses_tls() {
+            let tls_only = [
+                ("bridge_certfile", t.cert.is_some()),
+                ("bridge_insecure", t.any_name),
+                ("bridge_tls_version", t.tls_version.is_some()),
+                ("bridge_alpn", !t.tls_alpn.is_empty()),
+            ];
+            if let Some((key, _)) = tls_only.iter().find(|(_, set)| *set) {
+                return Err(format!(
+                    "bridge '{}': {key} needs TLS, which is on only with bridge_cafile or bridge_capath (as in Mosquitto): add bridge_cafile FILE, the CA that signed the remote's certificate",
+                    self.name
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// TLS to the remote: a CA to check it by was named (or the OS store, by `mqtts://`).
+    pub fn uses_tls(&self) -> bool {
+        self.tls.cafile.is_some() || self.tls.capath.is_some() || self.tls.tls_use_os_certs
     }
 
     /// One key of a `connection` section; Ok(false) when `key` is not a bridge key at all.
@@ -124,14 +165,48 @@ impl Bridge {
                     .ok_or_else(|| format!("keepalive_interval '{value}': 5 to 65535 seconds"))?;
             }
             "restart_timeout" => {
-                // mosquitto also takes `BASE CAP` for a backoff: smq waits BASE each time.
-                let base = need()?.split_whitespace().next().unwrap_or_default();
-                let secs: u64 = base
-                    .parse()
-                    .ok()
-                    .filter(|&s| s >= 1)
-                    .ok_or_else(|| format!("restart_timeout '{value}': seconds, 1 or more"))?;
-                self.restart_timeout = Duration::from_secs(secs);
+                let bad = || {
+                    format!(
+                        "restart_timeout '{value}': BASE [CAP], seconds, 1 or more, CAP not below BASE"
+                    )
+                };
+                let secs: Vec<u64> = need()?
+                    .split_whitespace()
+                    .map(|w| w.parse().ok().filter(|&s| s >= 1).ok_or_else(bad))
+                    .collect::<Result<_, _>>()?;
+                match secs[..] {
+                    [base] => {
+                        self.restart_timeout = Duration::from_secs(base);
+                        self.restart_cap = None;
+                    }
+                    [base, cap] if cap >= base => {
+                        self.restart_timeout = Duration::from_secs(base);
+                        self.restart_cap = Some(Duration::from_secs(cap));
+                    }
+                    _ => return Err(bad()),
+                }
+            }
+            "bridge_cafile" => self.tls.cafile = Some(PathBuf::from(need()?)),
+            "bridge_capath" => self.tls.capath = Some(PathBuf::from(need()?)),
+            "bridge_certfile" => self.tls.cert = Some(PathBuf::from(need()?)),
+            "bridge_keyfile" => self.tls.key = Some(PathBuf::from(need()?)),
+            "bridge_insecure" => self.tls.any_name = boolean(key, value)?,
+            "bridge_tls_version" => {
+                self.tls.tls_version = Some(match need()? {
+                    v @ ("tlsv1.2" | "tlsv1.3") => v.to_owned(),
+                    other => {
+                        return Err(format!(
+                            "bridge_tls_version '{other}': smq (rustls) speaks tlsv1.2 or tlsv1.3"
+                        ));
+                    }
+                });
+            }
+            "bridge_alpn" => self.tls.tls_alpn = vec![need()?.to_owned()],
+            "bridge_identity" | "bridge_psk" => {
+                return Err(format!(
+                    "'{key}' in bridge '{}': TLS-PSK is not supported by smq (rustls): use certificates (bridge_cafile, bridge_certfile, bridge_keyfile)",
+                    self.name
+                ));
             }
             "notifications" => self.notifications = boolean(key, value)?,
             "notification_topic" => {
@@ -195,12 +270,16 @@ fn boolean(key: &str, value: &str) -> Result<bool, String> {
 
 /// `HOST[:PORT]`, port 1883 by default; `[v6]:PORT` for an IPv6 address.
 fn address(text: &str) -> Result<(String, u16), String> {
+    address_or(text, 1883)
+}
+
+fn address_or(text: &str, default_port: u16) -> Result<(String, u16), String> {
     let bad = || format!("address '{text}': use HOST or HOST:PORT");
     let (host, port) = match text.rsplit_once(':') {
         Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
             (h.trim_matches(['[', ']']), p.parse().map_err(|_| bad())?)
         }
-        _ => (text, 1883),
+        _ => (text, default_port),
     };
     if host.is_empty() || port == 0 {
         return Err(bad());
@@ -292,12 +371,25 @@ impl TopicMap {
     }
 }
 
-/// `--bridge mqtt://[USER[:PASS]@]HOST[:PORT][,HOST[:PORT]...]`: a bridge named `cli`.
-pub fn from_url(url: &str, topics: &[String]) -> Result<Bridge, String> {
-    let rest = url.strip_prefix("mqtt://").ok_or_else(|| {
-        format!("--bridge '{url}': use mqtt://[USER[:PASS]@]HOST[:PORT][,HOST[:PORT]...]")
-    })?;
+/// `--bridge mqtt[s]://[USER[:PASS]@]HOST[:PORT][,HOST[:PORT]...]`: a bridge named `cli`;
+/// over `mqtts://` the remote is checked by `cafile`, else by the OS certificate store.
+pub fn from_url(url: &str, topics: &[String], cafile: Option<PathBuf>) -> Result<Bridge, String> {
+    let (rest, tls) = match (url.strip_prefix("mqtt://"), url.strip_prefix("mqtts://")) {
+        (Some(rest), _) => (rest, false),
+        (_, Some(rest)) => (rest, true),
+        _ => {
+            return Err(format!(
+                "--bridge '{url}': use mqtt://[USER[:PASS]@]HOST[:PORT][,HOST[:PORT]...] or mqtts://..."
+            ));
+        }
+    };
     let mut b = Bridge::new("cli");
+    if tls {
+        b.tls.tls_use_os_certs = cafile.is_none();
+        b.tls.cafile = cafile;
+    } else if cafile.is_some() {
+        return Err("--bridge-cafile is for an mqtts:// --bridge: use mqtts://".into());
+    }
     let hosts = match rest.rsplit_once('@') {
         Some((user, hosts)) => {
             let (u, p) = user.split_once(':').unwrap_or((user, ""));
@@ -308,8 +400,9 @@ pub fn from_url(url: &str, topics: &[String]) -> Result<Bridge, String> {
         None => rest,
     };
     for a in hosts.trim_end_matches('/').split(',') {
-        b.addresses
-            .push(address(a).map_err(|e| format!("--bridge: {e}"))?);
+        b.addresses.push(
+            address_or(a, if tls { 8883 } else { 1883 }).map_err(|e| format!("--bridge: {e}"))?,
+        );
     }
     for t in topics {
         b.topics
@@ -352,20 +445,54 @@ mod tests {
         assert!(b.apply("try_private", "false").unwrap());
         assert!(!b.try_private);
         assert!(!b.apply("listener", "1883").unwrap());
-        let e = b.apply("bridge_cafile", "ca.pem").unwrap_err();
-        assert!(e.contains("'bridge_cafile'"), "{e}");
+        let e = b.apply("bridge_require_ocsp", "true").unwrap_err();
+        assert!(e.contains("'bridge_require_ocsp'"), "{e}");
+        let e = b.apply("bridge_psk", "ab12").unwrap_err();
+        assert!(e.contains("TLS-PSK"), "{e}");
         assert!(b.apply("keepalive_interval", "2").is_err());
+        assert!(b.apply("restart_timeout", "10 120").unwrap());
+        assert_eq!(
+            (b.restart_timeout, b.restart_cap),
+            (Duration::from_secs(10), Some(Duration::from_secs(120)))
+        );
+        assert!(b.apply("restart_timeout", "120 10").is_err());
+        assert!(b.apply("restart_timeout", "1 2 3").is_err());
+    }
+
+    #[test]
+    fn tls_keys_hang_together_as_in_mosquitto() {
+        let mut b = Bridge::new("t");
+        b.apply("address", "h:8883").unwrap();
+        b.apply("topic", "a").unwrap();
+        b.apply("bridge_certfile", "c.pem").unwrap();
+        let e = b.check().unwrap_err();
+        assert!(e.contains("add bridge_keyfile"), "{e}");
+        b.apply("bridge_keyfile", "c.key").unwrap();
+        let e = b.check().unwrap_err();
+        assert!(e.contains("bridge_certfile needs TLS"), "{e}");
+        assert!(!b.uses_tls());
+        b.apply("bridge_cafile", "ca.pem").unwrap();
+        assert!(b.uses_tls());
+        b.check().unwrap();
+        assert!(b.apply("bridge_tls_version", "tlsv1.1").is_err());
     }
 
     #[test]
     fn the_command_line_form() {
-        let b = from_url("mqtt://u:p@a:1,b", &["x/# both 2".into()]).unwrap();
+        let b = from_url("mqtt://u:p@a:1,b", &["x/# both 2".into()], None).unwrap();
         assert_eq!(b.addresses, [("a".into(), 1), ("b".into(), 1883)]);
+        assert!(!b.uses_tls());
         assert_eq!(
             (b.remote_username.as_deref(), b.remote_password.as_deref()),
             (Some("u"), Some("p"))
         );
-        assert!(from_url("mqtts://a", &["x".into()]).is_err());
-        assert!(from_url("mqtt://a", &[]).is_err());
+        let b = from_url("mqtts://a", &["x".into()], None).unwrap();
+        assert_eq!(b.addresses, [("a".into(), 8883)]);
+        assert!(b.uses_tls() && b.tls.tls_use_os_certs);
+        let b = from_url("mqtts://a:1", &["x".into()], Some("ca.pem".into())).unwrap();
+        assert!(b.uses_tls() && !b.tls.tls_use_os_certs);
+        assert!(from_url("mqtt://a", &["x".into()], Some("ca.pem".into())).is_err());
+        assert!(from_url("ws://a", &["x".into()], None).is_err());
+        assert!(from_url("mqtt://a", &[], None).is_err());
     }
 }

@@ -32,8 +32,8 @@ use crate::mqtt::{
 };
 use crate::transport::{Reader, Writer};
 use open::{read_connect, refuse_connect};
-pub(super) use out::synced;
-use out::{Out, flush};
+use out::flush;
+pub(super) use out::{Out, synced};
 
 /// How long a connection may take to send its CONNECT: a real client sends it at once, and a
 /// connection that has not logged in must not be held open (and its buffer with it) for long.

@@ -1,4 +1,4 @@
-//! Output on its way to the client, staged behind the log: what acknowledges a message
+//! Output on its way to a client (or a bridge's remote), staged behind the log: what acknowledges a message
 //! goes out only once the message is on disk.
 
 use std::collections::VecDeque;
@@ -11,19 +11,19 @@ use crate::transport::Writer;
 /// Output on its way to the client: `ready` is written as the socket takes it; each `held`
 /// segment waits, in order, for the log position that makes what it acknowledges durable.
 #[derive(Default)]
-pub(super) struct Out {
-    pub(super) ready: BytesMut,
-    pub(super) held: VecDeque<(u64, BytesMut)>,
+pub(in crate::broker) struct Out {
+    pub(in crate::broker) ready: BytesMut,
+    pub(in crate::broker) held: VecDeque<(u64, BytesMut)>,
 }
 
 impl Out {
-    pub(super) fn len(&self) -> usize {
+    pub(in crate::broker) fn len(&self) -> usize {
         self.ready.len() + self.held.iter().map(|h| h.1.len()).sum::<usize>()
     }
 
     /// Takes what was just encoded: held until the log reaches `pos` (0: no need), and in
     /// any case behind what is held already.
-    pub(super) fn stage(&mut self, fresh: &mut BytesMut, pos: u64) {
+    pub(in crate::broker) fn stage(&mut self, fresh: &mut BytesMut, pos: u64) {
         if fresh.is_empty() {
             return;
         }
@@ -41,7 +41,7 @@ impl Out {
     /// Once everything is written, gives back both buffers (`ready`, and `wbuf`, which it
     /// swaps with): an idle connection holds no output buffer at all, and the next packet
     /// allocates one of the size it needs.
-    pub(super) fn trim(&mut self, wbuf: &mut BytesMut) {
+    pub(in crate::broker) fn trim(&mut self, wbuf: &mut BytesMut) {
         let drained = self.ready.is_empty() && self.held.is_empty() && wbuf.is_empty();
         if drained && (self.ready.capacity() > 0 || wbuf.capacity() > 0) {
             self.ready = BytesMut::new();
@@ -50,7 +50,7 @@ impl Out {
     }
 
     /// Lets go of the segments the log now covers.
-    pub(super) fn release(&mut self, durable: u64) {
+    pub(in crate::broker) fn release(&mut self, durable: u64) {
         while let Some((pos, seg)) = self.held.pop_front() {
             if pos > durable {
                 self.held.push_front((pos, seg));
