@@ -4,7 +4,7 @@
 //! engine batches whatever is queued into one write and reports each completed delivery,
 //! which is what `pub` needs to exit only when nothing is outstanding.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::{self, Write};
 use std::time::Duration;
@@ -96,6 +96,9 @@ struct Waiting {
     /// When the packet had been written out; the timeout runs from then.
     written: Option<Instant>,
 }
+
+/// Bytes of topics the broker's aliases may stand for: a bound on what it can make us hold.
+const ALIASES_IN_BYTES: usize = 1024 * 1024;
 
 /// State per packet id, grown only as far as the ids in use: an idle connection (`smq bench`
 /// holds thousands) keeps none, a busy one at most 64 KiB.
@@ -203,6 +206,10 @@ pub struct Client {
     slots: ById<Slot>,
     /// Incoming QoS 2 ids between PUBREC and PUBREL: a resent PUBLISH is not delivered twice.
     awaiting_rel: ById<bool>,
+    /// The topic aliases the broker set up (v5, when `-D connect topic-alias-maximum` allows).
+    aliases_in: HashMap<u16, Bytes>,
+    aliases_in_bytes: usize,
+    aliases_in_max: u16,
     in_flight: usize,
     max_in_flight: usize,
     /// Whether a SUBSCRIBE was sent: messages may arrive at any time.
@@ -251,6 +258,15 @@ impl Client {
             trace: opts.debug.then(|| opts.client_id.clone()),
             slots: ById::default(),
             awaiting_rel: ById::default(),
+            aliases_in: HashMap::new(),
+            aliases_in_bytes: 0,
+            aliases_in_max: opts
+                .props
+                .connect
+                .as_ref()
+                .and_then(|p| p.topic_alias_max)
+                .filter(|_| proto == Protocol::V5)
+                .unwrap_or(0),
             in_flight: 0,
             subscribed: false,
             max_in_flight: opts.max_inflight.into(),
@@ -723,6 +739,7 @@ impl Client {
                 Ok(None)
             }
             ServerPacket::Publish { msg, pkid, dup } => {
+                let msg = self.unalias(msg)?;
                 if self.trace.is_some() {
                     self.trace_in(format_args!(
                         "PUBLISH (d{}, q{}, r{}, m{pkid}, '{}', ... ({} bytes))",
@@ -785,6 +802,36 @@ impl Client {
                 code.number()
             )),
         }
+    }
+
+    /// The topic of a PUBLISH that came with a topic alias: set by it, or looked up.
+    fn unalias(&mut self, mut msg: Message) -> anyhow::Result<Message> {
+        let Some(alias) = msg.props.as_ref().and_then(|p| p.topic_alias) else {
+            return Ok(msg);
+        };
+        if alias > self.aliases_in_max {
+            return Err(anyhow!(
+                "protocol error: the broker sent topic alias {alias}, above the {} this client allows (-D connect topic-alias-maximum)",
+                self.aliases_in_max
+            ));
+        }
+        if msg.topic.is_empty() {
+            msg.topic = self.aliases_in.get(&alias).cloned().ok_or_else(|| {
+                anyhow!("protocol error: the broker sent topic alias {alias} before setting it")
+            })?;
+        } else {
+            // A topic is a slice of the whole read buffer: the map keeps its own copy.
+            let topic = Bytes::copy_from_slice(&msg.topic);
+            let old = self.aliases_in.insert(alias, topic).map_or(0, |t| t.len());
+            self.aliases_in_bytes = self.aliases_in_bytes + msg.topic.len() - old;
+            if self.aliases_in_bytes > ALIASES_IN_BYTES {
+                return Err(anyhow!(
+                    "protocol error: the broker's topic aliases stand for more than {} KiB of topics",
+                    ALIASES_IN_BYTES / 1024
+                ));
+            }
+        }
+        Ok(msg)
     }
 
     fn complete(

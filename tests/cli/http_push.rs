@@ -987,3 +987,89 @@ fn a_qos_1_push_answered_200_survives_a_crash_with_persist() {
         (&b"sensor-logger"[..], body)
     );
 }
+
+/// MQTT 5 topic aliases from the broker, on the topics `--split` makes of Sensor Logger's
+/// readings (`sensor-logger/DEVICE/SENSOR`): a client that allows them gets each topic in full
+/// once, with an alias, and after that the alias and an empty topic. The bytes are counted
+/// against a client that does not allow them, receiving the same messages.
+#[test]
+fn split_topics_go_as_topic_aliases_to_a_client_that_allows_them() {
+    use crate::support::raw::{Client, Connect, Prop, V5, parse_publish, prop_u16};
+    use std::collections::HashMap;
+    let broker = http_broker(&["--split"]);
+    let connect = |id, alias_max: Option<u16>| {
+        let c = Connect::new(V5, id);
+        let c = match alias_max {
+            Some(n) => c.props(prop_u16(0x22, n)),
+            None => c,
+        };
+        let (mut client, _) = Client::connect(broker.port(), &c);
+        assert_eq!(client.subscribe(1, &[("sensor-logger/#", 0)]), [0]);
+        client
+    };
+    let mut aliased = connect("aliased", Some(32));
+    let mut plain = connect("plain", None);
+    const ROUNDS: usize = 4;
+    let mut readings = 0;
+    for _ in 0..ROUNDS {
+        for name in FIXTURES {
+            let body: serde_json::Value =
+                serde_json::from_slice(&fixture_bytes(name)).expect("a fixture is JSON");
+            readings += body["payload"].as_array().expect("a payload array").len();
+            let answer = curl(&[
+                "--data-binary",
+                &format!("@{}", fixture(name).display()),
+                &url(&broker, "/data"),
+            ]);
+            assert_eq!(answer.status, 200, "{}", answer.body);
+        }
+    }
+    let alias_of = |p: &crate::support::raw::Publish| {
+        p.props.iter().find_map(|(id, v)| match (id, v) {
+            (0x23, Prop::U16(n)) => Some(*n),
+            _ => None,
+        })
+    };
+    let (mut aliased_bytes, mut plain_bytes) = (0, 0);
+    let mut topics: HashMap<u16, Vec<u8>> = HashMap::new();
+    for i in 0..readings {
+        let a = aliased.expect("a PUBLISH to the aliased client");
+        let p = plain.expect("a PUBLISH to the plain client");
+        aliased_bytes += a.bytes().len();
+        plain_bytes += p.bytes().len();
+        let (a, p) = (parse_publish(V5, &a), parse_publish(V5, &p));
+        assert_eq!(
+            alias_of(&p),
+            None,
+            "message {i}: an alias the client did not allow"
+        );
+        assert_eq!(
+            a.payload, p.payload,
+            "message {i}: the same message in the same order"
+        );
+        let n = alias_of(&a).unwrap_or_else(|| panic!("message {i} without an alias"));
+        assert!((1..=32).contains(&n), "alias {n}");
+        if a.topic.is_empty() {
+            assert_eq!(topics.get(&n), Some(&p.topic), "message {i}: alias {n}");
+        } else {
+            assert_eq!(a.topic, p.topic, "message {i}");
+            assert_eq!(
+                topics.insert(n, a.topic.clone()),
+                None,
+                "alias {n} set twice"
+            );
+        }
+    }
+    assert!(topics.len() < readings, "no topic was sent twice");
+    assert!(
+        aliased_bytes < plain_bytes,
+        "{aliased_bytes} bytes with aliases, {plain_bytes} without"
+    );
+    // The measurement docs/serve-broker.md quotes.
+    let _ = writeln!(
+        std::io::stderr(),
+        "Sensor Logger --split topics, {readings} messages on {} topics: {aliased_bytes} bytes with topic aliases, {plain_bytes} without ({:.1}% saved)",
+        topics.len(),
+        100.0 * (plain_bytes - aliased_bytes) as f64 / plain_bytes as f64
+    );
+}

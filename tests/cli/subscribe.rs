@@ -387,3 +387,41 @@ fn random_filter_prints_about_that_share() {
     let printed = text(&out.stdout).lines().count();
     assert!((100..=300).contains(&printed), "{printed} of 400");
 }
+
+/// With `-D connect topic-alias-maximum`, serve-broker sends repeated topics as aliases; smq
+/// sub prints the topic each alias stands for.
+#[test]
+fn topic_aliases_from_the_broker_are_resolved() {
+    let broker = crate::support::smq_broker::SmqBroker::start(&[]);
+    let port = broker.port();
+    let args = [
+        "-V",
+        "5",
+        "-D",
+        "connect",
+        "topic-alias-maximum",
+        "4",
+        "-t",
+        "lab/#",
+        "-v",
+        "-C",
+        "5",
+    ];
+    let s = SmqSub::start(port, &args);
+    for (topic, m) in [
+        ("lab/phone-1/accelerometer", "1"),
+        ("lab/phone-1/accelerometer", "2"),
+        ("lab/phone-1/gyroscope", "3"),
+        ("lab/phone-1/accelerometer", "4"),
+        ("lab/phone-1/gyroscope", "5"),
+    ] {
+        send(port, &["-t", topic, "-m", m, "-q", "1"]);
+    }
+    let out = s.wait(SECS);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "lab/phone-1/accelerometer 1\nlab/phone-1/accelerometer 2\nlab/phone-1/gyroscope 3\n\
+         lab/phone-1/accelerometer 4\nlab/phone-1/gyroscope 5\n"
+    );
+}

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
+use super::aliases::Alias;
 use super::{Connection, TOPIC_ALIAS_MAX};
 use crate::broker::auth::reserved_for_broker;
 use crate::broker::persist::record::Record;
@@ -272,18 +273,19 @@ impl Connection {
     /// several sessions is encoded once and copied (`state::SharedWire`); another shape, a resend (DUP),
     /// a subscription identifier or an expiry makes the packet here.
     pub(super) fn encode_delivery(
-        &self,
+        &mut self,
         d: &Delivery,
         pkid: u16,
         dup: bool,
         wbuf: &mut BytesMut,
     ) -> bool {
         let own_props = !d.sub_ids.is_empty() || d.msg.remaining_expiry().is_some();
+        let alias = self.aliases_out.lookup(&d.msg.topic);
         let start = wbuf.len();
         let shared = d
             .wire
             .as_deref()
-            .filter(|_| !dup && !own_props)
+            .filter(|_| !dup && !own_props && alias.is_none())
             .map(|wire| {
                 wire.head(self.proto, d.qos, d.retain, || {
                     PublishHead::new(self.proto, &self.publish_of(d), 1, false).ok()
@@ -297,12 +299,22 @@ impl Connection {
                 _ => return false,
             },
             None | Some(Err(_)) => {
-                let msg = self.publish_of(d);
+                let mut msg = self.publish_of(d);
+                if let Some(a) = alias {
+                    let (Alias::Known(n) | Alias::New(n)) = a;
+                    msg.props.get_or_insert_default().topic_alias = Some(n);
+                    if let Alias::Known(_) = a {
+                        msg.topic = Bytes::new();
+                    }
+                }
                 if mqtt::encode_publish(self.proto, &msg, pkid, dup, wbuf).is_err()
                     || wbuf.len() - start > self.max_packet
                 {
                     wbuf.truncate(start);
                     return false;
+                }
+                if let Some(Alias::New(n)) = alias {
+                    self.aliases_out.set(&d.msg.topic, n);
                 }
             }
         }

@@ -5,6 +5,7 @@
 //! session; `flows.rs` takes PUBLISH and SUBSCRIBE in and sends deliveries out; `out.rs`
 //! stages output behind the persistence log; `read.rs` reads without holding a buffer idle.
 
+mod aliases;
 mod flows;
 mod open;
 mod out;
@@ -31,6 +32,7 @@ use crate::mqtt::{
     UnsubAckCode, Violation, Will,
 };
 use crate::transport::{Reader, Writer};
+use aliases::Aliases;
 use open::{read_connect, refuse_connect};
 use out::flush;
 pub(super) use out::{Out, synced};
@@ -177,6 +179,8 @@ struct Connection {
     receive_max: usize,
     max_packet: usize,
     aliases: HashMap<u16, Bytes>,
+    /// The aliases we set up with the client for the topics we send it.
+    aliases_out: Aliases,
     /// Retained messages owed to new subscriptions, sent ahead of the mailbox.
     backlog: VecDeque<Delivery>,
     problem_info: bool,

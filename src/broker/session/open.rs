@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::sync::Notify;
 
+use super::aliases::Aliases;
 use super::{Client, Connection, NEVER, TOPIC_ALIAS_MAX};
 use crate::broker::Config;
 use crate::broker::auth::{Admitted, reserved_for_broker};
@@ -370,6 +371,7 @@ impl Connection {
             receive_max: usize::from(c.receive_max.max(1)),
             max_packet: c.max_packet.map_or(mqtt::MAX_PACKET, |m| m as usize),
             aliases: HashMap::new(),
+            aliases_out: Aliases::new(c.topic_alias_max),
             backlog: VecDeque::new(),
             problem_info: c.request_problem_info,
             acl,
