@@ -333,9 +333,7 @@ async fn accept_loop(
         let stop = stop.clone();
         let metrics = config.metrics;
         tokio::spawn(async move {
-            // Boxed: the TLS and WebSocket handshakes are large futures, and a task is as big
-            // as its largest state for as long as the connection lives.
-            let upgraded = Box::pin(listener.upgrade(stream)).await;
+            let upgraded = listener.upgrade(stream).await;
             match (upgraded, ingest) {
                 (Ok(Upgraded::Mqtt(a)), _) => {
                     let client = session::Client {

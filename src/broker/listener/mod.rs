@@ -19,6 +19,7 @@ mod websocket;
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -182,9 +183,14 @@ impl Listener {
         self.upgrader.clone()
     }
 
-    /// Same as `self.upgrader().upgrade(stream)`.
-    pub async fn upgrade(&self, stream: TcpStream) -> anyhow::Result<Upgraded> {
-        self.upgrader.upgrade(stream).await
+    /// Same as `self.upgrader().upgrade(stream)`, boxed, and made outside any async fn: the
+    /// TLS and WebSocket handshakes are large futures, and a future built inside an async fn
+    /// keeps its room in the connection's task for the connection's life, even when boxed.
+    pub fn upgrade(
+        &self,
+        stream: TcpStream,
+    ) -> Pin<Box<dyn Future<Output = anyhow::Result<Upgraded>> + Send + '_>> {
+        Box::pin(self.upgrader.upgrade(stream))
     }
 }
 

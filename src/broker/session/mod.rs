@@ -12,12 +12,13 @@ mod out;
 mod read;
 
 use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, OwnedMutexGuard, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use super::Config;
@@ -64,6 +65,16 @@ enum End {
     Shutdown,
 }
 
+/// How a connection is being closed (`Connection::close`).
+enum Closing {
+    /// The client ended it (DISCONNECT).
+    End(End),
+    Violation(Violation),
+    /// We end it, saying why to a v5 client.
+    Server(ServerDisconnectCode, Gone),
+    Shutdown,
+}
+
 /// Who is on the other end, before CONNECT says more.
 pub struct Client {
     pub auth: Arc<Auth>,
@@ -87,53 +98,21 @@ pub async fn serve(
     // Empty: most connections are idle most of the time, and an idle one holds no buffer.
     let mut rbuf = BytesMut::new();
     let mut wbuf = BytesMut::new();
-    // Boxed, as is `open` below: the task is as large as its largest state for as long as
-    // the connection lives, and these states end with the handshake.
-    let connect = match Box::pin(timeout(
-        CONNECT_TIMEOUT,
-        read_connect(&mut reader, &mut rbuf, config.max_packet),
-    ))
-    .await
-    {
-        Ok(Ok(Some(c))) => {
-            if let Some(gate) = &client.gate {
-                gate.open();
-            }
-            c
-        }
-        Ok(Err(v)) => {
-            refuse_connect(&mut writer, &v).await;
-            config.log.gone(None, gone_by(&v));
-            return;
-        }
-        // Closed before or while sending CONNECT, or too slow: nothing to answer.
-        Ok(Ok(None)) => {
-            config.log.gone(None, Gone::Closed);
-            return;
-        }
-        Err(_) => {
-            config.log.gone(None, Gone::Keepalive);
-            return;
-        }
-    };
-    let mut conn = match Box::pin(Connection::open(
+    // Boxed: the task is as large as its largest state for as long as the connection lives,
+    // and the handshake's states end with it.
+    let Some((mut conn, mut state_guard)) = open(
         shared,
         config,
         client,
-        connect,
+        &mut reader,
         &mut writer,
+        &mut rbuf,
         &mut wbuf,
-    ))
+    )
     .await
-    {
-        Some(c) => c,
-        None => return,
+    else {
+        return;
     };
-    let mut state_guard =
-        match timeout(TAKEOVER_TIMEOUT, conn.entry_state.clone().lock_owned()).await {
-            Ok(g) => g,
-            Err(_) => return,
-        };
     conn.online.store(true, Ordering::Relaxed);
     conn.shared
         .counters
@@ -162,6 +141,69 @@ pub async fn serve(
     let _ = writer.shutdown().await;
 }
 
+type Opened = Option<(Connection, OwnedMutexGuard<State>)>;
+
+/// CONNECT read and admitted, and the session's state taken: the connection can start.
+/// Boxed, and made outside any async fn: the task is as large as its largest state for as
+/// long as the connection lives, and a future built inside an async fn keeps its room in
+/// it even when boxed.
+fn open<'a>(
+    shared: Arc<Shared>,
+    config: Arc<Config>,
+    client: Client,
+    reader: &'a mut Reader,
+    writer: &'a mut Writer,
+    rbuf: &'a mut BytesMut,
+    wbuf: &'a mut BytesMut,
+) -> Pin<Box<dyn Future<Output = Opened> + Send + 'a>> {
+    Box::pin(handshake(
+        shared, config, client, reader, writer, rbuf, wbuf,
+    ))
+}
+
+async fn handshake(
+    shared: Arc<Shared>,
+    config: Arc<Config>,
+    client: Client,
+    reader: &mut Reader,
+    writer: &mut Writer,
+    rbuf: &mut BytesMut,
+    wbuf: &mut BytesMut,
+) -> Opened {
+    let connect = match timeout(
+        CONNECT_TIMEOUT,
+        read_connect(reader, rbuf, config.max_packet),
+    )
+    .await
+    {
+        Ok(Ok(Some(c))) => {
+            if let Some(gate) = &client.gate {
+                gate.open();
+            }
+            c
+        }
+        Ok(Err(v)) => {
+            refuse_connect(writer, &v).await;
+            config.log.gone(None, gone_by(&v));
+            return None;
+        }
+        // Closed before or while sending CONNECT, or too slow: nothing to answer.
+        Ok(Ok(None)) => {
+            config.log.gone(None, Gone::Closed);
+            return None;
+        }
+        Err(_) => {
+            config.log.gone(None, Gone::Keepalive);
+            return None;
+        }
+    };
+    let conn = Connection::open(shared, config, client, connect, writer, wbuf).await?;
+    let guard = timeout(TAKEOVER_TIMEOUT, conn.entry_state.clone().lock_owned())
+        .await
+        .ok()?;
+    Some((conn, guard))
+}
+
 struct Connection {
     shared: Arc<Shared>,
     config: Arc<Config>,
@@ -173,7 +215,8 @@ struct Connection {
     generation: u64,
     entry_state: Arc<tokio::sync::Mutex<State>>,
     keepalive: Option<Duration>,
-    will: Option<Will>,
+    /// Boxed: it is rare, and large, and the connection holds this for its life.
+    will: Option<Box<Will>>,
     session_expiry: u32,
     /// The client's limits on what we send it.
     receive_max: usize,
@@ -248,20 +291,22 @@ impl Connection {
                         match self.handle(p, state, &mut wbuf) {
                             Ok(None) => {}
                             Ok(Some(end)) => {
-                                self.settle(&mut out, &mut wbuf).await;
-                                flush(writer, &mut out.ready).await;
-                                return end;
+                                return self
+                                    .close(Closing::End(end), &mut out, &mut wbuf, writer)
+                                    .await;
                             }
                             Err(v) => {
-                                self.settle(&mut out, &mut wbuf).await;
-                                return self.violation(v, writer, &mut out.ready).await;
+                                return self
+                                    .close(Closing::Violation(v), &mut out, &mut wbuf, writer)
+                                    .await;
                             }
                         }
                     }
                     Ok(None) => break,
                     Err(v) => {
-                        self.settle(&mut out, &mut wbuf).await;
-                        return self.violation(v, writer, &mut out.ready).await;
+                        return self
+                            .close(Closing::Violation(v), &mut out, &mut wbuf, writer)
+                            .await;
                     }
                 }
             }
@@ -317,19 +362,43 @@ impl Connection {
                 }
                 _ = sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
                     // [MQTT-3.1.2-22]: 1.5 times the keep alive without a packet.
-                    self.settle(&mut out, &mut wbuf).await;
-                    return self
-                        .server_disconnect(ServerDisconnectCode::KeepAliveTimeout, Gone::Keepalive, writer, &mut out.ready)
-                        .await;
+                    let how = Closing::Server(ServerDisconnectCode::KeepAliveTimeout, Gone::Keepalive);
+                    return self.close(how, &mut out, &mut wbuf, writer).await;
                 }
                 _ = self.kick.notified() => {
-                    self.settle(&mut out, &mut wbuf).await;
-                    return self
-                        .server_disconnect(ServerDisconnectCode::SessionTakenOver, Gone::Silent, writer, &mut out.ready)
-                        .await;
+                    let how = Closing::Server(ServerDisconnectCode::SessionTakenOver, Gone::Silent);
+                    return self.close(how, &mut out, &mut wbuf, writer).await;
                 }
                 _ = shutdown.changed() => {
-                    self.settle(&mut out, &mut wbuf).await;
+                    return self.close(Closing::Shutdown, &mut out, &mut wbuf, writer).await;
+                }
+            }
+        }
+    }
+
+    /// Ends the connection: what is held goes out once on disk, then `how` says the rest.
+    /// Boxed, and made outside an async fn: these are the rare states of a connection, which
+    /// would otherwise take room in every connection's task for its whole life.
+    fn close<'a>(
+        &'a mut self,
+        how: Closing,
+        out: &'a mut Out,
+        wbuf: &'a mut BytesMut,
+        writer: &'a mut Writer,
+    ) -> Pin<Box<dyn Future<Output = End> + Send + 'a>> {
+        Box::pin(async move {
+            self.settle(out, wbuf).await;
+            match how {
+                Closing::End(end) => {
+                    flush(writer, &mut out.ready).await;
+                    end
+                }
+                Closing::Violation(v) => self.violation(v, writer, &mut out.ready).await,
+                Closing::Server(code, gone) => {
+                    self.server_disconnect(code, gone, writer, &mut out.ready)
+                        .await
+                }
+                Closing::Shutdown => {
                     if self.proto == Protocol::V5 {
                         mqtt::encode_disconnect(
                             ServerDisconnectCode::ServerShuttingDown,
@@ -338,10 +407,10 @@ impl Connection {
                         );
                     }
                     flush(writer, &mut out.ready).await;
-                    return End::Shutdown;
+                    End::Shutdown
                 }
             }
-        }
+        })
     }
 
     /// Stages `wbuf` and waits until everything held can go: before the connection ends.
@@ -538,7 +607,7 @@ impl Connection {
                 .is_some_and(|e| e.generation == self.generation)
         };
         let log = self.store.clone().filter(|_| self.durable);
-        if let Some(w) = will {
+        if let Some(w) = will.map(|w| *w) {
             // The will waits for its delay, but no longer than the session lives
             // [MQTT-3.1.3-9].
             let delay = w.delay.min(self.session_expiry);

@@ -366,7 +366,10 @@ impl Connection {
             keepalive: silence_allowed(keepalive),
             // Accepted and never published, as Mosquitto does with a will it would not let
             // the client publish.
-            will: c.will.filter(|w| !reserved_for_broker(w.topic.as_bytes())),
+            will: c
+                .will
+                .filter(|w| !reserved_for_broker(w.topic.as_bytes()))
+                .map(Box::new),
             session_expiry,
             receive_max: usize::from(c.receive_max.max(1)),
             max_packet: c.max_packet.map_or(mqtt::MAX_PACKET, |m| m as usize),
