@@ -38,6 +38,22 @@ fn numbered(prefix: &str, n: usize) -> String {
     (1..=n).map(|i| format!("{prefix}{i}\n")).collect()
 }
 
+/// A directory with `edge.conf` holding `conf` and a `--persist` store beside it, and the
+/// serve-broker arguments that use both.
+fn persistent_edge(conf: &str) -> (tempfile::TempDir, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edge.conf");
+    fs::write(&path, conf).unwrap();
+    let store = dir.path().join("store");
+    let args = vec![
+        "-c".to_owned(),
+        path.display().to_string(),
+        "--persist".to_owned(),
+        store.display().to_string(),
+    ];
+    (dir, args)
+}
+
 fn publish_lines(port: u16, topic: &str, qos: u8, lines: &str) {
     let out = run_with_timeout(
         smq()
@@ -232,23 +248,11 @@ fn with_persist_a_killed_edge_loses_no_acknowledged_message() {
     );
     assert_ok(&sub.wait(SECS), "mosquitto_sub -c -E");
     remote.terminate();
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("edge.conf");
-    fs::write(
-        &conf,
-        format!(
-            "connection m\naddress 127.0.0.1:{}\nrestart_timeout 1\ntopic sensors/# out 1\n",
-            remote.port()
-        ),
-    )
-    .unwrap();
-    let store = dir.path().join("store");
-    let args = [
-        "-c",
-        conf.to_str().unwrap(),
-        "--persist",
-        store.to_str().unwrap(),
-    ];
+    let (_dir, args) = persistent_edge(&format!(
+        "connection m\naddress 127.0.0.1:{}\nrestart_timeout 1\ntopic sensors/# out 1\n",
+        remote.port()
+    ));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut edge = SmqBroker::start(&args);
     // Acknowledged by the edge (on disk), while the remote is away.
     publish_lines(edge.port(), "sensors/t", 1, &numbered("k", 30));
@@ -412,23 +416,11 @@ fn with_persist_qos2_in_messages_arrive_once_across_a_kill_of_the_edge() {
 fn in_messages_survive_a_kill_of_the_edge(qos: u8) {
     let q = qos.to_string();
     let remote = Mosquitto::start();
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("edge.conf");
-    fs::write(
-        &conf,
-        format!(
-            "connection m\naddress 127.0.0.1:{}\nremote_clientid edge-m\nrestart_timeout 1\ntopic cmd/# in {qos}\n",
-            remote.port()
-        ),
-    )
-    .unwrap();
-    let store = dir.path().join("store");
-    let args = [
-        "-c",
-        conf.to_str().unwrap(),
-        "--persist",
-        store.to_str().unwrap(),
-    ];
+    let (_dir, args) = persistent_edge(&format!(
+        "connection m\naddress 127.0.0.1:{}\nremote_clientid edge-m\nrestart_timeout 1\ntopic cmd/# in {qos}\n",
+        remote.port()
+    ));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut edge = SmqBroker::start(&args);
     connected(&edge, "m", 1);
     let keeper = ["-c", "-i", "keeper", "-q", &q, "-t", "cmd/#"];
