@@ -65,6 +65,50 @@ enum End {
     Shutdown,
 }
 
+/// Output going out: written to the socket, or waiting for the log to make it sendable.
+/// Boxed, and only while there is some: an idle connection's task keeps no room for these.
+enum Drain<'a> {
+    Idle,
+    Busy(Pin<Box<dyn Future<Output = Drained> + Send + 'a>>),
+}
+
+enum Drained {
+    Wrote(std::io::Result<()>),
+    Synced,
+}
+
+impl<'a> Drain<'a> {
+    fn new(
+        busy: bool,
+        writer: &'a mut Writer,
+        ready: &'a mut BytesMut,
+        store: Option<&'a Store>,
+        waiting: Option<u64>,
+    ) -> Drain<'a> {
+        if !busy {
+            return Drain::Idle;
+        }
+        Drain::Busy(Box::pin(async move {
+            tokio::select! {
+                r = writer.write(ready), if !ready.is_empty() => Drained::Wrote(r),
+                () = synced(store, waiting), if waiting.is_some() => Drained::Synced,
+                else => Drained::Synced,
+            }
+        }))
+    }
+}
+
+impl Future for Drain<'_> {
+    type Output = Drained;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Drained> {
+        match self.get_mut() {
+            Drain::Idle => std::task::Poll::Pending,
+            Drain::Busy(f) => f.as_mut().poll(cx),
+        }
+    }
+}
+
 /// How a connection is being closed (`Connection::close`).
 enum Closing {
     /// The client ended it (DISCONNECT).
@@ -340,14 +384,14 @@ impl Connection {
             let waiting = out.held.front().map(|h| h.0);
             let can_take = state.outgoing.len() < window && out.len() < 256 * 1024;
             let far = Instant::now() + Duration::from_secs(86_400);
+            let busy = !out.ready.is_empty() || waiting.is_some();
             tokio::select! {
-                r = writer.write(&mut out.ready), if !out.ready.is_empty() => {
-                    if let Err(e) = r {
+                drained = Drain::new(busy, writer, &mut out.ready, store.as_deref(), waiting) => {
+                    if let Drained::Wrote(Err(e)) = drained {
                         return End::Abnormal(Gone::Socket(e.kind()));
                     }
                     out.trim(&mut wbuf);
                 }
-                () = synced(store.as_deref(), waiting), if waiting.is_some() => {}
                 // A client that sends without reading what we answer is not read from
                 // until it catches up, so its acknowledgements cannot pile up without bound.
                 r = read::read(reader, &mut rbuf), if out.len() < MAX_UNREAD_ANSWERS => match r {
