@@ -48,6 +48,7 @@ mod trie;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -334,7 +335,10 @@ async fn accept_loop(
         let metrics = config.metrics;
         tokio::spawn(async move {
             let upgraded = listener.upgrade(stream).await;
-            match (upgraded, ingest) {
+            // Boxed, in a statement of its own: the task then holds a pointer for the
+            // connection's life, not room for every kind of connection beside the handshake's
+            // values that moved into it.
+            let served: Pin<Box<dyn Future<Output = ()> + Send>> = match (upgraded, ingest) {
                 (Ok(Upgraded::Mqtt(a)), _) => {
                     let client = session::Client {
                         auth,
@@ -343,19 +347,22 @@ async fn accept_loop(
                         tls_cn: tls.then_some(a.cert_cn),
                         gate: a.gate,
                     };
-                    session::serve(shared, config, client, a.reader, a.writer, stop).await;
+                    Box::pin(session::serve(
+                        shared, config, client, a.reader, a.writer, stop,
+                    ))
                 }
                 (Ok(Upgraded::Http(start)), _)
                     if metrics && metrics::is_metrics(&start.head.target) =>
                 {
-                    metrics::serve(start, &shared).await;
+                    Box::pin(async move { metrics::serve(start, &shared).await })
                 }
                 (Ok(Upgraded::Http(start)), Some(ingest)) => {
-                    Box::pin(http::serve(start, shared, ingest, stop)).await;
+                    Box::pin(http::serve(start, shared, ingest, stop))
                 }
-                (Ok(Upgraded::Http(start)), None) => metrics::not_found(start).await,
-                _ => {}
-            }
+                (Ok(Upgraded::Http(start)), None) => Box::pin(metrics::not_found(start)),
+                _ => return,
+            };
+            served.await;
         });
     }
 }
