@@ -389,7 +389,7 @@ impl Client {
     }
 
     pub fn unwritten(&self) -> bool {
-        !self.wbuf.is_empty() || !self.shared.is_empty()
+        !self.wbuf.is_empty() || !self.shared.is_empty() || self.writer.unflushed()
     }
 
     /// The largest payload a PUBLISH like `msg` (its payload aside) may carry to this broker,
@@ -809,9 +809,9 @@ impl Client {
         let Some(alias) = msg.props.as_ref().and_then(|p| p.topic_alias) else {
             return Ok(msg);
         };
-        if alias > self.aliases_in_max {
+        if alias == 0 || alias > self.aliases_in_max {
             return Err(anyhow!(
-                "protocol error: the broker sent topic alias {alias}, above the {} this client allows (-D connect topic-alias-maximum)",
+                "protocol error: the broker sent topic alias {alias}, outside the 1 to {} this client allows (-D connect topic-alias-maximum)",
                 self.aliases_in_max
             ));
         }

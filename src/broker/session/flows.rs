@@ -299,7 +299,8 @@ impl Connection {
                 _ => return false,
             },
             None | Some(Err(_)) => {
-                let mut msg = self.publish_of(d);
+                let plain = self.publish_of(d);
+                let mut msg = plain.clone();
                 if let Some(a) = alias {
                     let (Alias::Known(n) | Alias::New(n)) = a;
                     msg.props.get_or_insert_default().topic_alias = Some(n);
@@ -307,14 +308,23 @@ impl Connection {
                         msg.topic = Bytes::new();
                     }
                 }
-                if mqtt::encode_publish(self.proto, &msg, pkid, dup, wbuf).is_err()
-                    || wbuf.len() - start > self.max_packet
-                {
-                    wbuf.truncate(start);
+                let max = self.max_packet;
+                let fits = |msg: &Message, wbuf: &mut BytesMut| {
+                    let ok = mqtt::encode_publish(self.proto, msg, pkid, dup, wbuf).is_ok()
+                        && wbuf.len() - start <= max;
+                    if !ok {
+                        wbuf.truncate(start);
+                    }
+                    ok
+                };
+                if fits(&msg, wbuf) {
+                    if let Some(Alias::New(n)) = alias {
+                        self.aliases_out.set(&d.msg.topic, n);
+                    }
+                } else if !(matches!(alias, Some(Alias::New(_))) && fits(&plain, wbuf)) {
+                    // Only a new alias makes a packet longer (by its 3 bytes): without it,
+                    // the message may still fit the client's maximum packet size.
                     return false;
-                }
-                if let Some(Alias::New(n)) = alias {
-                    self.aliases_out.set(&d.msg.topic, n);
                 }
             }
         }

@@ -419,3 +419,29 @@ fn v5_properties_pass_through() {
     assert_eq!(users, ["k2:v2", "k1:v1", "k2:again"], "{got}");
     assert_eq!(&fields[2..], ["resp/t", "corr", "1"], "{got}");
 }
+
+/// v5 [MQTT-3.3.2-12], [MQTT-3.1.2-25]: the broker sets up aliases only up to the client's
+/// Topic Alias Maximum, and never makes a packet too large with one: a message that fits the
+/// client's Maximum Packet Size only without the alias's 3 bytes goes without it.
+#[test]
+fn v5_topic_aliases_to_the_client_never_push_a_packet_over_its_maximum_size() {
+    let broker = SmqBroker::start(&[]);
+    let topic = "lab/phone-1/accelerometer";
+    // PUBLISH at QoS 0 of a 1-byte payload on it, with no properties: 31 bytes.
+    let plain = 1 + 1 + 2 + topic.len() + 1 + 1;
+    let mut props = prop_u16(0x22, 10);
+    props.extend(prop_u32(0x27, plain as u32));
+    let (mut c, _) = Client::connect(broker.port(), &Connect::new(V5, "tight").props(props));
+    assert_eq!(c.subscribe(1, &[("lab/#", 0)]), [0]);
+    for m in ["a", "b"] {
+        send(broker.port(), &["-t", topic, "-m", m]);
+        let p = c.expect("a PUBLISH");
+        assert_eq!(p.bytes().len(), plain, "{:02x?}", p.bytes());
+        let p = parse_publish(V5, &p);
+        assert_eq!(
+            (&p.topic[..], &p.payload[..]),
+            (topic.as_bytes(), m.as_bytes())
+        );
+        assert!(p.props.is_empty(), "no alias: {:?}", p.props);
+    }
+}
