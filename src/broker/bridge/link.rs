@@ -71,6 +71,7 @@ pub async fn run(
         inflight: VecDeque::new(),
         awaiting_rel,
         sync_to: 0,
+        logged: 0,
         echo: HashMap::new(),
         next_pkid: 0,
         plain: Vec::new(),
@@ -219,6 +220,10 @@ struct Link {
     /// The `--persist` log position that what was last read from the remote wrote: its
     /// PUBACK or PUBREC goes out only once the log is on disk that far.
     sync_to: u64,
+    /// The furthest position anything from the remote wrote, on this connection or an
+    /// earlier one: a new connection's first acknowledgements (of a resent QoS 2 PUBLISH, or a
+    /// PUBREL) may rest on a record the last one logged, not yet on disk.
+    logged: u64,
     /// Sent messages whose echo from the remote is to be dropped, by fingerprint, with counts.
     echo: HashMap<u64, u32>,
     next_pkid: u16,
@@ -330,6 +335,7 @@ impl Link {
     ) -> anyhow::Result<()> {
         let mut wbuf = BytesMut::with_capacity(4096);
         let mut out = Output::default();
+        self.sync_to = self.logged;
         if !conn.session_present {
             // A fresh session at the remote: the packet ids it had sent are its no more.
             for pkid in std::mem::take(&mut self.awaiting_rel) {
@@ -495,8 +501,15 @@ impl Link {
     /// Appends to the `--persist` log, if any; what is sent next waits for it.
     fn log(&mut self, r: Record) {
         if let Some(s) = &self.store {
-            self.sync_to = self.sync_to.max(s.append(r));
+            let pos = s.append(r);
+            self.wait_for(pos);
         }
+    }
+
+    /// What is sent next waits until the log is on disk up to `pos`.
+    fn wait_for(&mut self, pos: u64) {
+        self.sync_to = self.sync_to.max(pos);
+        self.logged = self.logged.max(pos);
     }
 
     fn incoming(&mut self, p: ServerPacket, wbuf: &mut BytesMut) -> anyhow::Result<()> {
@@ -517,7 +530,7 @@ impl Link {
                     self.inbound(msg, then)
                 };
                 if qos > 0 {
-                    self.sync_to = self.sync_to.max(pos.unwrap_or(0));
+                    self.wait_for(pos.unwrap_or(0));
                 }
                 match qos {
                     1 => mqtt::encode_puback(pkid, mqtt::PubAckCode::Success, wbuf),
