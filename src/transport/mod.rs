@@ -18,6 +18,7 @@ pub mod setup;
 pub mod tls;
 pub mod url;
 
+use std::future::poll_fn;
 use std::io;
 
 use bytes::{Bytes, BytesMut};
@@ -40,7 +41,17 @@ pub enum Reader {
     Ws(SplitStream<Ws>),
 }
 
-pub enum Writer {
+/// The sending half. Its writes are cancel-safe: a write cancelled while it waits (for the
+/// socket, or for room in the WebSocket sink) has taken nothing, or what it took is buffered
+/// below and `unflushed` says so, for the next write to push out.
+pub struct Writer {
+    sink: Sink,
+    /// Bytes were accepted into the TLS session or the WebSocket sink and not yet flushed to
+    /// the socket: the caller has output pending even when its own buffer is empty.
+    unflushed: bool,
+}
+
+enum Sink {
     Stream(Box<dyn AsyncWrite + Send + Unpin>),
     Ws(SplitSink<Ws, WsMessage>),
 }
@@ -48,13 +59,21 @@ pub enum Writer {
 /// Reader and writer halves of a byte stream (TCP, TLS, Unix).
 pub fn split_stream(stream: Box<dyn Io>) -> (Reader, Writer) {
     let (r, w) = tokio::io::split(stream);
-    (Reader::Stream(Box::new(r)), Writer::Stream(Box::new(w)))
+    let writer = Writer {
+        sink: Sink::Stream(Box::new(w)),
+        unflushed: false,
+    };
+    (Reader::Stream(Box::new(r)), writer)
 }
 
 /// Reader and writer halves of a WebSocket carrying MQTT in binary frames.
 pub fn split_ws(ws: Ws) -> (Reader, Writer) {
     let (sink, source) = ws.split();
-    (Reader::Ws(source), Writer::Ws(sink))
+    let writer = Writer {
+        sink: Sink::Ws(sink),
+        unflushed: false,
+    };
+    (Reader::Ws(source), writer)
 }
 
 impl Reader {
@@ -93,23 +112,39 @@ impl Reader {
 }
 
 impl Writer {
-    /// Writes some of `buf` and removes what was written; cancel-safe in the same way.
+    /// Whether something written is still to be flushed: call `write` (with an empty buffer
+    /// if need be) until it is not.
+    pub fn unflushed(&self) -> bool {
+        self.unflushed
+    }
+
+    /// Writes some of `buf` and removes what was written, then flushes once `buf` is empty;
+    /// cancel-safe (see [`Writer`]).
     pub async fn write(&mut self, buf: &mut BytesMut) -> io::Result<()> {
-        match self {
-            Writer::Stream(w) => {
-                w.write_buf(buf).await?;
-                if buf.is_empty() {
-                    w.flush().await?;
+        match &mut self.sink {
+            Sink::Stream(w) => {
+                if !buf.is_empty() {
+                    w.write_buf(buf).await?;
+                    self.unflushed = true;
                 }
-                Ok(())
             }
-            Writer::Ws(sink) => {
-                let frame = buf.split().freeze();
-                sink.send(WsMessage::Binary(frame))
-                    .await
-                    .map_err(io::Error::other)
+            Sink::Ws(sink) => {
+                if !buf.is_empty() {
+                    // Room first, then the frame: a cancelled wait for room has taken nothing.
+                    poll_fn(|cx| sink.poll_ready_unpin(cx))
+                        .await
+                        .map_err(io::Error::other)?;
+                    let frame = buf.split().freeze();
+                    sink.start_send_unpin(WsMessage::Binary(frame))
+                        .map_err(io::Error::other)?;
+                    self.unflushed = true;
+                }
             }
         }
+        if buf.is_empty() {
+            self.flush().await?;
+        }
+        Ok(())
     }
 
     /// Writes some of `chunk`, a payload shared with the caller, and advances it past what was
@@ -117,28 +152,129 @@ impl Writer {
     /// `WS_FRAME` bytes of it, so the frame buffer never holds a second copy of a large
     /// payload; MQTT packets may span frames (MQTT 5 §6.0).
     pub async fn write_shared(&mut self, chunk: &mut Bytes) -> io::Result<()> {
-        match self {
-            Writer::Stream(w) => {
-                w.write_buf(chunk).await?;
-                if chunk.is_empty() {
-                    w.flush().await?;
+        match &mut self.sink {
+            Sink::Stream(w) => {
+                if !chunk.is_empty() {
+                    w.write_buf(chunk).await?;
+                    self.unflushed = true;
                 }
-                Ok(())
             }
-            Writer::Ws(sink) => {
-                let frame = chunk.split_to(chunk.len().min(WS_FRAME));
-                sink.send(WsMessage::Binary(frame))
-                    .await
-                    .map_err(io::Error::other)
+            Sink::Ws(sink) => {
+                if !chunk.is_empty() {
+                    poll_fn(|cx| sink.poll_ready_unpin(cx))
+                        .await
+                        .map_err(io::Error::other)?;
+                    let frame = chunk.split_to(chunk.len().min(WS_FRAME));
+                    sink.start_send_unpin(WsMessage::Binary(frame))
+                        .map_err(io::Error::other)?;
+                    self.unflushed = true;
+                }
             }
         }
+        if chunk.is_empty() {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if !self.unflushed {
+            return Ok(());
+        }
+        match &mut self.sink {
+            Sink::Stream(w) => w.flush().await?,
+            Sink::Ws(sink) => poll_fn(|cx| sink.poll_flush_unpin(cx))
+                .await
+                .map_err(io::Error::other)?,
+        }
+        self.unflushed = false;
+        Ok(())
     }
 
     /// Ends the stream: TLS close_notify, WebSocket close frame, TCP FIN.
     pub async fn shutdown(&mut self) -> io::Result<()> {
-        match self {
-            Writer::Stream(w) => w.shutdown().await,
-            Writer::Ws(sink) => sink.close().await.map_err(io::Error::other),
+        match &mut self.sink {
+            Sink::Stream(w) => w.shutdown().await,
+            Sink::Ws(sink) => sink.close().await.map_err(io::Error::other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    /// A write whose flush is cancelled (another select! branch won while the socket was
+    /// full) leaves its bytes in the layer below, as TLS does; the writer remembers, and the
+    /// next write, even of nothing, sends them.
+    #[tokio::test]
+    async fn a_cancelled_flush_is_remembered_and_finished_by_the_next_write() {
+        let (mut peer, ours) = tokio::io::duplex(16);
+        let (_reader, mut writer) = split_stream(Box::new(tokio::io::BufWriter::new(ours)));
+        let mut buf = BytesMut::from(&[7u8; 100][..]);
+        // The peer reads nothing yet: the flush cannot finish.
+        let cut = tokio::time::timeout(Duration::from_millis(50), writer.write(&mut buf)).await;
+        assert!(cut.is_err(), "the flush should still be waiting");
+        assert!(buf.is_empty(), "taken by the layer below");
+        assert!(writer.unflushed());
+        let reading = tokio::spawn(async move {
+            let mut got = vec![0u8; 100];
+            peer.read_exact(&mut got).await.map(|_| got)
+        });
+        writer.write(&mut BytesMut::new()).await.unwrap();
+        assert!(!writer.unflushed());
+        assert_eq!(reading.await.unwrap().unwrap(), vec![7u8; 100]);
+    }
+
+    /// Over WebSocket the same: a frame whose flush was cancelled stays in the sink, the
+    /// writer says so, and later writes send it and the next one whole and in order.
+    #[tokio::test]
+    async fn a_websocket_write_cancelled_while_flushing_loses_nothing() {
+        use tokio_tungstenite::tungstenite::protocol::Role;
+        let (peer, ours) = tokio::io::duplex(1024);
+        let ours: Box<dyn Io> = Box::new(ours);
+        let ws = WebSocketStream::from_raw_socket(ours, Role::Server, None).await;
+        let (_reader, mut writer) = split_ws(ws);
+        let wait = Duration::from_millis(50);
+        let mut first = BytesMut::from(&[1u8; 64 * 1024][..]);
+        assert!(
+            tokio::time::timeout(wait, writer.write(&mut first))
+                .await
+                .is_err()
+        );
+        assert!(
+            first.is_empty() && writer.unflushed(),
+            "the first frame is the sink's"
+        );
+        // The socket is still full: this one is cancelled too (room is checked before the
+        // frame is taken, so a cancelled wait for room would leave it here).
+        let mut second = BytesMut::from(&b"second"[..]);
+        assert!(
+            tokio::time::timeout(wait, writer.write(&mut second))
+                .await
+                .is_err()
+        );
+        assert!(writer.unflushed());
+        let reading = tokio::spawn(async move {
+            let mut peer = WebSocketStream::from_raw_socket(peer, Role::Client, None).await;
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                match peer.next().await {
+                    Some(Ok(WsMessage::Binary(b))) => got.push(b.to_vec()),
+                    other => panic!("{other:?}"),
+                }
+            }
+            got
+        });
+        while !second.is_empty() || writer.unflushed() {
+            writer.write(&mut second).await.unwrap();
+        }
+        let got = reading.await.unwrap();
+        assert_eq!(got[0], vec![1u8; 64 * 1024]);
+        assert_eq!(got[1], b"second");
     }
 }

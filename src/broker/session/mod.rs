@@ -90,7 +90,7 @@ impl<'a> Drain<'a> {
         }
         Drain::Busy(Box::pin(async move {
             tokio::select! {
-                r = writer.write(ready), if !ready.is_empty() => Drained::Wrote(r),
+                r = writer.write(ready), if !ready.is_empty() || writer.unflushed() => Drained::Wrote(r),
                 () = synced(store, waiting), if waiting.is_some() => Drained::Synced,
                 else => Drained::Synced,
             }
@@ -384,7 +384,7 @@ impl Connection {
             let waiting = out.held.front().map(|h| h.0);
             let can_take = state.outgoing.len() < window && out.len() < 256 * 1024;
             let far = Instant::now() + Duration::from_secs(86_400);
-            let busy = !out.ready.is_empty() || waiting.is_some();
+            let busy = !out.ready.is_empty() || waiting.is_some() || writer.unflushed();
             tokio::select! {
                 drained = Drain::new(busy, writer, &mut out.ready, store.as_deref(), waiting) => {
                     if let Drained::Wrote(Err(e)) = drained {
