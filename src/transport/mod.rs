@@ -21,7 +21,7 @@ pub mod url;
 use std::future::poll_fn;
 use std::io;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -121,30 +121,7 @@ impl Writer {
     /// Writes some of `buf` and removes what was written, then flushes once `buf` is empty;
     /// cancel-safe (see [`Writer`]).
     pub async fn write(&mut self, buf: &mut BytesMut) -> io::Result<()> {
-        match &mut self.sink {
-            Sink::Stream(w) => {
-                if !buf.is_empty() {
-                    w.write_buf(buf).await?;
-                    self.unflushed = true;
-                }
-            }
-            Sink::Ws(sink) => {
-                if !buf.is_empty() {
-                    // Room first, then the frame: a cancelled wait for room has taken nothing.
-                    poll_fn(|cx| sink.poll_ready_unpin(cx))
-                        .await
-                        .map_err(io::Error::other)?;
-                    let frame = buf.split().freeze();
-                    sink.start_send_unpin(WsMessage::Binary(frame))
-                        .map_err(io::Error::other)?;
-                    self.unflushed = true;
-                }
-            }
-        }
-        if buf.is_empty() {
-            self.flush().await?;
-        }
-        Ok(())
+        self.put(buf, |b| b.split().freeze()).await
     }
 
     /// Writes some of `chunk`, a payload shared with the caller, and advances it past what was
@@ -152,26 +129,32 @@ impl Writer {
     /// `WS_FRAME` bytes of it, so the frame buffer never holds a second copy of a large
     /// payload; MQTT packets may span frames (MQTT 5 §6.0).
     pub async fn write_shared(&mut self, chunk: &mut Bytes) -> io::Result<()> {
-        match &mut self.sink {
-            Sink::Stream(w) => {
-                if !chunk.is_empty() {
-                    w.write_buf(chunk).await?;
-                    self.unflushed = true;
+        self.put(chunk, |c| c.split_to(c.len().min(WS_FRAME))).await
+    }
+
+    /// `write` and `write_shared`: `frame` takes what one WebSocket frame carries.
+    async fn put<B: Buf>(
+        &mut self,
+        buf: &mut B,
+        frame: impl FnOnce(&mut B) -> Bytes,
+    ) -> io::Result<()> {
+        if buf.has_remaining() {
+            match &mut self.sink {
+                Sink::Stream(w) => {
+                    w.write_buf(buf).await?;
                 }
-            }
-            Sink::Ws(sink) => {
-                if !chunk.is_empty() {
+                Sink::Ws(sink) => {
+                    // Room first, then the frame: a cancelled wait for room has taken nothing.
                     poll_fn(|cx| sink.poll_ready_unpin(cx))
                         .await
                         .map_err(io::Error::other)?;
-                    let frame = chunk.split_to(chunk.len().min(WS_FRAME));
-                    sink.start_send_unpin(WsMessage::Binary(frame))
+                    sink.start_send_unpin(WsMessage::Binary(frame(buf)))
                         .map_err(io::Error::other)?;
-                    self.unflushed = true;
                 }
             }
+            self.unflushed = true;
         }
-        if chunk.is_empty() {
+        if !buf.has_remaining() {
             self.flush().await?;
         }
         Ok(())
