@@ -275,11 +275,7 @@ fn brokers(args: &ConnectArgs, quiet: bool) -> anyhow::Result<(Vec<Broker>, Opti
                     .servername
                     .clone()
                     .unwrap_or_else(|| w.host.clone());
-                Some(TlsSetup {
-                    config: tls.config.clone(),
-                    server_name: tls::server_name(&name)?,
-                    context: tls.context.clone(),
-                })
+                Some(TlsSetup::new(tls, &name)?)
             }
             _ => None,
         };

@@ -322,12 +322,10 @@ impl Client {
     }
 
     async fn handshake(&mut self, setup: &TransportSetup) -> anyhow::Result<ServerPacket> {
-        while !self.wbuf.is_empty() {
-            self.writer
-                .write(&mut self.wbuf)
-                .await
-                .map_err(|e| explain::before_connack(&e, setup))?;
-        }
+        self.writer
+            .write_all(&mut self.wbuf)
+            .await
+            .map_err(|e| explain::before_connack(&e, setup))?;
         self.last_sent = Instant::now();
         loop {
             // A broker of another protocol answers in it: say so rather than "malformed".

@@ -124,6 +124,14 @@ impl Writer {
         self.put(buf, |b| b.split().freeze()).await
     }
 
+    /// Writes all of `buf` and flushes it: for whoever has nothing else to wait for meanwhile.
+    pub async fn write_all(&mut self, buf: &mut BytesMut) -> io::Result<()> {
+        while !buf.is_empty() || self.unflushed {
+            self.write(buf).await?;
+        }
+        Ok(())
+    }
+
     /// Writes some of `chunk`, a payload shared with the caller, and advances it past what was
     /// written; cancel-safe in the same way. Over WebSocket a frame carries at most
     /// `WS_FRAME` bytes of it, so the frame buffer never holds a second copy of a large

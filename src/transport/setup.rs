@@ -28,6 +28,17 @@ pub struct TlsSetup {
     pub context: Arc<tls::Context>,
 }
 
+impl TlsSetup {
+    /// `tls` for a broker whose certificate must name `server_name`.
+    pub fn new(tls: &tls::Tls, server_name: &str) -> anyhow::Result<TlsSetup> {
+        Ok(TlsSetup {
+            config: tls.config.clone(),
+            server_name: tls::server_name(server_name)?,
+            context: tls.context.clone(),
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TransportSetup {
     pub endpoint: Endpoint,

@@ -273,7 +273,7 @@ impl Link {
         if private {
             set_bridge_bit(&mut buf);
         }
-        write_all(&mut writer, &mut buf).await?;
+        writer.write_all(&mut buf).await?;
         let mut rbuf = BytesMut::with_capacity(4096);
         let answer = timeout(CONNECT_TIMEOUT, async {
             loop {
@@ -387,7 +387,7 @@ impl Link {
                 out.release(s.durable());
             }
             if !out.ready.is_empty() {
-                write_all(&mut conn.writer, &mut out.ready).await?;
+                conn.writer.write_all(&mut out.ready).await?;
                 out.trim(&mut wbuf);
                 last_sent = Instant::now();
             }
@@ -403,7 +403,7 @@ impl Link {
                     out.release(u64::MAX);
                     // No reason string and no properties: nothing that could be too long to encode.
                     let _ = mqtt::encode_client_disconnect(conn.proto == Protocol::V5, ClientDisconnectCode::Success, None, None, &[], &mut out.ready);
-                    let _ = write_all(&mut conn.writer, &mut out.ready).await;
+                    let _ = conn.writer.write_all(&mut out.ready).await;
                     let _ = conn.writer.shutdown().await;
                     return Ok(());
                 }
@@ -500,10 +500,14 @@ impl Link {
 
     /// Appends to the `--persist` log, if any; what is sent next waits for it.
     fn log(&mut self, r: Record) {
-        if let Some(s) = &self.store {
-            let pos = s.append(r);
+        if let Some(pos) = self.append(Some(r)) {
             self.wait_for(pos);
         }
+    }
+
+    /// Appends `r` to the `--persist` log, if both; returns its position.
+    fn append(&self, r: Option<Record>) -> Option<u64> {
+        self.store.as_ref().zip(r).map(|(s, r)| s.append(r))
     }
 
     /// What is sent next waits until the log is on disk up to `pos`.
@@ -525,7 +529,7 @@ impl Link {
                 let pos = if !fresh {
                     None
                 } else if self.echoed(&msg) {
-                    then.map(|r| self.store.as_ref().map_or(0, |s| s.append(r)))
+                    self.append(then)
                 } else {
                     self.inbound(msg, then)
                 };
@@ -595,8 +599,7 @@ impl Link {
             .filter(|t| t.direction.inbound())
             .find(|t| topic::matches(&t.remote(), &msg.topic))
         else {
-            let s = self.store.as_ref();
-            return then.and_then(|r| s.map(|s| s.append(r)));
+            return self.append(then);
         };
         let topic = swap_prefix(&msg.topic, &map.remote_prefix, &map.local_prefix);
         self.publish_here(topic, msg.payload, msg.qos, msg.retain, msg.props, then)
@@ -698,13 +701,6 @@ impl Link {
             }
         }
     }
-}
-
-async fn write_all(writer: &mut Writer, buf: &mut BytesMut) -> io::Result<()> {
-    while !buf.is_empty() {
-        writer.write(buf).await?;
-    }
-    Ok(())
 }
 
 /// A connection failure in the words of a bridge section: the explanations are shared with

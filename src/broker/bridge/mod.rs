@@ -45,14 +45,10 @@ pub fn prepare(bridge: Bridge) -> anyhow::Result<Ready> {
         .addresses
         .iter()
         .map(|(host, port)| {
-            let tls = match &tls {
-                Some(t) => Some(TlsSetup {
-                    config: t.config.clone(),
-                    server_name: tls::server_name(host).map_err(in_bridge)?,
-                    context: t.context.clone(),
-                }),
-                None => None,
-            };
+            let tls = tls
+                .as_ref()
+                .map(|t| TlsSetup::new(t, host).map_err(in_bridge))
+                .transpose()?;
             Ok(TransportSetup {
                 endpoint: Endpoint::Tcp {
                     host: host.clone(),

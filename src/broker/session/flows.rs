@@ -299,8 +299,7 @@ impl Connection {
                 _ => return false,
             },
             None | Some(Err(_)) => {
-                let plain = self.publish_of(d);
-                let mut msg = plain.clone();
+                let mut msg = self.publish_of(d);
                 if let Some(a) = alias {
                     let (Alias::Known(n) | Alias::New(n)) = a;
                     msg.props.get_or_insert_default().topic_alias = Some(n);
@@ -321,7 +320,8 @@ impl Connection {
                     if let Some(Alias::New(n)) = alias {
                         self.aliases_out.set(&d.msg.topic, n);
                     }
-                } else if !(matches!(alias, Some(Alias::New(_))) && fits(&plain, wbuf)) {
+                } else if !(matches!(alias, Some(Alias::New(_))) && fits(&self.publish_of(d), wbuf))
+                {
                     // Only a new alias makes a packet longer (by its 3 bytes): without it,
                     // the message may still fit the client's maximum packet size.
                     return false;

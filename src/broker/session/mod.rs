@@ -35,7 +35,6 @@ use crate::mqtt::{
 use crate::transport::{Reader, Writer};
 use aliases::Aliases;
 use open::{read_connect, refuse_connect};
-use out::flush;
 pub(super) use out::{Out, synced};
 
 /// How long a connection may take to send its CONNECT: a real client sends it at once, and a
@@ -434,7 +433,7 @@ impl Connection {
             self.settle(out, wbuf).await;
             match how {
                 Closing::End(end) => {
-                    flush(writer, &mut out.ready).await;
+                    let _ = writer.write_all(&mut out.ready).await;
                     end
                 }
                 Closing::Violation(v) => self.violation(v, writer, &mut out.ready).await,
@@ -450,7 +449,7 @@ impl Connection {
                             &mut out.ready,
                         );
                     }
-                    flush(writer, &mut out.ready).await;
+                    let _ = writer.write_all(&mut out.ready).await;
                     End::Shutdown
                 }
             }
@@ -499,7 +498,7 @@ impl Connection {
         if self.proto == Protocol::V5 {
             mqtt::encode_disconnect(code, None, wbuf);
         }
-        flush(writer, wbuf).await;
+        let _ = writer.write_all(wbuf).await;
         End::Abnormal(how)
     }
 
@@ -510,7 +509,7 @@ impl Connection {
                 .unwrap_or(ServerDisconnectCode::UnspecifiedError);
             mqtt::encode_disconnect(code, reason, wbuf);
         }
-        flush(writer, wbuf).await;
+        let _ = writer.write_all(wbuf).await;
         End::Abnormal(gone_by(&v))
     }
 

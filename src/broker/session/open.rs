@@ -51,10 +51,8 @@ pub(super) async fn refuse_connect(writer: &mut Writer, v: &Violation) {
 async fn send_connack(writer: &mut Writer, proto: Protocol, code: ConnAckCode) {
     let mut buf = BytesMut::new();
     mqtt::encode_connack(proto, &ConnAck::refused(code), &mut buf);
-    while !buf.is_empty() {
-        if writer.write(&mut buf).await.is_err() {
-            return;
-        }
+    if writer.write_all(&mut buf).await.is_err() {
+        return;
     }
     let _ = writer.shutdown().await;
 }

@@ -6,7 +6,6 @@ use std::collections::VecDeque;
 use bytes::BytesMut;
 
 use crate::broker::persist::Store;
-use crate::transport::Writer;
 
 /// Output on its way to the client: `ready` is written as the socket takes it; each `held`
 /// segment waits, in order, for the log position that makes what it acknowledges durable.
@@ -65,14 +64,6 @@ impl Out {
 pub(in crate::broker) async fn synced(store: Option<&Store>, pos: Option<u64>) {
     if let (Some(s), Some(pos)) = (store, pos) {
         s.synced(pos).await;
-    }
-}
-
-pub(super) async fn flush(writer: &mut Writer, wbuf: &mut BytesMut) {
-    while !wbuf.is_empty() {
-        if writer.write(wbuf).await.is_err() {
-            return;
-        }
     }
 }
 
