@@ -3,7 +3,7 @@
 //! router) and when the log is read back at start. How a record is written as bytes is
 //! `codec.rs`'s.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -42,7 +42,7 @@ pub struct StoredSession {
 pub struct Model {
     pub next_id: u64,
     /// Messages some queue refers to, with the number of queue entries that do.
-    pub messages: HashMap<u64, (Arc<Published>, usize)>,
+    pub messages: BTreeMap<u64, (Arc<Published>, usize)>,
     pub retained: HashMap<Bytes, Arc<Published>>,
     pub sessions: HashMap<Arc<str>, StoredSession>,
 }
