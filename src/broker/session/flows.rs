@@ -341,6 +341,8 @@ impl Connection {
     fn publish_of(&self, d: &Delivery) -> Message {
         let props = match self.proto {
             Protocol::V311 => None,
+            // Most messages carry no properties: none to build, copy or compare.
+            Protocol::V5 if d.msg.props.is_none() && d.sub_ids.is_empty() => None,
             Protocol::V5 => {
                 let mut p = d.msg.props.clone().unwrap_or_default();
                 p.topic_alias = None;

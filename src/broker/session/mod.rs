@@ -320,17 +320,18 @@ impl Connection {
         // Packets are encoded into `wbuf`, then staged into `out`, which the socket drains.
         let mut out = Out::default();
         let store = self.store.clone();
+        // Stands in for a keep-alive of 0, whose branch is off.
+        let far = Instant::now() + Duration::from_secs(86_400);
         loop {
             // Decode everything already read.
             let mut large = false;
+            let mut got = false;
             loop {
                 let before = rbuf.len();
                 match mqtt::decode_client(self.proto, &mut rbuf, self.config.max_packet) {
                     Ok(Some(p)) => {
                         large |= before - rbuf.len() > KEEP_BUFFER;
-                        if let Some(k) = self.keepalive {
-                            deadline = Some(Instant::now() + k);
-                        }
+                        got = true;
                         match self.handle(p, state, &mut wbuf) {
                             Ok(None) => {}
                             Ok(Some(end)) => {
@@ -352,6 +353,10 @@ impl Connection {
                             .await;
                     }
                 }
+            }
+            // One clock read for all the packets one read brought, not one per packet.
+            if let (Some(k), true) = (self.keepalive, got) {
+                deadline = Some(Instant::now() + k);
             }
             // Everything read was taken: the buffer goes back until the socket is readable
             // again. It grew to hold a large packet: what is left moves to a small one.
@@ -382,7 +387,6 @@ impl Connection {
             }
             let waiting = out.held.front().map(|h| h.0);
             let can_take = state.outgoing.len() < window && out.len() < 256 * 1024;
-            let far = Instant::now() + Duration::from_secs(86_400);
             let busy = !out.ready.is_empty() || waiting.is_some() || writer.unflushed();
             tokio::select! {
                 drained = Drain::new(busy, writer, &mut out.ready, store.as_deref(), waiting) => {
