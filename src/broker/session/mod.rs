@@ -320,8 +320,6 @@ impl Connection {
         // Packets are encoded into `wbuf`, then staged into `out`, which the socket drains.
         let mut out = Out::default();
         let store = self.store.clone();
-        // Stands in for a keep-alive of 0, whose branch is off.
-        let far = Instant::now() + Duration::from_secs(86_400);
         loop {
             // Decode everything already read.
             let mut large = false;
@@ -407,7 +405,7 @@ impl Connection {
                 d = state.inbox.recv(), if can_take => {
                     self.deliver(d, state, &mut wbuf);
                 }
-                _ = sleep_until(deadline.unwrap_or(far)), if deadline.is_some() => {
+                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     // [MQTT-3.1.2-22]: 1.5 times the keep alive without a packet.
                     let how = Closing::Server(ServerDisconnectCode::KeepAliveTimeout, Gone::Keepalive);
                     return self.close(how, &mut out, &mut wbuf, writer).await;
