@@ -120,7 +120,8 @@ start_broker() {
     local log=$BENCH_TMP/serve-broker.log scheme=mqtt
     if [[ $1 == mosquitto ]]; then
         if [[ $2 == ws ]]; then
-            local port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+            local port
+            port=$(bench_random_port)
             bench_start_mosquitto "max_connections -1" "connection_messages false" \
                 "listener $port 127.0.0.1" "protocol websockets"
             BROKER_PORT=$port
@@ -145,7 +146,7 @@ start_broker() {
 mosquitto_has_websockets() {
     local dir port pid ok=1
     dir=$(mktemp -d "$BENCH_TMP/wsprobe.XXXXXX")
-    port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+    port=$(bench_random_port)
     printf 'listener %s 127.0.0.1\nprotocol websockets\nallow_anonymous true\n' "$port" >"$dir/conf"
     "$MOSQUITTO" -c "$dir/conf" >"$dir/log" 2>&1 &
     pid=$!

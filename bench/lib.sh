@@ -85,6 +85,9 @@ bench_wait_for() {
     done
 }
 
+# bench_random_port: a high port, likely free; whoever binds it retries on a clash.
+bench_random_port() { echo $((20000 + (RANDOM * 32768 + RANDOM) % 40000)); }
+
 # Start the mosquitto broker on 127.0.0.1 and a free port; sets MOSQ_PORT, MOSQ_PID, MOSQ_LOG.
 # Mosquitto cannot bind port 0 (`listener 0` means a Unix socket), so try random high ports
 # and retry on "Address already in use". Extra config lines may be passed as arguments.
@@ -95,7 +98,7 @@ bench_start_mosquitto() {
     local conf=$BENCH_TMP/mosquitto.conf log=$BENCH_TMP/mosquitto.log try port pid line
     [[ -x $MOSQUITTO ]] || bench_die "$MOSQUITTO not found (apt-get install -y mosquitto)"
     for ((try = 1; try <= 20; try++)); do
-        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        port=$(bench_random_port)
         {
             echo "listener $port 127.0.0.1"
             echo "allow_anonymous true"

@@ -261,9 +261,7 @@ mod tests {
             }
             got
         });
-        while !second.is_empty() || writer.unflushed() {
-            writer.write(&mut second).await.unwrap();
-        }
+        writer.write_all(&mut second).await.unwrap();
         let got = reading.await.unwrap();
         assert_eq!(got[0], vec![1u8; 64 * 1024]);
         assert_eq!(got[1], b"second");

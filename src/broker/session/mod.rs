@@ -78,13 +78,12 @@ enum Drained {
 
 impl<'a> Drain<'a> {
     fn new(
-        busy: bool,
         writer: &'a mut Writer,
         ready: &'a mut BytesMut,
         store: Option<&'a Store>,
         waiting: Option<u64>,
     ) -> Drain<'a> {
-        if !busy {
+        if ready.is_empty() && !writer.unflushed() && waiting.is_none() {
             return Drain::Idle;
         }
         Drain::Busy(Box::pin(async move {
@@ -385,9 +384,8 @@ impl Connection {
             }
             let waiting = out.held.front().map(|h| h.0);
             let can_take = state.outgoing.len() < window && out.len() < 256 * 1024;
-            let busy = !out.ready.is_empty() || waiting.is_some() || writer.unflushed();
             tokio::select! {
-                drained = Drain::new(busy, writer, &mut out.ready, store.as_deref(), waiting) => {
+                drained = Drain::new(writer, &mut out.ready, store.as_deref(), waiting) => {
                     if let Drained::Wrote(Err(e)) = drained {
                         return End::Abnormal(Gone::Socket(e.kind()));
                     }
