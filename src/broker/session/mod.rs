@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{Notify, OwnedMutexGuard, watch};
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::time::{Instant, Sleep, sleep, timeout};
 
 use super::Config;
 use super::auth::{Auth, acl::ClientAcl};
@@ -104,6 +104,14 @@ impl Future for Drain<'_> {
             Drain::Idle => std::task::Poll::Pending,
             Drain::Busy(f) => f.as_mut().poll(cx),
         }
+    }
+}
+
+/// The keep-alive timer's end; never, for a connection without keep-alive.
+async fn expired(timer: Option<&mut Pin<Box<Sleep>>>) {
+    match timer {
+        Some(t) => t.as_mut().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -280,7 +288,21 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(
+    /// The connection's life after CONNECT. Boxed, and made outside an async fn, like `open`:
+    /// the caller's task then keeps a pointer to it, not its room beside the caller's own.
+    fn run<'a>(
+        &'a mut self,
+        state: &'a mut State,
+        reader: &'a mut Reader,
+        writer: &'a mut Writer,
+        rbuf: BytesMut,
+        wbuf: BytesMut,
+        shutdown: &'a mut watch::Receiver<bool>,
+    ) -> Pin<Box<dyn Future<Output = End> + Send + 'a>> {
+        Box::pin(self.run_loop(state, reader, writer, rbuf, wbuf, shutdown))
+    }
+
+    async fn run_loop(
         &mut self,
         state: &mut State,
         reader: &mut Reader,
@@ -315,7 +337,9 @@ impl Connection {
             }
         }
         let window = self.receive_max.min(usize::from(self.config.max_inflight));
-        let mut deadline = self.keepalive.map(|k| Instant::now() + k);
+        // Boxed, made once and reset: a connection without keep-alive keeps no timer, and one
+        // with keep-alive does not register a new one with the timer wheel on every pass.
+        let mut expiry = self.keepalive.map(|k| Box::pin(sleep(k)));
         // Packets are encoded into `wbuf`, then staged into `out`, which the socket drains.
         let mut out = Out::default();
         let store = self.store.clone();
@@ -352,8 +376,8 @@ impl Connection {
                 }
             }
             // One clock read for all the packets one read brought, not one per packet.
-            if let (Some(k), true) = (self.keepalive, got) {
-                deadline = Some(Instant::now() + k);
+            if let (Some(k), Some(timer), true) = (self.keepalive, &mut expiry, got) {
+                timer.as_mut().reset(Instant::now() + k);
             }
             // Everything read was taken: the buffer goes back until the socket is readable
             // again. It grew to hold a large packet: what is left moves to a small one.
@@ -403,7 +427,7 @@ impl Connection {
                 d = state.inbox.recv(), if can_take => {
                     self.deliver(d, state, &mut wbuf);
                 }
-                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                () = expired(expiry.as_mut()) => {
                     // [MQTT-3.1.2-22]: 1.5 times the keep alive without a packet.
                     let how = Closing::Server(ServerDisconnectCode::KeepAliveTimeout, Gone::Keepalive);
                     return self.close(how, &mut out, &mut wbuf, writer).await;

@@ -141,6 +141,32 @@ fn keepalive_zero_is_accepted_and_one_second_of_silence_times_out() {
     zero5.ping();
 }
 
+/// Each packet restarts the keep-alive timer: a client that pings well within 1.5 × Keep
+/// Alive stays connected for several times that, and is closed once it falls silent.
+#[test]
+fn packets_within_the_keepalive_keep_the_connection_open() {
+    let broker = SmqBroker::start(&[]);
+    let port = broker.port();
+    let (mut v4, _) = Client::connect(port, &Connect::new(V4, "ka-busy").keepalive(1));
+    let (mut v5, _) = Client::connect(port, &Connect::new(V5, "ka-busy-5").keepalive(1));
+    // 8 × 0.4 s: twice the 1.5 s a connection may be silent. The waits are the test: time
+    // has to pass for a keep-alive to run out.
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(400));
+        v4.ping();
+        v5.ping();
+    }
+    let limit = Duration::from_secs(10);
+    let got = v4.expect_close(limit, "silent after pings (3.1.1)");
+    assert!(got.is_empty(), "3.1.1 got {}", hex_all(&got));
+    let got = v5.expect_close(limit, "silent after pings (v5)");
+    assert!(
+        matches!(&got[..], [p] if p.kind() == DISCONNECT && p.reason() == 0x8D),
+        "v5: expected DISCONNECT 0x8D then close, got [{}]",
+        hex_all(&got)
+    );
+}
+
 /// v5: the CONNACK advertises the limits: Receive Maximum = --max-inflight, Topic Alias
 /// Maximum 10, Maximum Packet Size, Server Keep Alive when the client asked for more than
 /// --max-keepalive [MQTT-3.2.2-21], and an Assigned Client Identifier for an empty one
