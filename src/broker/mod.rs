@@ -282,6 +282,15 @@ impl Running {
     /// Tells every connection the broker is going away, waits briefly for them to close.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
+        // Connections are told through their takeover signal (one wait for an idle one, not
+        // two); one registered after this finds `stopping` set and kicks itself.
+        {
+            let mut router = self.shared.lock();
+            router.stopping = true;
+            for entry in router.sessions.values() {
+                entry.kick.notify_one();
+            }
+        }
         let grace = Instant::now() + SHUTDOWN_GRACE;
         while self
             .shared
@@ -347,9 +356,7 @@ async fn accept_loop(
                         tls_cn: tls.then_some(a.cert_cn),
                         gate: a.gate,
                     };
-                    Box::pin(session::serve(
-                        shared, config, client, a.reader, a.writer, stop,
-                    ))
+                    Box::pin(session::serve(shared, config, client, a.reader, a.writer))
                 }
                 (Ok(Upgraded::Http(start)), _)
                     if metrics && metrics::is_metrics(&start.head.target) =>

@@ -35,6 +35,8 @@ pub struct Router {
     next_generation: u64,
     /// `--persist`: where retained messages and persistent sessions are written.
     pub store: Option<Arc<Store>>,
+    /// The broker is shutting down: a kicked connection closes for that, not for a takeover.
+    pub stopping: bool,
 }
 
 pub struct Shared {

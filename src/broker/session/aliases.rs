@@ -1,7 +1,8 @@
 //! Topic aliases this broker sets up with an MQTT 5 client (5.0 §3.3.2.3.4): a topic sent
 //! again goes as a two-byte alias and an empty topic name. Aliases last as long as the
 //! connection; the first topics sent get them, up to the client's Topic Alias Maximum and this
-//! broker's own bounds, and later topics go in full.
+//! broker's own bounds, and later topics go in full. The aliases the client sets up with us
+//! (up to our `TOPIC_ALIAS_MAX`) are kept here too.
 
 use std::collections::HashMap;
 
@@ -14,11 +15,21 @@ const MOST_BYTES: usize = 16 * 1024;
 /// Shorter topics are sent in full: the alias property itself takes 3 bytes.
 const SHORTEST: usize = 6;
 
+/// Both directions' aliases of one connection. The tables are boxed and made on first use:
+/// most connections never use an alias, and every idle connection holds this for its life.
 #[derive(Debug, Default)]
 pub(super) struct Aliases {
     max: u16,
+    tables: Option<Box<Tables>>,
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    /// Bytes of topic names in `by_topic`.
     bytes: usize,
     by_topic: HashMap<Bytes, u16>,
+    /// The client's aliases for the topics it sends us.
+    incoming: HashMap<u16, Bytes>,
 }
 
 /// How a topic goes out.
@@ -43,23 +54,43 @@ impl Aliases {
         if self.max == 0 || topic.len() < SHORTEST {
             return None;
         }
-        if let Some(&n) = self.by_topic.get(topic) {
-            return Some(Alias::Known(n));
-        }
-        let next = u16::try_from(self.by_topic.len() + 1).ok()?;
-        (next <= self.max && self.bytes + topic.len() <= MOST_BYTES).then_some(Alias::New(next))
+        let (used, bytes) = match &self.tables {
+            Some(t) => {
+                if let Some(&n) = t.by_topic.get(topic) {
+                    return Some(Alias::Known(n));
+                }
+                (t.by_topic.len(), t.bytes)
+            }
+            None => (0, 0),
+        };
+        let next = u16::try_from(used + 1).ok()?;
+        (next <= self.max && bytes + topic.len() <= MOST_BYTES).then_some(Alias::New(next))
     }
 
     /// The client was sent `topic` with alias `n` (a `New` from `lookup`).
     pub(super) fn set(&mut self, topic: &Bytes, n: u16) {
+        let t = self.tables();
         // Its own copy: a delivered topic is a slice of the publisher's whole packet.
-        if self
-            .by_topic
+        if t.by_topic
             .insert(Bytes::copy_from_slice(topic), n)
             .is_none()
         {
-            self.bytes += topic.len();
+            t.bytes += topic.len();
         }
+    }
+
+    /// The topic the client set up alias `n` for.
+    pub(super) fn incoming(&self, n: u16) -> Option<&Bytes> {
+        self.tables.as_ref()?.incoming.get(&n)
+    }
+
+    /// The client sent `topic` with alias `n`: the alias means it from now on.
+    pub(super) fn learn(&mut self, n: u16, topic: Bytes) {
+        self.tables().incoming.insert(n, topic);
+    }
+
+    fn tables(&mut self) -> &mut Tables {
+        self.tables.get_or_insert_default()
     }
 }
 
@@ -102,6 +133,23 @@ mod tests {
             a.set(&long(i), n);
         }
         assert_eq!(a.lookup(&long(4)), None);
-        assert!(a.bytes <= MOST_BYTES);
+        assert!(a.tables.as_ref().is_some_and(|t| t.bytes <= MOST_BYTES));
+    }
+
+    #[test]
+    fn the_clients_aliases_are_kept_apart_from_ours() {
+        let mut a = Aliases::new(10);
+        assert_eq!(a.incoming(1), None);
+        assert!(
+            a.tables.is_none(),
+            "nothing allocated before an alias is used"
+        );
+        a.learn(1, Bytes::from("phone/accelerometer"));
+        assert_eq!(a.incoming(1), Some(&Bytes::from("phone/accelerometer")));
+        // The client's alias 1 is not ours: our first alias is still to be given.
+        assert_eq!(
+            a.lookup(&Bytes::from("phone/gyroscope")),
+            Some(Alias::New(1))
+        );
     }
 }

@@ -52,11 +52,11 @@ impl Connection {
                 ));
             }
             if msg.topic.is_empty() {
-                msg.topic = self.aliases.get(&alias).cloned().ok_or_else(|| {
+                msg.topic = self.aliases.incoming(alias).cloned().ok_or_else(|| {
                     Violation::protocol(format!("topic alias {alias} was never set"))
                 })?;
             } else {
-                self.aliases.insert(alias, msg.topic.clone());
+                self.aliases.learn(alias, msg.topic.clone());
             }
         }
         let counters = &self.shared.counters;
@@ -280,7 +280,7 @@ impl Connection {
         wbuf: &mut BytesMut,
     ) -> bool {
         let own_props = !d.sub_ids.is_empty() || d.msg.remaining_expiry().is_some();
-        let alias = self.aliases_out.lookup(&d.msg.topic);
+        let alias = self.aliases.lookup(&d.msg.topic);
         let start = wbuf.len();
         let shared = d
             .wire
@@ -318,7 +318,7 @@ impl Connection {
                 };
                 if fits(&msg, wbuf) {
                     if let Some(Alias::New(n)) = alias {
-                        self.aliases_out.set(&d.msg.topic, n);
+                        self.aliases.set(&d.msg.topic, n);
                     }
                 } else if !(matches!(alias, Some(Alias::New(_))) && fits(&self.publish_of(d), wbuf))
                 {

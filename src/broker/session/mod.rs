@@ -11,14 +11,14 @@ mod open;
 mod out;
 mod read;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::{Notify, OwnedMutexGuard, watch};
+use tokio::sync::{Notify, OwnedMutexGuard};
 use tokio::time::{Instant, Sleep, sleep, timeout};
 
 use super::Config;
@@ -137,58 +137,64 @@ pub struct Client {
     pub gate: Option<super::listener::Gate>,
 }
 
-pub async fn serve(
+/// Serves one connection. The future is a block made here, not an async fn's: that would keep
+/// the reader and writer twice, as they came and moved into the body, for the connection's life.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn's future would be larger"
+)]
+pub fn serve(
     shared: Arc<Shared>,
     config: Arc<Config>,
     client: Client,
     mut reader: Reader,
     mut writer: Writer,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    // Empty: most connections are idle most of the time, and an idle one holds no buffer.
-    let mut rbuf = BytesMut::new();
-    let mut wbuf = BytesMut::new();
-    // Boxed: the task is as large as its largest state for as long as the connection lives,
-    // and the handshake's states end with it.
-    let Some((mut conn, mut state_guard)) = open(
-        shared,
-        config,
-        client,
-        &mut reader,
-        &mut writer,
-        &mut rbuf,
-        &mut wbuf,
-    )
-    .await
-    else {
-        return;
-    };
-    conn.online.store(true, Ordering::Relaxed);
-    conn.shared
-        .counters
-        .clients_connected
-        .fetch_add(1, Ordering::Relaxed);
-    let end = conn
-        .run(
-            &mut state_guard,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        // Empty: most connections are idle most of the time, and an idle one holds no buffer.
+        let mut rbuf = BytesMut::new();
+        let mut wbuf = BytesMut::new();
+        // Boxed: the task is as large as its largest state for as long as the connection lives,
+        // and the handshake's states end with it.
+        let Some((mut conn, mut state_guard)) = open(
+            shared,
+            config,
+            client,
             &mut reader,
             &mut writer,
-            rbuf,
-            wbuf,
-            &mut shutdown,
+            &mut rbuf,
+            &mut wbuf,
         )
-        .await;
-    conn.online.store(false, Ordering::Relaxed);
-    let how = match end {
-        End::Disconnect { .. } => Gone::Disconnected,
-        End::Abnormal(how) => how,
-        End::Shutdown => Gone::Silent,
-    };
-    conn.config.log.gone(Some(&conn.client_id), how);
-    // The session is ended or parked before the client can see the close: a client that
-    // reconnects at once must find it in its new state.
-    conn.finish(end, &state_guard);
-    let _ = writer.shutdown().await;
+        .await
+        else {
+            return;
+        };
+        conn.online.store(true, Ordering::Relaxed);
+        conn.shared
+            .counters
+            .clients_connected
+            .fetch_add(1, Ordering::Relaxed);
+        let end = conn
+            .run(
+                &mut state_guard,
+                &mut reader,
+                &mut writer,
+                &mut rbuf,
+                &mut wbuf,
+            )
+            .await;
+        conn.online.store(false, Ordering::Relaxed);
+        let how = match end {
+            End::Disconnect { .. } => Gone::Disconnected,
+            End::Abnormal(how) => how,
+            End::Shutdown => Gone::Silent,
+        };
+        conn.config.log.gone(Some(&conn.client_id), how);
+        // The session is ended or parked before the client can see the close: a client that
+        // reconnects at once must find it in its new state.
+        conn.finish(end, &state_guard);
+        let _ = writer.shutdown().await;
+    }
 }
 
 type Opened = Option<(Connection, OwnedMutexGuard<State>)>;
@@ -271,9 +277,8 @@ struct Connection {
     /// The client's limits on what we send it.
     receive_max: usize,
     max_packet: usize,
-    aliases: HashMap<u16, Bytes>,
-    /// The aliases we set up with the client for the topics we send it.
-    aliases_out: Aliases,
+    /// Topic aliases, the client's and ours.
+    aliases: Aliases,
     /// Retained messages owed to new subscriptions, sent ahead of the mailbox.
     backlog: VecDeque<Delivery>,
     problem_info: bool,
@@ -295,150 +300,147 @@ impl Connection {
         state: &'a mut State,
         reader: &'a mut Reader,
         writer: &'a mut Writer,
-        rbuf: BytesMut,
-        wbuf: BytesMut,
-        shutdown: &'a mut watch::Receiver<bool>,
+        rbuf: &'a mut BytesMut,
+        wbuf: &'a mut BytesMut,
     ) -> Pin<Box<dyn Future<Output = End> + Send + 'a>> {
-        Box::pin(self.run_loop(state, reader, writer, rbuf, wbuf, shutdown))
+        // A block, not an async fn: an async fn's future keeps its arguments twice, as they
+        // came and moved into the body.
+        Box::pin(async move {
+            // What the client may no longer read (the ACL file changed since these were sent)
+            // is dropped, not sent again.
+            if let Some(acl) = &self.acl {
+                let revoked: Vec<u16> = state
+                    .outgoing
+                    .iter()
+                    .filter(|(_, (d, stage))| *stage != Stage::Comp && !acl.may_read(&d.msg.topic))
+                    .map(|(&pkid, _)| pkid)
+                    .collect();
+                for pkid in revoked {
+                    if let Some((d, _)) = state.outgoing.remove(&pkid) {
+                        self.done(&d);
+                    }
+                }
+            }
+            // Unacknowledged messages of a resumed session go out again, PUBLISH with DUP set
+            // [MQTT-4.4.0-1].
+            for (&pkid, (d, stage)) in &state.outgoing {
+                match stage {
+                    Stage::Comp => mqtt::encode_pubrel(pkid, PubRelCode::Success, wbuf),
+                    _ => {
+                        self.encode_delivery(d, pkid, true, wbuf);
+                    }
+                }
+            }
+            let window = self.receive_max.min(usize::from(self.config.max_inflight));
+            // Boxed, made once and reset: a connection without keep-alive keeps no timer, and one
+            // with keep-alive does not register a new one with the timer wheel on every pass.
+            let mut expiry = self.keepalive.map(|k| Box::pin(sleep(k)));
+            // Packets are encoded into `wbuf`, then staged into `out`, which the socket drains.
+            let mut out = Out::default();
+            let store = self.store.clone();
+            loop {
+                // Decode everything already read. The packet that ends the connection comes out of
+                // a call, not a local: the future then keeps no room for it while it waits.
+                let (mut large, mut got) = (false, false);
+                if let Some(how) = self.take_packets(state, rbuf, wbuf, &mut large, &mut got) {
+                    return self.close(how, &mut out, wbuf, writer).await;
+                }
+                // One clock read for all the packets one read brought, not one per packet.
+                if let (Some(k), Some(timer), true) = (self.keepalive, &mut expiry, got) {
+                    timer.as_mut().reset(Instant::now() + k);
+                }
+                // Everything read was taken: the buffer goes back until the socket is readable
+                // again. It grew to hold a large packet: what is left moves to a small one.
+                if rbuf.is_empty() {
+                    if rbuf.capacity() > 0 {
+                        *rbuf = BytesMut::new();
+                    }
+                } else if large {
+                    *rbuf = BytesMut::from(&rbuf[..]);
+                }
+                // Fill the client's receive window from the backlog, then the mailbox.
+                while state.outgoing.len() < window && out.len() + wbuf.len() < 256 * 1024 {
+                    let Some(d) = self.backlog.pop_front().or_else(|| state.inbox.pop()) else {
+                        break;
+                    };
+                    self.deliver(d, state, wbuf);
+                }
+                // A subscription to many retained messages grew it; they are sent.
+                if self.backlog.is_empty() && self.backlog.capacity() > 64 {
+                    self.backlog = VecDeque::new();
+                }
+                // Acknowledgements go out only once what they acknowledge is on disk; reading
+                // goes on meanwhile, so one fsync covers a whole window of messages.
+                out.stage(wbuf, std::mem::take(&mut self.sync_to));
+                // Only held output waits for the disk: a clean session never reads the position.
+                if let (Some(s), false) = (&store, out.held.is_empty()) {
+                    out.release(s.durable());
+                }
+                let waiting = out.held.front().map(|h| h.0);
+                let can_take = state.outgoing.len() < window && out.len() < 256 * 1024;
+                tokio::select! {
+                    drained = Drain::new(writer, &mut out.ready, store.as_deref(), waiting) => {
+                        if let Drained::Wrote(Err(e)) = drained {
+                            return End::Abnormal(Gone::Socket(e.kind()));
+                        }
+                        out.trim(wbuf);
+                    }
+                    // A client that sends without reading what we answer is not read from
+                    // until it catches up, so its acknowledgements cannot pile up without bound.
+                    r = read::read(reader, rbuf), if out.len() < MAX_UNREAD_ANSWERS => match r {
+                        Ok(0) => return End::Abnormal(Gone::Closed),
+                        Err(e) => return End::Abnormal(Gone::Socket(e.kind())),
+                        Ok(n) => {
+                            self.shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                        }
+                    },
+                    d = state.inbox.recv(), if can_take => {
+                        self.deliver(d, state, wbuf);
+                    }
+                    () = expired(expiry.as_mut()) => {
+                        // [MQTT-3.1.2-22]: 1.5 times the keep alive without a packet.
+                        let how = Closing::Server(ServerDisconnectCode::KeepAliveTimeout, Gone::Keepalive);
+                        return self.close(how, &mut out, wbuf, writer).await;
+                    }
+                    // A takeover, or the broker shutting down: it kicks every connection, so an
+                    // idle one waits on one signal rather than two.
+                    _ = self.kick.notified() => {
+                        let how = if self.shared.lock().stopping {
+                            Closing::Shutdown
+                        } else {
+                            Closing::Server(ServerDisconnectCode::SessionTakenOver, Gone::Silent)
+                        };
+                        return self.close(how, &mut out, wbuf, writer).await;
+                    }
+                }
+            }
+        })
     }
 
-    async fn run_loop(
+    /// Decodes and handles every whole packet in `rbuf`; what ends the connection, if one
+    /// does. `got`: a packet came; `large`: one was larger than `KEEP_BUFFER`.
+    fn take_packets(
         &mut self,
         state: &mut State,
-        reader: &mut Reader,
-        writer: &mut Writer,
-        mut rbuf: BytesMut,
-        mut wbuf: BytesMut,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> End {
-        // What the client may no longer read (the ACL file changed since these were sent)
-        // is dropped, not sent again.
-        if let Some(acl) = &self.acl {
-            let revoked: Vec<u16> = state
-                .outgoing
-                .iter()
-                .filter(|(_, (d, stage))| *stage != Stage::Comp && !acl.may_read(&d.msg.topic))
-                .map(|(&pkid, _)| pkid)
-                .collect();
-            for pkid in revoked {
-                if let Some((d, _)) = state.outgoing.remove(&pkid) {
-                    self.done(&d);
-                }
-            }
-        }
-        // Unacknowledged messages of a resumed session go out again, PUBLISH with DUP set
-        // [MQTT-4.4.0-1].
-        for (&pkid, (d, stage)) in &state.outgoing {
-            match stage {
-                Stage::Comp => mqtt::encode_pubrel(pkid, PubRelCode::Success, &mut wbuf),
-                _ => {
-                    self.encode_delivery(d, pkid, true, &mut wbuf);
-                }
-            }
-        }
-        let window = self.receive_max.min(usize::from(self.config.max_inflight));
-        // Boxed, made once and reset: a connection without keep-alive keeps no timer, and one
-        // with keep-alive does not register a new one with the timer wheel on every pass.
-        let mut expiry = self.keepalive.map(|k| Box::pin(sleep(k)));
-        // Packets are encoded into `wbuf`, then staged into `out`, which the socket drains.
-        let mut out = Out::default();
-        let store = self.store.clone();
+        rbuf: &mut BytesMut,
+        wbuf: &mut BytesMut,
+        large: &mut bool,
+        got: &mut bool,
+    ) -> Option<Closing> {
         loop {
-            // Decode everything already read.
-            let mut large = false;
-            let mut got = false;
-            loop {
-                let before = rbuf.len();
-                match mqtt::decode_client(self.proto, &mut rbuf, self.config.max_packet) {
-                    Ok(Some(p)) => {
-                        large |= before - rbuf.len() > KEEP_BUFFER;
-                        got = true;
-                        match self.handle(p, state, &mut wbuf) {
-                            Ok(None) => {}
-                            Ok(Some(end)) => {
-                                return self
-                                    .close(Closing::End(end), &mut out, &mut wbuf, writer)
-                                    .await;
-                            }
-                            Err(v) => {
-                                return self
-                                    .close(Closing::Violation(v), &mut out, &mut wbuf, writer)
-                                    .await;
-                            }
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(v) => {
-                        return self
-                            .close(Closing::Violation(v), &mut out, &mut wbuf, writer)
-                            .await;
+            let before = rbuf.len();
+            match mqtt::decode_client(self.proto, rbuf, self.config.max_packet) {
+                Ok(Some(p)) => {
+                    *large |= before - rbuf.len() > KEEP_BUFFER;
+                    *got = true;
+                    match self.handle(p, state, wbuf) {
+                        Ok(None) => {}
+                        Ok(Some(end)) => return Some(Closing::End(end)),
+                        Err(v) => return Some(Closing::Violation(v)),
                     }
                 }
-            }
-            // One clock read for all the packets one read brought, not one per packet.
-            if let (Some(k), Some(timer), true) = (self.keepalive, &mut expiry, got) {
-                timer.as_mut().reset(Instant::now() + k);
-            }
-            // Everything read was taken: the buffer goes back until the socket is readable
-            // again. It grew to hold a large packet: what is left moves to a small one.
-            if rbuf.is_empty() {
-                if rbuf.capacity() > 0 {
-                    rbuf = BytesMut::new();
-                }
-            } else if large {
-                rbuf = BytesMut::from(&rbuf[..]);
-            }
-            // Fill the client's receive window from the backlog, then the mailbox.
-            while state.outgoing.len() < window && out.len() + wbuf.len() < 256 * 1024 {
-                let Some(d) = self.backlog.pop_front().or_else(|| state.inbox.pop()) else {
-                    break;
-                };
-                self.deliver(d, state, &mut wbuf);
-            }
-            // A subscription to many retained messages grew it; they are sent.
-            if self.backlog.is_empty() && self.backlog.capacity() > 64 {
-                self.backlog = VecDeque::new();
-            }
-            // Acknowledgements go out only once what they acknowledge is on disk; reading
-            // goes on meanwhile, so one fsync covers a whole window of messages.
-            out.stage(&mut wbuf, std::mem::take(&mut self.sync_to));
-            // Only held output waits for the disk: a clean session never reads the position.
-            if let (Some(s), false) = (&store, out.held.is_empty()) {
-                out.release(s.durable());
-            }
-            let waiting = out.held.front().map(|h| h.0);
-            let can_take = state.outgoing.len() < window && out.len() < 256 * 1024;
-            tokio::select! {
-                drained = Drain::new(writer, &mut out.ready, store.as_deref(), waiting) => {
-                    if let Drained::Wrote(Err(e)) = drained {
-                        return End::Abnormal(Gone::Socket(e.kind()));
-                    }
-                    out.trim(&mut wbuf);
-                }
-                // A client that sends without reading what we answer is not read from
-                // until it catches up, so its acknowledgements cannot pile up without bound.
-                r = read::read(reader, &mut rbuf), if out.len() < MAX_UNREAD_ANSWERS => match r {
-                    Ok(0) => return End::Abnormal(Gone::Closed),
-                    Err(e) => return End::Abnormal(Gone::Socket(e.kind())),
-                    Ok(n) => {
-                        self.shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
-                    }
-                },
-                d = state.inbox.recv(), if can_take => {
-                    self.deliver(d, state, &mut wbuf);
-                }
-                () = expired(expiry.as_mut()) => {
-                    // [MQTT-3.1.2-22]: 1.5 times the keep alive without a packet.
-                    let how = Closing::Server(ServerDisconnectCode::KeepAliveTimeout, Gone::Keepalive);
-                    return self.close(how, &mut out, &mut wbuf, writer).await;
-                }
-                _ = self.kick.notified() => {
-                    let how = Closing::Server(ServerDisconnectCode::SessionTakenOver, Gone::Silent);
-                    return self.close(how, &mut out, &mut wbuf, writer).await;
-                }
-                _ = shutdown.changed() => {
-                    return self.close(Closing::Shutdown, &mut out, &mut wbuf, writer).await;
-                }
+                Ok(None) => return None,
+                Err(v) => return Some(Closing::Violation(v)),
             }
         }
     }

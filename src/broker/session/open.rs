@@ -184,6 +184,9 @@ fn take_session(
         }
     };
     let kick = Arc::new(Notify::new());
+    if router.stopping {
+        kick.notify_one();
+    }
     router.sessions.insert(
         client_id.clone(),
         SessionEntry {
@@ -371,8 +374,7 @@ impl Connection {
             session_expiry,
             receive_max: usize::from(c.receive_max.max(1)),
             max_packet: c.max_packet.map_or(mqtt::MAX_PACKET, |m| m as usize),
-            aliases: HashMap::new(),
-            aliases_out: Aliases::new(c.topic_alias_max),
+            aliases: Aliases::new(c.topic_alias_max),
             backlog: VecDeque::new(),
             problem_info: c.request_problem_info,
             acl,

@@ -167,6 +167,40 @@ fn packets_within_the_keepalive_keep_the_connection_open() {
     );
 }
 
+/// Shutdown (SIGTERM) closes every connection itself, before the grace period runs out: a v5
+/// client is told why (DISCONNECT 0x8B Server shutting down), a 3.1.1 client just sees the
+/// close; one that is connected, and one that has just taken over a session, alike.
+#[test]
+fn shutdown_closes_every_connection_saying_why() {
+    let mut broker = SmqBroker::start(&[]);
+    let port = broker.port();
+    let (mut v4, _) = Client::connect(port, &Connect::new(V4, "bye-4"));
+    let (mut v5, _) = Client::connect(port, &Connect::new(V5, "bye-5"));
+    let (mut old, _) = Client::connect(port, &Connect::new(V5, "bye-taken"));
+    let (mut new, _) = Client::connect(port, &Connect::new(V5, "bye-taken"));
+    let limit = Duration::from_secs(10);
+    let got = old.expect_close(limit, "taken over");
+    assert!(
+        matches!(&got[..], [p] if p.kind() == DISCONNECT && p.reason() == 0x8E),
+        "expected DISCONNECT 0x8E, got [{}]",
+        hex_all(&got)
+    );
+    v4.ping();
+    v5.ping();
+    new.ping();
+    assert!(broker.stop().success(), "{}", broker.log());
+    let got = v4.expect_close(limit, "shutdown (3.1.1)");
+    assert!(got.is_empty(), "3.1.1 got {}", hex_all(&got));
+    for (c, who) in [(&mut v5, "connected"), (&mut new, "took over")] {
+        let got = c.expect_close(limit, who);
+        assert!(
+            matches!(&got[..], [p] if p.kind() == DISCONNECT && p.reason() == 0x8B),
+            "{who}: expected DISCONNECT 0x8B then close, got [{}]",
+            hex_all(&got)
+        );
+    }
+}
+
 /// v5: the CONNACK advertises the limits: Receive Maximum = --max-inflight, Topic Alias
 /// Maximum 10, Maximum Packet Size, Server Keep Alive when the client asked for more than
 /// --max-keepalive [MQTT-3.2.2-21], and an Assigned Client Identifier for an empty one
