@@ -282,13 +282,13 @@ impl Running {
     /// Tells every connection the broker is going away, waits briefly for them to close.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        // Connections are told through their takeover signal (one wait for an idle one, not
-        // two); one registered after this finds `stopping` set and kicks itself.
+        // Connections are told as a takeover tells them (an idle one waits for one signal,
+        // not two); one registered after this finds `stopping` set and kicks itself.
         {
             let mut router = self.shared.lock();
             router.stopping = true;
             for entry in router.sessions.values() {
-                entry.kick.notify_one();
+                entry.mailbox.inbox.kick(u64::MAX);
             }
         }
         let grace = Instant::now() + SHUTDOWN_GRACE;

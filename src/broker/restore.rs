@@ -3,10 +3,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-use tokio::sync::Notify;
 
 use super::Config;
 use super::persist::Store;
@@ -69,9 +67,8 @@ pub fn restore(shared: &Arc<Shared>, config: &Config, store: &Arc<Store>) {
         let mailbox = Mailbox {
             client_id: client.clone(),
             inbox: inbox.clone(),
-            online: Arc::new(AtomicBool::new(false)),
-            durable: Arc::new(AtomicBool::new(true)),
         };
+        inbox.durable.store(true, Ordering::Relaxed);
         for (filter, opts) in &subs {
             router.subscribe(filter, &mailbox, *opts);
         }
@@ -113,7 +110,6 @@ pub fn restore(shared: &Arc<Shared>, config: &Config, store: &Arc<Store>) {
             client.clone(),
             SessionEntry {
                 mailbox,
-                kick: Arc::new(Notify::new()),
                 generation,
                 state: Arc::new(tokio::sync::Mutex::new(state)),
                 owner,

@@ -213,7 +213,7 @@ impl Router {
         {
             let qos = msg.qos.min(opts.qos);
             // QoS 0 is not queued for a session nobody is connected to (as mosquitto).
-            if qos == 0 && !mailbox.online.load(Ordering::Relaxed) {
+            if qos == 0 && !mailbox.inbox.online.load(Ordering::Relaxed) {
                 continue;
             }
             let retain = msg.retain && opts.retain_as_published;
@@ -221,7 +221,7 @@ impl Router {
             let store = self
                 .store
                 .as_ref()
-                .filter(|_| qos > 0 && mailbox.durable.load(Ordering::Relaxed));
+                .filter(|_| qos > 0 && mailbox.inbox.durable.load(Ordering::Relaxed));
             let entry = store.map(|s| {
                 let id = *stored.get_or_insert_with(|| s.add_message(msg));
                 let (entry, pos) =
@@ -256,9 +256,6 @@ impl Router {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicBool;
-
-    use tokio::sync::Notify;
 
     use super::*;
     use crate::broker::state::{Inbox, QueueLimits, State};
@@ -268,12 +265,11 @@ mod tests {
             messages: 16,
             bytes: usize::MAX,
         });
+        inbox.online.store(true, Ordering::Relaxed);
         (
             Mailbox {
                 client_id: Arc::from(id),
                 inbox: inbox.clone(),
-                online: Arc::new(AtomicBool::new(true)),
-                durable: Arc::new(AtomicBool::new(false)),
             },
             inbox,
         )
@@ -370,7 +366,6 @@ mod tests {
             Arc::from("c"),
             SessionEntry {
                 mailbox: new.clone(),
-                kick: Arc::new(Notify::new()),
                 generation: 2,
                 state: Arc::new(tokio::sync::Mutex::new(state)),
                 owner: None,

@@ -5,7 +5,7 @@
 //! the topic trees, persistence and the sessions all use them; this file uses none of those.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -119,6 +119,16 @@ pub struct Inbox {
     queue: Mutex<Queue>,
     ready: Notify,
     limits: QueueLimits,
+    /// A client is connected to the session. Here rather than in an allocation of its own:
+    /// every session has an inbox, and these are as long-lived.
+    pub online: AtomicBool,
+    /// The session outlives its connection and the broker persists: its QoS 1/2 deliveries
+    /// are written to the log.
+    pub durable: AtomicBool,
+    /// Connections of a lower generation are to close: a takeover raises it to the new
+    /// connection's generation, shutdown to `u64::MAX`. Woken through `ready`, so an idle
+    /// connection waits for its deliveries and its end in one.
+    kicked_below: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -138,6 +148,9 @@ impl Inbox {
                 messages: limits.messages.max(1),
                 bytes: limits.bytes,
             },
+            online: AtomicBool::new(false),
+            durable: AtomicBool::new(false),
+            kicked_below: AtomicU64::new(0),
         })
     }
 
@@ -176,11 +189,31 @@ impl Inbox {
         Some(d)
     }
 
-    /// Waits for a delivery. Cancel-safe: a cancelled wait takes nothing off the queue.
+    /// Tells the connections below generation `below` to close.
+    pub fn kick(&self, below: u64) {
+        self.kicked_below.fetch_max(below, Ordering::Relaxed);
+        self.ready.notify_one();
+    }
+
+    /// Waits for a delivery, for a reader no takeover ends (a bridge). Cancel-safe.
     pub async fn recv(&self) -> Delivery {
         loop {
-            if let Some(d) = self.pop() {
+            // u64::MAX is below no kick: this always ends with a delivery.
+            if let Some(d) = self.next(true, u64::MAX).await {
                 return d;
+            }
+        }
+    }
+
+    /// Waits for a delivery (only when `take`), or until the connection of `generation` is
+    /// kicked: then None. Cancel-safe: a cancelled wait takes nothing off the queue.
+    pub async fn next(&self, take: bool, generation: u64) -> Option<Delivery> {
+        loop {
+            if generation < self.kicked_below.load(Ordering::Relaxed) {
+                return None;
+            }
+            if let Some(d) = take.then(|| self.pop()).flatten() {
+                return Some(d);
             }
             self.ready.notified().await;
         }
@@ -192,17 +225,11 @@ impl Inbox {
 pub struct Mailbox {
     pub client_id: Arc<str>,
     pub inbox: Arc<Inbox>,
-    pub online: Arc<AtomicBool>,
-    /// The session outlives its connection and the broker persists: its QoS 1/2 deliveries
-    /// are written to the log.
-    pub durable: Arc<AtomicBool>,
 }
 
 /// A session known to the broker, connected or not.
 pub struct SessionEntry {
     pub mailbox: Mailbox,
-    /// Wakes the connection that currently serves the session, to hand it over.
-    pub kick: Arc<Notify>,
     /// Bumped on every connection, so a late expiry or will timer can tell it is stale.
     pub generation: u64,
     pub state: Arc<tokio::sync::Mutex<State>>,

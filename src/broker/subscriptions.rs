@@ -257,7 +257,7 @@ impl Subscriptions {
                 let n = g.members.len();
                 let online = |i: usize| {
                     client(g.members[i].slot)
-                        .is_some_and(|c| c.mailbox.online.load(Ordering::Relaxed))
+                        .is_some_and(|c| c.mailbox.inbox.online.load(Ordering::Relaxed))
                 };
                 let start = g.next.get();
                 let Some(pick) = (0..n)
@@ -333,18 +333,17 @@ mod tests {
     use crate::broker::state::{Inbox, QueueLimits};
     use crate::topic;
     use std::collections::BTreeMap;
-    use std::sync::atomic::AtomicBool;
 
     fn mailbox(id: &str, online: bool) -> Mailbox {
-        Mailbox {
+        let mailbox = Mailbox {
             client_id: Arc::from(id),
             inbox: Inbox::new(QueueLimits {
                 messages: 16,
                 bytes: usize::MAX,
             }),
-            online: Arc::new(AtomicBool::new(online)),
-            durable: Arc::new(AtomicBool::new(false)),
-        }
+        };
+        mailbox.inbox.online.store(online, Ordering::Relaxed);
+        mailbox
     }
 
     fn opts(qos: u8, sub_id: Option<u32>, no_local: bool) -> SubOptions {
@@ -462,7 +461,7 @@ mod tests {
             .iter()
             .flatten()
             .map(|c| {
-                let on = c.mailbox.online.load(Ordering::Relaxed);
+                let on = c.mailbox.inbox.online.load(Ordering::Relaxed);
                 (c.mailbox.client_id.to_string(), on)
             })
             .collect();
@@ -570,8 +569,8 @@ mod tests {
             .map(|_| subs.matching(b"s/1", None)[0].mailbox.client_id.to_string())
             .collect();
         assert_eq!(picks, ["a", "c", "a", "c"]);
-        a.online.store(false, Ordering::Relaxed);
-        c.online.store(false, Ordering::Relaxed);
+        a.inbox.online.store(false, Ordering::Relaxed);
+        c.inbox.online.store(false, Ordering::Relaxed);
         // Nobody connected: still one of them, in turn (queued for when it comes back).
         let picks: Vec<String> = (0..3)
             .map(|_| subs.matching(b"s/1", None)[0].mailbox.client_id.to_string())

@@ -14,7 +14,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Write as _};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant as StdInstant};
 
 use anyhow::anyhow;
@@ -143,8 +143,6 @@ fn session_here(
                 messages: usize::MAX,
                 bytes: queue_bytes,
             }),
-            online: Arc::new(AtomicBool::new(false)),
-            durable: Arc::new(AtomicBool::new(false)),
         };
         (mailbox, HashSet::new())
     });
@@ -172,7 +170,10 @@ fn session_here(
             });
         }
     }
-    mailbox.durable.store(store.is_some(), Ordering::Relaxed);
+    mailbox
+        .inbox
+        .durable
+        .store(store.is_some(), Ordering::Relaxed);
     (mailbox, awaiting_rel)
 }
 
@@ -345,7 +346,7 @@ impl Link {
                 });
             }
         }
-        self.mailbox.online.store(true, Ordering::Relaxed);
+        self.mailbox.inbox.online.store(true, Ordering::Relaxed);
         self.notify(&mut conn, &mut wbuf, b"1")?;
         let subs: Vec<Subscription> = self
             .bridge
@@ -469,7 +470,7 @@ impl Link {
     }
 
     fn went_down(&mut self) {
-        self.mailbox.online.store(false, Ordering::Relaxed);
+        self.mailbox.inbox.online.store(false, Ordering::Relaxed);
         if self.bridge.notifications {
             let topic = Bytes::from(self.bridge.notification_topic());
             self.publish_here(topic, Bytes::from_static(b"0"), 0, true, None, None);

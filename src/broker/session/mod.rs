@@ -14,11 +14,11 @@ mod read;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::{Notify, OwnedMutexGuard};
+use tokio::sync::OwnedMutexGuard;
 use tokio::time::{Instant, Sleep, sleep, timeout};
 
 use super::Config;
@@ -169,7 +169,7 @@ pub fn serve(
         else {
             return;
         };
-        conn.online.store(true, Ordering::Relaxed);
+        conn.mailbox.inbox.online.store(true, Ordering::Relaxed);
         conn.shared
             .counters
             .clients_connected
@@ -183,7 +183,7 @@ pub fn serve(
                 &mut wbuf,
             )
             .await;
-        conn.online.store(false, Ordering::Relaxed);
+        conn.mailbox.inbox.online.store(false, Ordering::Relaxed);
         let how = match end {
             End::Disconnect { .. } => Gone::Disconnected,
             End::Abnormal(how) => how,
@@ -266,8 +266,6 @@ struct Connection {
     proto: Protocol,
     client_id: Arc<str>,
     mailbox: Mailbox,
-    online: Arc<AtomicBool>,
-    kick: Arc<Notify>,
     generation: u64,
     entry_state: Arc<tokio::sync::Mutex<State>>,
     keepalive: Option<Duration>,
@@ -394,22 +392,23 @@ impl Connection {
                             self.shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
                         }
                     },
-                    d = state.inbox.recv(), if can_take => {
+                    // A delivery (when there is room for one), or the end: a takeover, or the
+                    // broker shutting down, which kicks every connection so that an idle one
+                    // waits for one signal rather than three.
+                    d = state.inbox.next(can_take, self.generation) => {
+                        let Some(d) = d else {
+                            let how = if self.shared.lock().stopping {
+                                Closing::Shutdown
+                            } else {
+                                Closing::Server(ServerDisconnectCode::SessionTakenOver, Gone::Silent)
+                            };
+                            return self.close(how, &mut out, wbuf, writer).await;
+                        };
                         self.deliver(d, state, wbuf);
                     }
                     () = expired(expiry.as_mut()) => {
                         // [MQTT-3.1.2-22]: 1.5 times the keep alive without a packet.
                         let how = Closing::Server(ServerDisconnectCode::KeepAliveTimeout, Gone::Keepalive);
-                        return self.close(how, &mut out, wbuf, writer).await;
-                    }
-                    // A takeover, or the broker shutting down: it kicks every connection, so an
-                    // idle one waits on one signal rather than two.
-                    _ = self.kick.notified() => {
-                        let how = if self.shared.lock().stopping {
-                            Closing::Shutdown
-                        } else {
-                            Closing::Server(ServerDisconnectCode::SessionTakenOver, Gone::Silent)
-                        };
                         return self.close(how, &mut out, wbuf, writer).await;
                     }
                 }

@@ -5,11 +5,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::sync::Notify;
 
 use super::aliases::Aliases;
 use super::{Client, Connection, NEVER, TOPIC_ALIAS_MAX};
@@ -145,7 +144,6 @@ fn accepting_connack(
 /// The session a connection gets, registered with the router.
 struct Taken {
     mailbox: Mailbox,
-    kick: Arc<Notify>,
     generation: u64,
     state: Arc<tokio::sync::Mutex<State>>,
     /// Resumed rather than started afresh.
@@ -169,9 +167,9 @@ fn take_session(
     let old = router.sessions.remove(client_id);
     let was_durable = old
         .as_ref()
-        .is_some_and(|o| o.mailbox.durable.load(Ordering::Relaxed));
+        .is_some_and(|o| o.mailbox.inbox.durable.load(Ordering::Relaxed));
     if let Some(old) = &old {
-        old.kick.notify_one();
+        old.mailbox.inbox.kick(generation);
     }
     let resume = old.filter(|o| !clean && o.owner == owner);
     let (mailbox, state, present) = match resume {
@@ -183,15 +181,13 @@ fn take_session(
             (mailbox, Arc::new(tokio::sync::Mutex::new(state)), false)
         }
     };
-    let kick = Arc::new(Notify::new());
     if router.stopping {
-        kick.notify_one();
+        mailbox.inbox.kick(u64::MAX);
     }
     router.sessions.insert(
         client_id.clone(),
         SessionEntry {
             mailbox: mailbox.clone(),
-            kick: kick.clone(),
             generation,
             state: state.clone(),
             owner,
@@ -199,7 +195,6 @@ fn take_session(
     );
     Taken {
         mailbox,
-        kick,
         generation,
         state,
         present,
@@ -212,8 +207,6 @@ fn fresh_session(client_id: &Arc<str>, config: &Config) -> (Mailbox, State) {
     let mailbox = Mailbox {
         client_id: client_id.clone(),
         inbox: inbox.clone(),
-        online: Arc::new(AtomicBool::new(false)),
-        durable: Arc::new(AtomicBool::new(false)),
     };
     let state = State {
         inbox,
@@ -310,7 +303,7 @@ impl Connection {
                 && router
                     .sessions
                     .get(&client_id)
-                    .is_some_and(|s| s.mailbox.online.load(Ordering::Relaxed))
+                    .is_some_and(|s| s.mailbox.inbox.online.load(Ordering::Relaxed))
             {
                 log.line(format_args!(
                     "Client {client_id} already connected, closing old connection."
@@ -319,7 +312,11 @@ impl Connection {
             let taken = take_session(&mut router, &config, &client_id, c.clean, username.clone());
             let store = router.store.clone();
             let durable = store.is_some() && session_expiry > 0;
-            taken.mailbox.durable.store(durable, Ordering::Relaxed);
+            taken
+                .mailbox
+                .inbox
+                .durable
+                .store(durable, Ordering::Relaxed);
             let sync_to = store.as_deref().map_or(0, |s| {
                 let owner = username;
                 log_opening(
@@ -355,13 +352,11 @@ impl Connection {
         let ack = accepting_connack(&config, proto, assigned_id, taken.present, server_keepalive);
         mqtt::encode_connack(proto, &ack, wbuf);
         Some(Connection {
-            online: taken.mailbox.online.clone(),
             shared,
             config,
             proto,
             client_id,
             mailbox: taken.mailbox,
-            kick: taken.kick,
             generation: taken.generation,
             entry_state: taken.state,
             keepalive: silence_allowed(keepalive),
@@ -557,13 +552,16 @@ mod tests {
         };
         router.subscribe("t/#", &first.mailbox, opts);
         // The same user without a clean start: resumed, the old connection kicked.
-        let kicked = first.kick.clone();
         let second = take_session(&mut router, &config, &id, false, alice.clone());
         assert!(second.present);
         assert!(Arc::ptr_eq(&first.mailbox.inbox, &second.mailbox.inbox));
         assert!(second.generation > first.generation);
-        let woken = tokio_test_notified(&kicked);
-        assert!(woken, "the connection taken over is told");
+        let inbox = &second.mailbox.inbox;
+        assert!(
+            kicked(inbox, first.generation),
+            "the connection taken over is told"
+        );
+        assert!(!kicked(inbox, second.generation), "the new one is not");
         assert_eq!(router.subscriptions_of("c").len(), 1);
         // Another user: a clean start, whatever it asked for, and the subscriptions go.
         let third = take_session(&mut router, &config, &id, false, Some(Arc::from("bob")));
@@ -577,14 +575,14 @@ mod tests {
         assert_eq!(router.sessions["c"].generation, fourth.generation);
     }
 
-    /// Whether `notify` holds a wake-up (notify_one stores one for the next waiter).
-    fn tokio_test_notified(notify: &Notify) -> bool {
+    /// Whether the connection of `generation` is told to close (its wait ends at once).
+    fn kicked(inbox: &Inbox, generation: u64) -> bool {
         use std::future::Future;
         use std::task::{Context, Poll, Waker};
-        let fut = notify.notified();
+        let fut = inbox.next(false, generation);
         let mut fut = std::pin::pin!(fut);
         let mut cx = Context::from_waker(Waker::noop());
-        matches!(fut.as_mut().poll(&mut cx), Poll::Ready(()))
+        matches!(fut.as_mut().poll(&mut cx), Poll::Ready(None))
     }
 
     #[test]
@@ -611,7 +609,7 @@ mod tests {
         let pos = log_opening(&store, &router, &id, &t, true, 60, None);
         assert!(pos > before);
         // A persistent session replaced by a temporary one: it is gone from the log.
-        t.mailbox.durable.store(true, Ordering::Relaxed);
+        t.mailbox.inbox.durable.store(true, Ordering::Relaxed);
         let t = take_session(&mut router, &config, &id, true, None);
         assert!(t.was_durable);
         assert!(log_opening(&store, &router, &id, &t, false, 0, None) > pos);
