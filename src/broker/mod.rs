@@ -349,13 +349,15 @@ async fn accept_loop(
             // values that moved into it.
             let served: Pin<Box<dyn Future<Output = ()> + Send>> = match (upgraded, ingest) {
                 (Ok(Upgraded::Mqtt(a)), _) => {
-                    let client = session::Client {
+                    // Boxed: the connection's task keeps room for what it was given for its
+                    // whole life, and this is needed only until CONNECT is taken.
+                    let client = Box::new(session::Client {
                         auth,
                         addr: peer.ip(),
                         port: peer.port(),
                         tls_cn: tls.then_some(a.cert_cn),
                         gate: a.gate,
-                    };
+                    });
                     Box::pin(session::serve(shared, config, client, a.reader, a.writer))
                 }
                 (Ok(Upgraded::Http(start)), _)

@@ -53,7 +53,9 @@ pub struct Writer {
 
 enum Sink {
     Stream(Box<dyn AsyncWrite + Send + Unpin>),
-    Ws(SplitSink<Ws, WsMessage>),
+    /// Boxed: it is 64 bytes, and the broker keeps a writer in every connection's task for
+    /// the connection's life, most of them plain streams.
+    Ws(Box<SplitSink<Ws, WsMessage>>),
 }
 
 /// Reader and writer halves of a byte stream (TCP, TLS, Unix).
@@ -70,7 +72,7 @@ pub fn split_stream(stream: Box<dyn Io>) -> (Reader, Writer) {
 pub fn split_ws(ws: Ws) -> (Reader, Writer) {
     let (sink, source) = ws.split();
     let writer = Writer {
-        sink: Sink::Ws(sink),
+        sink: Sink::Ws(Box::new(sink)),
         unflushed: false,
     };
     (Reader::Ws(source), writer)

@@ -115,6 +115,13 @@ async fn expired(timer: Option<&mut Pin<Box<Sleep>>>) {
     }
 }
 
+/// Why the connection loop's wait ended the connection.
+enum Stop {
+    /// A takeover, or the broker shutting down.
+    Kicked,
+    Keepalive,
+}
+
 /// How a connection is being closed (`Connection::close`).
 enum Closing {
     /// The client ended it (DISCONNECT).
@@ -146,7 +153,7 @@ pub struct Client {
 pub fn serve(
     shared: Arc<Shared>,
     config: Arc<Config>,
-    client: Client,
+    client: Box<Client>,
     mut reader: Reader,
     mut writer: Writer,
 ) -> impl Future<Output = ()> + Send {
@@ -206,7 +213,7 @@ type Opened = Option<(Connection, OwnedMutexGuard<State>)>;
 fn open<'a>(
     shared: Arc<Shared>,
     config: Arc<Config>,
-    client: Client,
+    client: Box<Client>,
     reader: &'a mut Reader,
     writer: &'a mut Writer,
     rbuf: &'a mut BytesMut,
@@ -220,7 +227,7 @@ fn open<'a>(
 async fn handshake(
     shared: Arc<Shared>,
     config: Arc<Config>,
-    client: Client,
+    client: Box<Client>,
     reader: &mut Reader,
     writer: &mut Writer,
     rbuf: &mut BytesMut,
@@ -376,12 +383,15 @@ impl Connection {
                 }
                 let waiting = out.held.front().map(|h| h.0);
                 let can_take = state.outgoing.len() < window && out.len() < 256 * 1024;
-                tokio::select! {
+                // What the select decides is a byte, and the close is awaited after it: a value
+                // held across an await inside an arm would take room in every connection.
+                let stop = tokio::select! {
                     drained = Drain::new(writer, &mut out.ready, store.as_deref(), waiting) => {
                         if let Drained::Wrote(Err(e)) = drained {
                             return End::Abnormal(Gone::Socket(e.kind()));
                         }
                         out.trim(wbuf);
+                        None
                     }
                     // A client that sends without reading what we answer is not read from
                     // until it catches up, so its acknowledgements cannot pile up without bound.
@@ -390,27 +400,33 @@ impl Connection {
                         Err(e) => return End::Abnormal(Gone::Socket(e.kind())),
                         Ok(n) => {
                             self.shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                            None
                         }
                     },
                     // A delivery (when there is room for one), or the end: a takeover, or the
                     // broker shutting down, which kicks every connection so that an idle one
                     // waits for one signal rather than three.
-                    d = state.inbox.next(can_take, self.generation) => {
-                        let Some(d) = d else {
-                            let how = if self.shared.lock().stopping {
-                                Closing::Shutdown
-                            } else {
-                                Closing::Server(ServerDisconnectCode::SessionTakenOver, Gone::Silent)
-                            };
-                            return self.close(how, &mut out, wbuf, writer).await;
-                        };
-                        self.deliver(d, state, wbuf);
-                    }
-                    () = expired(expiry.as_mut()) => {
+                    d = state.inbox.next(can_take, self.generation) => match d {
+                        Some(d) => {
+                            self.deliver(d, state, wbuf);
+                            None
+                        }
+                        None => Some(Stop::Kicked),
+                    },
+                    () = expired(expiry.as_mut()) => Some(Stop::Keepalive),
+                };
+                if let Some(stop) = stop {
+                    let how = match stop {
+                        Stop::Kicked if self.shared.lock().stopping => Closing::Shutdown,
+                        Stop::Kicked => {
+                            Closing::Server(ServerDisconnectCode::SessionTakenOver, Gone::Silent)
+                        }
                         // [MQTT-3.1.2-22]: 1.5 times the keep alive without a packet.
-                        let how = Closing::Server(ServerDisconnectCode::KeepAliveTimeout, Gone::Keepalive);
-                        return self.close(how, &mut out, wbuf, writer).await;
-                    }
+                        Stop::Keepalive => {
+                            Closing::Server(ServerDisconnectCode::KeepAliveTimeout, Gone::Keepalive)
+                        }
+                    };
+                    return self.close(how, &mut out, wbuf, writer).await;
                 }
             }
         })

@@ -268,7 +268,7 @@ impl Connection {
     pub(super) async fn open(
         shared: Arc<Shared>,
         config: Arc<Config>,
-        client: Client,
+        client: Box<Client>,
         c: Connect,
         writer: &mut Writer,
         wbuf: &mut BytesMut,
