@@ -129,6 +129,9 @@ pub struct Inbox {
     /// connection's generation, shutdown to `u64::MAX`. Woken through `ready`, so an idle
     /// connection waits for its deliveries and its end in one.
     kicked_below: AtomicU64,
+    /// The reader has room for a delivery: only then does a push wake it. A connection whose
+    /// receive window is full still waits (for a kick), and is not woken by every message.
+    wants: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -151,6 +154,7 @@ impl Inbox {
             online: AtomicBool::new(false),
             durable: AtomicBool::new(false),
             kicked_below: AtomicU64::new(0),
+            wants: AtomicBool::new(false),
         })
     }
 
@@ -165,7 +169,11 @@ impl Inbox {
         q.bytes += d.msg.size();
         q.deliveries.push_back(d);
         drop(q);
-        self.ready.notify_one();
+        // After the queue's lock: a reader that set `wants` before taking the lock either
+        // found this delivery or is seen wanting here.
+        if self.wants.load(Ordering::SeqCst) {
+            self.ready.notify_one();
+        }
         true
     }
 
@@ -212,6 +220,7 @@ impl Inbox {
             if generation < self.kicked_below.load(Ordering::Relaxed) {
                 return None;
             }
+            self.wants.store(take, Ordering::SeqCst);
             if let Some(d) = take.then(|| self.pop()).flatten() {
                 return Some(d);
             }
@@ -259,15 +268,13 @@ pub enum Stage {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Context, Poll, Wake, Waker};
+
     use super::*;
 
-    #[test]
-    fn inbox_is_bounded_in_bytes_and_admits_a_large_message_when_empty() {
-        let inbox = Inbox::new(QueueLimits {
-            messages: 100,
-            bytes: 10,
-        });
-        let sized = |payload: &'static [u8]| Delivery {
+    fn sized(payload: &'static [u8]) -> Delivery {
+        Delivery {
             msg: Arc::new(Published {
                 topic: Bytes::from_static(b"t"),
                 payload: Bytes::from_static(payload),
@@ -282,7 +289,54 @@ mod tests {
             sub_ids: Vec::new(),
             stored: None,
             wire: None,
-        };
+        }
+    }
+
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_reader_without_room_is_woken_by_a_kick_and_not_by_deliveries() {
+        let inbox = Inbox::new(QueueLimits {
+            messages: 100,
+            bytes: usize::MAX,
+        });
+        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let woken = || wakes.0.load(Ordering::SeqCst);
+        {
+            let mut full = std::pin::pin!(inbox.next(false, 1));
+            assert!(full.as_mut().poll(&mut cx).is_pending());
+            assert!(inbox.push(sized(b"x")));
+            assert_eq!(woken(), 0, "a delivery wakes no reader without room");
+            // The new connection of a takeover is generation 2: the one waiting ends.
+            inbox.kick(2);
+            assert_eq!(woken(), 1);
+            assert!(matches!(full.as_mut().poll(&mut cx), Poll::Ready(None)));
+        }
+        // The new connection, with room: not kicked, and it takes what waited.
+        let mut room = std::pin::pin!(inbox.next(true, 2));
+        assert!(matches!(room.as_mut().poll(&mut cx), Poll::Ready(Some(_))));
+        let mut room = std::pin::pin!(inbox.next(true, 2));
+        assert!(room.as_mut().poll(&mut cx).is_pending());
+        let before = woken();
+        assert!(inbox.push(sized(b"y")));
+        assert_eq!(woken(), before + 1, "a delivery wakes a reader with room");
+        assert!(matches!(room.as_mut().poll(&mut cx), Poll::Ready(Some(_))));
+    }
+
+    #[test]
+    fn inbox_is_bounded_in_bytes_and_admits_a_large_message_when_empty() {
+        let inbox = Inbox::new(QueueLimits {
+            messages: 100,
+            bytes: 10,
+        });
         // Checked before adding: a message over the limit gets into an empty queue only.
         assert!(inbox.push(sized(b"twenty bytes of data")));
         assert!(!inbox.push(sized(b"x")));
