@@ -10,8 +10,9 @@
 # time and held open; VmRSS settled again. Prints bytes per connection and the seconds from the
 # first connect to the last CONNACK. One source address gives about 28,000 ports to connect
 # from (net.ipv4.ip_local_port_range), so past that give more in SOURCES (all of 127/8 is
-# loopback on Linux); the ports a previous run closed stay in TIME_WAIT for a minute, so run
-# back to back with other SOURCES (e.g. 127.0.0.7), or connections time out. Every process needs N+1,024 open files: the script raises its soft limit
+# loopback on Linux). Source ports are picked at connect() (IP_BIND_ADDRESS_NO_PORT), so the
+# ports an earlier run left in TIME_WAIT do not slow the next one. Every process needs N+1,024
+# open files: the script raises its soft limit
 # to the hard one (`ulimit -Hn`), and the hard one too when it may (as root); otherwise raise
 # the hard limit first (e.g. in /etc/security/limits.conf, or `prlimit --nofile=200000 --pid $$`).
 # Tables go to stdout, progress to stderr.
@@ -48,7 +49,7 @@ ulimit -n "$(ulimit -Hn)"
 
 # The clients: prints "connected OK FAILED SECONDS", then holds the sockets until killed.
 cat >"$BENCH_TMP/idle.py" <<'EOF'
-import asyncio, resource, sys, time
+import asyncio, resource, socket, sys, time
 transport, port, n, conc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 sources = sys.argv[5].split()
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -63,6 +64,23 @@ UPGRADE = (b"GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConn
            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
            b"Sec-WebSocket-Protocol: mqtt\r\n\r\n")
 
+# The source port is picked at connect(), for the whole address pair, not at bind(): bind()
+# would skip every port a previous run left in TIME_WAIT, whichever broker it went to, and a
+# second run from the same source would crawl (tens of seconds to accept instead of 2-3).
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+async def dial(source, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        s.bind((source, 0))
+        s.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(s, ("127.0.0.1", port))
+    except BaseException:
+        s.close()
+        raise
+    return await asyncio.open_connection(sock=s)
+
 def ws_frame(payload):
     mask = b"\x01\x02\x03\x04"
     return b"\x82" + bytes([0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
@@ -73,8 +91,7 @@ async def main():
     async def one(i):
         async with sem:
             try:
-                r, w = await asyncio.wait_for(asyncio.open_connection(
-                    "127.0.0.1", port, local_addr=(sources[i % len(sources)], 0)), 30)
+                r, w = await asyncio.wait_for(dial(sources[i % len(sources)], port), 30)
                 if transport == "ws":
                     w.write(UPGRADE)
                     head = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 30)
