@@ -18,8 +18,9 @@ pub mod setup;
 pub mod tls;
 pub mod url;
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
+use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
@@ -82,6 +83,17 @@ impl Reader {
     /// Appends what arrives to `buf`; 0 means the broker closed the connection.
     /// Cancel-safe: a cancelled call has read nothing.
     pub async fn read(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_read(cx, buf)).await
+    }
+
+    /// `read` as a poll: it keeps nothing between polls, so a caller waiting on it holds no
+    /// future for it (the broker waits on every idle connection). Each poll makes the read
+    /// future afresh: `read_buf` and `next` keep no state of their own between polls either.
+    pub fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+    ) -> Poll<io::Result<usize>> {
         match self {
             Reader::Stream(r) => {
                 // Grow with the traffic: a busy stream reads in 64 KiB chunks, an idle broker
@@ -89,24 +101,24 @@ impl Reader {
                 if buf.capacity() - buf.len() < 512 {
                     buf.reserve(buf.capacity().clamp(1024, 64 * 1024));
                 }
-                r.read_buf(buf).await
+                std::pin::pin!(r.read_buf(buf)).poll(cx)
             }
             Reader::Ws(source) => loop {
-                match source.next().await {
+                match ready!(source.poll_next_unpin(cx)) {
                     Some(Ok(WsMessage::Binary(data))) => {
                         buf.extend_from_slice(&data);
-                        return Ok(data.len());
+                        return Poll::Ready(Ok(data.len()));
                     }
-                    Some(Ok(WsMessage::Close(_))) | None => return Ok(0),
+                    Some(Ok(WsMessage::Close(_))) | None => return Poll::Ready(Ok(0)),
                     Some(Ok(WsMessage::Text(_))) => {
-                        return Err(io::Error::new(
+                        return Poll::Ready(Err(io::Error::new(
                             io::ErrorKind::InvalidData,
                             "a WebSocket text frame arrived; MQTT uses binary frames",
-                        ));
+                        )));
                     }
                     // Pings are answered by tungstenite itself.
                     Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(io::Error::other(e)),
+                    Some(Err(e)) => return Poll::Ready(Err(io::Error::other(e))),
                 }
             },
         }

@@ -336,13 +336,11 @@ impl Connection {
                     }
                 }
             }
-            let window = self.receive_max.min(usize::from(self.config.max_inflight));
             // Boxed, made once and reset: a connection without keep-alive keeps no timer, and one
             // with keep-alive does not register a new one with the timer wheel on every pass.
             let mut expiry = self.keepalive.map(|k| Box::pin(sleep(k)));
             // Packets are encoded into `wbuf`, then staged into `out`, which the socket drains.
             let mut out = Out::default();
-            let store = self.store.clone();
             loop {
                 // Decode everything already read. The packet that ends the connection comes out of
                 // a call, not a local: the future then keeps no room for it while it waits.
@@ -364,7 +362,7 @@ impl Connection {
                     *rbuf = BytesMut::from(&rbuf[..]);
                 }
                 // Fill the client's receive window from the backlog, then the mailbox.
-                while state.outgoing.len() < window && out.len() + wbuf.len() < 256 * 1024 {
+                while state.outgoing.len() < self.window() && out.len() + wbuf.len() < 256 * 1024 {
                     let Some(d) = self.backlog.pop_front().or_else(|| state.inbox.pop()) else {
                         break;
                     };
@@ -378,15 +376,15 @@ impl Connection {
                 // goes on meanwhile, so one fsync covers a whole window of messages.
                 out.stage(wbuf, std::mem::take(&mut self.sync_to));
                 // Only held output waits for the disk: a clean session never reads the position.
-                if let (Some(s), false) = (&store, out.held.is_empty()) {
+                if let (Some(s), false) = (self.store.as_deref(), out.held.is_empty()) {
                     out.release(s.durable());
                 }
                 let waiting = out.held.front().map(|h| h.0);
-                let can_take = state.outgoing.len() < window && out.len() < 256 * 1024;
+                let can_take = state.outgoing.len() < self.window() && out.len() < 256 * 1024;
                 // What the select decides is a byte, and the close is awaited after it: a value
                 // held across an await inside an arm would take room in every connection.
                 let stop = tokio::select! {
-                    drained = Drain::new(writer, &mut out.ready, store.as_deref(), waiting) => {
+                    drained = Drain::new(writer, &mut out.ready, self.store.as_deref(), waiting) => {
                         if let Drained::Wrote(Err(e)) = drained {
                             return End::Abnormal(Gone::Socket(e.kind()));
                         }
@@ -430,6 +428,12 @@ impl Connection {
                 }
             }
         })
+    }
+
+    /// How many QoS 1/2 deliveries may await acknowledgement: the client's Receive Maximum and
+    /// ours. A method, not a local of the loop, which would take room in every connection.
+    fn window(&self) -> usize {
+        self.receive_max.min(usize::from(self.config.max_inflight))
     }
 
     /// Decodes and handles every whole packet in `rbuf`; what ends the connection, if one

@@ -20,26 +20,27 @@ use crate::transport::Reader;
 const STACK_READ: usize = 16 * 1024;
 
 /// Appends what arrives to `buf`; 0 means the client closed the connection. Cancel-safe: a
-/// cancelled call has read nothing.
-pub(super) async fn read(reader: &mut Reader, buf: &mut BytesMut) -> io::Result<usize> {
-    match reader {
+/// cancelled call has read nothing. A poll function, not an async fn: the connection loop
+/// waits on this for as long as the connection is idle, and it keeps only its two references.
+pub(super) fn read<'a>(
+    reader: &'a mut Reader,
+    buf: &'a mut BytesMut,
+) -> impl Future<Output = io::Result<usize>> + 'a {
+    poll_fn(move |cx| match reader {
         Reader::Stream(r) if buf.capacity() == 0 => {
-            poll_fn(|cx| {
-                let mut stack = [MaybeUninit::<u8>::uninit(); STACK_READ];
-                let mut rb = ReadBuf::uninit(&mut stack);
-                match Pin::new(&mut **r).poll_read(cx, &mut rb) {
-                    Poll::Ready(Ok(())) => {
-                        buf.extend_from_slice(rb.filled());
-                        Poll::Ready(Ok(rb.filled().len()))
-                    }
-                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                    Poll::Pending => Poll::Pending,
+            let mut stack = [MaybeUninit::<u8>::uninit(); STACK_READ];
+            let mut rb = ReadBuf::uninit(&mut stack);
+            match Pin::new(&mut **r).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) => {
+                    buf.extend_from_slice(rb.filled());
+                    Poll::Ready(Ok(rb.filled().len()))
                 }
-            })
-            .await
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            }
         }
-        _ => reader.read(buf).await,
-    }
+        _ => reader.poll_read(cx, buf),
+    })
 }
 
 #[cfg(test)]
