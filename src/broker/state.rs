@@ -215,6 +215,9 @@ impl Inbox {
 
     /// Waits for a delivery (only when `take`), or until the connection of `generation` is
     /// kicked: then None. Cancel-safe: a cancelled wait takes nothing off the queue.
+    /// One reader at a time: `wants` and the one permit of `notify_one` are its alone. That
+    /// holds because a connection keeps its session's state lock, and the inbox with it, for
+    /// its whole life, and a bridge's inbox has an id no client can take.
     pub async fn next(&self, take: bool, generation: u64) -> Option<Delivery> {
         loop {
             if generation < self.kicked_below.load(Ordering::Relaxed) {
