@@ -282,13 +282,14 @@ impl Running {
     /// Tells every connection the broker is going away, waits briefly for them to close.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        // Connections are told as a takeover tells them (an idle one waits for one signal,
-        // not two); one registered after this finds `stopping` set and kicks itself.
+        // Connections are told through their session's inbox, as a takeover tells them (an
+        // idle one waits for one signal, not two); one registered after this finds `stopping`
+        // set and is stopped at once.
         {
             let mut router = self.shared.lock();
             router.stopping = true;
             for entry in router.sessions.values() {
-                entry.mailbox.inbox.kick(u64::MAX);
+                entry.mailbox.inbox.stop();
             }
         }
         let grace = Instant::now() + SHUTDOWN_GRACE;

@@ -35,7 +35,7 @@ pub struct Router {
     next_generation: u64,
     /// `--persist`: where retained messages and persistent sessions are written.
     pub store: Option<Arc<Store>>,
-    /// The broker is shutting down: a kicked connection closes for that, not for a takeover.
+    /// The broker is shutting down: a session registered from now on is stopped at once.
     pub stopping: bool,
 }
 

@@ -126,9 +126,12 @@ pub struct Inbox {
     /// are written to the log.
     pub durable: AtomicBool,
     /// Connections of a lower generation are to close: a takeover raises it to the new
-    /// connection's generation, shutdown to `u64::MAX`. Woken through `ready`, so an idle
-    /// connection waits for its deliveries and its end in one.
+    /// connection's generation. Woken through `ready`, so an idle connection waits for its
+    /// deliveries and its end in one.
     kicked_below: AtomicU64,
+    /// The broker is shutting down: every connection is to close. Apart from `kicked_below`,
+    /// so that a connection taken over just before still ends as taken over.
+    stopping: AtomicBool,
     /// The reader has room for a delivery: only then does a push wake it. A connection whose
     /// receive window is full still waits (for a kick), and is not woken by every message.
     wants: AtomicBool,
@@ -154,6 +157,7 @@ impl Inbox {
             online: AtomicBool::new(false),
             durable: AtomicBool::new(false),
             kicked_below: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
             wants: AtomicBool::new(false),
         })
     }
@@ -197,19 +201,33 @@ impl Inbox {
         Some(d)
     }
 
-    /// Tells the connections below generation `below` to close.
+    /// Tells the connections below generation `below` to close: they were taken over.
     pub fn kick(&self, below: u64) {
         self.kicked_below.fetch_max(below, Ordering::Relaxed);
         self.ready.notify_one();
     }
 
-    /// Waits for a delivery, for a reader no takeover ends (a bridge). Cancel-safe.
+    /// Tells every connection to close: the broker is shutting down.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        self.ready.notify_one();
+    }
+
+    /// Whether the connection of `generation` was taken over (rather than stopped).
+    pub fn taken_over(&self, generation: u64) -> bool {
+        generation < self.kicked_below.load(Ordering::Relaxed)
+    }
+
+    /// Waits for a delivery, for a reader that neither a takeover nor `stop` ends (a bridge,
+    /// whose task the broker ends itself; a restored bridge session is in the session table,
+    /// which shutdown stops). Cancel-safe.
     pub async fn recv(&self) -> Delivery {
         loop {
-            // u64::MAX is below no kick: this always ends with a delivery.
-            if let Some(d) = self.next(true, u64::MAX).await {
+            self.wants.store(true, Ordering::SeqCst);
+            if let Some(d) = self.pop() {
                 return d;
             }
+            self.ready.notified().await;
         }
     }
 
@@ -220,7 +238,7 @@ impl Inbox {
     /// its whole life, and a bridge's inbox has an id no client can take.
     pub async fn next(&self, take: bool, generation: u64) -> Option<Delivery> {
         loop {
-            if generation < self.kicked_below.load(Ordering::Relaxed) {
+            if self.taken_over(generation) || self.stopping.load(Ordering::Relaxed) {
                 return None;
             }
             self.wants.store(take, Ordering::SeqCst);
@@ -304,7 +322,7 @@ mod tests {
     }
 
     #[test]
-    fn a_reader_without_room_is_woken_by_a_kick_and_not_by_deliveries() {
+    fn a_reader_is_woken_by_kicks_always_and_by_deliveries_only_with_room() {
         let inbox = Inbox::new(QueueLimits {
             messages: 100,
             bytes: usize::MAX,
@@ -322,6 +340,7 @@ mod tests {
             inbox.kick(2);
             assert_eq!(woken(), 1);
             assert!(matches!(full.as_mut().poll(&mut cx), Poll::Ready(None)));
+            assert!(inbox.taken_over(1));
         }
         // The new connection, with room: not kicked, and it takes what waited.
         let mut room = std::pin::pin!(inbox.next(true, 2));
@@ -332,6 +351,22 @@ mod tests {
         assert!(inbox.push(sized(b"y")));
         assert_eq!(woken(), before + 1, "a delivery wakes a reader with room");
         assert!(matches!(room.as_mut().poll(&mut cx), Poll::Ready(Some(_))));
+        // Shutdown ends every connection, and each still knows whether it was taken over.
+        let mut stopped = std::pin::pin!(inbox.next(true, 2));
+        assert!(stopped.as_mut().poll(&mut cx).is_pending());
+        inbox.stop();
+        assert!(matches!(stopped.as_mut().poll(&mut cx), Poll::Ready(None)));
+        assert!(!inbox.taken_over(2), "stopped, not taken over");
+        assert!(inbox.taken_over(1));
+        // A bridge's reader is not ended by it: it still gets its deliveries.
+        assert!(inbox.push(sized(b"z")));
+        let mut bridge = std::pin::pin!(inbox.recv());
+        assert!(bridge.as_mut().poll(&mut cx).is_ready());
+        let mut bridge = std::pin::pin!(inbox.recv());
+        assert!(
+            bridge.as_mut().poll(&mut cx).is_pending(),
+            "waits, not spins"
+        );
     }
 
     #[test]

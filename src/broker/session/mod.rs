@@ -415,10 +415,11 @@ impl Connection {
                 };
                 if let Some(stop) = stop {
                     let how = match stop {
-                        Stop::Kicked if self.shared.lock().stopping => Closing::Shutdown,
-                        Stop::Kicked => {
+                        // Taken over first, then the broker stopped: it ends as taken over.
+                        Stop::Kicked if state.inbox.taken_over(self.generation) => {
                             Closing::Server(ServerDisconnectCode::SessionTakenOver, Gone::Silent)
                         }
+                        Stop::Kicked => Closing::Shutdown,
                         // [MQTT-3.1.2-22]: 1.5 times the keep alive without a packet.
                         Stop::Keepalive => {
                             Closing::Server(ServerDisconnectCode::KeepAliveTimeout, Gone::Keepalive)

@@ -182,7 +182,7 @@ fn take_session(
         }
     };
     if router.stopping {
-        mailbox.inbox.kick(u64::MAX);
+        mailbox.inbox.stop();
     }
     router.sessions.insert(
         client_id.clone(),
