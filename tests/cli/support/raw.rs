@@ -531,6 +531,22 @@ impl Client {
         }
     }
 
+    /// `expect_close`, and what came first was one DISCONNECT with reason `code` (v5).
+    pub fn expect_disconnect(&mut self, code: u8, limit: Duration, what: &str) {
+        let got = self.expect_close(limit, what);
+        assert!(
+            matches!(&got[..], [p] if p.kind() == DISCONNECT && p.reason() == code),
+            "{what}: expected DISCONNECT {code:#04x} then close, got [{}]",
+            hex_all(&got)
+        );
+    }
+
+    /// `expect_close`, with nothing sent first (3.1.1 has no DISCONNECT from the server).
+    pub fn expect_silent_close(&mut self, limit: Duration, what: &str) {
+        let got = self.expect_close(limit, what);
+        assert!(got.is_empty(), "{what}: got {}", hex_all(&got));
+    }
+
     /// Reads packets until one of `kind` arrives, returning it and the others before it.
     pub fn expect_kind(&mut self, kind: u8, what: &str) -> (Packet, Vec<Packet>) {
         let mut others = Vec::new();
