@@ -5,12 +5,14 @@
 //! the topic trees, persistence and the sessions all use them; this file uses none of those.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::future::{Future, poll_fn};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use tokio::sync::Notify;
+use futures_util::task::AtomicWaker;
 
 use crate::mqtt::{Protocol, PublishHead, PublishProperties};
 
@@ -117,7 +119,9 @@ pub struct QueueLimits {
 #[derive(Debug)]
 pub struct Inbox {
     queue: Mutex<Queue>,
-    ready: Notify,
+    /// The one reader's waker (see `next`): a wait is then a poll that holds nothing, where a
+    /// `Notify` would have every idle connection hold its 64-byte `Notified`.
+    ready: AtomicWaker,
     limits: QueueLimits,
     /// A client is connected to the session. Here rather than in an allocation of its own:
     /// every session has an inbox, and these are as long-lived.
@@ -149,7 +153,7 @@ impl Inbox {
     pub fn new(limits: QueueLimits) -> Arc<Inbox> {
         Arc::new(Inbox {
             queue: Mutex::new(Queue::default()),
-            ready: Notify::new(),
+            ready: AtomicWaker::new(),
             limits: QueueLimits {
                 messages: limits.messages.max(1),
                 bytes: limits.bytes,
@@ -176,7 +180,7 @@ impl Inbox {
         // After the queue's lock: a reader that set `wants` before taking the lock either
         // found this delivery or is seen wanting here.
         if self.wants.load(Ordering::SeqCst) {
-            self.ready.notify_one();
+            self.ready.wake();
         }
         true
     }
@@ -204,13 +208,13 @@ impl Inbox {
     /// Tells the connections below generation `below` to close: they were taken over.
     pub fn kick(&self, below: u64) {
         self.kicked_below.fetch_max(below, Ordering::Relaxed);
-        self.ready.notify_one();
+        self.ready.wake();
     }
 
     /// Tells every connection to close: the broker is shutting down.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Relaxed);
-        self.ready.notify_one();
+        self.ready.wake();
     }
 
     /// Whether the connection of `generation` was taken over (rather than stopped).
@@ -221,31 +225,33 @@ impl Inbox {
     /// Waits for a delivery, for a reader that neither a takeover nor `stop` ends (a bridge,
     /// whose task the broker ends itself; a restored bridge session is in the session table,
     /// which shutdown stops). Cancel-safe.
-    pub async fn recv(&self) -> Delivery {
-        loop {
+    pub fn recv(&self) -> impl Future<Output = Delivery> + '_ {
+        poll_fn(|cx| {
+            self.ready.register(cx.waker());
             self.wants.store(true, Ordering::SeqCst);
-            if let Some(d) = self.pop() {
-                return d;
-            }
-            self.ready.notified().await;
-        }
+            self.pop().map_or(Poll::Pending, Poll::Ready)
+        })
     }
 
     /// Waits for a delivery (only when `take`), or until the connection of `generation` is
     /// kicked: then None. Cancel-safe: a cancelled wait takes nothing off the queue.
-    /// One reader at a time: `wants` and the one permit of `notify_one` are its alone. That
+    /// One reader at a time: `wants` and the one waker `ready` holds are its alone. That
     /// holds because a connection keeps its session's state lock, and the inbox with it, for
     /// its whole life, and a bridge's inbox has an id no client can take.
-    pub async fn next(&self, take: bool, generation: u64) -> Option<Delivery> {
-        loop {
-            if self.taken_over(generation) || self.stopping.load(Ordering::Relaxed) {
-                return None;
-            }
-            self.wants.store(take, Ordering::SeqCst);
-            if let Some(d) = take.then(|| self.pop()).flatten() {
-                return Some(d);
-            }
-            self.ready.notified().await;
+    pub fn next(&self, take: bool, generation: u64) -> impl Future<Output = Option<Delivery>> + '_ {
+        poll_fn(move |cx| self.poll_next(cx, take, generation))
+    }
+
+    fn poll_next(&self, cx: &Context<'_>, take: bool, generation: u64) -> Poll<Option<Delivery>> {
+        // Registered before anything is checked: a push or a kick after the checks wakes it.
+        self.ready.register(cx.waker());
+        if self.taken_over(generation) || self.stopping.load(Ordering::Relaxed) {
+            return Poll::Ready(None);
+        }
+        self.wants.store(take, Ordering::SeqCst);
+        match take.then(|| self.pop()).flatten() {
+            Some(d) => Poll::Ready(Some(d)),
+            None => Poll::Pending,
         }
     }
 }
