@@ -118,11 +118,11 @@ impl Connection {
             retain: msg.retain,
             props: msg.props,
             received: std::time::Instant::now(),
-            from: Some(self.client_id.clone()),
+            from: Some(self.mailbox.client_id.clone()),
         });
         // A QoS 2 packet id is logged with what the message wrote (see `publish_then`).
         let then = (published.qos == 2 && self.log().is_some()).then(|| Record::InQos2 {
-            client: self.client_id.clone(),
+            client: self.mailbox.client_id.clone(),
             pkid,
         });
         let (delivered, dropped, synced) = self.shared.publish_then(&published, then);
@@ -183,7 +183,7 @@ impl Connection {
             state.subscriptions.insert(f.filter.clone(), opts);
             let logged = self.log().map(|s| {
                 s.append(Record::Sub {
-                    client: self.client_id.clone(),
+                    client: self.mailbox.client_id.clone(),
                     filter: f.filter.clone(),
                     opts,
                 })
@@ -205,12 +205,18 @@ impl Connection {
                     // for it to be on disk, and a restart before the ack sends it again.
                     let logged = self.log().filter(|_| qos > 0).map(|s| {
                         let id = s.add_message(&m);
-                        s.enqueue(self.client_id.clone(), id, qos, true, sub_ids.clone())
+                        s.enqueue(
+                            self.mailbox.client_id.clone(),
+                            id,
+                            qos,
+                            true,
+                            sub_ids.clone(),
+                        )
                     });
                     if let Some((_, pos)) = logged {
                         self.sync_to = pos;
                     }
-                    self.backlog.push_back(Delivery {
+                    self.backlog.get_or_insert_default().push_back(Delivery {
                         msg: m,
                         qos,
                         // Retained messages sent because of a subscription keep the flag
@@ -257,7 +263,7 @@ impl Connection {
             // Sent only once its packet id is on disk: after a crash the client, which may
             // have it already, gets it again under the same id and so not twice.
             self.log_synced(Record::Assign {
-                client: self.client_id.clone(),
+                client: self.mailbox.client_id.clone(),
                 entry,
                 pkid,
             });
@@ -293,7 +299,7 @@ impl Connection {
             });
         match shared {
             Some(Ok(head)) => match head {
-                Some(h) if h.packet_len(d.msg.payload.len()) <= self.max_packet => {
+                Some(h) if h.packet_len(d.msg.payload.len()) <= self.max_packet as usize => {
                     h.write(pkid, &d.msg.payload, wbuf);
                 }
                 _ => return false,
@@ -307,7 +313,7 @@ impl Connection {
                         msg.topic = Bytes::new();
                     }
                 }
-                let max = self.max_packet;
+                let max = self.max_packet as usize;
                 let fits = |msg: &Message, wbuf: &mut BytesMut| {
                     let ok = mqtt::encode_publish(self.proto, msg, pkid, dup, wbuf).is_ok()
                         && wbuf.len() - start <= max;

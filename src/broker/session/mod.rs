@@ -12,6 +12,7 @@ mod out;
 mod read;
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -107,12 +108,13 @@ impl Future for Drain<'_> {
     }
 }
 
-/// The keep-alive timer's end; never, for a connection without keep-alive.
-async fn expired(timer: Option<&mut Pin<Box<Sleep>>>) {
-    match timer {
-        Some(t) => t.as_mut().await,
-        None => std::future::pending().await,
-    }
+/// The keep-alive timer's end; never, for a connection without keep-alive. A poll function,
+/// not an async fn: every connection's loop waits on it, and it keeps only its reference.
+fn expired<'a>(mut timer: Option<&'a mut Pin<Box<Sleep>>>) -> impl Future<Output = ()> + 'a {
+    poll_fn(move |cx| match timer.as_deref_mut() {
+        Some(t) => t.as_mut().poll(cx),
+        None => std::task::Poll::Pending,
+    })
 }
 
 /// Why the connection loop's wait ended the connection.
@@ -196,7 +198,7 @@ pub fn serve(
             End::Abnormal(how) => how,
             End::Shutdown => Gone::Silent,
         };
-        conn.config.log.gone(Some(&conn.client_id), how);
+        conn.config.log.gone(Some(&conn.mailbox.client_id), how);
         // The session is ended or parked before the client can see the close: a client that
         // reconnects at once must find it in its new state.
         conn.finish(end, &state_guard);
@@ -271,7 +273,7 @@ struct Connection {
     shared: Arc<Shared>,
     config: Arc<Config>,
     proto: Protocol,
-    client_id: Arc<str>,
+    /// Its client id is the connection's.
     mailbox: Mailbox,
     generation: u64,
     entry_state: Arc<tokio::sync::Mutex<State>>,
@@ -279,13 +281,16 @@ struct Connection {
     /// Boxed: it is rare, and large, and the connection holds this for its life.
     will: Option<Box<Will>>,
     session_expiry: u32,
-    /// The client's limits on what we send it.
-    receive_max: usize,
-    max_packet: usize,
+    /// The client's limits on what we send it, in the widths MQTT gives them: every idle
+    /// connection holds these.
+    receive_max: u16,
+    max_packet: u32,
     /// Topic aliases, the client's and ours.
     aliases: Aliases,
-    /// Retained messages owed to new subscriptions, sent ahead of the mailbox.
-    backlog: VecDeque<Delivery>,
+    /// Retained messages owed to new subscriptions, sent ahead of the mailbox. Boxed, and
+    /// only while it holds any: most connections never have one.
+    #[expect(clippy::box_collection, reason = "8 bytes in every connection, not 32")]
+    backlog: Option<Box<VecDeque<Delivery>>>,
     problem_info: bool,
     /// None without an ACL file: then nothing is checked.
     acl: Option<Arc<ClientAcl>>,
@@ -363,14 +368,15 @@ impl Connection {
                 }
                 // Fill the client's receive window from the backlog, then the mailbox.
                 while state.outgoing.len() < self.window() && out.len() + wbuf.len() < 256 * 1024 {
-                    let Some(d) = self.backlog.pop_front().or_else(|| state.inbox.pop()) else {
+                    let owed = self.backlog.as_mut().and_then(|b| b.pop_front());
+                    let Some(d) = owed.or_else(|| state.inbox.pop()) else {
                         break;
                     };
                     self.deliver(d, state, wbuf);
                 }
-                // A subscription to many retained messages grew it; they are sent.
-                if self.backlog.is_empty() && self.backlog.capacity() > 64 {
-                    self.backlog = VecDeque::new();
+                // What a subscription owed is sent: its memory goes back.
+                if self.backlog.as_ref().is_some_and(|b| b.is_empty()) {
+                    self.backlog = None;
                 }
                 // Acknowledgements go out only once what they acknowledge is on disk; reading
                 // goes on meanwhile, so one fsync covers a whole window of messages.
@@ -434,7 +440,7 @@ impl Connection {
     /// How many QoS 1/2 deliveries may await acknowledgement: the client's Receive Maximum and
     /// ours. A method, not a local of the loop, which would take room in every connection.
     fn window(&self) -> usize {
-        self.receive_max.min(usize::from(self.config.max_inflight))
+        usize::from(self.receive_max.min(self.config.max_inflight))
     }
 
     /// Decodes and handles every whole packet in `rbuf`; what ends the connection, if one
@@ -527,7 +533,7 @@ impl Connection {
     fn done(&self, d: &Delivery) {
         if let (Some(s), Some(entry)) = (self.log(), d.stored) {
             s.append(Record::Done {
-                client: self.client_id.clone(),
+                client: self.mailbox.client_id.clone(),
                 entry,
             });
         }
@@ -583,7 +589,7 @@ impl Connection {
                     // packet id, and would take the PUBLISH resent after a crash as new.
                     if d.stored.is_some() {
                         self.log_synced(Record::Released {
-                            client: self.client_id.clone(),
+                            client: self.mailbox.client_id.clone(),
                             pkid,
                         });
                     }
@@ -610,7 +616,7 @@ impl Connection {
                     // Before PUBCOMP: a packet id still held after a crash would swallow the
                     // client's next message under it as a resend.
                     self.log_synced(Record::InRel {
-                        client: self.client_id.clone(),
+                        client: self.mailbox.client_id.clone(),
                         pkid,
                     });
                 }
@@ -631,7 +637,7 @@ impl Connection {
                 let mut gone = Vec::with_capacity(filters.len());
                 let mut router = self.shared.lock();
                 for f in filters {
-                    let existed = router.unsubscribe(&f, &self.client_id);
+                    let existed = router.unsubscribe(&f, &self.mailbox.client_id);
                     state.subscriptions.remove(&f);
                     codes.push(if existed {
                         UnsubAckCode::Success
@@ -646,7 +652,7 @@ impl Connection {
                 drop(router);
                 for f in gone {
                     self.log_synced(Record::Unsub {
-                        client: self.client_id.clone(),
+                        client: self.mailbox.client_id.clone(),
                         filter: f,
                     });
                 }
@@ -692,7 +698,7 @@ impl Connection {
         let still_ours = |router: &Router| {
             router
                 .sessions
-                .get(&self.client_id)
+                .get(&self.mailbox.client_id)
                 .is_some_and(|e| e.generation == self.generation)
         };
         let log = self.store.clone().filter(|_| self.durable);
@@ -707,7 +713,7 @@ impl Connection {
                 retain: w.retain,
                 props: w.props,
                 received: std::time::Instant::now(),
-                from: Some(self.client_id.clone()),
+                from: Some(self.mailbox.client_id.clone()),
             });
             if delay == 0 {
                 self.shared.publish(&msg);
@@ -718,7 +724,7 @@ impl Connection {
                     let router = self.shared.lock();
                     if still_ours(&router) {
                         s.append(Record::Will {
-                            client: self.client_id.clone(),
+                            client: self.mailbox.client_id.clone(),
                             at: unix_now() + u64::from(delay),
                             msg: msg.clone(),
                         });
@@ -726,7 +732,7 @@ impl Connection {
                 }
                 will_later(
                     self.shared.clone(),
-                    self.client_id.clone(),
+                    self.mailbox.client_id.clone(),
                     self.generation,
                     Duration::from_secs(delay.into()),
                     msg,
@@ -738,18 +744,18 @@ impl Connection {
             return;
         }
         if self.session_expiry == 0 {
-            forget(&mut router, &self.client_id);
-            router.unsubscribe_all(&self.client_id, state.subscriptions.keys().cloned());
+            forget(&mut router, &self.mailbox.client_id);
+            router.unsubscribe_all(&self.mailbox.client_id, state.subscriptions.keys().cloned());
             if let Some(s) = &log {
                 s.append(Record::Gone {
-                    client: self.client_id.clone(),
+                    client: self.mailbox.client_id.clone(),
                 });
             }
             return;
         }
         if let Some(s) = &log {
             s.append(Record::Offline {
-                client: self.client_id.clone(),
+                client: self.mailbox.client_id.clone(),
                 at: unix_now(),
                 expiry: self.session_expiry,
             });
@@ -757,7 +763,7 @@ impl Connection {
         if self.session_expiry != NEVER {
             expire_later(
                 self.shared.clone(),
-                self.client_id.clone(),
+                self.mailbox.client_id.clone(),
                 self.generation,
                 Duration::from_secs(self.session_expiry.into()),
                 state.subscriptions.keys().cloned().collect(),

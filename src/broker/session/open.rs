@@ -3,7 +3,7 @@
 //! that to the log, and the CONNACK that accepts it. The decisions are small functions of
 //! their inputs, tested below; `Connection::open` strings them together.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -355,7 +355,6 @@ impl Connection {
             shared,
             config,
             proto,
-            client_id,
             mailbox: taken.mailbox,
             generation: taken.generation,
             entry_state: taken.state,
@@ -367,10 +366,10 @@ impl Connection {
                 .filter(|w| !reserved_for_broker(w.topic.as_bytes()))
                 .map(Box::new),
             session_expiry,
-            receive_max: usize::from(c.receive_max.max(1)),
-            max_packet: c.max_packet.map_or(mqtt::MAX_PACKET, |m| m as usize),
+            receive_max: c.receive_max.max(1),
+            max_packet: c.max_packet.unwrap_or(mqtt::MAX_PACKET as u32),
             aliases: Aliases::new(c.topic_alias_max),
-            backlog: VecDeque::new(),
+            backlog: None,
             problem_info: c.request_problem_info,
             acl,
             durable,
