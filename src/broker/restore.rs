@@ -1,7 +1,7 @@
 //! At start: the persisted state (`persist/`) back into the router, with the timers it had
 //! running. It stands above both, so that neither needs the other.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -101,9 +101,9 @@ pub fn restore(shared: &Arc<Shared>, config: &Config, store: &Arc<Store>) {
         let state = State {
             inbox,
             next_pkid: outgoing.keys().next_back().copied().unwrap_or(0),
-            subscriptions: subs,
+            subscriptions: subs.into_iter().collect(),
             outgoing,
-            incoming_qos2: incoming_qos2.into_iter().collect::<HashSet<_>>(),
+            incoming_qos2: incoming_qos2.into_iter().collect(),
         };
         let generation = router.next_generation();
         router.sessions.insert(

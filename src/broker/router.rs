@@ -357,7 +357,7 @@ mod tests {
         let (old, old_rx) = mailbox("c");
         let state = State {
             inbox: new.inbox.clone(),
-            subscriptions: HashMap::new(),
+            subscriptions: Default::default(),
             outgoing: Default::default(),
             incoming_qos2: Default::default(),
             next_pkid: 0,

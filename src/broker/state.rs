@@ -4,7 +4,7 @@
 //! knows it ([`SessionEntry`]) and what it keeps between connections ([`State`]). The router,
 //! the topic trees, persistence and the sessions all use them; this file uses none of those.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::{Future, poll_fn};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -277,11 +277,13 @@ pub struct SessionEntry {
 /// What a session keeps between connections.
 pub struct State {
     pub inbox: Arc<Inbox>,
-    pub subscriptions: HashMap<String, SubOptions>,
+    /// Ordered maps, not hashed: every session holds these two, mostly near-empty, and a
+    /// `HashMap` is twice the size of a `BTreeMap` before it holds anything.
+    pub subscriptions: BTreeMap<String, SubOptions>,
     /// Deliveries the client has not acknowledged yet, by packet id.
     pub outgoing: BTreeMap<u16, (Delivery, Stage)>,
     /// Incoming QoS 2 packet ids between PUBREC and PUBREL.
-    pub incoming_qos2: HashSet<u16>,
+    pub incoming_qos2: BTreeSet<u16>,
     pub next_pkid: u16,
 }
 

@@ -133,7 +133,10 @@ fn session_here(
     let store = router.store.clone();
     let restored = router.sessions.get(id).map(|e| {
         // Nothing else holds a session's state at start-up.
-        let qos2 = e.state.try_lock().map(|s| s.incoming_qos2.clone());
+        let qos2 = e
+            .state
+            .try_lock()
+            .map(|s| s.incoming_qos2.iter().copied().collect());
         (e.mailbox.clone(), qos2.unwrap_or_default())
     });
     let (mailbox, awaiting_rel) = restored.unwrap_or_else(|| {

@@ -3,7 +3,7 @@
 //! that to the log, and the CONNACK that accepts it. The decisions are small functions of
 //! their inputs, tested below; `Connection::open` strings them together.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -210,9 +210,9 @@ fn fresh_session(client_id: &Arc<str>, config: &Config) -> (Mailbox, State) {
     };
     let state = State {
         inbox,
-        subscriptions: HashMap::new(),
+        subscriptions: BTreeMap::new(),
         outgoing: BTreeMap::new(),
-        incoming_qos2: HashSet::new(),
+        incoming_qos2: BTreeSet::new(),
         next_pkid: 0,
     };
     (mailbox, state)
