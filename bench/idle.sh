@@ -6,8 +6,10 @@
 #   N=100000 SOURCES="127.0.0.1 127.0.0.2 127.0.0.3 127.0.0.4 127.0.0.5" bench/idle.sh
 #
 # For each broker and transport (TRANSPORTS: tcp ws): a fresh broker, its VmRSS settled, then
-# N (20,000) MQTT 3.1.1 clients (CONNECT, clean session, keepalive 0) opened CONC (128) at a
-# time and held open; VmRSS settled again. Prints bytes per connection and the seconds from the
+# N (20,000) MQTT 3.1.1 clients (CONNECT, clean session, keep-alive KEEPALIVE seconds, 0 by
+# default; 60 is what mosquitto's clients and most boards send, and costs a broker a timer per
+# connection; the clients send no PINGREQ, so a run must end within 1.5 x KEEPALIVE) opened
+# CONC (128) at a time and held open; VmRSS settled again. Prints bytes per connection and the seconds from the
 # first connect to the last CONNACK. One source address gives about 28,000 ports to connect
 # from (net.ipv4.ip_local_port_range), so past that give more in SOURCES (all of 127/8 is
 # loopback on Linux). Source ports are picked at connect() (IP_BIND_ADDRESS_NO_PORT), so the
@@ -27,7 +29,9 @@ TRANSPORTS=${TRANSPORTS:-tcp ws}
 BROKERS=${BROKERS:-smq mosquitto}
 SOURCES=${SOURCES:-127.0.0.1}
 RUN_TIMEOUT=${RUN_TIMEOUT:-600}
+KEEPALIVE=${KEEPALIVE:-0}
 
+[[ $KEEPALIVE =~ ^[0-9]+$ ]] && ((KEEPALIVE < 65536)) || bench_die "KEEPALIVE must be 0-65535 seconds, got '$KEEPALIVE'"
 for var in N CONC RUN_TIMEOUT; do
     [[ ${!var} =~ ^[1-9][0-9]*$ ]] || bench_die "$var must be a positive integer, got '${!var}'"
 done
@@ -51,13 +55,13 @@ ulimit -n "$(ulimit -Hn)"
 cat >"$BENCH_TMP/idle.py" <<'EOF'
 import asyncio, resource, socket, sys, time
 transport, port, n, conc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-sources = sys.argv[5].split()
+sources, keepalive = sys.argv[5].split(), int(sys.argv[6])
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 def connect_packet(i):
     cid = b"idle-%07d" % i
-    rest = b"\x00\x04MQTT\x04\x02\x00\x00" + len(cid).to_bytes(2, "big") + cid
+    rest = b"\x00\x04MQTT\x04\x02" + keepalive.to_bytes(2, "big") + len(cid).to_bytes(2, "big") + cid
     return b"\x10" + bytes([len(rest)]) + rest
 
 UPGRADE = (b"GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -185,7 +189,7 @@ for transport in $TRANSPORTS; do
         start_broker "$broker" "$transport"
         rss0=$(rss_settled "$BROKER_PID")
         : >"$BENCH_TMP/idle.out"
-        python3 "$BENCH_TMP/idle.py" "$transport" "$BROKER_PORT" "$N" "$CONC" "$SOURCES" \
+        python3 "$BENCH_TMP/idle.py" "$transport" "$BROKER_PORT" "$N" "$CONC" "$SOURCES" "$KEEPALIVE" \
             >"$BENCH_TMP/idle.out" 2>"$BENCH_TMP/idle.err" </dev/null &
         ipid=$!
         bench_track "$ipid"
@@ -202,7 +206,7 @@ for transport in $TRANSPORTS; do
     done
 done
 
-echo "idle connections: N=$N, $(nproc) cores, load at start $(awk '{ print $1 }' /proc/loadavg | head -1)"
+echo "idle connections: N=$N, keep-alive $KEEPALIVE s, $(nproc) cores, load at start $(awk '{ print $1 }' /proc/loadavg | head -1)"
 awk -F'\t' '
     { key = $1 SUBSEP $2; per[key] = $7; secs[key] = $8; seen[$1] = 1
       printf "%-4s %-10s %7d conns %5d failed  %8d -> %8d KiB  %6d bytes/conn  accept %6.2f s  load %s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }
