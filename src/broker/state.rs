@@ -217,6 +217,12 @@ impl Inbox {
         self.ready.wake();
     }
 
+    /// The reader is gone. Its waker goes too: a task's waker keeps the task's memory, which
+    /// an offline session would otherwise hold until its next delivery or connection.
+    pub fn detach(&self) {
+        drop(self.ready.take());
+    }
+
     /// Whether the connection of `generation` was taken over (rather than stopped).
     pub fn taken_over(&self, generation: u64) -> bool {
         generation < self.kicked_below.load(Ordering::Relaxed)
@@ -375,6 +381,10 @@ mod tests {
             bridge.as_mut().poll(&mut cx).is_pending(),
             "waits, not spins"
         );
+        // A reader that goes away leaves no waker behind.
+        let held = Arc::strong_count(&wakes);
+        inbox.detach();
+        assert_eq!(Arc::strong_count(&wakes), held - 1);
     }
 
     #[test]

@@ -193,6 +193,7 @@ pub fn serve(
             )
             .await;
         conn.mailbox.inbox.online.store(false, Ordering::Relaxed);
+        conn.mailbox.inbox.detach();
         let how = match end {
             End::Disconnect { .. } => Gone::Disconnected,
             End::Abnormal(how) => how,
