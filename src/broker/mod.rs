@@ -30,6 +30,7 @@ pub mod bridge;
 pub mod conf;
 pub mod http;
 mod http_head;
+mod keepalive;
 pub mod listener;
 pub mod log;
 mod metrics;
@@ -252,6 +253,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             stop_rx.clone(),
         ));
     }
+    tasks.spawn(keepalive::run(shared.keepalives.clone(), stop_rx.clone()));
     if let Some(ingest) = ingest.filter(|i| i.config.status_line) {
         tasks.spawn(phone::status_loop(ingest, stop_rx.clone()));
     }

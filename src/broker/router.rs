@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::keepalive::KeepAlives;
 use super::persist::Store;
 use super::persist::record::Record;
 use super::retained::Retained;
@@ -43,6 +44,7 @@ pub struct Shared {
     router: Mutex<Router>,
     pub counters: Counters,
     pub started: Instant,
+    pub keepalives: Arc<KeepAlives>,
 }
 
 impl Shared {
@@ -51,6 +53,7 @@ impl Shared {
             router: Mutex::new(Router::default()),
             counters: Counters::default(),
             started: Instant::now(),
+            keepalives: Arc::default(),
         }
     }
 

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::{Future, poll_fn};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -139,7 +139,15 @@ pub struct Inbox {
     /// The reader has room for a delivery: only then does a push wake it. A connection whose
     /// receive window is full still waits (for a kick), and is not woken by every message.
     wants: AtomicBool,
+    /// For the keep-alive check (keepalive.rs): the generation of the connection it watches,
+    /// with `SILENT` set once that connection's client has been silent too long; 0 for none.
+    live: AtomicU64,
+    /// When that connection last heard from its client, on the keep-alive clock.
+    heard: AtomicU32,
 }
+
+/// `live`'s mark of a connection whose keep-alive ran out. Generations count up from 1.
+const SILENT: u64 = 1 << 63;
 
 #[derive(Debug, Default)]
 struct Queue {
@@ -163,6 +171,8 @@ impl Inbox {
             kicked_below: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             wants: AtomicBool::new(false),
+            live: AtomicU64::new(0),
+            heard: AtomicU32::new(0),
         })
     }
 
@@ -217,10 +227,55 @@ impl Inbox {
         self.ready.wake();
     }
 
-    /// The reader is gone. Its waker goes too: a task's waker keeps the task's memory, which
-    /// an offline session would otherwise hold until its next delivery or connection.
-    pub fn detach(&self) {
+    /// The connection of `generation` is gone. Its waker goes too: a task's waker keeps the
+    /// task's memory, which an offline session would otherwise hold until its next delivery or
+    /// connection. Its keep-alive is no longer watched, unless a newer connection's is.
+    pub fn detach(&self, generation: u64) {
         drop(self.ready.take());
+        let _ = self
+            .live
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |l| {
+                (l & !SILENT == generation).then_some(0)
+            });
+    }
+
+    /// The keep-alive of the connection of `generation` is watched from `now` on.
+    pub fn attend(&self, generation: u64, now: u32) {
+        self.heard.store(now, Ordering::Relaxed);
+        self.live.store(generation, Ordering::Release);
+    }
+
+    /// The connection heard from its client at `now`.
+    pub fn heard(&self, now: u32) {
+        self.heard.store(now, Ordering::Relaxed);
+    }
+
+    /// The keep-alive check of the connection of `generation`, allowed `allowed` seconds of
+    /// silence: the second to check again, or None when it is done with (it is gone, or its
+    /// time ran out and it was told).
+    pub fn check_silence(&self, generation: u64, allowed: u32, now: u32) -> Option<u32> {
+        if self.live.load(Ordering::Acquire) != generation {
+            return None;
+        }
+        let due = self.heard.load(Ordering::Relaxed).saturating_add(allowed);
+        if due > now {
+            return Some(due);
+        }
+        let marked = self.live.compare_exchange(
+            generation,
+            generation | SILENT,
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
+        if marked.is_ok() {
+            self.ready.wake();
+        }
+        None
+    }
+
+    /// Whether the connection of `generation` was closed for its client's silence.
+    pub fn silent(&self, generation: u64) -> bool {
+        self.live.load(Ordering::Relaxed) == generation | SILENT
     }
 
     /// Whether the connection of `generation` was taken over (rather than stopped).
@@ -240,7 +295,7 @@ impl Inbox {
     }
 
     /// Waits for a delivery (only when `take`), or until the connection of `generation` is
-    /// kicked: then None. Cancel-safe: a cancelled wait takes nothing off the queue.
+    /// kicked, stopped or silent too long: then None. Cancel-safe: a cancelled wait takes nothing off the queue.
     /// One reader at a time: `wants` and the one waker `ready` holds are its alone. That
     /// holds because a connection keeps its session's state lock, and the inbox with it, for
     /// its whole life, and a bridge's inbox has an id no client can take.
@@ -251,7 +306,10 @@ impl Inbox {
     fn poll_next(&self, cx: &Context<'_>, take: bool, generation: u64) -> Poll<Option<Delivery>> {
         // Registered before anything is checked: a push or a kick after the checks wakes it.
         self.ready.register(cx.waker());
-        if self.taken_over(generation) || self.stopping.load(Ordering::Relaxed) {
+        if self.taken_over(generation)
+            || self.stopping.load(Ordering::Relaxed)
+            || self.silent(generation)
+        {
             return Poll::Ready(None);
         }
         self.wants.store(take, Ordering::SeqCst);
@@ -383,7 +441,7 @@ mod tests {
         );
         // A reader that goes away leaves no waker behind.
         let held = Arc::strong_count(&wakes);
-        inbox.detach();
+        inbox.detach(2);
         assert_eq!(Arc::strong_count(&wakes), held - 1);
     }
 

@@ -12,7 +12,6 @@ mod out;
 mod read;
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -20,7 +19,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::OwnedMutexGuard;
-use tokio::time::{Instant, Sleep, sleep, timeout};
+use tokio::time::timeout;
 
 use super::Config;
 use super::auth::{Auth, acl::ClientAcl};
@@ -108,22 +107,6 @@ impl Future for Drain<'_> {
     }
 }
 
-/// The keep-alive timer's end; never, for a connection without keep-alive. A poll function,
-/// not an async fn: every connection's loop waits on it, and it keeps only its reference.
-fn expired<'a>(mut timer: Option<&'a mut Pin<Box<Sleep>>>) -> impl Future<Output = ()> + 'a {
-    poll_fn(move |cx| match timer.as_deref_mut() {
-        Some(t) => t.as_mut().poll(cx),
-        None => std::task::Poll::Pending,
-    })
-}
-
-/// Why the connection loop's wait ended the connection.
-enum Stop {
-    /// A takeover, or the broker shutting down.
-    Kicked,
-    Keepalive,
-}
-
 /// How a connection is being closed (`Connection::close`).
 enum Closing {
     /// The client ended it (DISCONNECT).
@@ -193,7 +176,7 @@ pub fn serve(
             )
             .await;
         conn.mailbox.inbox.online.store(false, Ordering::Relaxed);
-        conn.mailbox.inbox.detach();
+        conn.mailbox.inbox.detach(conn.generation);
         let how = match end {
             End::Disconnect { .. } => Gone::Disconnected,
             End::Abnormal(how) => how,
@@ -278,7 +261,8 @@ struct Connection {
     mailbox: Mailbox,
     generation: u64,
     entry_state: Arc<tokio::sync::Mutex<State>>,
-    keepalive: Option<Duration>,
+    /// Seconds; 0 for none.
+    keepalive: u16,
     /// Boxed: it is rare, and large, and the connection holds this for its life.
     will: Option<Box<Will>>,
     session_expiry: u32,
@@ -342,9 +326,11 @@ impl Connection {
                     }
                 }
             }
-            // Boxed, made once and reset: a connection without keep-alive keeps no timer, and one
-            // with keep-alive does not register a new one with the timer wheel on every pass.
-            let mut expiry = self.keepalive.map(|k| Box::pin(sleep(k)));
+            // Watched by the broker's one keep-alive task, which kicks it through the inbox.
+            if self.keepalive > 0 {
+                let keepalives = &self.shared.keepalives;
+                keepalives.watch(&self.mailbox.inbox, self.generation, self.keepalive);
+            }
             // Packets are encoded into `wbuf`, then staged into `out`, which the socket drains.
             let mut out = Out::default();
             loop {
@@ -354,9 +340,9 @@ impl Connection {
                 if let Some(how) = self.take_packets(state, rbuf, wbuf, &mut large, &mut got) {
                     return self.close(how, &mut out, wbuf, writer).await;
                 }
-                // One clock read for all the packets one read brought, not one per packet.
-                if let (Some(k), Some(timer), true) = (self.keepalive, &mut expiry, got) {
-                    timer.as_mut().reset(Instant::now() + k);
+                if got && self.keepalive > 0 {
+                    let now = self.shared.keepalives.now();
+                    self.mailbox.inbox.heard(now);
                 }
                 // Everything read was taken: the buffer goes back until the socket is readable
                 // again. It grew to hold a large packet: what is left moves to a small one.
@@ -390,13 +376,13 @@ impl Connection {
                 let can_take = state.outgoing.len() < self.window() && out.len() < 256 * 1024;
                 // What the select decides is a byte, and the close is awaited after it: a value
                 // held across an await inside an arm would take room in every connection.
-                let stop = tokio::select! {
+                let kicked = tokio::select! {
                     drained = Drain::new(writer, &mut out.ready, self.store.as_deref(), waiting) => {
                         if let Drained::Wrote(Err(e)) = drained {
                             return End::Abnormal(Gone::Socket(e.kind()));
                         }
                         out.trim(wbuf);
-                        None
+                        false
                     }
                     // A client that sends without reading what we answer is not read from
                     // until it catches up, so its acknowledgements cannot pile up without bound.
@@ -405,32 +391,31 @@ impl Connection {
                         Err(e) => return End::Abnormal(Gone::Socket(e.kind())),
                         Ok(n) => {
                             self.shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
-                            None
+                            false
                         }
                     },
-                    // A delivery (when there is room for one), or the end: a takeover, or the
-                    // broker shutting down, which kicks every connection so that an idle one
-                    // waits for one signal rather than three.
+                    // A delivery (when there is room for one), or the end: a takeover, the
+                    // keep-alive running out, or the broker shutting down, each of which kicks
+                    // the connection through its inbox, so that an idle one waits for one
+                    // signal rather than four.
                     d = state.inbox.next(can_take, self.generation) => match d {
                         Some(d) => {
                             self.deliver(d, state, wbuf);
-                            None
+                            false
                         }
-                        None => Some(Stop::Kicked),
+                        None => true,
                     },
-                    () = expired(expiry.as_mut()) => Some(Stop::Keepalive),
                 };
-                if let Some(stop) = stop {
-                    let how = match stop {
-                        // Taken over first, then the broker stopped: it ends as taken over.
-                        Stop::Kicked if state.inbox.taken_over(self.generation) => {
-                            Closing::Server(ServerDisconnectCode::SessionTakenOver, Gone::Silent)
-                        }
-                        Stop::Kicked => Closing::Shutdown,
+                if kicked {
+                    let inbox = &state.inbox;
+                    // Taken over first, then the broker stopped: it ends as taken over.
+                    let how = if inbox.taken_over(self.generation) {
+                        Closing::Server(ServerDisconnectCode::SessionTakenOver, Gone::Silent)
+                    } else if inbox.silent(self.generation) {
                         // [MQTT-3.1.2-22]: 1.5 times the keep alive without a packet.
-                        Stop::Keepalive => {
-                            Closing::Server(ServerDisconnectCode::KeepAliveTimeout, Gone::Keepalive)
-                        }
+                        Closing::Server(ServerDisconnectCode::KeepAliveTimeout, Gone::Keepalive)
+                    } else {
+                        Closing::Shutdown
                     };
                     return self.close(how, &mut out, wbuf, writer).await;
                 }

@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use bytes::BytesMut;
 
@@ -99,11 +98,6 @@ fn keepalive(c: &Connect, max: u16) -> (u16, Option<u16>) {
     } else {
         (c.keepalive, None)
     }
-}
-
-/// How long the connection may stay silent: 1.5 times the keep-alive [MQTT-3.1.2-22].
-fn silence_allowed(keepalive: u16) -> Option<Duration> {
-    (keepalive > 0).then(|| Duration::from_millis(u64::from(keepalive) * 1500))
 }
 
 /// The client id the session has: the client's, or one the broker picks for an empty one.
@@ -358,7 +352,7 @@ impl Connection {
             mailbox: taken.mailbox,
             generation: taken.generation,
             entry_state: taken.state,
-            keepalive: silence_allowed(keepalive),
+            keepalive,
             // Accepted and never published, as Mosquitto does with a will it would not let
             // the client publish.
             will: c
@@ -454,8 +448,6 @@ mod tests {
             (600, None),
             "3.1.1 has no Server Keep Alive"
         );
-        assert_eq!(silence_allowed(0), None);
-        assert_eq!(silence_allowed(10), Some(Duration::from_secs(15)));
     }
 
     #[test]
