@@ -7,7 +7,6 @@
 //! here is 24.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -22,10 +21,9 @@ use super::state::Inbox;
 /// entries for a day.
 const LOOK_EVERY: u32 = 10;
 
-#[derive(Default)]
 pub struct KeepAlives {
-    /// Whole seconds since the broker started, as of the last tick.
-    clock: AtomicU32,
+    /// The keep-alive clock's zero.
+    start: Instant,
     /// The connections to look at, by the second they are due.
     due: Mutex<BTreeMap<u32, Vec<Entry>>>,
 }
@@ -37,10 +35,21 @@ struct Entry {
     allowed: u32,
 }
 
+impl Default for KeepAlives {
+    fn default() -> KeepAlives {
+        KeepAlives {
+            start: Instant::now(),
+            due: Mutex::default(),
+        }
+    }
+}
+
 impl KeepAlives {
-    /// The keep-alive clock: what a connection stamps when it hears from its client.
+    /// The keep-alive clock, in whole seconds: what a connection stamps when it hears from its
+    /// client. Read from the system clock, not advanced by the task, so that a late tick can
+    /// never make a stamp old.
     pub fn now(&self) -> u32 {
-        self.clock.load(Ordering::Relaxed)
+        u32::try_from(self.start.elapsed().as_secs()).unwrap_or(u32::MAX)
     }
 
     /// Watches the connection of `generation` reading `inbox`: it is told to close once its
@@ -60,9 +69,8 @@ impl KeepAlives {
             .push(entry);
     }
 
-    /// Sets the clock to `now` and looks at every connection due by then.
+    /// Looks at every connection due by `now`.
     fn tick(&self, now: u32) {
-        self.clock.store(now, Ordering::Relaxed);
         let due = {
             let mut due = self.lock();
             let later = due.split_off(&(now + 1));
@@ -92,15 +100,14 @@ impl KeepAlives {
 }
 
 /// Seconds on the keep-alive clock a client may be silent: 1.5 times its keep-alive, rounded
-/// up, and one more. The clock is up to a second behind when a connection stamps it, and a look
-/// comes up to a second late: no client is closed before 1.5 x, none much after.
+/// up, and one more: a stamp (whole seconds) is up to a second behind its packet, so no client
+/// is closed before 1.5 x; the looks come once a second, so none more than about two after.
 fn allowed_silence(keepalive: u16) -> u32 {
     (u32::from(keepalive) * 3).div_ceil(2) + 1
 }
 
 /// The once-a-second look, until the broker stops.
 pub async fn run(keepalives: Arc<KeepAlives>, mut stop: watch::Receiver<bool>) {
-    let start = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -108,8 +115,7 @@ pub async fn run(keepalives: Arc<KeepAlives>, mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let now = u32::try_from(start.elapsed().as_secs()).unwrap_or(u32::MAX);
-        keepalives.tick(now);
+        keepalives.tick(keepalives.now());
     }
 }
 
