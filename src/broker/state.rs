@@ -273,7 +273,7 @@ impl Inbox {
         None
     }
 
-    /// Whether the connection of `generation` was closed for its client's silence.
+    /// Whether the connection of `generation` is to close for its client's silence.
     pub fn silent(&self, generation: u64) -> bool {
         self.live.load(Ordering::Relaxed) == generation | SILENT
     }
@@ -295,7 +295,8 @@ impl Inbox {
     }
 
     /// Waits for a delivery (only when `take`), or until the connection of `generation` is
-    /// kicked, stopped or silent too long: then None. Cancel-safe: a cancelled wait takes nothing off the queue.
+    /// kicked, stopped or silent too long: then None. Cancel-safe: a cancelled wait takes
+    /// nothing off the queue.
     /// One reader at a time: `wants` and the one waker `ready` holds are its alone. That
     /// holds because a connection keeps its session's state lock, and the inbox with it, for
     /// its whole life, and a bridge's inbox has an id no client can take.
