@@ -12,6 +12,7 @@
 
 pub mod dial;
 pub mod explain;
+mod halves;
 pub mod own_cert;
 pub mod pem;
 pub mod setup;
@@ -26,8 +27,11 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use halves::{ReadHalf, WriteHalf};
 
 /// The most of a shared payload one WebSocket frame carries.
 const WS_FRAME: usize = 1024 * 1024;
@@ -38,7 +42,7 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 pub type Ws = WebSocketStream<Box<dyn Io>>;
 
 pub enum Reader {
-    Stream(Box<dyn AsyncRead + Send + Unpin>),
+    Stream(ReadHalf),
     Ws(SplitStream<Ws>),
 }
 
@@ -53,7 +57,7 @@ pub struct Writer {
 }
 
 enum Sink {
-    Stream(Box<dyn AsyncWrite + Send + Unpin>),
+    Stream(WriteHalf),
     /// Boxed: it is 64 bytes, and the broker keeps a writer in every connection's task for
     /// the connection's life, most of them plain streams.
     Ws(Box<SplitSink<Ws, WsMessage>>),
@@ -62,11 +66,21 @@ enum Sink {
 /// Reader and writer halves of a byte stream (TCP, TLS, Unix).
 pub fn split_stream(stream: Box<dyn Io>) -> (Reader, Writer) {
     let (r, w) = tokio::io::split(stream);
+    halves(ReadHalf::Locked(r), WriteHalf::Locked(w))
+}
+
+/// Reader and writer halves of a plain TCP connection, which need no lock between them.
+pub fn split_tcp(stream: TcpStream) -> (Reader, Writer) {
+    let (r, w) = stream.into_split();
+    halves(ReadHalf::Tcp(r), WriteHalf::Tcp(w))
+}
+
+fn halves(r: ReadHalf, w: WriteHalf) -> (Reader, Writer) {
     let writer = Writer {
-        sink: Sink::Stream(Box::new(w)),
+        sink: Sink::Stream(w),
         unflushed: false,
     };
-    (Reader::Stream(Box::new(r)), writer)
+    (Reader::Stream(r), writer)
 }
 
 /// Reader and writer halves of a WebSocket carrying MQTT in binary frames.

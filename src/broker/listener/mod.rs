@@ -30,7 +30,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::broker::http_head::HttpHead;
 use crate::exit::usage;
-use crate::transport::{Io, Reader, Writer, split_stream, split_ws};
+use crate::transport::{Io, Reader, Writer, split_stream, split_tcp, split_ws};
 pub use spec::{ListenSpec, Scheme, default_specs, first_exposed, parse_listen, url};
 pub use tls::{TlsFiles, server_tls};
 pub use websocket::Gate;
@@ -260,6 +260,16 @@ impl Upgrader {
     }
 
     async fn handshake(&self, stream: TcpStream) -> anyhow::Result<Upgraded> {
+        // Plain MQTT keeps the socket's own halves, the smallest an idle connection can hold.
+        if self.tls.is_none() && !self.scheme.is_websocket() {
+            let (reader, writer) = split_tcp(stream);
+            return Ok(Upgraded::Mqtt(Accepted {
+                reader,
+                writer,
+                gate: None,
+                cert_cn: None,
+            }));
+        }
         let (io, cert_cn): (Box<dyn Io>, Option<String>) = match &self.tls {
             None => (Box::new(stream), None),
             Some(acceptor) => tls::accept(acceptor, stream).await?,

@@ -12,9 +12,11 @@ mod out;
 mod read;
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -166,15 +168,23 @@ pub fn serve(
             .counters
             .clients_connected
             .fetch_add(1, Ordering::Relaxed);
-        let end = conn
-            .run(
+        conn.resume(&mut state_guard, &mut wbuf);
+        let end = loop {
+            let ran = conn.run(
                 &mut state_guard,
                 &mut reader,
                 &mut writer,
                 &mut rbuf,
                 &mut wbuf,
-            )
-            .await;
+            );
+            if let Some(end) = ran.await {
+                break end;
+            }
+            // Idle: the loop's future is given back until the client or the inbox wakes it.
+            if let Some(end) = conn.parked(&state_guard, &mut reader, &mut rbuf).await {
+                break end;
+            }
+        };
         conn.mailbox.inbox.online.store(false, Ordering::Relaxed);
         conn.mailbox.inbox.detach(conn.generation);
         let how = match end {
@@ -288,8 +298,46 @@ struct Connection {
 }
 
 impl Connection {
-    /// The connection's life after CONNECT. Boxed, and made outside an async fn, like `open`:
-    /// the caller's task then keeps a pointer to it, not its room beside the caller's own.
+    /// The session taken up by this connection: what it still owes the client is encoded into
+    /// `wbuf`, and its keep-alive is watched.
+    fn resume(&mut self, state: &mut State, wbuf: &mut BytesMut) {
+        // What the client may no longer read (the ACL file changed since these were sent) is
+        // dropped, not sent again.
+        if let Some(acl) = &self.acl {
+            let revoked: Vec<u16> = state
+                .outgoing
+                .iter()
+                .filter(|(_, (d, stage))| *stage != Stage::Comp && !acl.may_read(&d.msg.topic))
+                .map(|(&pkid, _)| pkid)
+                .collect();
+            for pkid in revoked {
+                if let Some((d, _)) = state.outgoing.remove(&pkid) {
+                    self.done(&d);
+                }
+            }
+        }
+        // Unacknowledged messages of a resumed session go out again, PUBLISH with DUP set
+        // [MQTT-4.4.0-1].
+        for (&pkid, (d, stage)) in &state.outgoing {
+            match stage {
+                Stage::Comp => mqtt::encode_pubrel(pkid, PubRelCode::Success, wbuf),
+                _ => {
+                    self.encode_delivery(d, pkid, true, wbuf);
+                }
+            }
+        }
+        // Watched by the broker's one keep-alive task, which kicks it through the inbox.
+        if self.keepalive > 0 {
+            let keepalives = &self.shared.keepalives;
+            keepalives.watch(&self.mailbox.inbox, self.generation, self.keepalive);
+        }
+    }
+
+    /// The connection at work: until it ends (Some), or has nothing to do (None): nothing to
+    /// write or wait for on disk, and no partial packet read. Then the caller waits in
+    /// `parked`, and most connections, which are idle most of the time, hold no loop at all.
+    /// Boxed, and made outside an async fn, like `open`: the caller's task then keeps a
+    /// pointer to it, not its room beside the caller's own.
     fn run<'a>(
         &'a mut self,
         state: &'a mut State,
@@ -297,40 +345,10 @@ impl Connection {
         writer: &'a mut Writer,
         rbuf: &'a mut BytesMut,
         wbuf: &'a mut BytesMut,
-    ) -> Pin<Box<dyn Future<Output = End> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Option<End>> + Send + 'a>> {
         // A block, not an async fn: an async fn's future keeps its arguments twice, as they
         // came and moved into the body.
         Box::pin(async move {
-            // What the client may no longer read (the ACL file changed since these were sent)
-            // is dropped, not sent again.
-            if let Some(acl) = &self.acl {
-                let revoked: Vec<u16> = state
-                    .outgoing
-                    .iter()
-                    .filter(|(_, (d, stage))| *stage != Stage::Comp && !acl.may_read(&d.msg.topic))
-                    .map(|(&pkid, _)| pkid)
-                    .collect();
-                for pkid in revoked {
-                    if let Some((d, _)) = state.outgoing.remove(&pkid) {
-                        self.done(&d);
-                    }
-                }
-            }
-            // Unacknowledged messages of a resumed session go out again, PUBLISH with DUP set
-            // [MQTT-4.4.0-1].
-            for (&pkid, (d, stage)) in &state.outgoing {
-                match stage {
-                    Stage::Comp => mqtt::encode_pubrel(pkid, PubRelCode::Success, wbuf),
-                    _ => {
-                        self.encode_delivery(d, pkid, true, wbuf);
-                    }
-                }
-            }
-            // Watched by the broker's one keep-alive task, which kicks it through the inbox.
-            if self.keepalive > 0 {
-                let keepalives = &self.shared.keepalives;
-                keepalives.watch(&self.mailbox.inbox, self.generation, self.keepalive);
-            }
             // Packets are encoded into `wbuf`, then staged into `out`, which the socket drains.
             let mut out = Out::default();
             loop {
@@ -338,7 +356,7 @@ impl Connection {
                 // a call, not a local: the future then keeps no room for it while it waits.
                 let (mut large, mut got) = (false, false);
                 if let Some(how) = self.take_packets(state, rbuf, wbuf, &mut large, &mut got) {
-                    return self.close(how, &mut out, wbuf, writer).await;
+                    return Some(self.close(how, &mut out, wbuf, writer).await);
                 }
                 if got && self.keepalive > 0 {
                     let now = self.shared.keepalives.now();
@@ -373,27 +391,32 @@ impl Connection {
                     out.release(s.durable());
                 }
                 let waiting = out.held.front().map(|h| h.0);
+                let idle = waiting.is_none() && out.ready.is_empty() && !writer.unflushed();
+                // A kick is taken below: `parked` would wake at once for it.
+                if idle && rbuf.is_empty() && !state.inbox.ends(self.generation) {
+                    // `out` goes with the loop; the buffers go back too.
+                    out.trim(wbuf);
+                    return None;
+                }
                 let can_take = state.outgoing.len() < self.window() && out.len() < 256 * 1024;
                 // What the select decides is a byte, and the close is awaited after it: a value
                 // held across an await inside an arm would take room in every connection.
                 let kicked = tokio::select! {
                     drained = Drain::new(writer, &mut out.ready, self.store.as_deref(), waiting) => {
                         if let Drained::Wrote(Err(e)) = drained {
-                            return End::Abnormal(Gone::Socket(e.kind()));
+                            return Some(End::Abnormal(Gone::Socket(e.kind())));
                         }
                         out.trim(wbuf);
                         false
                     }
                     // A client that sends without reading what we answer is not read from
                     // until it catches up, so its acknowledgements cannot pile up without bound.
-                    r = read::read(reader, rbuf), if out.len() < MAX_UNREAD_ANSWERS => match r {
-                        Ok(0) => return End::Abnormal(Gone::Closed),
-                        Err(e) => return End::Abnormal(Gone::Socket(e.kind())),
-                        Ok(n) => {
-                            self.shared.counters.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
-                            false
+                    r = read::read(reader, rbuf), if out.len() < MAX_UNREAD_ANSWERS => {
+                        if let Some(end) = self.took(r) {
+                            return Some(end);
                         }
-                    },
+                        false
+                    }
                     // A delivery (when there is room for one), or the end: a takeover, the
                     // keep-alive running out, or the broker shutting down, each of which kicks
                     // the connection through its inbox, so that an idle one waits for one
@@ -417,10 +440,43 @@ impl Connection {
                     } else {
                         Closing::Shutdown
                     };
-                    return self.close(how, &mut out, wbuf, writer).await;
+                    return Some(self.close(how, &mut out, wbuf, writer).await);
                 }
             }
         })
+    }
+
+    /// An idle connection's wait, holding only its references: until the client sends
+    /// (appended to `rbuf`), or the inbox has a delivery the window has room for, or a kick;
+    /// then `run` takes over again. The end, if the client closed or the socket failed.
+    fn parked<'a>(
+        &'a self,
+        state: &'a State,
+        reader: &'a mut Reader,
+        rbuf: &'a mut BytesMut,
+    ) -> impl Future<Output = Option<End>> + 'a {
+        let take = state.outgoing.len() < self.window();
+        poll_fn(move |cx| {
+            if state.inbox.poll_due(cx, take, self.generation).is_ready() {
+                return Poll::Ready(None);
+            }
+            read::poll_read(reader, rbuf, cx).map(|r| self.took(r))
+        })
+    }
+
+    /// What a read means: the end when the client closed or the socket failed.
+    fn took(&self, read: std::io::Result<usize>) -> Option<End> {
+        match read {
+            Ok(0) => Some(End::Abnormal(Gone::Closed)),
+            Err(e) => Some(End::Abnormal(Gone::Socket(e.kind()))),
+            Ok(n) => {
+                let counters = &self.shared.counters;
+                counters
+                    .bytes_received
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                None
+            }
+        }
     }
 
     /// How many QoS 1/2 deliveries may await acknowledgement: the client's Receive Maximum and

@@ -3,7 +3,7 @@
 //! that to the log, and the CONNACK that accepts it. The decisions are small functions of
 //! their inputs, tested below; `Connection::open` strings them together.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -206,7 +206,7 @@ fn fresh_session(client_id: &Arc<str>, config: &Config) -> (Mailbox, State) {
         inbox,
         subscriptions: BTreeMap::new(),
         outgoing: BTreeMap::new(),
-        incoming_qos2: BTreeSet::new(),
+        incoming_qos2: Default::default(),
         next_pkid: 0,
     };
     (mailbox, state)

@@ -8,10 +8,10 @@ use std::future::poll_fn;
 use std::io;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use bytes::BytesMut;
-use tokio::io::ReadBuf;
+use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::transport::Reader;
 
@@ -26,11 +26,20 @@ pub(super) fn read<'a>(
     reader: &'a mut Reader,
     buf: &'a mut BytesMut,
 ) -> impl Future<Output = io::Result<usize>> + 'a {
-    poll_fn(move |cx| match reader {
+    poll_fn(move |cx| poll_read(reader, buf, cx))
+}
+
+/// `read` as a poll, for a caller that waits on more than the socket in one poll function.
+pub(super) fn poll_read(
+    reader: &mut Reader,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    match reader {
         Reader::Stream(r) if buf.capacity() == 0 => {
             let mut stack = [MaybeUninit::<u8>::uninit(); STACK_READ];
             let mut rb = ReadBuf::uninit(&mut stack);
-            match Pin::new(&mut **r).poll_read(cx, &mut rb) {
+            match Pin::new(r).poll_read(cx, &mut rb) {
                 Poll::Ready(Ok(())) => {
                     buf.extend_from_slice(rb.filled());
                     Poll::Ready(Ok(rb.filled().len()))
@@ -40,7 +49,7 @@ pub(super) fn read<'a>(
             }
         }
         _ => reader.poll_read(cx, buf),
-    })
+    }
 }
 
 #[cfg(test)]
@@ -52,7 +61,7 @@ mod tests {
     #[tokio::test]
     async fn an_idle_read_allocates_only_what_arrived() {
         let (mut client, server) = tokio::io::duplex(64);
-        let mut reader = Reader::Stream(Box::new(server));
+        let (mut reader, _writer) = crate::transport::split_stream(Box::new(server));
         let mut buf = BytesMut::new();
         client.write_all(b"\xc0\x00").await.unwrap();
         assert_eq!(read(&mut reader, &mut buf).await.unwrap(), 2);
