@@ -145,21 +145,10 @@ pub fn serve(
     mut writer: Writer,
 ) -> impl Future<Output = ()> + Send {
     async move {
-        // Empty: most connections are idle most of the time, and an idle one holds no buffer.
-        let mut rbuf = BytesMut::new();
-        let mut wbuf = BytesMut::new();
         // Boxed: the task is as large as its largest state for as long as the connection lives,
         // and the handshake's states end with it.
-        let Some((mut conn, mut state_guard)) = open(
-            shared,
-            config,
-            client,
-            &mut reader,
-            &mut writer,
-            &mut rbuf,
-            &mut wbuf,
-        )
-        .await
+        let Some((mut conn, mut state_guard, mut rbuf, mut wbuf)) =
+            open(shared, config, client, &mut reader, &mut writer).await
         else {
             return;
         };
@@ -168,21 +157,17 @@ pub fn serve(
             .counters
             .clients_connected
             .fetch_add(1, Ordering::Relaxed);
-        conn.resume(&mut state_guard, &mut wbuf);
+        // The buffers are moved, never borrowed, here: this task then keeps no room for them
+        // while the connection is idle, when they are empty.
         let end = loop {
-            let ran = conn.run(
-                &mut state_guard,
-                &mut reader,
-                &mut writer,
-                &mut rbuf,
-                &mut wbuf,
-            );
+            let ran = conn.run(&mut state_guard, &mut reader, &mut writer, rbuf, wbuf);
             if let Some(end) = ran.await {
                 break end;
             }
             // Idle: the loop's future is given back until the client or the inbox wakes it.
-            if let Some(end) = conn.parked(&state_guard, &mut reader, &mut rbuf).await {
-                break end;
+            match conn.parked(&state_guard, &mut reader).await {
+                Ok(read) => (rbuf, wbuf) = (read, BytesMut::new()),
+                Err(end) => break end,
             }
         };
         conn.mailbox.inbox.online.store(false, Ordering::Relaxed);
@@ -200,7 +185,8 @@ pub fn serve(
     }
 }
 
-type Opened = Option<(Connection, OwnedMutexGuard<State>)>;
+/// The connection, its session's state, what was read past CONNECT and what is to be sent.
+type Opened = Option<(Connection, OwnedMutexGuard<State>, BytesMut, BytesMut)>;
 
 /// CONNECT read and admitted, and the session's state taken: the connection can start.
 /// Boxed, and made outside any async fn: the task is as large as its largest state for as
@@ -212,12 +198,8 @@ fn open<'a>(
     client: Box<Client>,
     reader: &'a mut Reader,
     writer: &'a mut Writer,
-    rbuf: &'a mut BytesMut,
-    wbuf: &'a mut BytesMut,
 ) -> Pin<Box<dyn Future<Output = Opened> + Send + 'a>> {
-    Box::pin(handshake(
-        shared, config, client, reader, writer, rbuf, wbuf,
-    ))
+    Box::pin(handshake(shared, config, client, reader, writer))
 }
 
 async fn handshake(
@@ -226,12 +208,13 @@ async fn handshake(
     client: Box<Client>,
     reader: &mut Reader,
     writer: &mut Writer,
-    rbuf: &mut BytesMut,
-    wbuf: &mut BytesMut,
 ) -> Opened {
+    // Empty: most connections are idle most of the time, and an idle one holds no buffer.
+    let mut rbuf = BytesMut::new();
+    let mut wbuf = BytesMut::new();
     let connect = match timeout(
         CONNECT_TIMEOUT,
-        read_connect(reader, rbuf, config.max_packet),
+        read_connect(reader, &mut rbuf, config.max_packet),
     )
     .await
     {
@@ -256,11 +239,12 @@ async fn handshake(
             return None;
         }
     };
-    let conn = Connection::open(shared, config, client, connect, writer, wbuf).await?;
-    let guard = timeout(TAKEOVER_TIMEOUT, conn.entry_state.clone().lock_owned())
+    let mut conn = Connection::open(shared, config, client, connect, writer, &mut wbuf).await?;
+    let mut guard = timeout(TAKEOVER_TIMEOUT, conn.entry_state.clone().lock_owned())
         .await
         .ok()?;
-    Some((conn, guard))
+    conn.resume(&mut guard, &mut wbuf);
+    Some((conn, guard, rbuf, wbuf))
 }
 
 struct Connection {
@@ -343,12 +327,13 @@ impl Connection {
         state: &'a mut State,
         reader: &'a mut Reader,
         writer: &'a mut Writer,
-        rbuf: &'a mut BytesMut,
-        wbuf: &'a mut BytesMut,
+        mut rbuf: BytesMut,
+        mut wbuf: BytesMut,
     ) -> Pin<Box<dyn Future<Output = Option<End>> + Send + 'a>> {
         // A block, not an async fn: an async fn's future keeps its arguments twice, as they
         // came and moved into the body.
         Box::pin(async move {
+            let (rbuf, wbuf) = (&mut rbuf, &mut wbuf);
             // Packets are encoded into `wbuf`, then staged into `out`, which the socket drains.
             let mut out = Out::default();
             loop {
@@ -412,7 +397,7 @@ impl Connection {
                     // A client that sends without reading what we answer is not read from
                     // until it catches up, so its acknowledgements cannot pile up without bound.
                     r = read::read(reader, rbuf), if out.len() < MAX_UNREAD_ANSWERS => {
-                        if let Some(end) = self.took(r) {
+                        if let Err(end) = self.took(r) {
                             return Some(end);
                         }
                         false
@@ -446,35 +431,38 @@ impl Connection {
         })
     }
 
-    /// An idle connection's wait, holding only its references: until the client sends
-    /// (appended to `rbuf`), or the inbox has a delivery the window has room for, or a kick;
-    /// then `run` takes over again. The end, if the client closed or the socket failed.
+    /// An idle connection's wait, holding only its references: until the client sends (what
+    /// arrived, in a buffer of its size), or the inbox has a delivery the window has room for,
+    /// or a kick (an empty buffer); then `run` takes over again. The end, if the client closed
+    /// or the socket failed.
     fn parked<'a>(
         &'a self,
         state: &'a State,
         reader: &'a mut Reader,
-        rbuf: &'a mut BytesMut,
-    ) -> impl Future<Output = Option<End>> + 'a {
+    ) -> impl Future<Output = Result<BytesMut, End>> + 'a {
         let take = state.outgoing.len() < self.window();
         poll_fn(move |cx| {
             if state.inbox.poll_due(cx, take, self.generation).is_ready() {
-                return Poll::Ready(None);
+                return Poll::Ready(Ok(BytesMut::new()));
             }
-            read::poll_read(reader, rbuf, cx).map(|r| self.took(r))
+            read::poll_fresh(reader, cx).map(|read| match read {
+                Ok(buf) => self.took(Ok(buf.len())).map(|()| buf),
+                Err(e) => self.took(Err(e)).map(|()| BytesMut::new()),
+            })
         })
     }
 
     /// What a read means: the end when the client closed or the socket failed.
-    fn took(&self, read: std::io::Result<usize>) -> Option<End> {
+    fn took(&self, read: std::io::Result<usize>) -> Result<(), End> {
         match read {
-            Ok(0) => Some(End::Abnormal(Gone::Closed)),
-            Err(e) => Some(End::Abnormal(Gone::Socket(e.kind()))),
+            Ok(0) => Err(End::Abnormal(Gone::Closed)),
+            Err(e) => Err(End::Abnormal(Gone::Socket(e.kind()))),
             Ok(n) => {
                 let counters = &self.shared.counters;
                 counters
                     .bytes_received
                     .fetch_add(n as u64, Ordering::Relaxed);
-                None
+                Ok(())
             }
         }
     }

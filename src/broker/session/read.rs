@@ -29,8 +29,15 @@ pub(super) fn read<'a>(
     poll_fn(move |cx| poll_read(reader, buf, cx))
 }
 
-/// `read` as a poll, for a caller that waits on more than the socket in one poll function.
-pub(super) fn poll_read(
+/// `read` into a buffer of its own, sized to what arrived (empty when the client closed), as
+/// a poll: for an idle connection, which waits on more than the socket in one poll function
+/// and keeps no buffer meanwhile.
+pub(super) fn poll_fresh(reader: &mut Reader, cx: &mut Context<'_>) -> Poll<io::Result<BytesMut>> {
+    let mut buf = BytesMut::new();
+    poll_read(reader, &mut buf, cx).map_ok(|_| buf)
+}
+
+fn poll_read(
     reader: &mut Reader,
     buf: &mut BytesMut,
     cx: &mut Context<'_>,
