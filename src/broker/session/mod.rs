@@ -133,10 +133,6 @@ pub struct Client {
 
 /// Serves one connection. The future is a block made here, not an async fn's: that would keep
 /// the reader and writer twice, as they came and moved into the body, for the connection's life.
-#[expect(
-    clippy::manual_async_fn,
-    reason = "an async fn's future would be larger"
-)]
 pub fn serve(
     shared: Arc<Shared>,
     config: Arc<Config>,
@@ -144,7 +140,11 @@ pub fn serve(
     mut reader: Reader,
     mut writer: Writer,
 ) -> impl Future<Output = ()> + Send {
+    // One pointer: what the block captures it keeps for its whole life, and these three are
+    // for the handshake only.
+    let start = Box::new((shared, config, client));
     async move {
+        let (shared, config, client) = *start;
         // Boxed: the task is as large as its largest state for as long as the connection lives,
         // and the handshake's states end with it.
         let Some((mut conn, mut state_guard, mut rbuf, mut wbuf)) =
