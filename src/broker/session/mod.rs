@@ -144,7 +144,11 @@ pub fn serve(
     // for the handshake only.
     let start = Box::new((shared, config, client));
     async move {
-        let (shared, config, client) = *start;
+        // Moved into a block of its own, the box is freed here, not when the task ends.
+        let (shared, config, client) = {
+            let start = start;
+            *start
+        };
         // Boxed: the task is as large as its largest state for as long as the connection lives,
         // and the handshake's states end with it.
         let Some((mut conn, mut state_guard, mut rbuf, mut wbuf)) =
