@@ -119,6 +119,8 @@ impl Reader {
             }
             Reader::Ws(source) => loop {
                 match ready!(source.poll_next_unpin(cx)) {
+                    // An empty frame carries no bytes, and a read of 0 would mean the end.
+                    Some(Ok(WsMessage::Binary(data))) if data.is_empty() => {}
                     Some(Ok(WsMessage::Binary(data))) => {
                         buf.extend_from_slice(&data);
                         return Poll::Ready(Ok(data.len()));
@@ -247,6 +249,25 @@ mod tests {
         writer.write(&mut BytesMut::new()).await.unwrap();
         assert!(!writer.unflushed());
         assert_eq!(reading.await.unwrap().unwrap(), vec![7u8; 100]);
+    }
+
+    /// An empty binary frame is allowed (MQTT's bytes may be framed any way) and is not the
+    /// end of the stream.
+    #[tokio::test]
+    async fn an_empty_websocket_frame_is_skipped_not_taken_for_the_end() {
+        use tokio_tungstenite::tungstenite::protocol::Role;
+        let (peer, ours) = tokio::io::duplex(1024);
+        let ours: Box<dyn Io> = Box::new(ours);
+        let ws = WebSocketStream::from_raw_socket(ours, Role::Server, None).await;
+        let (mut reader, _writer) = split_ws(ws);
+        let mut peer = WebSocketStream::from_raw_socket(peer, Role::Client, None).await;
+        peer.send(WsMessage::Binary(Bytes::new())).await.unwrap();
+        peer.send(WsMessage::Binary(Bytes::from_static(b"\xc0\x00")))
+            .await
+            .unwrap();
+        let mut buf = BytesMut::new();
+        assert_eq!(reader.read(&mut buf).await.unwrap(), 2);
+        assert_eq!(&buf[..], b"\xc0\x00");
     }
 
     /// Over WebSocket the same: a frame whose flush was cancelled stays in the sink, the
