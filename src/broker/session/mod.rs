@@ -67,7 +67,7 @@ enum End {
 }
 
 /// Output going out: written to the socket, or waiting for the log to make it sendable.
-/// Boxed, and only while there is some: an idle connection's task keeps no room for these.
+/// Boxed, and only while there is some: the loop keeps no room for these while it only reads.
 enum Drain<'a> {
     Idle,
     Busy(Pin<Box<dyn Future<Output = Drained> + Send + 'a>>),
@@ -381,15 +381,17 @@ impl Connection {
                 }
                 let waiting = out.held.front().map(|h| h.0);
                 let idle = waiting.is_none() && out.ready.is_empty() && !writer.unflushed();
-                // A kick is taken below: `parked` would wake at once for it.
-                if idle && rbuf.is_empty() && !state.inbox.ends(self.generation) {
+                // A kick is taken below: `parked` would wake at once for it. Retained messages
+                // still owed wait here too: `parked` wakes for the inbox only.
+                let owed = self.backlog.is_some();
+                if idle && rbuf.is_empty() && !owed && !state.inbox.ends(self.generation) {
                     // `out` goes with the loop; the buffers go back too.
                     out.trim(wbuf);
                     return None;
                 }
                 let can_take = state.outgoing.len() < self.window() && out.len() < 256 * 1024;
                 // What the select decides is a byte, and the close is awaited after it: a value
-                // held across an await inside an arm would take room in every connection.
+                // held across an await inside an arm would take room in every working loop.
                 let kicked = tokio::select! {
                     drained = Drain::new(writer, &mut out.ready, self.store.as_deref(), waiting) => {
                         if let Drained::Wrote(Err(e)) = drained {
@@ -408,8 +410,8 @@ impl Connection {
                     }
                     // A delivery (when there is room for one), or the end: a takeover, the
                     // keep-alive running out, or the broker shutting down, each of which kicks
-                    // the connection through its inbox, so that an idle one waits for one
-                    // signal rather than four.
+                    // the connection through its inbox, so that it waits for one signal rather
+                    // than four.
                     d = state.inbox.next(can_take, self.generation) => match d {
                         Some(d) => {
                             self.deliver(d, state, wbuf);
@@ -449,9 +451,9 @@ impl Connection {
             if state.inbox.poll_due(cx, take, self.generation).is_ready() {
                 return Poll::Ready(Ok(BytesMut::new()));
             }
-            read::poll_fresh(reader, cx).map(|read| match read {
-                Ok(buf) => self.took(Ok(buf.len())).map(|()| buf),
-                Err(e) => self.took(Err(e)).map(|()| BytesMut::new()),
+            read::poll_fresh(reader, cx).map(|read| {
+                let buf = read.map_err(|e| End::Abnormal(Gone::Socket(e.kind())))?;
+                self.took(Ok(buf.len())).map(|()| buf)
             })
         })
     }
@@ -472,7 +474,7 @@ impl Connection {
     }
 
     /// How many QoS 1/2 deliveries may await acknowledgement: the client's Receive Maximum and
-    /// ours. A method, not a local of the loop, which would take room in every connection.
+    /// ours. A method, not a local of the loop, which would take room in every working loop.
     fn window(&self) -> usize {
         usize::from(self.receive_max.min(self.config.max_inflight))
     }
@@ -507,7 +509,7 @@ impl Connection {
 
     /// Ends the connection: what is held goes out once on disk, then `how` says the rest.
     /// Boxed, and made outside an async fn: these are the rare states of a connection, which
-    /// would otherwise take room in every connection's task for its whole life.
+    /// would otherwise take room in the loop of every connection at work.
     fn close<'a>(
         &'a mut self,
         how: Closing,

@@ -20,8 +20,8 @@ use crate::transport::Reader;
 const STACK_READ: usize = 16 * 1024;
 
 /// Appends what arrives to `buf`; 0 means the client closed the connection. Cancel-safe: a
-/// cancelled call has read nothing. A poll function, not an async fn: the connection loop
-/// waits on this for as long as the connection is idle, and it keeps only its two references.
+/// cancelled call has read nothing. A poll function, not an async fn: the working loop's
+/// future, which holds it, keeps only its two references.
 pub(super) fn read<'a>(
     reader: &'a mut Reader,
     buf: &'a mut BytesMut,
