@@ -35,16 +35,15 @@ struct Entry {
     allowed: u32,
 }
 
-impl Default for KeepAlives {
-    fn default() -> KeepAlives {
+impl KeepAlives {
+    /// A clock whose zero is `start`: the broker's start, which its uptime counts from too.
+    pub fn new(start: std::time::Instant) -> KeepAlives {
         KeepAlives {
-            start: Instant::now(),
+            start: start.into(),
             due: Mutex::default(),
         }
     }
-}
 
-impl KeepAlives {
     /// The keep-alive clock, in whole seconds: what a connection stamps when it hears from its
     /// client. Read from the system clock, not advanced by the task, so that a late tick can
     /// never make a stamp old.
@@ -140,7 +139,7 @@ mod tests {
 
     #[test]
     fn a_silent_connection_is_told_after_its_allowance_and_a_talking_one_is_not() {
-        let k = KeepAlives::default();
+        let k = KeepAlives::new(std::time::Instant::now());
         let (quiet, talking, gone, taken) = (inbox(), inbox(), inbox(), inbox());
         // Keep-alive 2 s: 3 s of silence allowed, plus the clock's second.
         for i in [&quiet, &talking, &gone, &taken] {

@@ -49,11 +49,12 @@ pub struct Shared {
 
 impl Shared {
     pub fn new() -> Shared {
+        let started = Instant::now();
         Shared {
             router: Mutex::new(Router::default()),
             counters: Counters::default(),
-            started: Instant::now(),
-            keepalives: Arc::default(),
+            started,
+            keepalives: Arc::new(KeepAlives::new(started)),
         }
     }
 

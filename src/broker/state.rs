@@ -458,14 +458,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_reader_is_woken_by_kicks_always_and_by_deliveries_only_with_room() {
+    /// An inbox of 100 messages, and a waker that counts its wakes.
+    fn watched() -> (Arc<Inbox>, Arc<Wakes>, Waker) {
         let inbox = Inbox::new(QueueLimits {
             messages: 100,
             bytes: usize::MAX,
         });
         let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
         let waker = Waker::from(wakes.clone());
+        (inbox, wakes, waker)
+    }
+
+    #[test]
+    fn a_reader_is_woken_by_kicks_always_and_by_deliveries_only_with_room() {
+        let (inbox, wakes, waker) = watched();
         let mut cx = Context::from_waker(&waker);
         let woken = || wakes.0.load(Ordering::SeqCst);
         {
@@ -512,12 +518,7 @@ mod tests {
 
     #[test]
     fn a_parked_reader_is_told_what_next_would_take_and_nothing_is_taken() {
-        let inbox = Inbox::new(QueueLimits {
-            messages: 100,
-            bytes: usize::MAX,
-        });
-        let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
-        let waker = Waker::from(wakes.clone());
+        let (inbox, wakes, waker) = watched();
         let cx = Context::from_waker(&waker);
         assert!(inbox.poll_due(&cx, true, 1).is_pending());
         assert!(inbox.push(sized(b"x")));

@@ -66,6 +66,13 @@ enum End {
     Shutdown,
 }
 
+/// A failed read or write ends the connection as a socket error.
+impl From<std::io::Error> for End {
+    fn from(e: std::io::Error) -> End {
+        End::Abnormal(Gone::Socket(e.kind()))
+    }
+}
+
 /// Output going out: written to the socket, or waiting for the log to make it sendable.
 /// Boxed, and only while there is some: the loop keeps no room for these while it only reads.
 enum Drain<'a> {
@@ -395,7 +402,7 @@ impl Connection {
                 let kicked = tokio::select! {
                     drained = Drain::new(writer, &mut out.ready, self.store.as_deref(), waiting) => {
                         if let Drained::Wrote(Err(e)) = drained {
-                            return Some(End::Abnormal(Gone::Socket(e.kind())));
+                            return Some(e.into());
                         }
                         out.trim(wbuf);
                         false
@@ -452,7 +459,7 @@ impl Connection {
                 return Poll::Ready(Ok(BytesMut::new()));
             }
             read::poll_fresh(reader, cx).map(|read| {
-                let buf = read.map_err(|e| End::Abnormal(Gone::Socket(e.kind())))?;
+                let buf = read?;
                 self.took(Ok(buf.len())).map(|()| buf)
             })
         })
@@ -462,7 +469,7 @@ impl Connection {
     fn took(&self, read: std::io::Result<usize>) -> Result<(), End> {
         match read {
             Ok(0) => Err(End::Abnormal(Gone::Closed)),
-            Err(e) => Err(End::Abnormal(Gone::Socket(e.kind()))),
+            Err(e) => Err(e.into()),
             Ok(n) => {
                 let counters = &self.shared.counters;
                 counters
